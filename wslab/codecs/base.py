@@ -1,0 +1,39 @@
+"""The two small interfaces every compression codec implements.
+
+A codec is a pair: a :class:`MessageEncoder` on the sending side and a
+:class:`MessageDecoder` on the receiving side, one pair per connection and direction. Both
+work on whole messages (the unit a WebSocket compression extension works on) and keep
+whatever state their algorithm carries from message to message. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class MessageEncoder(Protocol):
+    """Compresses one message at a time, keeping the algorithm's context between them."""
+
+    algorithm: str
+
+    def encode(self, payload: bytes) -> bytes:
+        """Return the bytes that go on the wire for ``payload``."""
+        ...
+
+
+@runtime_checkable
+class MessageDecoder(Protocol):
+    """Inverts a :class:`MessageEncoder`, message by message, in the same order."""
+
+    algorithm: str
+
+    def decode(self, data: bytes, max_size: int | None = None) -> bytes:
+        """Return the original message for ``data``.
+
+        Args:
+            data: What the encoder produced for one message.
+            max_size: Refuse (raise :class:`wslab.errors.PayloadTooBig`) rather than
+                inflate beyond this many bytes; ``None`` for no limit.
+        """
+        ...
