@@ -1,0 +1,67 @@
+"""Shared helpers for the benchmark scripts.
+
+Every benchmark script in this folder exposes ``run(quick: bool) -> list[dict]`` and can be
+run alone (``python benchmarks/bench_x.py [--quick]``). Each row compares wslab against a
+peer measured side by side in the same run, so figures are ratios, not absolute timings on
+a machine that may be busy. ``benchmarks/run_all.py`` collects the rows into
+``out/bench/results.parquet`` and regenerates ``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def best_of(fn: Callable[[], object], repeats: int = 5) -> float:
+    """The fastest of ``repeats`` wall-clock timings of ``fn()``, in seconds.
+
+    The minimum is the figure least disturbed by whatever else the machine is doing.
+    """
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def row(
+    benchmark: str,
+    metric: str,
+    value: float,
+    unit: str,
+    *,
+    peer: str = "",
+    peer_value: float | None = None,
+    target: str = "",
+    ok: bool | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One result row: what was measured, against what, and whether the target holds."""
+    ratio = value / peer_value if peer_value else None
+    return {
+        "benchmark": benchmark,
+        "metric": metric,
+        "value": value,
+        "unit": unit,
+        "peer": peer,
+        "peer_value": peer_value,
+        "ratio": ratio,
+        "target": target,
+        "ok": ok,
+        **extra,
+    }
+
+
+def main(run: Callable[[bool], list[dict[str, Any]]]) -> None:
+    """Run a benchmark script from the command line and print its rows as JSON lines."""
+    quick = "--quick" in sys.argv
+    failed = False
+    for r in run(quick):
+        print(json.dumps(r, default=str))
+        failed |= r.get("ok") is False
+    sys.exit(1 if failed else 0)
