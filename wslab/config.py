@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from wslab.atomic import atomic_write_text
 from wslab.errors import ConfigError
 
 Strategy = Literal["none", "time", "size", "count", "hybrid", "priority"]
@@ -32,19 +33,19 @@ class _Section(BaseModel):
 class PriorityIntervals(_Section):
     """Per-class hold time for the ``priority`` batching strategy, in milliseconds."""
 
-    critical: float = Field(0.0, ge=0, le=10_000)
-    normal: float = Field(16.0, ge=0, le=10_000)
-    background: float = Field(250.0, ge=0, le=60_000)
+    critical: float = Field(0.0, ge=0, le=10_000, description="hold for critical messages, ms (0 = send at once)")
+    normal: float = Field(16.0, ge=0, le=10_000, description="hold for normal messages, ms")
+    background: float = Field(250.0, ge=0, le=60_000, description="hold for background messages, ms")
 
 
 class BatchingConfig(_Section):
     """How messages are grouped into frames."""
 
-    strategy: Strategy = "none"
+    strategy: Strategy = Field("none", description="none | time | size | count | hybrid | priority")
     interval_ms: float = Field(16.0, ge=0, le=10_000, description="longest hold, ms")
-    max_bytes: int = Field(16384, ge=1, le=64 * 1024 * 1024)
-    max_messages: int = Field(64, ge=1, le=100_000)
-    envelope: Envelope = "auto"
+    max_bytes: int = Field(16384, ge=1, le=64 * 1024 * 1024, description="flush a batch when its payload reaches this many bytes")
+    max_messages: int = Field(64, ge=1, le=100_000, description="flush a batch when it holds this many messages")
+    envelope: Envelope = Field("auto", description="auto | json-array | ndjson | length-prefixed")
     priority_interval_ms: PriorityIntervals = Field(default_factory=PriorityIntervals)
     background_queue_limit: int = Field(
         10_000, ge=1, description="background messages held at most; overflow is counted"
@@ -54,38 +55,48 @@ class BatchingConfig(_Section):
 class CompressionConfig(_Section):
     """Which compression, with which parameters, applied to which messages."""
 
-    algorithm: Algorithm = "permessage-deflate"
-    server_max_window_bits: int = Field(12, ge=9, le=15)
-    client_max_window_bits: int = Field(12, ge=8, le=15)
-    mem_level: int = Field(5, ge=1, le=9)
-    level: int = Field(6, ge=-1, le=9)
-    server_no_context_takeover: bool = False
-    client_no_context_takeover: bool = False
-    policy: Policy = "always"
-    threshold_bytes: int = Field(0, ge=0)
-    zstd_level: int = Field(3, ge=-7, le=22)
-    zstd_dict_bytes: int = Field(16384, ge=256, le=1 << 20)
+    algorithm: Algorithm = Field(
+        "permessage-deflate", description="none | permessage-deflate | zstd-stream | zstd-dict"
+    )
+    server_max_window_bits: int = Field(12, ge=9, le=15, description="LZ77 window of the server compressor, 2^N bytes (9..15)")
+    client_max_window_bits: int = Field(12, ge=8, le=15, description="LZ77 window of the client compressor, 2^N bytes (8..15)")
+    mem_level: int = Field(5, ge=1, le=9, description="zlib memLevel: hash table and buffer memory, 1..9")
+    level: int = Field(6, ge=-1, le=9, description="zlib level, 0..9 (-1 = zlib default, 6)")
+    server_no_context_takeover: bool = Field(
+        False, description="server restarts its compressor for every message"
+    )
+    client_no_context_takeover: bool = Field(
+        False, description="client restarts its compressor for every message"
+    )
+    policy: Policy = Field(
+        "always", description="which messages to compress: never | always | threshold | adaptive"
+    )
+    threshold_bytes: int = Field(0, ge=0, description="with policy threshold: compress messages of at least this size")
+    zstd_level: int = Field(3, ge=-7, le=22, description="zstd level for zstd-stream and zstd-dict")
+    zstd_dict_bytes: int = Field(16384, ge=256, le=1 << 20, description="size of the trained zstd dictionary")
 
 
 class ScalingConfig(_Section):
     """Connection limits, heartbeat and buffering of the live server."""
 
-    max_connections: int = Field(10000, ge=1)
-    pending_queue: int = Field(100, ge=0)
-    pending_timeout_s: float = Field(10.0, ge=0)
-    heartbeat_interval_s: float | None = Field(20.0, gt=0)
-    heartbeat_timeout_s: float | None = Field(20.0, gt=0)
-    workers: int = Field(1, ge=1, le=64)
-    broker: Broker = "memory"
-    max_size: int = Field(1048576, ge=1)
-    max_queue: int = Field(16, ge=1)
-    write_limit: int = Field(32768, ge=1)
+    max_connections: int = Field(10000, ge=1, description="connections a server accepts before queueing")
+    pending_queue: int = Field(100, ge=0, description="handshakes waiting for a slot; beyond it: close 1013")
+    pending_timeout_s: float = Field(10.0, ge=0, description="longest wait in the pending queue, s")
+    heartbeat_interval_s: float | None = Field(20.0, gt=0, description="ping interval, s (websockets ping_interval)")
+    heartbeat_timeout_s: float | None = Field(20.0, gt=0, description="pong wait before closing, s (websockets ping_timeout)")
+    workers: int = Field(1, ge=1, le=64, description="server worker processes")
+    broker: Broker = Field("memory", description="fan-out across workers: memory | redis")
+    max_size: int = Field(1048576, ge=1, description="largest message after decompression, bytes (1009 beyond)")
+    max_queue: int = Field(16, ge=1, description="frames buffered per connection before backpressure")
+    write_limit: int = Field(32768, ge=1, description="write buffer high-water mark per connection, bytes")
 
 
 class LinkConfig(_Section):
     """The network link between server and clients: a named profile."""
 
-    profile: str = "loopback"
+    profile: str = Field(
+        "loopback", description="link profile name (wslab link list) or a custom profile file"
+    )
 
 
 class TuningConfig(_Section):
@@ -135,9 +146,7 @@ class TuningConfig(_Section):
         """Write YAML (or JSON for a ``.json`` path) atomically."""
         p = Path(path)
         text = json.dumps(self.to_dict(), indent=2) if p.suffix == ".json" else self.to_yaml()
-        tmp = p.with_name(p.name + ".part")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(p)
+        atomic_write_text(p, text)
 
     def updated(self, changes: dict[str, Any]) -> TuningConfig:
         """A copy with dotted fields replaced, e.g. ``{"batching.interval_ms": 5}``."""
@@ -172,3 +181,23 @@ def _describe(exc: ValidationError) -> str:
             msg = f"must be one of {ctx['expected']}"
         parts.append(f"{loc}: {msg} (got {err.get('input')!r})")
     return "; ".join(parts)
+
+
+def default_yaml() -> str:
+    """The default config as YAML, every field preceded by a comment saying what it is."""
+    lines = ["# wslab TuningConfig (defaults; the websockets library's own where it has one)"]
+    _emit(TuningConfig(), lines, indent="")
+    return "\n".join(lines) + "\n"
+
+
+def _emit(model: BaseModel, lines: list[str], indent: str) -> None:
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if info.description:
+            lines.append(f"{indent}# {info.description}")
+        if isinstance(value, BaseModel):
+            lines.append(f"{indent}{name}:")
+            _emit(value, lines, indent + "  ")
+        else:
+            dumped = yaml.safe_dump({name: value}, default_flow_style=True, width=1000).strip()
+            lines.append(f"{indent}{dumped.strip('{}')}")

@@ -1,0 +1,54 @@
+"""The ``wslab`` command line (typer).
+
+What lives here: the top-level app, the error boundary, and the registration of the
+sub-command modules beside this file. Commands parse arguments and call into the package;
+they hold no logic of their own beyond formatting. A :class:`wslab.errors.WslabError` from
+anywhere below becomes one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+from rich.console import Console
+
+from wslab.cli import analyse_cmd, config_cmd, demo_cmd, trace_cmd
+from wslab.errors import WslabError
+
+app = typer.Typer(
+    name="wslab",
+    help="A lab for tuning WebSocket performance: batching, compression, connections.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(trace_cmd.app, name="trace")
+app.add_typer(config_cmd.app, name="config")
+app.command("analyse")(analyse_cmd.analyse)
+app.command("demo")(demo_cmd.demo)
+
+_stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="wslab",
+            standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except WslabError as exc:
+        _stderr.print(f"wslab: error: {exc}", markup=False)
+        return 2
+    except KeyboardInterrupt:
+        _stderr.print("wslab: interrupted", markup=False)
+        return 130
+    return 0
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())
