@@ -1,0 +1,215 @@
+"""Batchers: which messages share a frame, and when the frame leaves. Sans-I/O.
+
+What lives here: the strategies of DESIGN.md section 4a as one :class:`Batcher`, driven by
+the caller's clock (``now`` is always passed in), and nothing about bytes on the wire
+(``envelopes.py`` lays messages into a frame, ``wire.py`` prices it).
+
+Interface, in the spirit of sans-I/O protocols: ``push(message, now)`` and ``poll(now)``
+return the batches ready to go; ``next_deadline()`` says when to call ``poll`` next;
+``flush(now)`` empties everything at the end of a stream.
+
+Every strategy is the same machine with different limits:
+
+| strategy   | hold before sending             | flush at ``max_bytes`` | at ``max_messages`` |
+|------------|---------------------------------|------------------------|---------------------|
+| none       | 0 (every message alone)         | -                      | -                   |
+| time       | ``interval_ms``                 | -                      | -                   |
+| size       | until full                      | yes                    | -                   |
+| count      | until full                      | -                      | yes                 |
+| hybrid     | ``interval_ms``                 | yes                    | yes                 |
+| priority   | per class: ``priority_interval_ms``| yes                 | yes                 |
+
+- The hold runs from the oldest message waiting. With ``priority`` each class has its own
+  queue and deadline; when any class is due, every class that is due by then leaves in the
+  same frame (so a ``critical`` message, hold 0, carries along whatever is already due).
+- A size or count limit flushes *everything* waiting. A message that would push the batch
+  past ``max_bytes`` first flushes what is waiting, so frames stay within the limit unless
+  a single message is larger. Sizes are payload bytes before the envelope.
+- Within a priority class messages leave in the order they came; a frame lists its messages
+  in arrival order.
+- The background queue is bounded (``background_queue_limit``): a background message that
+  arrives when it is full is not queued; it is kept in :attr:`Batcher.dropped` and counted,
+  never silently lost.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from wslab.config import BatchingConfig
+
+INF = math.inf
+
+
+class Pending(NamedTuple):
+    """A message handed to the send pipeline.
+
+    Attributes:
+        index: Position in the sender's stream (the trace index in a replay).
+        seq: Sequence number within its priority class (integrity checks use it).
+        t: When it was handed over (seconds, the caller's clock).
+        priority: ``critical``, ``normal`` or ``background``.
+        type: The message type label.
+        payload: The application bytes.
+        is_text: Text (True) or binary message.
+    """
+
+    index: int
+    seq: int
+    t: float
+    priority: str
+    type: str
+    payload: bytes
+    is_text: bool
+
+
+@dataclass(slots=True)
+class Batch:
+    """Messages that leave together in one frame, and why they left when they did."""
+
+    messages: list[Pending]
+    flushed_at: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    hold_s: dict[str, float]
+    max_bytes: float
+    max_messages: float
+    per_class: bool
+
+
+# strategy -> (uses interval hold, size limit, count limit); holds without an interval wait
+# until a limit (or the end of the stream) flushes them.
+_STRATEGY_TABLE: dict[str, tuple[bool, bool, bool]] = {
+    "none": (False, False, False),
+    "time": (True, False, False),
+    "size": (False, True, False),
+    "count": (False, False, True),
+    "hybrid": (True, True, True),
+    "priority": (True, True, True),
+}
+
+_CLASSES = ("critical", "normal", "background")
+
+
+def _limits(cfg: BatchingConfig) -> _Limits:
+    timed, sized, counted = _STRATEGY_TABLE[cfg.strategy]
+    if cfg.strategy == "none":
+        hold = dict.fromkeys(_CLASSES, 0.0)
+    elif cfg.strategy == "priority":
+        p = cfg.priority_interval_ms
+        hold = {"critical": p.critical / 1e3, "normal": p.normal / 1e3,
+                "background": p.background / 1e3}
+    else:
+        hold = dict.fromkeys(_CLASSES, cfg.interval_ms / 1e3 if timed else INF)
+    return _Limits(
+        hold_s=hold,
+        max_bytes=float(cfg.max_bytes) if sized else INF,
+        max_messages=float(cfg.max_messages) if counted else INF,
+        per_class=cfg.strategy == "priority",
+    )
+
+
+@dataclass(slots=True)
+class _Queue:
+    items: list[Pending] = field(default_factory=list)
+    deadline: float = INF
+
+
+class Batcher:
+    """Groups messages into batches by one of the strategies in the module table.
+
+    Args:
+        config: The ``batching`` section of a :class:`wslab.config.TuningConfig`.
+    """
+
+    def __init__(self, config: BatchingConfig) -> None:
+        self.config = config
+        self.strategy = config.strategy
+        self._limits = _limits(config)
+        self._immediate = config.strategy == "none"
+        keys = _CLASSES if self._limits.per_class else ("all",)
+        self._queues: dict[str, _Queue] = {k: _Queue() for k in keys}
+        self._bytes = 0
+        self._count = 0
+        self._background_waiting = 0
+        self._background_limit = config.background_queue_limit
+        self.dropped: list[Pending] = []
+
+    @property
+    def waiting(self) -> int:
+        """Messages held right now."""
+        return self._count
+
+    def next_deadline(self) -> float | None:
+        """When the next batch is due by time, or None if nothing waits on a timer."""
+        if self._count == 0:
+            return None
+        deadline = min(q.deadline for q in self._queues.values())
+        return None if deadline == INF else deadline
+
+    def push(self, message: Pending, now: float) -> list[Batch]:
+        """Hand over one message; return the batches that must leave now."""
+        if self._immediate:
+            return [Batch([message], now, "immediate")]
+        if message.priority == "background":
+            if self._background_waiting >= self._background_limit:
+                self.dropped.append(message)
+                return []
+            self._background_waiting += 1
+        out: list[Batch] = []
+        size = len(message.payload)
+        lim = self._limits
+        if self._count and self._bytes + size > lim.max_bytes:
+            out.append(self._take_all(now, "bytes"))
+        queue = self._queues[message.priority if lim.per_class else "all"]
+        if not queue.items:
+            queue.deadline = now + lim.hold_s[message.priority]
+        queue.items.append(message)
+        self._bytes += size
+        self._count += 1
+        if self._bytes >= lim.max_bytes:
+            out.append(self._take_all(now, "bytes"))
+        elif self._count >= lim.max_messages:
+            out.append(self._take_all(now, "count"))
+        elif queue.deadline <= now:
+            out.append(self._take_due(now))
+        return out
+
+    def poll(self, now: float) -> list[Batch]:
+        """Return the batch whose deadline has come by ``now``, if any."""
+        if self._count == 0:
+            return []
+        if min(q.deadline for q in self._queues.values()) > now:
+            return []
+        return [self._take_due(now)]
+
+    def flush(self, now: float) -> list[Batch]:
+        """Everything still waiting, as one batch (end of stream)."""
+        return [self._take_all(now, "end")] if self._count else []
+
+    def _take_due(self, now: float) -> Batch:
+        due = [q for q in self._queues.values() if q.items and q.deadline <= now]
+        reason = "critical" if self._limits.per_class and due[0] is self._queues.get(
+            "critical") else "interval"
+        return self._take(due, now, reason)
+
+    def _take_all(self, now: float, reason: str) -> Batch:
+        return self._take([q for q in self._queues.values() if q.items], now, reason)
+
+    def _take(self, queues: list[_Queue], now: float, reason: str) -> Batch:
+        if len(queues) == 1:
+            taken = queues[0].items
+        else:
+            taken = sorted((m for q in queues for m in q.items), key=lambda m: m.index)
+        for q in queues:
+            q.items = []
+            q.deadline = INF
+        self._count -= len(taken)
+        self._bytes -= sum(len(m.payload) for m in taken)
+        self._background_waiting -= sum(1 for m in taken if m.priority == "background")
+        return Batch(taken, now, reason)

@@ -1,0 +1,166 @@
+"""The send pipeline: batcher + compression selector -> frames. Sans-I/O.
+
+What lives here: :class:`SendPipeline`, the one object that decides what goes on the wire,
+shared by the offline simulator and the live harness (only their I/O differs; that is what
+makes "simulated vs measured" an honest comparison). It does not compress: it says, per
+frame, whether the frame should be compressed, and learns from the compressed size the
+caller reports back through :meth:`SendPipeline.observe`. No clocks: time is passed in.
+
+Flow for one message::
+
+    push(message, now) -> Batcher -> Batch -> envelope (if batching) -> selector -> OutFrame
+
+- Without batching (strategy ``none``, or a peer that did not agree on a ``wslab.v1.*``
+  subprotocol) every message is its own frame with its own opcode and no envelope.
+- With batching every frame is an envelope, even for one message (see ``envelopes.py``).
+- The selector's key for a frame is its messages' type when they share one, else
+  ``"(batch)"``; its input is the frame payload the codec would see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from wslab import envelopes
+from wslab.batching import Batch, Batcher, Pending
+from wslab.config import CompressionConfig, TuningConfig
+from wslab.errors import WslabError
+
+TEXT = 1
+BINARY = 2
+MIXED_KEY = "(batch)"
+
+
+class Selector(Protocol):
+    """Decides per frame whether to compress; learns from real compressed sizes."""
+
+    def decide(self, key: str, payload: bytes) -> bool:
+        """True to compress this frame."""
+        ...
+
+    def observe(self, key: str, original: int, compressed: int) -> None:
+        """Feed back the real compressed size of a frame that was compressed."""
+        ...
+
+
+@dataclass(slots=True)
+class OutFrame:
+    """One data frame the pipeline wants sent.
+
+    Attributes:
+        payload: Frame payload before compression (the envelope when batching).
+        opcode: 1 (text) or 2 (binary).
+        compress: The selector's decision (RSV1 set, payload deflated/zstd'ed).
+        messages: The messages inside, in arrival order.
+        flushed_at: When the batcher released it (the caller's clock).
+        reason: Why it left then (``immediate``, ``interval``, ``bytes``, ...).
+        key: The selector key used for the decision.
+    """
+
+    payload: bytes
+    opcode: int
+    compress: bool
+    messages: list[Pending]
+    flushed_at: float
+    reason: str
+    key: str
+
+
+def make_selector(compression: CompressionConfig) -> Selector | None:
+    """The selector a compression config asks for (None when nothing is compressed)."""
+    if compression.algorithm == "none" or compression.policy == "never":
+        return None
+    from wslab.analysis.selector import CompressionSelector
+
+    return CompressionSelector.from_config(compression)
+
+
+class SendPipeline:
+    """Selector + batcher -> :class:`OutFrame`, for one sending side of one connection.
+
+    Args:
+        config: The whole tuning config (its ``batching`` and ``compression`` sections).
+        envelope: The envelope agreed with the peer; required when batching with
+            ``envelope: auto`` (resolve it with :func:`wslab.envelopes.choose_envelope`),
+            ignored without batching.
+        batching: False when the peer did not agree on an envelope subprotocol: every
+            message then goes alone, whatever the config says.
+        selector: Override the selector built from the config (tests, oracles).
+    """
+
+    def __init__(
+        self,
+        config: TuningConfig,
+        *,
+        envelope: str | None = None,
+        batching: bool = True,
+        selector: Selector | None = None,
+    ) -> None:
+        self.config = config
+        bcfg = config.batching
+        self.batched = batching and bcfg.strategy != "none"
+        self.envelope: str | None = None
+        if self.batched:
+            chosen = envelope or (None if bcfg.envelope == "auto" else bcfg.envelope)
+            if chosen is None:
+                raise WslabError("batching with envelope auto needs the envelope resolved "
+                                 "from the messages (wslab.envelopes.choose_envelope)")
+            if chosen not in envelopes.ENVELOPES:
+                raise WslabError(f"unknown envelope {chosen!r}; known: "
+                                 f"{', '.join(envelopes.ENVELOPES)}")
+            self.envelope = chosen
+            self.batcher = Batcher(bcfg)
+        else:
+            self.batcher = Batcher(bcfg.model_copy(update={"strategy": "none"}))
+        self._opcode = TEXT if self.envelope in envelopes.TEXT_ENVELOPES else BINARY
+        self.selector = selector if selector is not None else make_selector(config.compression)
+        self._seq = {"critical": 0, "normal": 0, "background": 0}
+
+    @property
+    def dropped(self) -> list[Pending]:
+        """Messages the batcher refused (background queue full), never silently lost."""
+        return self.batcher.dropped
+
+    def push(self, index: int, now: float, priority: str, type: str, payload: bytes,
+             is_text: bool) -> list[OutFrame]:
+        """Hand over one application message; return the frames to send now."""
+        seq = self._seq[priority]
+        self._seq[priority] = seq + 1
+        pending = Pending(index, seq, now, priority, type, payload, is_text)
+        return self._frames(self.batcher.push(pending, now))
+
+    def poll(self, now: float) -> list[OutFrame]:
+        """Frames whose batching deadline has come by ``now``."""
+        return self._frames(self.batcher.poll(now))
+
+    def next_deadline(self) -> float | None:
+        """When to call :meth:`poll` next (None: nothing waits on a timer)."""
+        return self.batcher.next_deadline()
+
+    def flush(self, now: float) -> list[OutFrame]:
+        """Everything still waiting (end of stream)."""
+        return self._frames(self.batcher.flush(now))
+
+    def observe(self, frame: OutFrame, compressed_size: int) -> None:
+        """Report the real compressed size of a frame that was compressed."""
+        if self.selector is not None:
+            self.selector.observe(frame.key, len(frame.payload), compressed_size)
+
+    def _frames(self, batches: list[Batch]) -> list[OutFrame]:
+        return [self._frame(b) for b in batches]
+
+    def _frame(self, batch: Batch) -> OutFrame:
+        msgs = batch.messages
+        if self.envelope is None:
+            m = msgs[0]
+            payload, opcode, key = m.payload, TEXT if m.is_text else BINARY, m.type
+        else:
+            payload = envelopes.encode(self.envelope, [m.payload for m in msgs],
+                                       [m.is_text for m in msgs])
+            opcode = self._opcode
+            key = msgs[0].type
+            if any(m.type != key for m in msgs):
+                key = MIXED_KEY
+        compress = self.selector is not None and self.selector.decide(key, payload)
+        return OutFrame(payload, opcode, compress, msgs, batch.flushed_at, batch.reason, key)
