@@ -1,0 +1,352 @@
+"""Per-message content features, computed for all messages of a trace at once.
+
+What lives here: byte entropy, LZ-style repetition (inside a message and against earlier
+messages of the same type), and JSON structure, each returned as one numpy array with one
+value per message. Every measure works on one packed buffer (all payloads concatenated,
+plus their offsets) with numpy; there are no Python loops over bytes, only over messages
+where a measure needs a real parser (``json.loads``). Compression itself (real zlib/zstd
+calls) lives in ``ratios.py``; turning features into a guess of the ratio lives in
+``predictor.py``. Nothing here compresses anything or reads files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from wslab.traces.model import Trace
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+MIN_MATCH = 4
+"""Shortest back-reference that counts as repetition (deflate's minimum is 3, but a
+3-byte match rarely pays for its length/distance codes; 4 is what zstd and LZ4 use)."""
+
+_CHUNK_MESSAGES = 4096
+_BLOCK_BYTES = 1 << 18
+_WS = np.zeros(256, dtype=bool)
+_WS[[0x20, 0x09, 0x0A, 0x0D]] = True
+_JSON_MARK = np.zeros(256, dtype=bool)
+_JSON_MARK[[0x22, 0x5B, 0x5D, 0x7B, 0x7D]] = True
+_OPENING = np.zeros(256, dtype=bool)
+_OPENING[[0x5B, 0x7B]] = True
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """All payloads in one ``uint8`` array, with each message's start and length.
+
+    Attributes:
+        buf: The payloads, concatenated in order.
+        starts: Offset of each message in ``buf``.
+        lengths: Length of each message in bytes.
+    """
+
+    buf: npt.NDArray[np.uint8]
+    starts: IntArray
+    lengths: IntArray
+
+    @classmethod
+    def of(cls, payloads: Sequence[bytes]) -> Packed:
+        """Pack a sequence of payloads (one copy of the bytes, made by ``bytes.join``)."""
+        lengths = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads))
+        starts = np.zeros(len(payloads), dtype=np.int64)
+        if len(payloads) > 1:
+            np.cumsum(lengths[:-1], out=starts[1:])
+        buf = np.frombuffer(b"".join(payloads), dtype=np.uint8)
+        return cls(buf, starts, lengths)
+
+    @property
+    def ends(self) -> IntArray:
+        """One past the last byte of each message."""
+        return self.starts + self.lengths
+
+    def owner(self) -> npt.NDArray[np.int32]:
+        """For every byte of ``buf``, the index of the message it belongs to."""
+        return np.repeat(np.arange(len(self.lengths), dtype=np.int32), self.lengths)
+
+    def per_message_sum(self, flags: npt.NDArray[np.bool_]) -> IntArray:
+        """How many bytes of each message have ``flags`` set (robust to empty messages)."""
+        cs = np.zeros(len(flags) + 1, dtype=np.int64)
+        np.cumsum(flags, out=cs[1:])
+        return cs[self.ends] - cs[self.starts]
+
+
+def entropy(packed: Packed) -> FloatArray:
+    """Order-0 Shannon entropy of each message, in bits per byte (0 for an empty one).
+
+    The byte histograms of up to 4096 messages at a time come from one ``bincount`` over
+    ``message * 256 + byte``; ``H = log2(n) - sum(c * log2 c) / n`` then needs only a table
+    lookup of ``c * log2 c``, no logarithm per histogram cell.
+    """
+    n_msgs = len(packed.lengths)
+    out = np.zeros(n_msgs, dtype=np.float64)
+    if n_msgs == 0 or packed.buf.size == 0:
+        return out
+    max_len = int(packed.lengths.max())
+    counts_range = np.arange(max_len + 1, dtype=np.float64)
+    clogc = np.zeros(max_len + 1, dtype=np.float64)
+    clogc[1:] = counts_range[1:] * np.log2(counts_range[1:])
+    for a in range(0, n_msgs, _CHUNK_MESSAGES):
+        b = min(a + _CHUNK_MESSAGES, n_msgs)
+        lens = packed.lengths[a:b]
+        lo, hi = int(packed.starts[a]), int(packed.starts[b - 1] + lens[-1])
+        local = np.repeat(np.arange(b - a, dtype=np.int64) * 256, lens)
+        counts = np.bincount(local + packed.buf[lo:hi], minlength=(b - a) * 256)
+        sum_clogc = clogc[counts].reshape(b - a, 256).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = np.where(lens > 0, np.log2(np.maximum(lens, 1)) - sum_clogc / lens, 0.0)
+        out[a:b] = np.maximum(h, 0.0)
+    return out
+
+
+def match_coverage(
+    packed: Packed, groups: npt.NDArray[np.int64], window: int
+) -> tuple[FloatArray, FloatArray]:
+    """Share of each message's bytes that an LZ77 coder could send as back-references.
+
+    A byte counts as covered when it lies inside some 4-byte sequence (``MIN_MATCH``) whose
+    nearest earlier occurrence is at most ``window`` bytes back. This is the measure that
+    matters for deflate and zstd: covered bytes become (cheap) length/distance pairs, the
+    rest are literals whose cost the entropy describes. Unlike a count of distinct
+    characters it sees order, and unlike a distinct-4-gram share it honours the window.
+
+    How: the 4-grams are numbered with a hash table (``pandas.factorize``) and put in
+    order of (gram number, position) by a stable radix argsort on 16-bit digits; neighbours
+    with the same number are then nearest earlier occurrences, and the difference of their
+    positions is the match distance. That is linear time: no comparison sort, no per-byte
+    Python.
+
+    Args:
+        packed: The payloads. Messages of one group must be contiguous and in send order
+            (the caller orders them), so that "earlier in the buffer" means "sent before".
+        groups: Group id of every message (e.g. one per message type and direction).
+        window: The LZ77 window in bytes (``1 << window_bits``).
+
+    Returns:
+        ``(inside, with_history)``: the covered share counting only matches inside the same
+        message (what a compressor without context takeover finds), and counting matches
+        in earlier messages of the same group too (what a kept window can exploit).
+    """
+    n_msgs = len(packed.lengths)
+    inside = np.zeros(n_msgs, dtype=np.float64)
+    history = np.zeros(n_msgs, dtype=np.float64)
+    buf = packed.buf
+    n = buf.size
+    if n < MIN_MATCH:
+        return inside, history
+    owner = packed.owner()
+    covered_inside = np.zeros(n, dtype=bool)
+    covered_history = np.zeros(n, dtype=bool)
+    for lo in range(0, n, _BLOCK_BYTES):
+        hi = min(lo + _BLOCK_BYTES, n)
+        _cover_block(buf, owner, groups, window, lo, hi, covered_inside, covered_history)
+    lengths = np.maximum(packed.lengths, 1)
+    inside[:] = np.bincount(owner[covered_inside], minlength=n_msgs) / lengths
+    history[:] = np.bincount(owner[covered_history], minlength=n_msgs) / lengths
+    return inside, history
+
+
+@dataclass(frozen=True, slots=True)
+class JsonStructure:
+    """JSON facts per message (zeros where a message is not a JSON object or array)."""
+
+    is_json: BoolArray
+    depth: IntArray
+    keys: IntArray
+    key_bytes: IntArray
+
+
+def json_structure(payloads: Sequence[bytes]) -> JsonStructure:
+    """Detect JSON documents and measure their nesting depth, key count and key bytes.
+
+    A message is JSON when its first non-blank byte is ``{`` or ``[`` and ``json.loads``
+    accepts it (the one per-message Python call here; scalars such as ``"42"`` do not
+    count as JSON documents). Depth counts nested containers (``{"a": [1]}`` is 2); key
+    bytes count each object key with its two quotes. Those three come from one vectorised
+    scan over all JSON messages together, which visits only the structural bytes: quotes
+    not escaped by an odd run of backslashes delimit strings; brackets outside strings
+    (an even number of quotes before them) give the depth by a running sum; a string whose
+    next non-blank byte is ``:`` is a key.
+    """
+    n_msgs = len(payloads)
+    is_json = np.zeros(n_msgs, dtype=bool)
+    depth = np.zeros(n_msgs, dtype=np.int64)
+    keys = np.zeros(n_msgs, dtype=np.int64)
+    key_bytes = np.zeros(n_msgs, dtype=np.int64)
+    docs: list[bytes] = []
+    for i, p in enumerate(payloads):
+        head = p[:64].lstrip()[:1]
+        if head != b"{" and head != b"[":
+            continue
+        try:
+            json.loads(p)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        is_json[i] = True
+        docs.append(p)
+    if not docs:
+        return JsonStructure(is_json, depth, keys, key_bytes)
+    idx = np.flatnonzero(is_json)
+    packed = Packed.of(docs)
+    buf = packed.buf
+    n = buf.size
+    marks = np.flatnonzero(_JSON_MARK[buf])
+    kind = buf[marks]
+    quotes = marks[kind == 0x22]
+    escaped = _escaped(buf, quotes)
+    quotes = quotes[~escaped]
+    q_open, q_close = quotes[0::2], quotes[1::2]
+    brackets = marks[kind != 0x22]
+    outside = np.searchsorted(quotes, brackets) % 2 == 0
+    brackets = brackets[outside]
+    step = np.where(_OPENING[buf[brackets]], 1, -1).astype(np.int32)
+    level = np.cumsum(step)
+    first = np.searchsorted(brackets, packed.starts)
+    depth[idx] = np.maximum.reduceat(level, first)
+    after = q_close + 1
+    for _ in range(64):
+        blank = after < n
+        blank[blank] = _WS[buf[after[blank]]]
+        if not blank.any():
+            break
+        after[blank] += 1
+    is_key = after < n
+    is_key[is_key] = buf[after[is_key]] == 0x3A
+    doc_of = np.searchsorted(packed.starts, q_open, side="right") - 1
+    keys[idx] = np.bincount(doc_of, weights=is_key, minlength=len(docs)).astype(np.int64)
+    lens = (q_close - q_open + 1) * is_key
+    key_bytes[idx] = np.bincount(doc_of, weights=lens, minlength=len(docs)).astype(np.int64)
+    return JsonStructure(is_json, depth, keys, key_bytes)
+
+
+def _escaped(buf: npt.NDArray[np.uint8], quotes: IntArray) -> BoolArray:
+    """Which quotes are escaped: preceded by an odd run of backslashes (rare, so cheap)."""
+    run = np.zeros(len(quotes), dtype=np.int64)
+    look = quotes - 1
+    active = (look >= 0) & (buf[np.maximum(look, 0)] == 0x5C)
+    while active.any():
+        run[active] += 1
+        look[active] -= 1
+        active &= look >= 0
+        active[active] = buf[look[active]] == 0x5C
+    return run % 2 == 1
+
+
+def _cover_block(
+    buf: npt.NDArray[np.uint8],
+    owner: npt.NDArray[np.int32],
+    groups: IntArray,
+    window: int,
+    lo: int,
+    hi: int,
+    covered_inside: BoolArray,
+    covered_history: BoolArray,
+) -> None:
+    """Mark the bytes covered by matches that start in ``buf[lo:hi]``.
+
+    Working block by block keeps every gather inside a cache-sized slice of the buffer;
+    the block also sees the ``window`` bytes before ``lo``, the only history a match
+    starting at or after ``lo`` can reach.
+    """
+    base = max(0, lo - window)
+    end = min(hi + MIN_MATCH - 1, buf.size)
+    seg = buf[base:end].astype(np.uint32)
+    own = owner[base:end]
+    if seg.size < MIN_MATCH:
+        return
+    gram = (seg[:-3] << 24) | (seg[1:-2] << 16) | (seg[2:-1] << 8) | seg[3:]
+    pos = np.flatnonzero(own[:-3] == own[3:]).astype(np.int32)
+    codes, uniques = pd.factorize(gram[pos])
+    order = _stable_order(np.asarray(codes, dtype=np.int32), len(uniques))
+    codes_s = codes[order]
+    pos_s = pos[order]
+    same = codes_s[1:] == codes_s[:-1]
+    prev = pos_s[:-1][same]
+    cur = pos_s[1:][same]
+    keep = ((cur - prev) <= window) & (cur >= lo - base)
+    prev, cur = prev[keep], cur[keep]
+    own_prev, own_cur = own[prev], own[cur]
+    for covered, match in (
+        (covered_inside, own_prev == own_cur),
+        (covered_history, groups[own_prev] == groups[own_cur]),
+    ):
+        starts = cur[match] + base
+        for k in range(MIN_MATCH):
+            covered[starts + k] = True
+
+
+def _stable_order(codes: npt.NDArray[np.int32], n_codes: int) -> npt.NDArray[np.intp]:
+    """Indices that sort ``codes`` (all in ``0..n_codes-1``) stably, by 16-bit radix passes."""
+    order = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
+    if n_codes > 0x10000:
+        high = (codes >> 16)[order]
+        if n_codes > 0xFFFFFFFF:
+            raise ValueError("too many distinct 4-grams")
+        order = order[np.argsort(high.astype(np.uint16), kind="stable")]
+    return order
+
+
+def group_ids(trace: Trace) -> tuple[IntArray, list[tuple[str, str]]]:
+    """Id of each message's (type, dir) group, numbered by first appearance."""
+    seen: dict[tuple[str, str], int] = {}
+    ids = np.fromiter(
+        (seen.setdefault((m.type, m.dir), len(seen)) for m in trace.messages),
+        dtype=np.int64,
+        count=len(trace.messages),
+    )
+    return ids, list(seen)
+
+
+def message_features(trace: Trace, *, window_bits: int = 15) -> pd.DataFrame:
+    """One row per message (in trace order) with every content feature.
+
+    Columns: ``t, dir, type, size, is_text, entropy_bits_per_byte, repetition``
+    (covered share from matches inside the message), ``context_repetition`` (from matches
+    inside it or in earlier messages of the same type and direction, within the window),
+    ``cross_repetition`` (the difference: what context takeover adds), ``is_json,
+    json_depth, json_keys, key_bytes_fraction``.
+
+    Args:
+        trace: The messages.
+        window_bits: LZ77 window for the repetition measures, as deflate's ``wbits``.
+    """
+    msgs = trace.messages
+    payloads = [m.payload for m in msgs]
+    gids, _ = group_ids(trace)
+    order = np.argsort(gids, kind="stable")
+    grouped = Packed.of([payloads[i] for i in order])
+    inside_g, history_g = match_coverage(grouped, gids[order], 1 << window_bits)
+    inside = np.empty_like(inside_g)
+    history = np.empty_like(history_g)
+    inside[order] = inside_g
+    history[order] = history_g
+    packed = Packed.of(payloads)
+    js = json_structure(payloads)
+    sizes = packed.lengths
+    with np.errstate(divide="ignore", invalid="ignore"):
+        key_frac = np.where(sizes > 0, js.key_bytes / np.maximum(sizes, 1), 0.0)
+    return pd.DataFrame(
+        {
+            "t": np.fromiter((m.t for m in msgs), dtype=np.float64, count=len(msgs)),
+            "dir": pd.Series([m.dir for m in msgs], dtype="str"),
+            "type": pd.Series([m.type for m in msgs], dtype="str"),
+            "size": sizes,
+            "is_text": np.fromiter((m.is_text for m in msgs), dtype=bool, count=len(msgs)),
+            "entropy_bits_per_byte": entropy(packed),
+            "repetition": inside,
+            "context_repetition": history,
+            "cross_repetition": np.maximum(history - inside, 0.0),
+            "is_json": js.is_json,
+            "json_depth": js.depth,
+            "json_keys": js.keys,
+            "key_bytes_fraction": key_frac,
+        }
+    )
