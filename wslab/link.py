@@ -12,7 +12,9 @@ The model, per direction:
 - **propagation**: half the round-trip time, plus jitter drawn uniformly from
   ``[0, jitter]`` per write;
 - **loss**: TCP never loses bytes, it delays them. Each segment is lost with probability
-  ``loss``; a write with a lost segment waits one retransmission timeout, taken as
+  ``loss``. If at least three more segments leave within one RTT after the lost one, the
+  receiver's duplicate ACKs trigger a fast retransmit and the write arrives one RTT late;
+  otherwise (a tail loss on a quiet stream) it waits one retransmission timeout, taken as
   ``max(200 ms, rtt + 4 * jitter)`` (Linux's minimum RTO is 200 ms);
 - **in-order delivery**: TCP hands bytes to the application in order, so a write never
   arrives before the one sent ahead of it (head-of-line blocking).
@@ -190,7 +192,11 @@ class LinkModel:
             delay += rng.uniform(0.0, p.jitter_ms / 1000.0, n)
         if p.loss > 0:
             hit = rng.random(n) < 1.0 - (1.0 - p.loss) ** segments
+            rtt = p.rtt_ms / 1000.0
             rto = max(MIN_RTO_S, (p.rtt_ms + 4 * p.jitter_ms) / 1000.0)
-            delay += hit * rto
+            # Segments that leave within one RTT after each write (for duplicate ACKs).
+            sent_by = np.cumsum(segments)
+            later = sent_by[np.searchsorted(end, end + rtt, side="right") - 1] - sent_by
+            delay += np.where(hit, np.where(later >= 3, rtt, rto), 0.0)
         arrival = np.maximum.accumulate(end + delay) if n else end
         return Transmission(ready=ready, start=start, serialisation=ser, arrival=arrival)
