@@ -63,16 +63,29 @@ class DeflateEncoder:
         return zlib.compressobj(self.level, zlib.DEFLATED, -self.window_bits, self.mem_level)
 
     def encode(self, payload: bytes) -> bytes:
-        """Compress one message and strip the sync-flush tail."""
+        """Compress one message and strip the sync-flush tail.
+
+        An empty message becomes the single byte ``00`` (RFC 7692 section 7.2.3.6).
+        """
         if self.no_context_takeover:
             self._compressor = self._new()
         c = self._compressor
         data = c.compress(payload) + c.flush(zlib.Z_SYNC_FLUSH)
+        if not data.endswith(SYNC_FLUSH_TAIL):  # zlib always ends a sync flush this way
+            raise RuntimeError("zlib sync flush did not end with 00 00 ff ff")
         return data[:-4]
 
 
 class DeflateDecoder:
     """Inflates messages for one direction of one connection.
+
+    Besides what :class:`DeflateEncoder` produces, it reads every form RFC 7692 section
+    7.2.3 allows a sender: several blocks per message, stored blocks, and a block with
+    ``BFINAL`` set. The last ends zlib's stream; the decoder then starts a new one primed
+    with the window's worth of history, so context takeover carries on across it.
+
+    After a message fails (corrupt data or past ``max_size``), a decoder with context
+    takeover refuses further messages: its window no longer matches the sender's.
 
     Args:
         window_bits: The window the peer's encoder may use, 8..15.
@@ -84,25 +97,71 @@ class DeflateDecoder:
     def __init__(self, window_bits: int = 15, no_context_takeover: bool = False) -> None:
         if not MIN_WINDOW_BITS <= window_bits <= MAX_WINDOW_BITS:
             raise ValueError(f"window_bits must be 8..15, got {window_bits}")
-        # zlib's inflate accepts a window at least as large as the sender's; 8 is not a
-        # valid raw-inflate value in every zlib build, and 9 reads 8-bit streams too.
+        # A larger inflate window reads everything a smaller one does, and 9 is the
+        # smallest raw window every zlib build accepts; 8-bit streams decode with it.
         self.window_bits = max(window_bits, MIN_ENCODER_WINDOW_BITS)
         self.no_context_takeover = no_context_takeover
-        self._decompressor = zlib.decompressobj(-self.window_bits)
+        self._history = b""  # the last 2**window_bits bytes inflated, for BFINAL restarts
+        self._broken = False
+        self._decompressor = self._fresh()
+
+    def _fresh(self) -> zlib._Decompress:
+        if self._history:
+            return zlib.decompressobj(-self.window_bits, zdict=self._history)
+        return zlib.decompressobj(-self.window_bits)
 
     def decode(self, data: bytes, max_size: int | None = None) -> bytes:
-        """Inflate one message; refuse to grow past ``max_size`` bytes."""
+        """Inflate one message; refuse to grow past ``max_size`` bytes.
+
+        Raises:
+            PayloadTooBig: The message inflates past ``max_size`` (WebSocket close 1009).
+            DecodeError: The data is not valid deflate, or the decoder is unusable after
+                an earlier failure.
+        """
+        if self._broken:
+            raise DecodeError("permessage-deflate decoder is unusable after a bad message")
         if self.no_context_takeover:
-            self._decompressor = zlib.decompressobj(-self.window_bits)
-        d = self._decompressor
-        limit = 0 if max_size is None else max_size + 1
+            self._decompressor = self._fresh()
+        base = self._history
         try:
-            out = d.decompress(data + SYNC_FLUSH_TAIL, limit)
-        except zlib.error as exc:
-            raise DecodeError(f"permessage-deflate data does not inflate: {exc}") from exc
-        if d.unconsumed_tail or (max_size is not None and len(out) > max_size):
-            raise PayloadTooBig(f"message inflates past max_size={max_size} bytes")
+            out = self._inflate(bytes(data) + SYNC_FLUSH_TAIL, max_size, base)
+        except (DecodeError, PayloadTooBig):
+            self._broken = not self.no_context_takeover
+            raise
+        if not self.no_context_takeover:
+            self._history = self._window_tail(base, out)
         return out
+
+    def _inflate(self, pending: bytes, max_size: int | None, base: bytes) -> bytes:
+        parts: list[bytes] = []
+        produced = 0
+        while pending:
+            # One byte past the limit tells "exactly max_size" from "more than max_size".
+            budget = 0 if max_size is None else max_size - produced + 1
+            d = self._decompressor
+            try:
+                chunk = d.decompress(pending, budget)
+            except zlib.error as exc:
+                raise DecodeError(f"permessage-deflate data does not inflate: {exc}") from exc
+            produced += len(chunk)
+            parts.append(chunk)
+            if max_size is not None and (produced > max_size or d.unconsumed_tail):
+                raise PayloadTooBig(f"message inflates past max_size={max_size} bytes")
+            if not d.eof:
+                break
+            # The sender set BFINAL: zlib's stream is over, what follows starts a new one,
+            # primed with the window so far unless every message starts afresh anyway.
+            pending = d.unused_data
+            if pending == SYNC_FLUSH_TAIL:  # only the tail we appended is left
+                pending = b""
+            if not self.no_context_takeover:
+                self._history = self._window_tail(base, b"".join(parts))
+            self._decompressor = self._fresh()
+        return b"".join(parts)
+
+    def _window_tail(self, base: bytes, out: bytes) -> bytes:
+        size = 1 << self.window_bits
+        return out[-size:] if len(out) >= size else (base + out)[-size:]
 
 
 def deflate_memory_bytes(window_bits: int, mem_level: int, *, decoder: bool = True) -> int:

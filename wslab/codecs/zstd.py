@@ -11,8 +11,16 @@ following ``wslab.codecs.base``.
 - ``dictionary``: per-message frames primed with a dictionary trained on samples of the same
   traffic; no per-connection window, but small messages still find their repeats.
 
-Decoders stop at ``max_size`` while inflating (the output goes to a bounded sink), so a
-small hostile frame cannot make them allocate without bound.
+Decoders are bomb-proof and exact: they walk the message block by block (a zstd block
+header says how much input it takes and bounds what it yields: at most 128 KiB, or the
+exact size for raw and RLE blocks), feed the decompressor a few blocks at a time, and stop
+with :class:`~wslab.errors.PayloadTooBig` as soon as the output passes ``max_size``, having
+held at most one block group more than the limit. A message that ends inside a block, a
+per-message frame that is truncated, or trailing bytes raise
+:class:`~wslab.errors.DecodeError`. After an error a stream decoder refuses further
+messages, since its context no longer matches the sender's.
+
+What must not live here: negotiation, framing, I/O.
 """
 
 from __future__ import annotations
@@ -23,29 +31,113 @@ import zstandard
 
 from wslab.errors import DecodeError, PayloadTooBig, WslabError
 
-_READ_CHUNK = 16384
+_WRITE_SIZE = 32768
+_BLOCK_MAX = 128 * 1024
+_RAW, _RLE, _COMPRESSED, _RESERVED = 0, 1, 2, 3
+_SKIPPABLE_MAGIC_MASK = 0xFFFFFFF0
+_SKIPPABLE_MAGIC = 0x184D2A50
 
 
-class _BoundedSink:
-    """A write target that refuses to hold more than ``limit`` bytes."""
+class _BlockWalker:
+    """Tracks where a zstd stream is: between frames or inside one, and its limits."""
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.size = 0
-        self.limit: int | None = None
+        self.in_frame = False
+        self.block_max = _BLOCK_MAX
+        self.checksum = False
+        self.frames_ended = 0
 
-    def write(self, data: bytes) -> int:
-        self.size += len(data)
-        if self.limit is not None and self.size > self.limit:
-            raise PayloadTooBig(f"message inflates past max_size={self.limit} bytes")
-        self.parts.append(bytes(data))
-        return len(data)
+    def pieces(self, data: bytes, max_size: int | None) -> list[tuple[bytes, int, int | None]]:
+        """Split ``data`` into (bytes, output upper bound, exact output or None) pieces.
 
-    def take(self) -> bytes:
-        out = b"".join(self.parts)
-        self.parts.clear()
-        self.size = 0
+        Each piece is a frame header or one whole block (with the frame's checksum after
+        its last block). Raises DecodeError on bytes that are not whole blocks and
+        PayloadTooBig when a frame header declares more than ``max_size`` bytes.
+        """
+        out: list[tuple[bytes, int, int | None]] = []
+        pos = 0
+        view = memoryview(data)
+        while pos < len(data):
+            if not self.in_frame:
+                pos = self._frame_header(data, pos, max_size, out)
+                continue
+            if pos + 3 > len(data):
+                raise DecodeError("zstd message ends inside a block header")
+            header = int.from_bytes(view[pos:pos + 3], "little")
+            last, kind, size = header & 1, (header >> 1) & 3, header >> 3
+            if kind == _RESERVED:
+                raise DecodeError("zstd block of the reserved type")
+            if size > self.block_max:
+                raise DecodeError(f"zstd block of {size} bytes exceeds {self.block_max}")
+            end = pos + 3 + (1 if kind == _RLE else size) + (4 if last and self.checksum else 0)
+            if end > len(data):
+                raise DecodeError("zstd message ends inside a block")
+            exact = size if kind in (_RAW, _RLE) else None
+            out.append((bytes(view[pos:end]), size if exact is not None else self.block_max,
+                        exact))
+            if last:
+                self.in_frame = False
+                self.frames_ended += 1
+            pos = end
         return out
+
+    def _frame_header(self, data: bytes, pos: int, max_size: int | None,
+                      out: list[tuple[bytes, int, int | None]]) -> int:
+        rest = data[pos:]
+        if len(rest) >= 4 and (int.from_bytes(rest[:4], "little") & _SKIPPABLE_MAGIC_MASK
+                               == _SKIPPABLE_MAGIC):
+            raise DecodeError("skippable zstd frames are not accepted in a message")
+        try:
+            size = zstandard.frame_header_size(rest)
+            params = zstandard.get_frame_parameters(rest)
+        except zstandard.ZstdError as exc:
+            raise DecodeError(f"zstd frame header does not parse: {exc}") from exc
+        if size > len(rest):
+            raise DecodeError("zstd message ends inside a frame header")
+        declared = params.content_size
+        if (max_size is not None and declared != zstandard.CONTENTSIZE_UNKNOWN
+                and declared > max_size):
+            raise PayloadTooBig(f"zstd frame declares {declared} bytes, past max_size={max_size}")
+        self.block_max = max(1, min(params.window_size, _BLOCK_MAX))
+        self.checksum = bool(params.has_checksum)
+        self.in_frame = True
+        out.append((rest[:size], 0, 0))
+        return pos + size
+
+
+def _inflate(dobj: zstandard.ZstdDecompressionObj, walker: _BlockWalker, data: bytes,
+             max_size: int | None) -> bytes:
+    """Feed ``data`` to ``dobj`` in groups whose possible output stays near the budget."""
+    parts: list[bytes] = []
+    produced = 0
+    group: list[bytes] = []
+    bound = 0
+    for piece, upper, exact in walker.pieces(data, max_size):
+        if max_size is not None:
+            # Raw and RLE blocks announce their exact size: refuse them before inflating.
+            limit = max_size if exact is not None else max_size + _BLOCK_MAX
+            if group and produced + bound + upper > limit:
+                produced += _feed(dobj, b"".join(group), parts, max_size, produced)
+                group, bound = [], 0
+            if exact is not None and produced + bound + exact > max_size:
+                raise PayloadTooBig(f"message inflates past max_size={max_size} bytes")
+        group.append(piece)
+        bound += upper
+    if group:
+        _feed(dobj, b"".join(group), parts, max_size, produced)
+    return b"".join(parts)
+
+
+def _feed(dobj: zstandard.ZstdDecompressionObj, chunk: bytes, parts: list[bytes],
+          max_size: int | None, produced: int) -> int:
+    try:
+        got = dobj.decompress(chunk)
+    except zstandard.ZstdError as exc:
+        raise DecodeError(f"zstd data does not decompress: {exc}") from exc
+    if max_size is not None and produced + len(got) > max_size:
+        raise PayloadTooBig(f"message inflates past max_size={max_size} bytes")
+    parts.append(got)
+    return len(got)
 
 
 class ZstdEncoder:
@@ -78,37 +170,54 @@ class ZstdEncoder:
 
 
 class ZstdDecoder:
-    """Decompress what a :class:`ZstdEncoder` with the same mode produced."""
+    """Decompress what a :class:`ZstdEncoder` with the same mode produced.
+
+    Args:
+        stream: The peer keeps one context for the connection (messages are blocks of one
+            never-ending frame).
+        dictionary: The raw dictionary the peer's encoder was primed with.
+    """
 
     def __init__(self, *, stream: bool = False, dictionary: bytes | None = None) -> None:
+        if stream and dictionary is not None:
+            raise ValueError("a zstd stream and a dictionary are separate modes; pick one")
         self.stream = stream
         self.algorithm = "zstd-stream" if stream else ("zstd-dict" if dictionary else "zstd")
         dict_data = zstandard.ZstdCompressionDict(dictionary) if dictionary else None
         self._dctx = zstandard.ZstdDecompressor(dict_data=dict_data)
-        self._sink = _BoundedSink()
-        self._writer = (
-            self._dctx.stream_writer(self._sink, write_size=_READ_CHUNK, write_return_read=True)
-            if stream else None
-        )
+        self._walker = _BlockWalker()
+        self._dobj = (self._dctx.decompressobj(write_size=_WRITE_SIZE, read_across_frames=True)
+                      if stream else None)
+        self._broken = False
 
     def decode(self, data: bytes, max_size: int | None = None) -> bytes:
-        """Decompress one message, refusing to grow past ``max_size`` bytes."""
-        self._sink.limit = max_size
+        """Decompress one message, refusing to grow past ``max_size`` bytes.
+
+        Raises:
+            PayloadTooBig: The message would inflate past ``max_size``.
+            DecodeError: The bytes are not whole zstd blocks (stream) or not exactly one
+                complete frame (per message), or do not decompress.
+        """
+        if self._dobj is None:
+            return self._decode_frame(bytes(data), max_size)
+        if self._broken:
+            raise DecodeError("zstd stream decoder is unusable after an earlier bad message")
         try:
-            if self._writer is not None:
-                self._writer.write(data)
-                self._writer.flush()
-            else:
-                with self._dctx.stream_writer(self._sink, write_size=_READ_CHUNK,
-                                              closefd=False) as w:
-                    w.write(data)
-        except PayloadTooBig:
-            self._sink.take()
+            return _inflate(self._dobj, self._walker, bytes(data), max_size)
+        except WslabError:
+            self._broken = True
             raise
-        except zstandard.ZstdError as exc:
-            self._sink.take()
-            raise DecodeError(f"zstd data does not decompress: {exc}") from exc
-        return self._sink.take()
+
+    def _decode_frame(self, data: bytes, max_size: int | None) -> bytes:
+        if not data:
+            raise DecodeError("empty zstd message: a per-message frame is never empty")
+        walker = _BlockWalker()
+        dobj = self._dctx.decompressobj(write_size=_WRITE_SIZE)
+        out = _inflate(dobj, walker, data, max_size)
+        if walker.in_frame or walker.frames_ended != 1:
+            what = "is truncated" if walker.in_frame else "holds more than one frame"
+            raise DecodeError(f"zstd message {what}")
+        return out
 
 
 def train_dictionary(samples: Sequence[bytes], dict_bytes: int = 16384) -> bytes:
