@@ -1,0 +1,173 @@
+"""Batchers: every strategy against a plain reference model, and properties for any input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wslab.batching import Batch, Batcher, Pending
+from wslab.config import BatchingConfig
+
+STRATEGIES = ["none", "time", "size", "count", "hybrid", "priority"]
+CLASSES = ["critical", "normal", "background"]
+
+
+def drive(batcher: Batcher, items: list[tuple[float, str, int]]) -> list[Batch]:
+    """Feed messages in time order, polling at every deadline, as the simulator does."""
+    out: list[Batch] = []
+    seqs = dict.fromkeys(CLASSES, 0)
+    for i, (t, prio, size) in enumerate(items):
+        while (d := batcher.next_deadline()) is not None and d <= t:
+            out += batcher.poll(d)
+        out += batcher.push(Pending(i, seqs[prio], t, prio, "x", b"a" * size, True), t)
+        seqs[prio] += 1
+    while (d := batcher.next_deadline()) is not None:
+        out += batcher.poll(d)
+    last = items[-1][0] if items else 0.0
+    return out + batcher.flush(last)
+
+
+def reference(cfg: BatchingConfig, items: list[tuple[float, str, int]]) -> list[tuple[list[int], float]]:
+    """A deliberately naive model of the documented rules, recomputed from the buffer."""
+    s = cfg.strategy
+    if s == "none":
+        return [([i], t) for i, (t, _, _) in enumerate(items)]
+    timed = s in ("time", "hybrid", "priority")
+    max_bytes = cfg.max_bytes if s in ("size", "hybrid", "priority") else math.inf
+    max_count = cfg.max_messages if s in ("count", "hybrid", "priority") else math.inf
+
+    def hold(prio: str) -> float:
+        if not timed:
+            return math.inf
+        if s == "priority":
+            return getattr(cfg.priority_interval_ms, prio) / 1e3
+        return cfg.interval_ms / 1e3
+
+    buffer: list[tuple[int, float, str, int]] = []  # index, arrival, class, size
+    out: list[tuple[list[int], float]] = []
+
+    def deadlines() -> dict[str, float]:
+        keys = CLASSES if s == "priority" else ["all"]
+        found: dict[str, float] = {}
+        for key in keys:
+            members = [b for b in buffer if key in ("all", b[2])]
+            if members:
+                first = min(members, key=lambda b: b[0])
+                found[key] = first[1] + hold(first[2])
+        return found
+
+    def emit(keys: set[str], when: float) -> None:
+        nonlocal buffer
+        taken = [b for b in buffer if "all" in keys or b[2] in keys]
+        buffer = [b for b in buffer if b not in taken]
+        out.append(([b[0] for b in sorted(taken)], when))
+
+    def flush_due(until: float) -> None:
+        while buffer:
+            d = deadlines()
+            soonest = min(d.values())
+            if soonest > until or soonest == math.inf:
+                return
+            emit({k for k, v in d.items() if v <= soonest}, soonest)
+
+    background = 0
+    for i, (t, prio, size) in enumerate(items):
+        flush_due(t)
+        background = sum(1 for b in buffer if b[2] == "background")
+        if prio == "background" and background >= cfg.background_queue_limit:
+            continue
+        if buffer and sum(b[3] for b in buffer) + size > max_bytes:
+            emit({"all"}, t)
+        buffer.append((i, t, prio, size))
+        if sum(b[3] for b in buffer) >= max_bytes or len(buffer) >= max_count:
+            emit({"all"}, t)
+        else:
+            flush_due(t)
+    flush_due(math.inf)
+    if buffer:
+        emit({"all"}, items[-1][0])
+    return out
+
+
+item_lists = st.lists(
+    st.tuples(st.floats(0, 0.05), st.sampled_from(CLASSES), st.integers(0, 400)),
+    max_size=60,
+).map(lambda xs: [(round(sum(x[0] for x in xs[: i + 1]), 6), p, n)
+                  for i, (_, p, n) in enumerate(xs)])
+configs = st.builds(
+    lambda s, iv, mb, mm, pc, pn, pb, bq: BatchingConfig.model_validate({
+        "strategy": s, "interval_ms": iv, "max_bytes": mb, "max_messages": mm,
+        "priority_interval_ms": {"critical": pc, "normal": pn, "background": pb},
+        "background_queue_limit": bq}),
+    st.sampled_from(STRATEGIES), st.sampled_from([0, 1, 5, 16, 50]),
+    st.sampled_from([1, 100, 500, 2000]), st.integers(1, 10),
+    st.sampled_from([0, 2]), st.sampled_from([5, 16]), st.sampled_from([16, 100]),
+    st.sampled_from([1, 3, 10_000]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(configs, item_lists)
+def test_batcher_matches_the_reference_model(cfg: BatchingConfig,
+                                             items: list[tuple[float, str, int]]) -> None:
+    got = [([m.index for m in b.messages], b.flushed_at) for b in drive(Batcher(cfg), items)]
+    want = reference(cfg, items)
+    assert [g[0] for g in got] == [w[0] for w in want]
+    assert [g[1] for g in got] == pytest.approx([w[1] for w in want])
+
+
+@settings(max_examples=300, deadline=None)
+@given(configs, item_lists)
+def test_nothing_lost_duplicated_or_reordered(cfg: BatchingConfig,
+                                              items: list[tuple[float, str, int]]) -> None:
+    batcher = Batcher(cfg)
+    batches = drive(batcher, items)
+    sent = [m for b in batches for m in b.messages]
+    indices = sorted([m.index for m in sent] + [m.index for m in batcher.dropped])
+    assert indices == list(range(len(items)))
+    assert all(m.priority == "background" for m in batcher.dropped)
+    for prio in CLASSES:
+        seqs = [m.seq for m in sent if m.priority == prio]
+        assert seqs == sorted(seqs)
+    for b in batches:
+        assert [m.index for m in b.messages] == sorted(m.index for m in b.messages)
+        assert all(b.flushed_at >= m.t for m in b.messages)
+        if cfg.strategy in ("size", "hybrid", "priority") and len(b.messages) > 1:
+            assert sum(len(m.payload) for m in b.messages) <= cfg.max_bytes
+        if cfg.strategy in ("count", "hybrid", "priority"):
+            assert len(b.messages) <= cfg.max_messages
+        if cfg.strategy in ("time", "hybrid") and b.reason != "end":
+            assert b.flushed_at - b.messages[0].t <= cfg.interval_ms / 1e3 + 1e-12
+
+
+def test_critical_goes_at_once_and_carries_what_is_due() -> None:
+    cfg = BatchingConfig(strategy="priority", max_messages=100, max_bytes=10**6)
+    b = Batcher(cfg)
+    assert b.push(Pending(0, 0, 0.0, "normal", "x", b"n", True), 0.0) == []
+    assert b.push(Pending(1, 0, 0.001, "background", "x", b"b", True), 0.001) == []
+    # Normal is due at 16 ms; a critical message at 20 ms takes it along, not background.
+    out = b.push(Pending(2, 0, 0.020, "critical", "x", b"c", True), 0.020)
+    assert [[m.index for m in batch.messages] for batch in out] == [[0, 2]]
+    assert b.next_deadline() == pytest.approx(0.251)
+
+
+def test_background_overflow_is_counted_not_silent() -> None:
+    cfg = BatchingConfig(strategy="priority", background_queue_limit=2)
+    b = Batcher(cfg)
+    for i in range(5):
+        b.push(Pending(i, i, 0.0, "background", "x", b"b", True), 0.0)
+    assert b.waiting == 2
+    assert [m.index for m in b.dropped] == [2, 3, 4]
+
+
+def test_size_strategy_flushes_before_overflowing() -> None:
+    b = Batcher(BatchingConfig(strategy="size", max_bytes=100))
+    assert b.push(Pending(0, 0, 0.0, "normal", "x", b"a" * 60, True), 0.0) == []
+    out = b.push(Pending(1, 1, 0.1, "normal", "x", b"a" * 60, True), 0.1)
+    assert [[m.index for m in x.messages] for x in out] == [[0]]
+    assert out[0].reason == "bytes"
+    assert b.next_deadline() is None  # size alone never times out
+    assert [m.index for m in b.flush(1.0)[0].messages] == [1]
