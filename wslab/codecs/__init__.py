@@ -1,12 +1,45 @@
-"""Compression codecs: permessage-deflate (RFC 7692) and zstd, sans-I/O."""
+"""Compression codecs: permessage-deflate (RFC 7692) and zstd, sans-I/O.
+
+What lives here: the codec interfaces (``base``), the deflate and zstd codecs, the
+``Sec-WebSocket-Extensions`` grammar (``extheader``), permessage-deflate negotiation
+(``negotiation``) and the config-to-codec factory (``factory``). No I/O, no clocks, no
+imports from layers above the core.
+"""
 
 from wslab.codecs.base import MessageDecoder, MessageEncoder
 from wslab.codecs.deflate import DeflateDecoder, DeflateEncoder, deflate_memory_bytes
+from wslab.codecs.extheader import ExtensionOffer, format_extensions, parse_extensions
+from wslab.codecs.factory import make_decoder, make_encoder
+from wslab.codecs.negotiation import (
+    AgreedDeflate,
+    DeflateParams,
+    ServerDeflateLimits,
+    client_check_response,
+    offer_from_config,
+    server_accept,
+    server_params_from_config,
+)
+from wslab.codecs.zstd import ZstdDecoder, ZstdEncoder, train_dictionary
 
 __all__ = [
+    "AgreedDeflate",
     "DeflateDecoder",
     "DeflateEncoder",
+    "DeflateParams",
+    "ExtensionOffer",
     "MessageDecoder",
     "MessageEncoder",
+    "ServerDeflateLimits",
+    "ZstdDecoder",
+    "ZstdEncoder",
+    "client_check_response",
     "deflate_memory_bytes",
+    "format_extensions",
+    "make_decoder",
+    "make_encoder",
+    "offer_from_config",
+    "parse_extensions",
+    "server_accept",
+    "server_params_from_config",
+    "train_dictionary",
 ]
