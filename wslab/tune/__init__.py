@@ -1,0 +1,1 @@
+"""The tuning loop: sweeps, recommendation, export and reports."""

@@ -1,0 +1,40 @@
+"""Reading and writing tidy result tables (parquet or CSV, chosen by suffix), atomically."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from wslab.atomic import atomic_output
+from wslab.errors import WslabError
+
+SUFFIXES = (".parquet", ".csv")
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write ``frame`` to ``.parquet`` or ``.csv``; nothing half-written on error."""
+    p = Path(path)
+    if p.suffix not in SUFFIXES:
+        raise WslabError(f"{p}: results go to a .parquet or .csv file")
+    with atomic_output(p) as handle:
+        if p.suffix == ".parquet":
+            buffer = io.BytesIO()
+            frame.to_parquet(buffer, index=False)
+            handle.write(buffer.getvalue())
+        else:
+            handle.write(frame.to_csv(index=False).encode("utf-8"))
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a results table written by :func:`write_table`."""
+    p = Path(path)
+    if p.suffix not in SUFFIXES:
+        raise WslabError(f"{p}: expected a .parquet or .csv results file")
+    if not p.exists():
+        raise WslabError(f"{p}: no such results file")
+    try:
+        return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the user's file
+        raise WslabError(f"{p}: not a readable results table ({exc})") from None
