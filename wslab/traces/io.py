@@ -390,6 +390,8 @@ def write_trace(
     trace_or_messages: Trace | Iterable[Message],
     path: str | os.PathLike[str],
     meta: TraceMeta | None = None,
+    *,
+    level: int = _ZSTD_LEVEL,
 ) -> int:
     """Write a trace file atomically, streaming the messages as they come.
 
@@ -401,6 +403,7 @@ def write_trace(
         trace_or_messages: A :class:`Trace`, or any iterable of messages (e.g. a generator).
         path: Destination; ``.jsonl.zst`` is zstd-compressed, ``.jsonl`` is plain.
         meta: Header metadata. Defaults to the trace's own ``meta`` (or an empty one).
+        level: zstd compression level for ``.jsonl.zst`` (1-22; ignored for ``.jsonl``).
 
     Returns:
         The number of messages written.
@@ -417,7 +420,7 @@ def write_trace(
     count = 0
     try:
         with open(part, "wb") as raw:
-            cctx = zstandard.ZstdCompressor(level=_ZSTD_LEVEL) if compressed else None
+            cctx = zstandard.ZstdCompressor(level=level) if compressed else None
             sink: IO[bytes] = cctx.stream_writer(raw, closefd=False) if cctx else raw
             chunk = [_header_line(meta)]
             prev_t = 0.0
