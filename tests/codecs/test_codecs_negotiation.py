@@ -60,7 +60,7 @@ def test_direct_construction_checks_ranges() -> None:
     with pytest.raises(ValueError):
         P(server_max_window_bits=16)
     with pytest.raises(ValueError):
-        P(server_max_window_bits=True)  # type: ignore[arg-type]
+        P(server_max_window_bits=True)
     with pytest.raises(ValueError):
         L(server_max_window_bits=8)
 

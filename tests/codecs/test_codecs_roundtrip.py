@@ -180,9 +180,9 @@ def test_zstd_dict_mismatch_is_a_decode_error() -> None:
 
 
 def test_constructor_errors() -> None:
-    with pytest.raises(ValueError, match="9..15"):
+    with pytest.raises(ValueError, match=r"9\.\.15"):
         DeflateEncoder(window_bits=8)
-    with pytest.raises(ValueError, match="8..15"):
+    with pytest.raises(ValueError, match=r"8\.\.15"):
         DeflateDecoder(window_bits=16)
     with pytest.raises(ValueError, match="pick one"):
         ZstdDecoder(stream=True, dictionary=DICTIONARY)
