@@ -36,14 +36,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple
-
 from wslab.config import BatchingConfig
 
 INF = math.inf
 
 
-class Pending(NamedTuple):
+@dataclass(slots=True)
+class Pending:
     """A message handed to the send pipeline.
 
     Attributes:

@@ -33,9 +33,13 @@ class _Section(BaseModel):
 class PriorityIntervals(_Section):
     """Per-class hold time for the ``priority`` batching strategy, in milliseconds."""
 
-    critical: float = Field(0.0, ge=0, le=10_000, description="hold for critical messages, ms (0 = send at once)")
+    critical: float = Field(
+        0.0, ge=0, le=10_000, description="hold for critical messages, ms (0 = send at once)"
+    )
     normal: float = Field(16.0, ge=0, le=10_000, description="hold for normal messages, ms")
-    background: float = Field(250.0, ge=0, le=60_000, description="hold for background messages, ms")
+    background: float = Field(
+        250.0, ge=0, le=60_000, description="hold for background messages, ms"
+    )
 
 
 class BatchingConfig(_Section):
@@ -43,8 +47,15 @@ class BatchingConfig(_Section):
 
     strategy: Strategy = Field("none", description="none | time | size | count | hybrid | priority")
     interval_ms: float = Field(16.0, ge=0, le=10_000, description="longest hold, ms")
-    max_bytes: int = Field(16384, ge=1, le=64 * 1024 * 1024, description="flush a batch when its payload reaches this many bytes")
-    max_messages: int = Field(64, ge=1, le=100_000, description="flush a batch when it holds this many messages")
+    max_bytes: int = Field(
+        16384,
+        ge=1,
+        le=64 * 1024 * 1024,
+        description="flush a batch when its payload reaches this many bytes",
+    )
+    max_messages: int = Field(
+        64, ge=1, le=100_000, description="flush a batch when it holds this many messages"
+    )
     envelope: Envelope = Field("auto", description="auto | json-array | ndjson | length-prefixed")
     priority_interval_ms: PriorityIntervals = Field(default_factory=PriorityIntervals)
     background_queue_limit: int = Field(
@@ -58,9 +69,15 @@ class CompressionConfig(_Section):
     algorithm: Algorithm = Field(
         "permessage-deflate", description="none | permessage-deflate | zstd-stream | zstd-dict"
     )
-    server_max_window_bits: int = Field(12, ge=9, le=15, description="LZ77 window of the server compressor, 2^N bytes (9..15)")
-    client_max_window_bits: int = Field(12, ge=8, le=15, description="LZ77 window of the client compressor, 2^N bytes (8..15)")
-    mem_level: int = Field(5, ge=1, le=9, description="zlib memLevel: hash table and buffer memory, 1..9")
+    server_max_window_bits: int = Field(
+        12, ge=9, le=15, description="LZ77 window of the server compressor, 2^N bytes (9..15)"
+    )
+    client_max_window_bits: int = Field(
+        12, ge=8, le=15, description="LZ77 window of the client compressor, 2^N bytes (8..15)"
+    )
+    mem_level: int = Field(
+        5, ge=1, le=9, description="zlib memLevel: hash table and buffer memory, 1..9"
+    )
     level: int = Field(6, ge=-1, le=9, description="zlib level, 0..9 (-1 = zlib default, 6)")
     server_no_context_takeover: bool = Field(
         False, description="server restarts its compressor for every message"
@@ -71,24 +88,42 @@ class CompressionConfig(_Section):
     policy: Policy = Field(
         "always", description="which messages to compress: never | always | threshold | adaptive"
     )
-    threshold_bytes: int = Field(0, ge=0, description="with policy threshold: compress messages of at least this size")
+    threshold_bytes: int = Field(
+        0, ge=0, description="with policy threshold: compress messages of at least this size"
+    )
     zstd_level: int = Field(3, ge=-7, le=22, description="zstd level for zstd-stream and zstd-dict")
-    zstd_dict_bytes: int = Field(16384, ge=256, le=1 << 20, description="size of the trained zstd dictionary")
+    zstd_dict_bytes: int = Field(
+        16384, ge=256, le=1 << 20, description="size of the trained zstd dictionary"
+    )
 
 
 class ScalingConfig(_Section):
     """Connection limits, heartbeat and buffering of the live server."""
 
-    max_connections: int = Field(10000, ge=1, description="connections a server accepts before queueing")
-    pending_queue: int = Field(100, ge=0, description="handshakes waiting for a slot; beyond it: close 1013")
+    max_connections: int = Field(
+        10000, ge=1, description="connections a server accepts before queueing"
+    )
+    pending_queue: int = Field(
+        100, ge=0, description="handshakes waiting for a slot; beyond it: close 1013"
+    )
     pending_timeout_s: float = Field(10.0, ge=0, description="longest wait in the pending queue, s")
-    heartbeat_interval_s: float | None = Field(20.0, gt=0, description="ping interval, s (websockets ping_interval)")
-    heartbeat_timeout_s: float | None = Field(20.0, gt=0, description="pong wait before closing, s (websockets ping_timeout)")
+    heartbeat_interval_s: float | None = Field(
+        20.0, gt=0, description="ping interval, s (websockets ping_interval)"
+    )
+    heartbeat_timeout_s: float | None = Field(
+        20.0, gt=0, description="pong wait before closing, s (websockets ping_timeout)"
+    )
     workers: int = Field(1, ge=1, le=64, description="server worker processes")
     broker: Broker = Field("memory", description="fan-out across workers: memory | redis")
-    max_size: int = Field(1048576, ge=1, description="largest message after decompression, bytes (1009 beyond)")
-    max_queue: int = Field(16, ge=1, description="frames buffered per connection before backpressure")
-    write_limit: int = Field(32768, ge=1, description="write buffer high-water mark per connection, bytes")
+    max_size: int = Field(
+        1048576, ge=1, description="largest message after decompression, bytes (1009 beyond)"
+    )
+    max_queue: int = Field(
+        16, ge=1, description="frames buffered per connection before backpressure"
+    )
+    write_limit: int = Field(
+        32768, ge=1, description="write buffer high-water mark per connection, bytes"
+    )
 
 
 class LinkConfig(_Section):
@@ -130,8 +165,10 @@ class TuningConfig(_Section):
         try:
             data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
         except (yaml.YAMLError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: "
-                              f"{str(exc).splitlines()[0]}") from None
+            raise ConfigError(
+                f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
         return cls.from_dict(data, where=str(p))
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,13 +4,12 @@ What lives here: the three envelope formats, their encoders and decoders, the ch
 envelope can carry a set of messages, the ``auto`` choice, and the subprotocol names that
 announce an envelope on the wire. Which messages go together is ``batching.py``'s business.
 
-| envelope          | frame  | layout                                           | can carry                 |
-|-------------------|--------|--------------------------------------------------|---------------------------|
-| ``json-array``    | text   | ``[m1,m2,...]``, each message's bytes verbatim   | text messages that are    |
-|                   |        |                                                  | JSON documents            |
-| ``ndjson``        | text   | ``m1\\nm2\\n...mN`` (no trailing newline)         | text without ``\\n``       |
-| ``length-prefixed``| binary| per message: flag byte (1 text, 0 binary),       | anything                  |
-|                   |        | unsigned LEB128 length, the bytes                |                           |
+- ``json-array`` (text frame): ``[m1,m2,...]`` with each message's bytes verbatim; carries
+  text messages that are JSON documents.
+- ``ndjson`` (text frame): ``m1\nm2\n...mN``, no trailing newline; carries text messages
+  without a newline.
+- ``length-prefixed`` (binary frame): per message a flag byte (1 text, 0 binary), its
+  length as unsigned LEB128, then its bytes; carries anything.
 
 Messages are never re-escaped: the decoder returns each message's original bytes. When a
 peer has agreed on an envelope (subprotocol ``wslab.v1.<envelope>``) every data frame is an

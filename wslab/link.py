@@ -74,22 +74,76 @@ _DEVTOOLS = "Chrome DevTools throttling preset (devtools-frontend, SDK NetworkMa
 PROFILES: dict[str, LinkProfile] = {
     p.name: p
     for p in (
-        LinkProfile("loopback", 0, 0, 0.05, 0.0, 0.0, LOOPBACK_MSS,
-                    "Linux loopback: no bandwidth limit, ~50 us RTT, 65536-byte MTU"),
-        LinkProfile("lan", 1_000_000, 1_000_000, 0.5, 0.1, 0.0, ETHERNET_MSS,
-                    "round figures for switched gigabit Ethernet (assumed, not measured)"),
-        LinkProfile("wifi", 50_000, 20_000, 8.0, 4.0, 0.001, ETHERNET_MSS,
-                    "round figures for a home 802.11ac link (assumed, not measured)"),
-        LinkProfile("4g", 12_000, 5_000, 60.0, 15.0, 0.002, ETHERNET_MSS,
-                    "round figures for a typical LTE link (assumed, not measured)"),
-        LinkProfile("fast-3g", 1_440, 675, 562.5, 0.0, 0.0, ETHERNET_MSS,
-                    _DEVTOOLS + ": 1.6 Mbit/s x 0.9 down, 750 kbit/s x 0.9 up, "
-                    "150 ms x 3.75 latency"),
-        LinkProfile("slow-3g", 400, 400, 2000.0, 0.0, 0.0, ETHERNET_MSS,
-                    _DEVTOOLS + ": 500 kbit/s x 0.8 each way, 400 ms x 5 latency"),
-        LinkProfile("satellite", 25_000, 3_000, 600.0, 20.0, 0.005, ETHERNET_MSS,
-                    "geostationary satellite: ~600 ms RTT from the orbit's geometry; "
-                    "bandwidths assumed"),
+        LinkProfile(
+            "loopback",
+            0,
+            0,
+            0.05,
+            0.0,
+            0.0,
+            LOOPBACK_MSS,
+            "Linux loopback: no bandwidth limit, ~50 us RTT, 65536-byte MTU",
+        ),
+        LinkProfile(
+            "lan",
+            1_000_000,
+            1_000_000,
+            0.5,
+            0.1,
+            0.0,
+            ETHERNET_MSS,
+            "round figures for switched gigabit Ethernet (assumed, not measured)",
+        ),
+        LinkProfile(
+            "wifi",
+            50_000,
+            20_000,
+            8.0,
+            4.0,
+            0.001,
+            ETHERNET_MSS,
+            "round figures for a home 802.11ac link (assumed, not measured)",
+        ),
+        LinkProfile(
+            "4g",
+            12_000,
+            5_000,
+            60.0,
+            15.0,
+            0.002,
+            ETHERNET_MSS,
+            "round figures for a typical LTE link (assumed, not measured)",
+        ),
+        LinkProfile(
+            "fast-3g",
+            1_440,
+            675,
+            562.5,
+            0.0,
+            0.0,
+            ETHERNET_MSS,
+            _DEVTOOLS + ": 1.6 Mbit/s x 0.9 down, 750 kbit/s x 0.9 up, 150 ms x 3.75 latency",
+        ),
+        LinkProfile(
+            "slow-3g",
+            400,
+            400,
+            2000.0,
+            0.0,
+            0.0,
+            ETHERNET_MSS,
+            _DEVTOOLS + ": 500 kbit/s x 0.8 each way, 400 ms x 5 latency",
+        ),
+        LinkProfile(
+            "satellite",
+            25_000,
+            3_000,
+            600.0,
+            20.0,
+            0.005,
+            ETHERNET_MSS,
+            "geostationary satellite: ~600 ms RTT from the orbit's geometry; bandwidths assumed",
+        ),
     )
 }
 
@@ -122,20 +176,32 @@ def profile_from_dict(data: Any, where: str = "link profile") -> LinkProfile:
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
-    ranges = {"down_kbps": (0, 1e8), "up_kbps": (0, 1e8), "rtt_ms": (0, 1e5),
-              "jitter_ms": (0, 1e5), "loss": (0, 0.5), "mss": (88, 65483)}
+    ranges = {
+        "down_kbps": (0, 1e8),
+        "up_kbps": (0, 1e8),
+        "rtt_ms": (0, 1e5),
+        "jitter_ms": (0, 1e5),
+        "loss": (0, 0.5),
+        "mss": (88, 65483),
+    }
     for key, (lo, hi) in ranges.items():
         if key in data:
             value = data[key]
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not \
-                    lo <= value <= hi:
-                raise ConfigError(f"{where}: {key} must be a number in {lo:g}..{hi:g}, "
-                                  f"got {value!r}")
+            if (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or not lo <= value <= hi
+            ):
+                raise ConfigError(
+                    f"{where}: {key} must be a number in {lo:g}..{hi:g}, got {value!r}"
+                )
     for key in ("down_kbps", "up_kbps", "rtt_ms"):
         if key not in data:
             raise ConfigError(f"{where}: missing field {key}")
-    fields = {"name": str(data.get("name", Path(where).stem)), "source": str(data.get("source",
-              f"custom profile from {where}"))}
+    fields = {
+        "name": str(data.get("name", Path(where).stem)),
+        "source": str(data.get("source", f"custom profile from {where}")),
+    }
     base = LinkProfile(fields["name"], 0, 0, 0, source=fields["source"])
     return replace(base, **{k: v for k, v in data.items() if k not in ("name", "source")})
 
@@ -170,7 +236,9 @@ class LinkModel:
         self.seed = seed
 
     def transmit(
-        self, ready: npt.NDArray[np.float64], tcp_bytes: npt.NDArray[np.int64],
+        self,
+        ready: npt.NDArray[np.float64],
+        tcp_bytes: npt.NDArray[np.int64],
         segments: npt.NDArray[np.int64],
     ) -> Transmission:
         """Times at which writes (handed to the kernel at ``ready``) reach the peer.
@@ -181,12 +249,14 @@ class LinkModel:
         rng = np.random.default_rng(self.seed)
         n = len(ready)
         kbps = p.kbps(self.direction)
-        ser = (tcp_bytes * 8.0 / (kbps * 1000.0)) if kbps > 0 else np.zeros(n)
+        ser: npt.NDArray[np.float64] = (
+            tcp_bytes * 8.0 / (kbps * 1000.0) if kbps > 0 else np.zeros(n)
+        ).astype(np.float64)
         # end_i = max(ready_i, end_{i-1}) + ser_i, solved in closed form with a running max.
         cum = np.cumsum(ser)
         before = cum - ser
         end = cum + np.maximum.accumulate(ready - before) if n else cum
-        start = end - ser
+        start: npt.NDArray[np.float64] = np.asarray(end - ser, dtype=np.float64)
         delay = np.full(n, p.rtt_ms / 2000.0)
         if p.jitter_ms > 0:
             delay += rng.uniform(0.0, p.jitter_ms / 1000.0, n)

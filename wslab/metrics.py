@@ -77,12 +77,17 @@ def _block(messages: pd.DataFrame, frames: pd.DataFrame) -> dict[str, Any]:
         "compression_ratio": compressed / payload if payload else None,
         "cpu_us_per_msg": cpu / n if n else None,
         "decompress_us_per_msg": dcpu / n if n else None,
-        "latency_ms": latency_summary(messages["latency_ms"]) if n else latency_summary([]),
+        "latency_ms": latency_summary(messages["latency_ms"])
+        if n
+        else latency_summary(np.array([])),
     }
 
 
 def summarise(
-    messages: pd.DataFrame, frames: pd.DataFrame, *, integrity: Mapping[str, int],
+    messages: pd.DataFrame,
+    frames: pd.DataFrame,
+    *,
+    integrity: Mapping[str, int],
     dropped: int = 0,
 ) -> dict[str, Any]:
     """The summary record of a run: totals, latency, integrity, per direction and priority.
@@ -104,8 +109,9 @@ def summarise(
     for prio in ("critical", "normal", "background"):
         m = messages[messages["priority"] == prio] if len(messages) else messages
         if len(m):
-            out["by_priority"][prio] = {"messages": len(m),
-                                        "latency_ms": latency_summary(m["latency_ms"])}
-    out["control"] = {"frames": 0, "ws_bytes": 0,
-                      "note": "the simulator models data frames only"}
+            out["by_priority"][prio] = {
+                "messages": len(m),
+                "latency_ms": latency_summary(m["latency_ms"]),
+            }
+    out["control"] = {"frames": 0, "ws_bytes": 0, "note": "the simulator models data frames only"}
     return out

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 
 from wslab import envelopes
+from wslab.batching import Pending
 from wslab.codecs.base import MessageDecoder, MessageEncoder
 from wslab.config import TuningConfig
 from wslab.link import LinkModel, LinkProfile, get_profile
 from wslab.metrics import integrity_counts, summarise
-from wslab.batching import Pending
 from wslab.pipeline import OutFrame, SendPipeline
 from wslab.traces.model import Message, Trace
 from wslab.wire import ws_header_bytes_array
@@ -66,8 +66,9 @@ class SimResult:
     notes: list[str] = field(default_factory=list)
 
 
-def default_codecs(config: TuningConfig, dictionaries: dict[str, bytes] | None = None
-                   ) -> CodecFactory:
+def default_codecs(
+    config: TuningConfig, dictionaries: dict[str, bytes] | None = None
+) -> CodecFactory:
     """Codec pairs as the config asks, per sending side ("server" or "client")."""
     from wslab.codecs.factory import make_decoder, make_encoder
 
@@ -101,8 +102,9 @@ def simulate(
         verify: Decode every frame and check integrity (costs the decoder's CPU time).
     """
     profile = link if isinstance(link, LinkProfile) else get_profile(link or config.link.profile)
-    codecs = codecs or (_no_codecs if config.compression.algorithm == "none"
-                        else default_codecs(config))
+    codecs = codecs or (
+        _no_codecs if config.compression.algorithm == "none" else default_codecs(config)
+    )
     groups: dict[tuple[str, str], list[int]] = {}
     for i, m in enumerate(trace.messages):
         groups.setdefault((m.conn or "", m.dir), []).append(i)
@@ -115,8 +117,17 @@ def simulate(
     integrity = {"lost": 0, "duplicated": 0, "reordered": 0}
     for n, ((conn, direction), indices) in enumerate(sorted(groups.items())):
         mrows, frows, dropped_here, counts = _simulate_stream(
-            trace.messages, indices, conn, direction, config, envelope, profile,
-            seed + n, codecs, verify, frame_base,
+            trace.messages,
+            indices,
+            conn,
+            direction,
+            config,
+            envelope,
+            profile,
+            seed + n,
+            codecs,
+            verify,
+            frame_base,
         )
         frame_base += len(frows)
         dropped += dropped_here
@@ -124,8 +135,13 @@ def simulate(
             integrity[key] += value
         msg_parts.append(mrows)
         frame_parts.append(frows)
-    messages = (pd.concat(msg_parts, ignore_index=True).sort_values("index", kind="stable")
-                .reset_index(drop=True) if msg_parts else _empty_messages())
+    messages = (
+        pd.concat(msg_parts, ignore_index=True)
+        .sort_values("index", kind="stable")
+        .reset_index(drop=True)
+        if msg_parts
+        else _empty_messages()
+    )
     frames = pd.concat(frame_parts, ignore_index=True) if frame_parts else _empty_frames()
     if dropped:
         notes.append(f"{dropped} background message(s) dropped: background queue full")
@@ -146,9 +162,17 @@ def _resolve_envelope(config: TuningConfig, trace: Trace) -> str | None:
 
 
 def _simulate_stream(
-    all_messages: list[Message], indices: list[int], conn: str, direction: str,
-    config: TuningConfig, envelope: str | None, profile: LinkProfile, seed: int,
-    codecs: CodecFactory, verify: bool, frame_base: int,
+    all_messages: list[Message],
+    indices: list[int],
+    conn: str,
+    direction: str,
+    config: TuningConfig,
+    envelope: str | None,
+    profile: LinkProfile,
+    seed: int,
+    codecs: CodecFactory,
+    verify: bool,
+    frame_base: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame, int, dict[str, int]]:
     side = "server" if direction == "s2c" else "client"
     pipe = SendPipeline(config, envelope=envelope)
@@ -225,69 +249,73 @@ def _simulate_stream(
         frame_of[j] = -1
         seq[j] = pm.seq
     fk = np.where(sent, frame_of, 0)
-    t_sent = np.fromiter((all_messages[i].t for i in indices), dtype=np.float64,
-                         count=len(indices))
+    t_sent = np.fromiter((all_messages[i].t for i in indices), dtype=np.float64, count=len(indices))
     arrival = tx.arrival[fk] + dec_us[fk] / 1e6 if nf else np.zeros(len(indices))
     nan = np.nan
 
     def per_msg(values: np.ndarray) -> np.ndarray:
         return np.where(sent, values[fk], nan) if nf else np.full(len(indices), nan)
 
-    mrows = pd.DataFrame({
-        "index": np.asarray(indices, dtype=np.int64),
-        "conn": conn,
-        "dir": direction,
-        "type": [all_messages[i].type for i in indices],
-        "priority": [all_messages[i].priority for i in indices],
-        "size": np.fromiter((len(all_messages[i].payload) for i in indices), dtype=np.int64,
-                            count=len(indices)),
-        "seq": seq,
-        "frame": np.where(sent, frame_of + frame_base, -1),
-        "t_sent": t_sent,
-        "batch_wait_ms": (per_msg(flushed) - t_sent) * 1e3,
-        "compression_ms": per_msg(ready - flushed) * 1e3,
-        "queue_ms": per_msg(tx.queue_wait) * 1e3,
-        "serialisation_ms": per_msg(tx.serialisation) * 1e3,
-        "propagation_ms": per_msg(tx.arrival - tx.start - tx.serialisation) * 1e3,
-        "decompression_ms": per_msg(dec_us / 1e3),
-        "latency_ms": (np.where(sent, arrival, nan) - t_sent) * 1e3,
-        "delivered": sent,
-    })
+    mrows = pd.DataFrame(
+        {
+            "index": np.asarray(indices, dtype=np.int64),
+            "conn": conn,
+            "dir": direction,
+            "type": [all_messages[i].type for i in indices],
+            "priority": [all_messages[i].priority for i in indices],
+            "size": np.fromiter(
+                (len(all_messages[i].payload) for i in indices), dtype=np.int64, count=len(indices)
+            ),
+            "seq": seq,
+            "frame": np.where(sent, frame_of + frame_base, -1),
+            "t_sent": t_sent,
+            "batch_wait_ms": (per_msg(flushed) - t_sent) * 1e3,
+            "compression_ms": per_msg(ready - flushed) * 1e3,
+            "queue_ms": per_msg(tx.queue_wait) * 1e3,
+            "serialisation_ms": per_msg(tx.serialisation) * 1e3,
+            "propagation_ms": per_msg(tx.arrival - tx.start - tx.serialisation) * 1e3,
+            "decompression_ms": per_msg(dec_us / 1e3),
+            "latency_ms": (np.where(sent, arrival, nan) - t_sent) * 1e3,
+            "delivered": sent,
+        }
+    )
     if verify:
         intact = np.zeros(len(indices), dtype=bool)
         for pm, ok in receipts:
             intact[pos[pm.index]] |= ok
         mrows = mrows.assign(delivered=intact)
-        expected = Counter(all_messages[i].priority for i in indices)
+        expected: Counter[Hashable] = Counter(all_messages[i].priority for i in indices)
         for pm in pipe.dropped:
             expected[pm.priority] -= 1
-        integrity = integrity_counts(
-            ((pm.priority, pm.seq) for pm, ok in receipts if ok), expected)
+        integrity = integrity_counts(((pm.priority, pm.seq) for pm, ok in receipts if ok), expected)
     else:
         integrity = {"lost": 0, "duplicated": 0, "reordered": 0}
-    frows = pd.DataFrame({
-        "frame": np.arange(nf, dtype=np.int64) + frame_base,
-        "conn": conn,
-        "dir": direction,
-        "messages": np.fromiter((len(f.messages) for f in frames), dtype=np.int64, count=nf),
-        "payload_bytes": payload_len,
-        "wire_payload_bytes": wire_len,
-        "ws_bytes": ws_bytes,
-        "tcp_bytes": tcp_bytes,
-        "tcp_segments": segments,
-        "compressed": compressed,
-        "compress_us": enc_us,
-        "decompress_us": dec_us,
-        "t_flushed": flushed,
-        "t_arrival": tx.arrival,
-        "reason": [f.reason for f in frames],
-        "opcode": np.fromiter((f.opcode for f in frames), dtype=np.int64, count=nf),
-    })
+    frows = pd.DataFrame(
+        {
+            "frame": np.arange(nf, dtype=np.int64) + frame_base,
+            "conn": conn,
+            "dir": direction,
+            "messages": np.fromiter((len(f.messages) for f in frames), dtype=np.int64, count=nf),
+            "payload_bytes": payload_len,
+            "wire_payload_bytes": wire_len,
+            "ws_bytes": ws_bytes,
+            "tcp_bytes": tcp_bytes,
+            "tcp_segments": segments,
+            "compressed": compressed,
+            "compress_us": enc_us,
+            "decompress_us": dec_us,
+            "t_flushed": flushed,
+            "t_arrival": tx.arrival,
+            "reason": [f.reason for f in frames],
+            "opcode": np.fromiter((f.opcode for f in frames), dtype=np.int64, count=nf),
+        }
+    )
     return mrows, frows, dropped, integrity
 
 
-def _check_frame(frame: OutFrame, body: bytes, envelope: str | None,
-                 receipts: list[tuple[Pending, bool]]) -> None:
+def _check_frame(
+    frame: OutFrame, body: bytes, envelope: str | None, receipts: list[tuple[Pending, bool]]
+) -> None:
     """Unwrap a decoded frame as the peer would and record which messages came out intact."""
     parts = [(body, frame.opcode == 1)] if envelope is None else envelopes.decode(envelope, body)
     if len(parts) != len(frame.messages):

@@ -54,7 +54,9 @@ def ws_frame_bytes(payload_len: int, masked: bool) -> int:
     return ws_header_bytes(payload_len, masked) + payload_len
 
 
-def ws_header_bytes_array(payload_lens: npt.NDArray[np.int64], masked: bool) -> npt.NDArray[np.int64]:
+def ws_header_bytes_array(
+    payload_lens: npt.NDArray[np.int64], masked: bool
+) -> npt.NDArray[np.int64]:
     """Vectorised :func:`ws_header_bytes` over many frames."""
     base = BASE_HEADER + (MASK_BYTES if masked else 0)
     extra = np.where(payload_lens > LEN16_LIMIT, 8, np.where(payload_lens > LEN7_LIMIT, 2, 0))

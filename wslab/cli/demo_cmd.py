@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from wslab.cli.analyse_cmd import analysis_table
 from wslab.atomic import atomic_write_text
+from wslab.cli.analyse_cmd import analysis_table
 from wslab.cli.common import json_safe, out
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
@@ -41,8 +41,10 @@ def demo(
 
     path = trace or bundled_trace("mixed")
     loaded = read_trace(path)
-    out.print(f"[bold]wslab demo[/bold]: {path} ({len(loaded)} messages, "
-              f"{loaded.payload_bytes / 1e6:.2f} MB payload, {loaded.duration:.1f} s)")
+    out.print(
+        f"[bold]wslab demo[/bold]: {path} ({len(loaded)} messages, "
+        f"{loaded.payload_bytes / 1e6:.2f} MB payload, {loaded.duration:.1f} s)"
+    )
     frame = analyse(loaded)
     out.print(analysis_table(frame, title="content analysis (deflate 12/5, level 6)"))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -55,4 +57,3 @@ def demo(
     written.append(csv_path)
     for p in written:
         out.print(f"  wrote {p}")
-

@@ -36,5 +36,5 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise WslabError(f"{p}: no such results file")
     try:
         return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the user's file
+    except Exception as exc:
         raise WslabError(f"{p}: not a readable results table ({exc})") from None

@@ -174,8 +174,10 @@ def _dimension(name: str, spec: Any, where: str) -> Dimension:
         start, stop = args[0], args[1]
         step = args[2] if len(args) == 3 else 1
         if step <= 0 or stop < start:
-            raise ConfigError(f"{where}: {name}: empty range {args} (need start <= stop, step > 0)")
-        count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            raise ConfigError(
+                f"{where}: {name}: empty range {args} (need start <= stop, step > 0)"
+            )
+        count = math.floor((stop - start) / step + 1e-9) + 1
         values = [start + i * step for i in range(count)]
         if all(isinstance(a, int) for a in args):
             values = [int(v) for v in values]
