@@ -9,10 +9,14 @@ Negotiation (the ``Sec-WebSocket-Extensions`` header) lives in ``negotiation.py`
   case each message starts from a fresh compressor;
 - the receiver appends the four bytes back before inflating (section 7.2.2).
 
-zlib cannot build a raw compressor with a 256-byte window (``wbits=-8``), so a negotiated
-window of 8 bits compresses with 9; RFC 7692 allows a sender to use a smaller window than
-the one agreed but not a larger one, hence the encoder refuses 8 outright and callers must
-ask for 9 (see ``negotiation.py``). A decoder may always use 8.
+zlib cannot build a raw compressor with a 256-byte window (``wbits=-8``), and RFC 7692 lets a
+sender use a smaller window than the one agreed but never a larger one, so the encoder
+refuses 8 outright. ``negotiation.py`` never agrees 8 for a zlib sender (a server declines
+such an offer; a client fails the handshake, as python-websockets does); ``factory.py``,
+which builds codecs from the config without negotiating, compresses a configured 8 with 9.
+A decoder accepts 8 and inflates with 9, which reads every 8-bit stream.
+
+What must not live here: negotiation, framing, I/O.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from wslab.codecs.base import MessageDecoder, MessageEncoder
 from wslab.codecs.deflate import MIN_ENCODER_WINDOW_BITS, DeflateDecoder, DeflateEncoder
-from wslab.codecs.negotiation import Side
+from wslab.codecs.deflate_params import Side
 from wslab.codecs.zstd import ZstdDecoder, ZstdEncoder
 from wslab.errors import ConfigError
 
