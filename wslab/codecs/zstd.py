@@ -47,42 +47,41 @@ class _BlockWalker:
         self.checksum = False
         self.frames_ended = 0
 
-    def pieces(self, data: bytes, max_size: int | None) -> list[tuple[bytes, int, int | None]]:
-        """Split ``data`` into (bytes, output upper bound, exact output or None) pieces.
+    def spans(self, data: bytes, max_size: int | None) -> list[tuple[int, int, int | None]]:
+        """Split ``data`` into pieces: (end offset, output upper bound, exact output or None).
 
         Each piece is a frame header or one whole block (with the frame's checksum after
         its last block). Raises DecodeError on bytes that are not whole blocks and
         PayloadTooBig when a frame header declares more than ``max_size`` bytes.
         """
-        out: list[tuple[bytes, int, int | None]] = []
-        pos = 0
-        view = memoryview(data)
-        while pos < len(data):
+        out: list[tuple[int, int, int | None]] = []
+        pos, total = 0, len(data)
+        while pos < total:
             if not self.in_frame:
-                pos = self._frame_header(data, pos, max_size, out)
+                pos = self._frame_header(data, pos, max_size)
+                out.append((pos, 0, 0))
                 continue
-            if pos + 3 > len(data):
+            if pos + 3 > total:
                 raise DecodeError("zstd message ends inside a block header")
-            header = int.from_bytes(view[pos:pos + 3], "little")
+            header = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
             last, kind, size = header & 1, (header >> 1) & 3, header >> 3
             if kind == _RESERVED:
                 raise DecodeError("zstd block of the reserved type")
             if size > self.block_max:
                 raise DecodeError(f"zstd block of {size} bytes exceeds {self.block_max}")
-            end = pos + 3 + (1 if kind == _RLE else size) + (4 if last and self.checksum else 0)
-            if end > len(data):
+            pos += 3 + (1 if kind == _RLE else size) + (4 if last and self.checksum else 0)
+            if pos > total:
                 raise DecodeError("zstd message ends inside a block")
-            exact = size if kind in (_RAW, _RLE) else None
-            out.append((bytes(view[pos:end]), size if exact is not None else self.block_max,
-                        exact))
+            if kind == _COMPRESSED:
+                out.append((pos, self.block_max, None))
+            else:
+                out.append((pos, size, size))
             if last:
                 self.in_frame = False
                 self.frames_ended += 1
-            pos = end
         return out
 
-    def _frame_header(self, data: bytes, pos: int, max_size: int | None,
-                      out: list[tuple[bytes, int, int | None]]) -> int:
+    def _frame_header(self, data: bytes, pos: int, max_size: int | None) -> int:
         rest = data[pos:]
         if len(rest) >= 4 and (int.from_bytes(rest[:4], "little") & _SKIPPABLE_MAGIC_MASK
                                == _SKIPPABLE_MAGIC):
@@ -101,43 +100,42 @@ class _BlockWalker:
         self.block_max = max(1, min(params.window_size, _BLOCK_MAX))
         self.checksum = bool(params.has_checksum)
         self.in_frame = True
-        out.append((rest[:size], 0, 0))
         return pos + size
 
 
 def _inflate(dobj: zstandard.ZstdDecompressionObj, walker: _BlockWalker, data: bytes,
              max_size: int | None) -> bytes:
     """Feed ``data`` to ``dobj`` in groups whose possible output stays near the budget."""
+    spans = walker.spans(data, max_size)
+    if max_size is None:
+        return _feed(dobj, data, max_size, 0)
     parts: list[bytes] = []
-    produced = 0
-    group: list[bytes] = []
-    bound = 0
-    for piece, upper, exact in walker.pieces(data, max_size):
-        if max_size is not None:
-            # Raw and RLE blocks announce their exact size: refuse them before inflating.
-            limit = max_size if exact is not None else max_size + _BLOCK_MAX
-            if group and produced + bound + upper > limit:
-                produced += _feed(dobj, b"".join(group), parts, max_size, produced)
-                group, bound = [], 0
-            if exact is not None and produced + bound + exact > max_size:
-                raise PayloadTooBig(f"message inflates past max_size={max_size} bytes")
-        group.append(piece)
+    produced = start = stop = bound = 0
+    for end, upper, exact in spans:
+        # Raw and RLE blocks announce their exact size: refuse them before inflating.
+        limit = max_size if exact is not None else max_size + _BLOCK_MAX
+        if stop > start and produced + bound + upper > limit:
+            parts.append(_feed(dobj, data[start:stop], max_size, produced))
+            produced += len(parts[-1])
+            start, bound = stop, 0
+        if exact is not None and produced + bound + exact > max_size:
+            raise PayloadTooBig(f"message inflates past max_size={max_size} bytes")
+        stop = end
         bound += upper
-    if group:
-        _feed(dobj, b"".join(group), parts, max_size, produced)
-    return b"".join(parts)
+    if stop > start:
+        parts.append(_feed(dobj, data if start == 0 else data[start:stop], max_size, produced))
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _feed(dobj: zstandard.ZstdDecompressionObj, chunk: bytes, parts: list[bytes],
-          max_size: int | None, produced: int) -> int:
+def _feed(dobj: zstandard.ZstdDecompressionObj, chunk: bytes, max_size: int | None,
+          produced: int) -> bytes:
     try:
         got = dobj.decompress(chunk)
     except zstandard.ZstdError as exc:
         raise DecodeError(f"zstd data does not decompress: {exc}") from exc
     if max_size is not None and produced + len(got) > max_size:
         raise PayloadTooBig(f"message inflates past max_size={max_size} bytes")
-    parts.append(got)
-    return len(got)
+    return got
 
 
 class ZstdEncoder:
@@ -199,11 +197,12 @@ class ZstdDecoder:
                 complete frame (per message), or do not decompress.
         """
         if self._dobj is None:
-            return self._decode_frame(bytes(data), max_size)
+            return self._decode_frame(data if type(data) is bytes else bytes(data), max_size)
         if self._broken:
             raise DecodeError("zstd stream decoder is unusable after an earlier bad message")
         try:
-            return _inflate(self._dobj, self._walker, bytes(data), max_size)
+            return _inflate(self._dobj, self._walker,
+                            data if type(data) is bytes else bytes(data), max_size)
         except WslabError:
             self._broken = True
             raise
