@@ -1,0 +1,96 @@
+"""The selective permessage-deflate: skipped messages really go out with RSV1 clear."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Sequence
+
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.extensions.base import Extension
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    PerMessageDeflate,
+)
+from websockets.frames import Frame
+from websockets.typing import ExtensionParameter
+
+from wslab.harness.extension import SelectiveServerDeflateFactory, selective_extension
+
+
+class _Recording(PerMessageDeflate):
+    """The library's decoder, noting RSV1 of every data frame it reads."""
+
+    seen: list[tuple[bool, int]]
+
+    def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
+        if frame.opcode.value in (1, 2):
+            self.seen.append((frame.rsv1, len(frame.data)))
+        return super().decode(frame, max_size=max_size)
+
+
+class _RecordingClientFactory(ClientPerMessageDeflateFactory):
+    made: list[_Recording] = []
+
+    def process_response_params(
+        self, params: Sequence[ExtensionParameter], accepted: Sequence[Extension]
+    ) -> PerMessageDeflate:
+        n = super().process_response_params(params, accepted)
+        ext = _Recording(n.remote_no_context_takeover, n.local_no_context_takeover,
+                         n.remote_max_window_bits, n.local_max_window_bits)
+        ext.seen = []
+        self.made.append(ext)
+        return ext
+
+
+MESSAGES = [b'{"type":"chat","text":"hello hello hello hello"}' * (i + 1) for i in range(8)]
+DECISIONS = [True, False, True, True, False, False, True, False]
+
+
+async def _exchange(no_context: bool) -> tuple[list[bytes], list[tuple[bool, int]],
+                                                 list[tuple[int, int]]]:
+    sizes: list[tuple[int, int]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        ext = selective_extension(ws.protocol.extensions)
+        assert ext is not None
+        ext.on_compressed = lambda a, b: sizes.append((a, b))
+        for payload, decision in zip(MESSAGES, DECISIONS, strict=True):
+            ext.decisions.append(decision)
+            await ws.send(payload)
+        await ws.wait_closed()
+
+    factory = SelectiveServerDeflateFactory(
+        mem_level=5, level=6, server_max_window_bits=10, client_max_window_bits=10,
+        server_no_context_takeover=no_context)
+    client_factory = _RecordingClientFactory(client_max_window_bits=True)
+    async with serve(handler, "127.0.0.1", 0, extensions=[factory], compression=None) as srv:
+        port = srv.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}", extensions=[client_factory],
+                           compression=None) as ws:
+            got = [await ws.recv() for _ in MESSAGES]
+            negotiated = ws.response.headers["Sec-WebSocket-Extensions"]
+    assert "server_max_window_bits=10" in negotiated
+    return [g if isinstance(g, bytes) else g.encode() for g in got], client_factory.made[-1].seen, sizes
+
+
+def test_skipped_messages_go_out_uncompressed_and_context_survives() -> None:
+    for no_context in (False, True):
+        got, seen, sizes = asyncio.run(_exchange(no_context))
+        assert got == MESSAGES
+        assert [rsv1 for rsv1, _ in seen] == DECISIONS
+        for (rsv1, wire_len), payload in zip(seen, MESSAGES, strict=True):
+            if not rsv1:
+                assert wire_len == len(payload)
+        # The compressor saw exactly the compressed messages, in order: replaying them
+        # through a fresh zlib stream with the same settings gives the same sizes.
+        comp = zlib.compressobj(6, zlib.DEFLATED, -10, 5)
+        expected = []
+        for payload, decision in zip(MESSAGES, DECISIONS, strict=True):
+            if decision:
+                if no_context:
+                    comp = zlib.compressobj(6, zlib.DEFLATED, -10, 5)
+                out = comp.compress(payload) + comp.flush(zlib.Z_SYNC_FLUSH)
+                expected.append((len(payload), len(out) - 4))
+        assert sizes == expected

@@ -1,0 +1,1 @@
+"""The live harness: real websockets servers and clients on loopback, measured."""
