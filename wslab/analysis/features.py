@@ -33,6 +33,8 @@ _CHUNK_MESSAGES = 4096
 _BLOCK_BYTES = 1 << 18
 _WS = np.zeros(256, dtype=bool)
 _WS[[0x20, 0x09, 0x0A, 0x0D]] = True
+_JSON_BLANKS = " \t\n\r"
+_DECODER = json.JSONDecoder()
 _JSON_MARK = np.zeros(256, dtype=bool)
 _JSON_MARK[[0x22, 0x5B, 0x5D, 0x7B, 0x7D]] = True
 _OPENING = np.zeros(256, dtype=bool)
@@ -142,15 +144,23 @@ def match_coverage(
     n = buf.size
     if n < MIN_MATCH:
         return inside, history
-    owner = packed.owner()
-    covered_inside = np.zeros(n, dtype=bool)
-    covered_history = np.zeros(n, dtype=bool)
+    ends = packed.ends
+    count_inside = np.zeros(n_msgs, dtype=np.int64)
+    count_history = np.zeros(n_msgs, dtype=np.int64)
     for lo in range(0, n, _BLOCK_BYTES):
         hi = min(lo + _BLOCK_BYTES, n)
-        _cover_block(buf, owner, groups, window, lo, hi, covered_inside, covered_history)
+        base = max(0, lo - window)
+        end = min(hi + MIN_MATCH - 1, n)
+        # Local owner array: which message each byte of buf[base:end] belongs to.
+        first = int(np.searchsorted(ends, base, side="right"))
+        last = int(np.searchsorted(packed.starts, end, side="left"))
+        spans = np.minimum(ends[first:last], end) - np.maximum(packed.starts[first:last], base)
+        own = np.repeat(np.arange(first, last, dtype=np.int32), spans)
+        _cover_block(buf[base:end], own, groups, window, lo - base, hi - base,
+                     count_inside, count_history)
     lengths = np.maximum(packed.lengths, 1)
-    inside[:] = np.bincount(owner[covered_inside], minlength=n_msgs) / lengths
-    history[:] = np.bincount(owner[covered_history], minlength=n_msgs) / lengths
+    inside[:] = count_inside / lengths
+    history[:] = count_history / lengths
     return inside, history
 
 
@@ -167,8 +177,8 @@ class JsonStructure:
 def json_structure(payloads: Sequence[bytes]) -> JsonStructure:
     """Detect JSON documents and measure their nesting depth, key count and key bytes.
 
-    A message is JSON when its first non-blank byte is ``{`` or ``[`` and ``json.loads``
-    accepts it (the one per-message Python call here; scalars such as ``"42"`` do not
+    A message is JSON when its first non-blank byte is ``{`` or ``[`` and Python's JSON
+    decoder accepts all of it (the one per-message Python call here; scalars such as ``"42"`` do not
     count as JSON documents). Depth counts nested containers (``{"a": [1]}`` is 2); key
     bytes count each object key with its two quotes. Those three come from one vectorised
     scan over all JSON messages together, which visits only the structural bytes: quotes
@@ -182,12 +192,15 @@ def json_structure(payloads: Sequence[bytes]) -> JsonStructure:
     keys = np.zeros(n_msgs, dtype=np.int64)
     key_bytes = np.zeros(n_msgs, dtype=np.int64)
     docs: list[bytes] = []
+    parse = _DECODER.raw_decode
     for i, p in enumerate(payloads):
         head = p[:64].lstrip()[:1]
         if head != b"{" and head != b"[":
             continue
         try:
-            json.loads(p)
+            text = p.decode("utf-8").strip(_JSON_BLANKS)
+            if parse(text)[1] != len(text):
+                continue
         except (ValueError, UnicodeDecodeError):
             continue
         is_json[i] = True
@@ -241,28 +254,31 @@ def _escaped(buf: npt.NDArray[np.uint8], quotes: IntArray) -> BoolArray:
 
 
 def _cover_block(
-    buf: npt.NDArray[np.uint8],
-    owner: npt.NDArray[np.int32],
+    seg: npt.NDArray[np.uint8],
+    own: npt.NDArray[np.int32],
     groups: IntArray,
     window: int,
     lo: int,
     hi: int,
-    covered_inside: BoolArray,
-    covered_history: BoolArray,
+    count_inside: IntArray,
+    count_history: IntArray,
 ) -> None:
-    """Mark the bytes covered by matches that start in ``buf[lo:hi]``.
+    """Count, per message, the covered bytes of ``seg[lo:hi]``.
 
-    Working block by block keeps every gather inside a cache-sized slice of the buffer;
-    the block also sees the ``window`` bytes before ``lo``, the only history a match
-    starting at or after ``lo`` can reach.
+    ``seg`` is a slice of the whole buffer that starts ``window`` bytes before ``lo`` (the
+    only history a match at or after ``lo`` can reach) and ends 3 bytes after ``hi``, and
+    ``own`` gives the message of each of its bytes. Working block by block keeps every
+    gather inside a cache-sized slice. A byte belongs to exactly one block, so each is
+    counted once; matches starting up to 3 bytes before ``lo`` are included because they
+    cover bytes of this block.
     """
-    base = max(0, lo - window)
-    end = min(hi + MIN_MATCH - 1, buf.size)
-    seg = buf[base:end].astype(np.uint32)
-    own = owner[base:end]
     if seg.size < MIN_MATCH:
         return
-    gram = (seg[:-3] << 24) | (seg[1:-2] << 16) | (seg[2:-1] << 8) | seg[3:]
+    wide = seg.astype(np.uint32)
+    gram = wide[:-3].copy()
+    for k in (1, 2, 3):
+        gram <<= 8
+        gram |= wide[k : wide.size - 3 + k]
     pos = np.flatnonzero(own[:-3] == own[3:]).astype(np.int32)
     codes, uniques = pd.factorize(gram[pos])
     order = _stable_order(np.asarray(codes, dtype=np.int32), len(uniques))
@@ -271,16 +287,25 @@ def _cover_block(
     same = codes_s[1:] == codes_s[:-1]
     prev = pos_s[:-1][same]
     cur = pos_s[1:][same]
-    keep = ((cur - prev) <= window) & (cur >= lo - base)
+    keep = ((cur - prev) <= window) & (cur >= lo - (MIN_MATCH - 1)) & (cur < hi)
     prev, cur = prev[keep], cur[keep]
     own_prev, own_cur = own[prev], own[cur]
-    for covered, match in (
-        (covered_inside, own_prev == own_cur),
-        (covered_history, groups[own_prev] == groups[own_cur]),
+    mine = own[lo:hi]
+    for counts, match in (
+        (count_inside, own_prev == own_cur),
+        (count_history, groups[own_prev] == groups[own_cur]),
     ):
-        starts = cur[match] + base
-        for k in range(MIN_MATCH):
-            covered[starts + k] = True
+        hit = np.zeros(seg.size, dtype=bool)
+        hit[cur[match]] = True
+        spread = hit[lo:hi].copy()
+        for k in range(1, MIN_MATCH):
+            spread |= hit[lo - k : hi - k] if lo >= k else np.concatenate(
+                [np.zeros(k - lo, dtype=bool), hit[: hi - k]]
+            )
+        owners = mine[spread]
+        if owners.size:
+            first = int(owners[0])
+            counts[first : int(owners[-1]) + 1] += np.bincount(owners - first)
 
 
 def _stable_order(codes: npt.NDArray[np.int32], n_codes: int) -> npt.NDArray[np.intp]:
