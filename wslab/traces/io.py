@@ -232,7 +232,9 @@ def _parse_lines(
         except json_errors as exc:
             if not line.strip():
                 continue  # blank lines are allowed and ignored
-            if isinstance(exc, UnicodeDecodeError):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
                 raise _fail(path, lineno, "line is not valid UTF-8") from None
             raise _fail(path, lineno, f"line is not valid JSON ({exc})") from None
         if first:
