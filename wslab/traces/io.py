@@ -2,8 +2,9 @@
 
 What lives here: streaming readers (:func:`iter_messages`, :func:`read_trace`,
 :func:`read_meta`) and the atomic streaming writer (:func:`write_trace`) for ``.jsonl`` and
-``.jsonl.zst`` files, plus the line validation that turns every malformed line into a
-:class:`~wslab.errors.TraceFormatError` naming the file, the line number and the field.
+``.jsonl.zst`` files, plus the hot parsing loop. Every malformed line becomes a
+:class:`~wslab.errors.TraceFormatError` naming the file, the line number and the field (the
+exact diagnosis is in ``_checks``).
 
 What must not live here: making traces (``generators``, ``har``) or describing them
 (``info``). This module knows the file format and nothing about what the messages mean.
@@ -16,7 +17,6 @@ installed (it parses several times faster); the standard ``json`` module is the 
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import gc
 import io
@@ -30,7 +30,19 @@ from typing import IO, Any, Final
 import zstandard
 
 from wslab.errors import TraceFormatError, WslabError
-from wslab.traces.model import DIRECTIONS, PRIORITIES, Message, Trace, TraceMeta
+from wslab.traces._checks import (
+    DIRS,
+    FORMAT_VERSION,
+    HEADER_KEY,
+    MESSAGE_FIELDS,
+    PRIOS,
+    SUFFIXES,
+    build_message,
+    diagnose,
+    fail,
+    parse_header,
+)
+from wslab.traces.model import Message, Trace, TraceMeta
 
 try:  # pragma: no cover - which branch runs depends on the environment
     import orjson
@@ -49,17 +61,12 @@ except ImportError:  # pragma: no cover
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-FORMAT_VERSION: Final = 1
-HEADER_KEY: Final = "wslab_trace"
-SUFFIXES: Final = (".jsonl", ".jsonl.zst")
-
-_MESSAGE_FIELDS: Final = frozenset({"t", "dir", "type", "priority", "text", "b64", "conn"})
-_HEADER_FIELDS: Final = frozenset({HEADER_KEY, "name", "description", "source"})
-_DIRS: Final = frozenset(DIRECTIONS)
-_PRIOS: Final = frozenset(PRIORITIES)
 _INF: Final = math.inf
 _ZSTD_LEVEL: Final = 10
 _CHUNK_LINES: Final = 1024
+
+__all__ = ["FORMAT_VERSION", "HEADER_KEY", "SUFFIXES", "is_compressed", "iter_messages",
+           "read_meta", "read_trace", "write_trace"]
 
 
 # -- paths and streams ---------------------------------------------------------------------
@@ -97,117 +104,7 @@ def _open_lines(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
         raw.close()
 
 
-def _fail(path: object, lineno: int, what: str) -> TraceFormatError:
-    return TraceFormatError(f"{path}:{lineno}: {what}")
-
-
 # -- reading ------------------------------------------------------------------------------
-
-
-def _parse_header(obj: dict[str, Any], path: object, lineno: int) -> TraceMeta:
-    version = obj[HEADER_KEY]
-    if version != FORMAT_VERSION or type(version) is not int:
-        raise _fail(path, lineno, f"field '{HEADER_KEY}': unsupported version {version!r} "
-                                  f"(this wslab reads version {FORMAT_VERSION})")
-    for key in obj:
-        if key not in _HEADER_FIELDS:
-            raise _fail(path, lineno, f"field '{key}': unknown header field")
-    values: dict[str, str] = {}
-    for key in ("name", "description", "source"):
-        value = obj.get(key, "")
-        if not isinstance(value, str):
-            raise _fail(path, lineno, f"field '{key}': must be a string, got {value!r}")
-        values[key] = value
-    return TraceMeta(**values)
-
-
-def _diagnose(obj: Any, path: object, lineno: int, prev_t: float) -> TraceFormatError:
-    """Work out exactly what is wrong with a message line that failed the fast path."""
-    if not isinstance(obj, dict):
-        return _fail(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
-    if HEADER_KEY in obj:
-        return _fail(path, lineno, f"field '{HEADER_KEY}': header line is only allowed as "
-                                   "the first line")
-    for key in obj:
-        if key not in _MESSAGE_FIELDS:
-            return _fail(path, lineno, f"field '{key}': unknown field")
-    for key in ("t", "dir", "type"):
-        if key not in obj:
-            return _fail(path, lineno, f"field '{key}': missing")
-    t = obj["t"]
-    if type(t) not in (int, float):
-        return _fail(path, lineno, f"field 't': must be a number, got {t!r}")
-    if not math.isfinite(t):
-        return _fail(path, lineno, f"field 't': must be finite, got {t!r}")
-    if t < 0:
-        return _fail(path, lineno, f"field 't': must not be negative, got {t!r}")
-    if t < prev_t:
-        return _fail(path, lineno, f"field 't': decreasing ({t!r} after {prev_t!r})")
-    if obj["dir"] not in _DIRS:
-        return _fail(path, lineno, f"field 'dir': must be 's2c' or 'c2s', got {obj['dir']!r}")
-    if not isinstance(obj["type"], str):
-        return _fail(path, lineno, f"field 'type': must be a string, got {obj['type']!r}")
-    prio = obj.get("priority", "normal")
-    if prio not in _PRIOS:
-        return _fail(path, lineno, f"field 'priority': must be one of "
-                                   f"{', '.join(PRIORITIES)}, got {prio!r}")
-    conn = obj.get("conn")
-    if conn is not None and not isinstance(conn, str):
-        return _fail(path, lineno, f"field 'conn': must be a string, got {conn!r}")
-    has_text, has_b64 = "text" in obj, "b64" in obj
-    if has_text == has_b64:
-        which = "both" if has_text else "neither"
-        return _fail(path, lineno, f"field 'text'/'b64': exactly one is required, got {which}")
-    if has_text:
-        text = obj["text"]
-        if not isinstance(text, str):
-            return _fail(path, lineno, f"field 'text': must be a string, got {type(text).__name__}")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return _fail(path, lineno, "field 'text': not valid Unicode (lone surrogate)")
-    else:
-        b64 = obj["b64"]
-        if not isinstance(b64, str):
-            return _fail(path, lineno, f"field 'b64': must be a string, got {type(b64).__name__}")
-        try:
-            base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            return _fail(path, lineno, f"field 'b64': invalid base64 ({exc})")
-    return _fail(path, lineno, "malformed message")  # pragma: no cover - fast path agrees
-
-
-def _message_builder() -> Callable[[float, str, str, str, bytes, bool, str | None], Message]:
-    """A constructor for :class:`Message` that skips the frozen-dataclass ``__init__``.
-
-    A frozen dataclass sets each field through ``object.__setattr__``, which is the single
-    largest cost when loading. With slots, the slot descriptors can set the fields directly
-    (about twice as fast); the result is an ordinary, equal, immutable ``Message``.
-    """
-    names = ("t", "dir", "type", "priority", "payload", "is_text", "conn")
-    try:
-        setters = [Message.__dict__[n].__set__ for n in names]
-    except (KeyError, AttributeError):  # pragma: no cover - Message without slots
-        return Message  # type: ignore[return-value]
-    s_t, s_dir, s_type, s_prio, s_payload, s_text, s_conn = setters
-    new = object.__new__
-
-    def build(t: float, d: str, kind: str, prio: str, payload: bytes, is_text: bool,
-              conn: str | None) -> Message:
-        m: Message = new(Message)
-        s_t(m, t)
-        s_dir(m, d)
-        s_type(m, kind)
-        s_prio(m, prio)
-        s_payload(m, payload)
-        s_text(m, is_text)
-        s_conn(m, conn)
-        return m
-
-    return build
-
-
-_build_message = _message_builder()
 
 
 def _parse_lines(
@@ -220,9 +117,9 @@ def _parse_lines(
     """
     loads = _loads
     json_errors = _JSON_ERRORS
-    dirs, prios, fields = _DIRS, _PRIOS, _MESSAGE_FIELDS
+    dirs, prios, fields = DIRS, PRIOS, MESSAGE_FIELDS
     b64decode = base64.b64decode
-    new = _build_message
+    new = build_message
     inf = _INF
     prev_t = 0.0
     first = True
@@ -235,12 +132,12 @@ def _parse_lines(
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError:
-                raise _fail(path, lineno, "line is not valid UTF-8") from None
-            raise _fail(path, lineno, f"line is not valid JSON ({exc})") from None
+                raise fail(path, lineno, "line is not valid UTF-8") from None
+            raise fail(path, lineno, f"line is not valid JSON ({exc})") from None
         if first:
             first = False
             if type(obj) is dict and HEADER_KEY in obj:
-                header.append(_parse_header(obj, path, lineno))
+                header.append(parse_header(obj, path, lineno))
                 continue
         try:
             t = obj["t"]
@@ -269,7 +166,7 @@ def _parse_lines(
                     raise ValueError
                 msg = new(t, d, kind, prio, b64decode(b64, validate=True), False, conn)
         except (KeyError, TypeError, ValueError, AttributeError, UnicodeEncodeError):
-            raise _diagnose(obj, path, lineno, prev_t) from None
+            raise diagnose(obj, path, lineno, prev_t) from None
         prev_t = t
         yield msg
 
@@ -345,9 +242,9 @@ def read_meta(path: str | os.PathLike[str]) -> TraceMeta:
             try:
                 obj = _loads(line)
             except _JSON_ERRORS as exc:
-                raise _fail(name, lineno, f"line is not valid JSON ({exc})") from None
+                raise fail(name, lineno, f"line is not valid JSON ({exc})") from None
             if isinstance(obj, dict) and HEADER_KEY in obj:
-                return _parse_header(obj, name, lineno)
+                return parse_header(obj, name, lineno)
             break
     return TraceMeta()
 
@@ -366,9 +263,9 @@ def _message_line(m: Message, index: int, prev_t: float) -> bytes:
     if type(t) not in (int, float) or not math.isfinite(t) or t < prev_t or t < 0:
         raise WslabError(f"{where}: field 't': must be a finite number >= {prev_t!r}, "
                          f"got {t!r}")
-    if m.dir not in _DIRS:
+    if m.dir not in DIRS:
         raise WslabError(f"{where}: field 'dir': must be 's2c' or 'c2s', got {m.dir!r}")
-    if m.priority not in _PRIOS:
+    if m.priority not in PRIOS:
         raise WslabError(f"{where}: field 'priority': unknown priority {m.priority!r}")
     if not isinstance(m.type, str):
         raise WslabError(f"{where}: field 'type': must be a string, got {m.type!r}")
