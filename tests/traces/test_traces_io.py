@@ -235,3 +235,24 @@ def test_round_trip_property(tmp_path: Path, parts: list, meta: TraceMeta) -> No
         back = read_trace(path)
         assert back.messages == msgs
         assert back.meta == meta
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_iter_messages_streams_in_small_memory(tmp_path: Path, suffix: str) -> None:
+    import tracemalloc
+
+    from wslab.traces.generate import generate
+
+    path = tmp_path / f"big{suffix}"
+    trace = generate("telemetry", 6000, seed=1)
+    write_trace(trace, path)
+    raw_size = trace.payload_bytes
+    assert raw_size > 5_000_000
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in iter_messages(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 6000
+    assert peak < raw_size / 10
