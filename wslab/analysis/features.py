@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -109,9 +110,15 @@ def entropy(packed: Packed) -> FloatArray:
     return out
 
 
-def match_coverage(
-    packed: Packed, groups: npt.NDArray[np.int64], window: int
-) -> tuple[FloatArray, FloatArray]:
+class Coverage(NamedTuple):
+    """Per-message LZ coverage (see :func:`match_coverage`)."""
+
+    inside: FloatArray
+    history: FloatArray
+    history_runs: FloatArray
+
+
+def match_coverage(packed: Packed, groups: npt.NDArray[np.int64], window: int) -> Coverage:
     """Share of each message's bytes that an LZ77 coder could send as back-references.
 
     A byte counts as covered when it lies inside some 4-byte sequence (``MIN_MATCH``) whose
@@ -133,9 +140,11 @@ def match_coverage(
         window: The LZ77 window in bytes (``1 << window_bits``).
 
     Returns:
-        ``(inside, with_history)``: the covered share counting only matches inside the same
-        message (what a compressor without context takeover finds), and counting matches
-        in earlier messages of the same group too (what a kept window can exploit).
+        ``inside``: the covered share counting only matches inside the same message (what
+        a compressor without context takeover finds); ``history``: counting matches in
+        earlier messages of the same group too (what a kept window can exploit);
+        ``history_runs``: covered runs per byte under ``history`` (each run is roughly one
+        back-reference, whose length/distance code costs a few bytes).
     """
     n_msgs = len(packed.lengths)
     inside = np.zeros(n_msgs, dtype=np.float64)
@@ -143,10 +152,11 @@ def match_coverage(
     buf = packed.buf
     n = buf.size
     if n < MIN_MATCH:
-        return inside, history
+        return Coverage(inside, history, np.zeros(n_msgs))
     ends = packed.ends
     count_inside = np.zeros(n_msgs, dtype=np.int64)
     count_history = np.zeros(n_msgs, dtype=np.int64)
+    count_runs = np.zeros(n_msgs, dtype=np.int64)
     for lo in range(0, n, _BLOCK_BYTES):
         hi = min(lo + _BLOCK_BYTES, n)
         base = max(0, lo - window)
@@ -157,11 +167,11 @@ def match_coverage(
         spans = np.minimum(ends[first:last], end) - np.maximum(packed.starts[first:last], base)
         own = np.repeat(np.arange(first, last, dtype=np.int32), spans)
         _cover_block(buf[base:end], own, groups, window, lo - base, hi - base,
-                     count_inside, count_history)
+                     (count_inside, count_history, count_runs))
     lengths = np.maximum(packed.lengths, 1)
     inside[:] = count_inside / lengths
     history[:] = count_history / lengths
-    return inside, history
+    return Coverage(inside, history, count_runs / lengths)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +260,8 @@ def _escaped(buf: npt.NDArray[np.uint8], quotes: IntArray) -> BoolArray:
         look[active] -= 1
         active &= look >= 0
         active[active] = buf[look[active]] == 0x5C
-    return run % 2 == 1
+    odd: BoolArray = run % 2 == 1
+    return odd
 
 
 def _cover_block(
@@ -260,8 +271,7 @@ def _cover_block(
     window: int,
     lo: int,
     hi: int,
-    count_inside: IntArray,
-    count_history: IntArray,
+    counts: tuple[IntArray, IntArray, IntArray],
 ) -> None:
     """Count, per message, the covered bytes of ``seg[lo:hi]``.
 
@@ -291,7 +301,8 @@ def _cover_block(
     prev, cur = prev[keep], cur[keep]
     own_prev, own_cur = own[prev], own[cur]
     mine = own[lo:hi]
-    for counts, match in (
+    count_inside, count_history, count_runs = counts
+    for tally, match in (
         (count_inside, own_prev == own_cur),
         (count_history, groups[own_prev] == groups[own_cur]),
     ):
@@ -302,10 +313,21 @@ def _cover_block(
             spread |= hit[lo - k : hi - k] if lo >= k else np.concatenate(
                 [np.zeros(k - lo, dtype=bool), hit[: hi - k]]
             )
-        owners = mine[spread]
-        if owners.size:
-            first = int(owners[0])
-            counts[first : int(owners[-1]) + 1] += np.bincount(owners - first)
+        _tally(tally, mine[spread])
+    # Runs of the history coverage: a covered byte whose predecessor is uncovered or in
+    # another message starts one.
+    starts = spread.copy()
+    starts[1:] &= ~spread[:-1] | (mine[1:] != mine[:-1])
+    if lo >= 1 and starts[0] and own[lo - 1] == own[lo]:
+        starts[0] = not hit[max(lo - MIN_MATCH, 0) : lo].any()
+    _tally(count_runs, mine[starts])
+
+
+def _tally(counts: IntArray, owners: npt.NDArray[np.int32]) -> None:
+    """Add one to ``counts[m]`` for every ``m`` in the (sorted) ``owners``."""
+    if owners.size:
+        first = int(owners[0])
+        counts[first : int(owners[-1]) + 1] += np.bincount(owners - first)
 
 
 def _stable_order(codes: npt.NDArray[np.int32], n_codes: int) -> npt.NDArray[np.intp]:
@@ -330,14 +352,35 @@ def group_ids(trace: Trace) -> tuple[IntArray, list[tuple[str, str]]]:
     return ids, list(seen)
 
 
+def _coverage_in_order(payloads: Sequence[bytes], groups: IntArray, window: int) -> Coverage:
+    """:func:`match_coverage` with each group's messages sent back to back, in trace order."""
+    order = np.argsort(groups, kind="stable")
+    packed = Packed.of([payloads[i] for i in order])
+    cov = match_coverage(packed, groups[order], window)
+    out = Coverage(np.empty(len(order)), np.empty(len(order)), np.empty(len(order)))
+    for src, dst in zip(cov, out, strict=True):
+        dst[order] = src
+    return out
+
+
 def message_features(trace: Trace, *, window_bits: int = 15) -> pd.DataFrame:
     """One row per message (in trace order) with every content feature.
 
-    Columns: ``t, dir, type, size, is_text, entropy_bits_per_byte, repetition``
-    (covered share from matches inside the message), ``context_repetition`` (from matches
-    inside it or in earlier messages of the same type and direction, within the window),
-    ``cross_repetition`` (the difference: what context takeover adds), ``is_json,
-    json_depth, json_keys, key_bytes_fraction``.
+    Columns: ``t, dir, type, size, is_text, entropy_bits_per_byte``, then three LZ
+    coverages (see :func:`match_coverage`; all within the window):
+
+    - ``repetition``: matches inside the message itself (what a compressor without
+      context takeover can use);
+    - ``context_repetition``: matches inside it or in earlier messages of the same
+      direction, in trace order (exactly the history a permessage-deflate sender with
+      context takeover has, all types interleaved);
+    - ``cross_repetition``: what earlier messages of the same type and direction add over
+      ``repetition``, measured in the type's own stream (how much a message repeats its
+      predecessors of the same type, whatever else is sent in between);
+
+    then ``context_runs_per_byte`` (covered runs under ``context_repetition`` per byte,
+    roughly back-references per byte) and ``is_json, json_depth, json_keys,
+    key_bytes_fraction``.
 
     Args:
         trace: The messages.
@@ -345,14 +388,11 @@ def message_features(trace: Trace, *, window_bits: int = 15) -> pd.DataFrame:
     """
     msgs = trace.messages
     payloads = [m.payload for m in msgs]
+    window = 1 << window_bits
     gids, _ = group_ids(trace)
-    order = np.argsort(gids, kind="stable")
-    grouped = Packed.of([payloads[i] for i in order])
-    inside_g, history_g = match_coverage(grouped, gids[order], 1 << window_bits)
-    inside = np.empty_like(inside_g)
-    history = np.empty_like(history_g)
-    inside[order] = inside_g
-    history[order] = history_g
+    dirs = np.fromiter((m.dir == "c2s" for m in msgs), dtype=np.int64, count=len(msgs))
+    inside, history, runs = _coverage_in_order(payloads, dirs, window)
+    same_type = _coverage_in_order(payloads, gids, window).history
     packed = Packed.of(payloads)
     js = json_structure(payloads)
     sizes = packed.lengths
@@ -368,7 +408,8 @@ def message_features(trace: Trace, *, window_bits: int = 15) -> pd.DataFrame:
             "entropy_bits_per_byte": entropy(packed),
             "repetition": inside,
             "context_repetition": history,
-            "cross_repetition": np.maximum(history - inside, 0.0),
+            "cross_repetition": np.maximum(same_type - inside, 0.0),
+            "context_runs_per_byte": runs,
             "is_json": js.is_json,
             "json_depth": js.depth,
             "json_keys": js.keys,

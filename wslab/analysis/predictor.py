@@ -11,7 +11,8 @@ matches within the window (``context_repetition``) and ``H`` the order-0 entropy
 literals cost about ``(1 - c) * H / 8`` of the input, the matches a small share of ``c``,
 and every message pays a fixed few bytes of block framing, hence the ``1 / size`` term.
 Key bytes of JSON get a term of their own because keys repeat in patterns the order-0
-entropy does not see. A message's predicted ratio is ``clip(x @ COEFFICIENTS, 0, 1.2)``;
+entropy does not see. (See :func:`design_matrix` for the exact terms.) A message's
+predicted ratio is ``clip(x @ COEFFICIENTS, 0, 1.2)``;
 a type's is byte-weighted over its messages.
 """
 
@@ -31,33 +32,42 @@ from .ratios import CodecSettings, message_sizes
 FEATURE_NAMES = (
     "intercept",
     "literal_cost",
-    "context_repetition",
+    "runs_per_byte",
     "inverse_size",
-    "inside_literal_cost",
+    "uncovered",
+    "uncovered_squared",
+    "entropy",
     "key_bytes_fraction",
 )
 
-# Produced by ``fit_coefficients(training_frames(bundled traces))`` with the default codec
-# settings (window 12, memLevel 5, level 6); see ``docs`` note in the module docstring.
-COEFFICIENTS = np.array([0.0, 1.0, 0.1, 4.0, 0.0, 0.0])
+# Produced by ``fit_bundled()`` (ridge 1e-5, default codec settings: window 12,
+# memLevel 5, level 6) on the bundled traces; rerun it and paste when features change.
+COEFFICIENTS = np.array([0.3113, -0.1469, 2.0242, 0.9869, 0.9731, -0.0378, -0.3028, -0.119])
 
-RIDGE = 1e-3
+RIDGE = 1e-5
 MAX_RATIO = 1.2
 
 
 def design_matrix(features: pd.DataFrame) -> npt.NDArray[np.float64]:
-    """The model's inputs, one row per message, columns in ``FEATURE_NAMES`` order."""
+    """The model's inputs, one row per message, columns in ``FEATURE_NAMES`` order.
+
+    With ``c`` = ``context_repetition`` and ``h`` = entropy / 8: ``(1 - c) * h`` is the
+    literal cost, ``context_runs_per_byte`` the back-reference count, ``1 / size`` the
+    fixed framing per message; ``1 - c``, its square and ``h`` let the fit bend the
+    literal cost (Huffman codes over a few literals do worse than order-0 entropy says).
+    """
     h = features["entropy_bits_per_byte"].to_numpy(dtype=np.float64) / 8.0
-    ctx = features["context_repetition"].to_numpy(dtype=np.float64)
-    inside = features["repetition"].to_numpy(dtype=np.float64)
+    uncovered = 1.0 - features["context_repetition"].to_numpy(dtype=np.float64)
     size = np.maximum(features["size"].to_numpy(dtype=np.float64), 1.0)
     return np.column_stack(
         [
             np.ones_like(h),
-            (1.0 - ctx) * h,
-            ctx,
+            uncovered * h,
+            features["context_runs_per_byte"].to_numpy(dtype=np.float64),
             1.0 / size,
-            (1.0 - inside) * h,
+            uncovered,
+            uncovered * uncovered,
+            h,
             features["key_bytes_fraction"].to_numpy(dtype=np.float64),
         ]
     )
@@ -84,21 +94,34 @@ def training_frame(trace: Trace, settings: CodecSettings | None = None) -> pd.Da
 def fit_coefficients(frames: Iterable[pd.DataFrame]) -> npt.NDArray[np.float64]:
     """Fit ``COEFFICIENTS``: ridge least squares, each message weighted by its size.
 
-    Weighting by size makes the fit minimise the error of byte-weighted (per-type) ratios,
-    which is what the analyser reports; the small ridge term keeps collinear features
-    (e.g. a trace with no JSON) from producing wild coefficients.
+    Each message weighs its share of its (type, dir) group's bytes, so every group counts
+    the same in total and, inside a group, bytes count as in the byte-weighted ratio the
+    analyser reports: the fit minimises the per-type error that :func:`predictor_error`
+    measures. The small ridge term keeps collinear features from producing wild
+    coefficients.
     """
-    data = pd.concat(list(frames), ignore_index=True)
-    data = data[data["size"] > 0]
+    parts = []
+    for i, f in enumerate(frames):
+        f = f[f["size"] > 0]
+        group_bytes = f.groupby(["type", "dir"])["size"].transform("sum")
+        parts.append(f.assign(weight=f["size"] / group_bytes, trace_no=i))
+    data = pd.concat(parts, ignore_index=True)
     x = design_matrix(data)
     y = data["target"].to_numpy(dtype=np.float64)
-    w = np.sqrt(data["size"].to_numpy(dtype=np.float64))
+    w = np.sqrt(data["weight"].to_numpy(dtype=np.float64))
     xw = x * w[:, None]
     yw = y * w
     scale = float(np.sum(w * w))
     lhs = xw.T @ xw + RIDGE * scale * np.eye(x.shape[1])
     coef: npt.NDArray[np.float64] = np.linalg.solve(lhs, xw.T @ yw)
     return coef
+
+
+def fit_bundled() -> npt.NDArray[np.float64]:
+    """Refit :data:`COEFFICIENTS` on the bundled traces (``data/*.jsonl.zst``)."""
+    from .bundled import bundled_traces
+
+    return fit_coefficients(training_frame(t) for t in bundled_traces().values())
 
 
 def predictor_error(

@@ -9,6 +9,7 @@ form of that table. Nothing here parses command-line options or prints.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import numpy as np
@@ -116,7 +117,7 @@ def analyse(
     return out[list(COLUMNS)]
 
 
-def recommend(row: dict[str, Any]) -> tuple[str, str]:
+def recommend(row: Mapping[Hashable, Any]) -> tuple[str, str]:
     """The recommendation for one analysed group, and why, in plain words.
 
     ``skip`` when deflate with context takeover saves less than 10 %; ``compress`` when a

@@ -1,0 +1,218 @@
+"""Per-message compress-or-not decisions: the ``policy`` of ``CompressionConfig``.
+
+What lives here: :class:`CompressionSelector`, which the send pipeline asks for every
+message (``decide``) and tells what compression really achieved (``observe``). Policies:
+
+- ``never`` / ``always``;
+- ``threshold``: compress a message of at least ``threshold_bytes`` bytes (Node ``ws``
+  semantics: smaller payloads go out uncompressed);
+- ``adaptive``: learn per message type from measured results, see :meth:`decide`.
+
+What must not live here: compressing (the pipeline calls the codec), clocks, randomness,
+I/O. The selector is deterministic: the same calls in the same order give the same answers.
+``decide`` is on the hot path of every message, so it does a handful of attribute reads
+and comparisons and allocates nothing after a type's first message (the content check
+slices at most 32 bytes of a non-ASCII payload).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from wslab.config import CompressionConfig
+
+PolicyName = Literal["never", "always", "threshold", "adaptive"]
+
+_NEVER, _ALWAYS, _THRESHOLD, _ADAPTIVE = 0, 1, 2, 3
+_CODES = {"never": _NEVER, "always": _ALWAYS, "threshold": _THRESHOLD, "adaptive": _ADAPTIVE}
+
+
+class _Stream:
+    """What the adaptive policy knows about one (type, content class) stream.
+
+    ``orig``/``comp`` are exponentially weighted averages of the real original and
+    compressed sizes fed to :meth:`CompressionSelector.observe`; their quotient is the
+    stream's running byte-weighted ratio. Nothing here is an estimate.
+    """
+
+    __slots__ = ("comp", "interval", "orig", "probing", "samples", "skipped")
+
+    def __init__(self, probe_every: int) -> None:
+        self.orig = 0.0
+        self.comp = 0.0
+        self.samples = 0
+        self.skipped = 0
+        self.interval = probe_every
+        self.probing = False
+
+
+class _TypeState:
+    __slots__ = ("last", "noisy", "plain")
+
+    def __init__(self, probe_every: int) -> None:
+        self.plain = _Stream(probe_every)
+        self.noisy = _Stream(probe_every)
+        self.last = self.plain
+
+
+class CompressionSelector:
+    """Decides, message by message, whether compressing pays.
+
+    Args:
+        policy: ``never``, ``always``, ``threshold`` or ``adaptive``.
+        threshold_bytes: Smallest payload the ``threshold`` policy compresses; for
+            ``adaptive`` a floor below which nothing is compressed (0: no floor beyond
+            ``min_bytes``).
+        min_bytes: ``adaptive`` never compresses payloads shorter than this: a deflate
+            block's framing (a few bytes) cannot be won back.
+        max_ratio: ``adaptive`` compresses a stream whose running ratio is at most this
+            (0.9: compression must save at least 10 % to be worth its CPU).
+        alpha: Weight of the newest observation in the running averages.
+        warmup: Messages of a new stream compressed unconditionally to measure it.
+        probe_every: A skipped stream is compressed again after this many skips, to see
+            whether its content changed; each probe that confirms the skip doubles the
+            gap, up to ``max_probe_every``; a probe that finds savings resets it.
+        max_probe_every: Longest gap between probes.
+        content_check: Split each type into "plain" and "noisy" content, learned apart:
+            a payload is noisy when it is not ASCII, is at least ``sample_bytes`` long and
+            its first 32 bytes hold at least ``noisy_distinct`` distinct values (random
+            bytes give ~30 of 32; text and structured binary far fewer). This keeps one
+            type that carries both JSON and, say, encrypted blobs from averaging them.
+        sample_bytes: Payload size from which the content check runs.
+        noisy_distinct: Distinct values among the first 32 bytes that mark noise.
+    """
+
+    __slots__ = (
+        "_code", "_states", "alpha", "content_check", "max_probe_every", "max_ratio",
+        "min_bytes", "noisy_distinct", "policy", "probe_every", "sample_bytes",
+        "threshold_bytes", "warmup",
+    )
+
+    def __init__(
+        self,
+        policy: PolicyName = "always",
+        *,
+        threshold_bytes: int = 0,
+        min_bytes: int = 8,
+        max_ratio: float = 0.9,
+        alpha: float = 0.25,
+        warmup: int = 4,
+        probe_every: int = 8,
+        max_probe_every: int = 128,
+        content_check: bool = True,
+        sample_bytes: int = 64,
+        noisy_distinct: int = 24,
+    ) -> None:
+        if policy not in _CODES:
+            raise ValueError(f"unknown compression policy {policy!r}")
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        if probe_every < 1 or max_probe_every < probe_every:
+            raise ValueError("need 1 <= probe_every <= max_probe_every")
+        self.policy = policy
+        self._code = _CODES[policy]
+        self.threshold_bytes = threshold_bytes
+        self.min_bytes = max(min_bytes, threshold_bytes) if policy == "adaptive" else min_bytes
+        self.max_ratio = max_ratio
+        self.alpha = alpha
+        self.warmup = warmup
+        self.probe_every = probe_every
+        self.max_probe_every = max_probe_every
+        self.content_check = content_check
+        self.sample_bytes = max(sample_bytes, 32)
+        self.noisy_distinct = noisy_distinct
+        self._states: dict[str, _TypeState] = {}
+
+    @classmethod
+    def from_config(cls, cfg: CompressionConfig) -> CompressionSelector:
+        """The selector a ``compression`` config section asks for.
+
+        ``algorithm: none`` means ``never`` whatever the policy says.
+        """
+        policy: PolicyName = "never" if cfg.algorithm == "none" else cfg.policy
+        return cls(policy, threshold_bytes=cfg.threshold_bytes)
+
+    def decide(self, type: str, payload: bytes) -> bool:
+        """True when ``payload`` (of message type ``type``) should be compressed.
+
+        The adaptive policy: payloads under ``min_bytes`` are skipped. Otherwise the
+        message joins its type's plain or noisy stream (see ``content_check``). A stream's
+        first ``warmup`` messages are compressed to measure it; after that a message is
+        compressed while the stream's running ratio of real sizes is at most
+        ``max_ratio``. A skipped stream is probed (compressed anyway) every
+        ``probe_every`` .. ``max_probe_every`` skips so that it can change its mind.
+        """
+        code = self._code
+        if code == _ALWAYS:
+            return True
+        if code == _NEVER:
+            return False
+        n = len(payload)
+        if code == _THRESHOLD:
+            return n >= self.threshold_bytes
+        if n < self.min_bytes:
+            return False
+        state = self._states.get(type)
+        if state is None:
+            state = self._states[type] = _TypeState(self.probe_every)
+        if (
+            self.content_check
+            and n >= self.sample_bytes
+            and not payload.isascii()
+            and len(set(payload[:32])) >= self.noisy_distinct
+        ):
+            stream = state.noisy
+        else:
+            stream = state.plain
+        state.last = stream
+        if stream.samples < self.warmup:
+            stream.probing = False
+            return True
+        if stream.comp <= self.max_ratio * stream.orig:
+            stream.skipped = 0
+            stream.probing = False
+            return True
+        stream.skipped += 1
+        if stream.skipped >= stream.interval:
+            stream.skipped = 0
+            stream.probing = True
+            return True
+        return False
+
+    def observe(self, type: str, original: int, compressed: int) -> None:
+        """Feed back the real sizes of a message that ``decide`` said to compress.
+
+        Call it right after compressing, before the next ``decide`` of the same type (the
+        pipeline does): the sizes are booked to the stream that message was decided in.
+        """
+        if self._code != _ADAPTIVE:
+            return
+        state = self._states.get(type)
+        if state is None:
+            return
+        s = state.last
+        if s.samples == 0:
+            s.orig = float(original)
+            s.comp = float(compressed)
+        else:
+            a = self.alpha
+            s.orig += a * (original - s.orig)
+            s.comp += a * (compressed - s.comp)
+        s.samples += 1
+        if s.probing:
+            s.probing = False
+            if s.comp <= self.max_ratio * s.orig:
+                s.interval = self.probe_every
+            else:
+                s.interval = min(s.interval * 2, self.max_probe_every)
+
+    def ratio(self, type: str) -> float | None:
+        """The running measured ratio of a type's plain stream (None before any data)."""
+        state = self._states.get(type)
+        if state is None or state.plain.samples == 0 or state.plain.orig <= 0:
+            return None
+        return state.plain.comp / state.plain.orig
+
+    def reset(self) -> None:
+        """Forget everything learned (e.g. for a new connection's fresh context)."""
+        self._states.clear()
