@@ -192,3 +192,31 @@ def test_zlib_level_and_window_reach_the_codec() -> None:
                                                   "compression.client_max_window_bits": 9}))
     assert small.summary["compressed_bytes"] < big.summary["compressed_bytes"]
     assert zlib.MAX_WBITS == 15
+
+
+COMPRESSION = [
+    {"server_max_window_bits": 12, "client_max_window_bits": 12, "mem_level": 5, "level": 6},
+    {"server_max_window_bits": 9, "client_max_window_bits": 15, "mem_level": 1, "level": 1},
+    {"server_max_window_bits": 15, "client_max_window_bits": 10, "mem_level": 9, "level": 9,
+     "server_no_context_takeover": True},
+    {"server_max_window_bits": 11, "client_max_window_bits": 11, "mem_level": 8, "level": 6,
+     "server_no_context_takeover": True, "client_no_context_takeover": True},
+]
+
+
+@pytest.mark.parametrize("compression", COMPRESSION)
+@pytest.mark.parametrize(("strategy", "envelope"), CASES)
+def test_ws_bytes_equal_an_independent_computation_with_deflate(
+    strategy: str, envelope: str, compression: dict[str, object]
+) -> None:
+    trace = make_trace(250, seed=7, binary_every=0 if envelope != "length-prefixed" else 9)
+    changes = {f"compression.{k}": v for k, v in compression.items()}
+    cfg = TuningConfig().updated({
+        "batching.strategy": strategy, "batching.envelope": envelope,
+        "batching.max_bytes": 2000, "batching.max_messages": 7,
+        "compression.algorithm": "permessage-deflate", "compression.policy": "always",
+        **changes})
+    result = simulate(trace, cfg)
+    used = None if strategy == "none" else result.summary["envelope"]
+    assert bool(result.frames["compressed"].all())
+    assert result.summary["ws_bytes"] == independent_ws_bytes(trace, cfg, used)
