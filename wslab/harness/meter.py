@@ -29,11 +29,12 @@ offset  type  field                       offset  type  field
 104     u64   tcpi_pacing_rate (B/s)      232+  --    newer fields, not read
 ======  ====  ==========================  ======  ====  ===========================
 
-``bytes_acked`` counts sequence space the peer acknowledged: the payload plus one for the
-SYN (and one more for the FIN once it is acknowledged); ``bytes_received`` counts payload
-bytes only (both checked by ``tests/harness/test_meter.py``); ``segs_*`` all segments
-(ACKs included), ``data_segs_*`` only those that carry payload; ``bytes_sent`` counts
-retransmitted payload too.
+``bytes_acked`` counts sequence space the peer acknowledged: the payload, plus one for the
+SYN on the side that connected (Linux 6.x; one more for a FIN once acknowledged), so for
+payload prefer ``bytes_sent`` or the peer's ``bytes_received``, which count payload only
+(all checked by ``tests/harness/test_meter.py``). ``segs_*`` count every segment (ACKs
+included), ``data_segs_*`` only those carrying payload; ``bytes_sent`` includes
+retransmitted payload.
 """
 
 from __future__ import annotations
