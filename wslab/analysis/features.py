@@ -159,7 +159,7 @@ def match_coverage(packed: Packed, groups: npt.NDArray[np.int64], window: int) -
     count_runs = np.zeros(n_msgs, dtype=np.int64)
     for lo in range(0, n, _BLOCK_BYTES):
         hi = min(lo + _BLOCK_BYTES, n)
-        base = max(0, lo - window)
+        base = max(0, lo - window - (MIN_MATCH - 1))
         end = min(hi + MIN_MATCH - 1, n)
         # Local owner array: which message each byte of buf[base:end] belongs to.
         first = int(np.searchsorted(ends, base, side="right"))
@@ -275,7 +275,7 @@ def _cover_block(
 ) -> None:
     """Count, per message, the covered bytes of ``seg[lo:hi]``.
 
-    ``seg`` is a slice of the whole buffer that starts ``window`` bytes before ``lo`` (the
+    ``seg`` is a slice of the whole buffer that starts ``window + 3`` bytes before ``lo`` (the
     only history a match at or after ``lo`` can reach) and ends 3 bytes after ``hi``, and
     ``own`` gives the message of each of its bytes. Working block by block keeps every
     gather inside a cache-sized slice. A byte belongs to exactly one block, so each is

@@ -140,7 +140,8 @@ class CompressionSelector:
         first ``warmup`` messages are compressed to measure it; after that a message is
         compressed while the stream's running ratio of real sizes is at most
         ``max_ratio``. A skipped stream is probed (compressed anyway) every
-        ``probe_every`` .. ``max_probe_every`` skips so that it can change its mind.
+        ``probe_every`` .. ``max_probe_every`` skips so that it can change its mind: a
+        probe that saves enough replaces the stream's average (see :meth:`observe`).
         """
         code = self._code
         if code == _ALWAYS:
@@ -191,7 +192,10 @@ class CompressionSelector:
         if state is None:
             return
         s = state.last
-        if s.samples == 0:
+        paid = compressed <= self.max_ratio * original
+        if s.samples == 0 or (s.probing and paid):
+            # A first sample, or a probe that found savings where the average said there
+            # were none: the content changed, so the old average is dropped, not blended.
             s.orig = float(original)
             s.comp = float(compressed)
         else:
@@ -201,10 +205,8 @@ class CompressionSelector:
         s.samples += 1
         if s.probing:
             s.probing = False
-            if s.comp <= self.max_ratio * s.orig:
-                s.interval = self.probe_every
-            else:
-                s.interval = min(s.interval * 2, self.max_probe_every)
+            s.interval = self.probe_every if paid else min(s.interval * 2,
+                                                           self.max_probe_every)
 
     def ratio(self, type: str) -> float | None:
         """The running measured ratio of a type's plain stream (None before any data)."""

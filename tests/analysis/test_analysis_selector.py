@@ -1,0 +1,121 @@
+"""CompressionSelector: exact simple policies, and the adaptive one learning from sizes."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from wslab.analysis.selector import CompressionSelector
+from wslab.codecs.deflate import DeflateEncoder
+from wslab.config import CompressionConfig
+
+from .conftest import chat_json, random_blob
+
+
+def feed(sel: CompressionSelector, kind: str, payloads: list[bytes]) -> list[bool]:
+    """Run payloads through decide/compress/observe as the pipeline would."""
+    enc = DeflateEncoder(12, 5, 6, no_context_takeover=True)
+    out = []
+    for p in payloads:
+        yes = sel.decide(kind, p)
+        if yes:
+            sel.observe(kind, len(p), len(enc.encode(p)))
+        out.append(yes)
+    return out
+
+
+def test_never_always_threshold_are_exact() -> None:
+    sizes = [0, 1, 127, 128, 129, 5000]
+    payloads = [b"a" * n for n in sizes]
+    assert feed(CompressionSelector("never"), "t", payloads) == [False] * 6
+    assert feed(CompressionSelector("always"), "t", payloads) == [True] * 6
+    thr = CompressionSelector("threshold", threshold_bytes=128)
+    assert feed(thr, "t", payloads) == [False, False, False, True, True, True]
+
+
+def test_from_config() -> None:
+    sel = CompressionSelector.from_config(CompressionConfig(policy="threshold",
+                                                            threshold_bytes=10))
+    assert sel.policy == "threshold" and sel.threshold_bytes == 10
+    off = CompressionSelector.from_config(CompressionConfig(algorithm="none", policy="always"))
+    assert off.decide("t", b"x" * 1000) is False
+    ada = CompressionSelector.from_config(CompressionConfig(policy="adaptive",
+                                                            threshold_bytes=100))
+    assert ada.decide("t", b"x" * 99) is False  # the threshold is a floor for adaptive
+    assert ada.decide("t", b"x" * 100) is True
+    with pytest.raises(ValueError):
+        CompressionSelector("sometimes")  # type: ignore[arg-type]
+
+
+def test_adaptive_skips_random_after_probing() -> None:
+    rng = random.Random(1)
+    sel = CompressionSelector("adaptive", content_check=False)
+    decisions = feed(sel, "blob", [random_blob(rng) for _ in range(600)])
+    assert decisions[:4] == [True] * 4  # warm-up measures the stream
+    later = decisions[4:]
+    assert 3 <= sum(later) <= 30  # it keeps probing, but rarely (gaps double)
+    ratio = sel.ratio("blob")
+    assert ratio is not None and ratio > 0.99
+
+
+def test_adaptive_content_check_skips_noise_without_wasting_warmup() -> None:
+    rng = random.Random(2)
+    sel = CompressionSelector("adaptive")
+    payloads = []
+    for _ in range(300):
+        payloads += [chat_json(rng), random_blob(rng)]
+    decisions = feed(sel, "mixed", payloads)
+    json_d, blob_d = decisions[0::2], decisions[1::2]
+    assert all(json_d)
+    assert sum(blob_d) <= 4 + 20
+
+
+def test_adaptive_compresses_repetitive_json() -> None:
+    rng = random.Random(3)
+    sel = CompressionSelector("adaptive")
+    assert all(feed(sel, "chat", [chat_json(rng) for _ in range(300)]))
+    ratio = sel.ratio("chat")
+    assert ratio is not None and ratio < 0.9
+
+
+def test_adaptive_skips_tiny_messages() -> None:
+    sel = CompressionSelector("adaptive", min_bytes=8)
+    assert sel.decide("t", b"1234567") is False
+    assert sel.decide("t", b"12345678") is True
+
+
+@pytest.mark.parametrize("content_check", [False, True])
+def test_adaptive_changes_its_mind(content_check: bool) -> None:
+    rng = random.Random(4)
+    sel = CompressionSelector("adaptive", content_check=content_check)
+    before = feed(sel, "feed", [random_blob(rng) for _ in range(400)])
+    assert sum(before[-100:]) <= 3  # settled on skipping
+    after = feed(sel, "feed", [chat_json(rng) for _ in range(400)])
+    first_yes_run = next(i for i in range(len(after)) if all(after[i : i + 50]))
+    # A probe (at most max_probe_every skips away) finds the savings; from then on it
+    # compresses. With the content check the new content is a new stream at once.
+    assert first_yes_run <= (0 if content_check else sel.max_probe_every)
+    assert all(after[-200:])
+
+
+def test_adaptive_is_deterministic() -> None:
+    rng = random.Random(5)
+    payloads = [random_blob(rng) if rng.random() < 0.5 else chat_json(rng) for _ in range(500)]
+    a = feed(CompressionSelector("adaptive"), "x", payloads)
+    b = feed(CompressionSelector("adaptive"), "x", payloads)
+    assert a == b
+
+
+def test_types_are_learned_separately() -> None:
+    rng = random.Random(6)
+    sel = CompressionSelector("adaptive", content_check=False)
+    for _ in range(200):
+        for kind, p in (("chat", chat_json(rng)), ("blob", random_blob(rng))):
+            if sel.decide(kind, p):
+                sel.observe(kind, len(p), len(DeflateEncoder(no_context_takeover=True).encode(p)))
+    assert sel.decide("chat", chat_json(rng)) is True
+    r_chat, r_blob = sel.ratio("chat"), sel.ratio("blob")
+    assert r_chat is not None and r_blob is not None and r_chat < 0.9 < r_blob
+    sel.reset()
+    assert sel.ratio("chat") is None
