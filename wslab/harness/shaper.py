@@ -35,7 +35,6 @@ import subprocess
 import sys
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from types import TracebackType
 from typing import Any
 
 from wslab.errors import ConfigError
@@ -247,7 +246,6 @@ class _Side(asyncio.BufferedProtocol):
         self.conn, self.reads, self.writes = conn, reads, writes
         self.buffer = bytearray(READ_SIZE)
         self.transport: asyncio.Transport | None = None
-        self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -272,13 +270,12 @@ class _Side(asyncio.BufferedProtocol):
         self.writes._flow()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = True
         self.writes.finish()  # nothing more can reach this socket
         if not self.reads.eof_queued and not self.reads.done:
             if exc is None:
                 self.reads.push(None)
-            else:
-                self.conn.abort()
+            else:  # an error on one side closes the other at once
+                self.conn.close(abort=True)
         self.conn.check_done()
 
 
@@ -315,17 +312,15 @@ class _Connection:
                 lambda: self.server, self.shaper.target_host, self.shaper.target_port
             )
         except OSError:
-            self.abort()
+            self.close(abort=True)
 
     def check_done(self) -> None:
         """Close both sockets once both directions are finished."""
         if self.up.done and self.down.done:
             self.close(abort=False)
 
-    def abort(self) -> None:
-        self.close(abort=True)
-
     def close(self, *, abort: bool) -> None:
+        """Finish both pipes and close (or abort) both sockets, once."""
         if self.closed:
             return
         self.closed = True
@@ -405,7 +400,7 @@ class LinkShaper:
             self._server.close()
         tasks = [c.connect_task for c in self.live if c.connect_task is not None]
         for conn in list(self.live):
-            conn.abort()
+            conn.close(abort=True)
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
@@ -416,9 +411,7 @@ class LinkShaper:
         await self.start()
         return self
 
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
 
@@ -507,9 +500,7 @@ class ShaperProcess:
     def __enter__(self) -> ShaperProcess:
         return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
