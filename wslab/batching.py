@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
 from wslab.config import BatchingConfig
 
 INF = math.inf
@@ -133,6 +134,8 @@ class Batcher:
         self._immediate = config.strategy == "none"
         keys = _CLASSES if self._limits.per_class else ("all",)
         self._queues: dict[str, _Queue] = {k: _Queue() for k in keys}
+        self._queue_list = list(self._queues.values())
+        self._single = self._queue_list[0] if len(self._queue_list) == 1 else None
         self._bytes = 0
         self._count = 0
         self._background_waiting = 0
@@ -148,8 +151,13 @@ class Batcher:
         """When the next batch is due by time, or None if nothing waits on a timer."""
         if self._count == 0:
             return None
-        deadline = min(q.deadline for q in self._queues.values())
+        deadline = self._soonest()
         return None if deadline == INF else deadline
+
+    def _soonest(self) -> float:
+        if self._single is not None:
+            return self._single.deadline
+        return min(q.deadline for q in self._queue_list)
 
     def push(self, message: Pending, now: float) -> list[Batch]:
         """Hand over one message; return the batches that must leave now."""
@@ -165,7 +173,7 @@ class Batcher:
         lim = self._limits
         if self._count and self._bytes + size > lim.max_bytes:
             out.append(self._take_all(now, "bytes"))
-        queue = self._queues[message.priority if lim.per_class else "all"]
+        queue = self._single or self._queues[message.priority]
         if not queue.items:
             queue.deadline = now + lim.hold_s[message.priority]
         queue.items.append(message)
@@ -181,9 +189,7 @@ class Batcher:
 
     def poll(self, now: float) -> list[Batch]:
         """Return the batch whose deadline has come by ``now``, if any."""
-        if self._count == 0:
-            return []
-        if min(q.deadline for q in self._queues.values()) > now:
+        if self._count == 0 or self._soonest() > now:
             return []
         return [self._take_due(now)]
 
@@ -192,23 +198,29 @@ class Batcher:
         return [self._take_all(now, "end")] if self._count else []
 
     def _take_due(self, now: float) -> Batch:
-        due = [q for q in self._queues.values() if q.items and q.deadline <= now]
-        reason = "critical" if self._limits.per_class and due[0] is self._queues.get(
-            "critical") else "interval"
-        return self._take(due, now, reason)
-
-    def _take_all(self, now: float, reason: str) -> Batch:
-        return self._take([q for q in self._queues.values() if q.items], now, reason)
-
-    def _take(self, queues: list[_Queue], now: float, reason: str) -> Batch:
-        if len(queues) == 1:
-            taken = queues[0].items
-        else:
-            taken = sorted((m for q in queues for m in q.items), key=lambda m: m.index)
-        for q in queues:
+        if self._single is not None:
+            return self._take_all(now, "interval")
+        due = [q for q in self._queue_list if q.items and q.deadline <= now]
+        reason = "critical" if due[0] is self._queues["critical"] else "interval"
+        if len(due) == sum(1 for q in self._queue_list if q.items):
+            return self._take_all(now, reason)
+        taken = sorted((m for q in due for m in q.items), key=lambda m: m.index)
+        for q in due:
             q.items = []
             q.deadline = INF
         self._count -= len(taken)
         self._bytes -= sum(len(m.payload) for m in taken)
         self._background_waiting -= sum(1 for m in taken if m.priority == "background")
+        return Batch(taken, now, reason)
+
+    def _take_all(self, now: float, reason: str) -> Batch:
+        if self._single is not None:
+            taken = self._single.items
+        else:
+            taken = sorted((m for q in self._queue_list for m in q.items),
+                           key=lambda m: m.index)
+        for q in self._queue_list:
+            q.items = []
+            q.deadline = INF
+        self._count = self._bytes = self._background_waiting = 0
         return Batch(taken, now, reason)

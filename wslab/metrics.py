@@ -12,6 +12,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0}
@@ -31,21 +32,42 @@ def integrity_counts(
         ``lost`` (expected but never seen), ``duplicated`` (seen again), ``reordered`` (seen
         after a later sequence number of the same stream).
     """
-    seen: dict[Hashable, set[int]] = {}
-    highest: dict[Hashable, int] = {}
-    duplicated = reordered = 0
+    codes: dict[Hashable, int] = {stream: i for i, stream in enumerate(expected)}
+    stream_ids: list[int] = []
+    seqs: list[int] = []
     for stream, seq in received:
-        got = seen.setdefault(stream, set())
-        if seq in got:
-            duplicated += 1
-            continue
-        got.add(seq)
-        if seq < highest.get(stream, -1):
-            reordered += 1
-        else:
-            highest[stream] = seq
-    lost = sum(max(0, n - len(seen.get(stream, ()))) for stream, n in expected.items())
-    return {"lost": lost, "duplicated": duplicated, "reordered": reordered}
+        stream_ids.append(codes.setdefault(stream, len(codes)))
+        seqs.append(seq)
+    want = np.zeros(len(codes), dtype=np.int64)
+    for stream, n in expected.items():
+        want[codes[stream]] = n
+    return integrity_arrays(np.asarray(stream_ids, dtype=np.int64),
+                            np.asarray(seqs, dtype=np.int64), want)
+
+
+def integrity_arrays(
+    streams: npt.NDArray[np.int64], seqs: npt.NDArray[np.int64], expected: npt.NDArray[np.int64]
+) -> dict[str, int]:
+    """:func:`integrity_counts` on arrays: stream codes ``0..k-1`` and sequence numbers in
+    the order received, and the expected count per stream code."""
+    n = len(seqs)
+    if n == 0:
+        return {"lost": int(expected.clip(min=0).sum()), "duplicated": 0, "reordered": 0}
+    span = int(seqs.max()) + 1
+    keys = streams * span + seqs
+    _, first = np.unique(keys, return_index=True)
+    first.sort()  # first sightings, in the order received
+    duplicated = n - len(first)
+    s_first, q_first = streams[first], seqs[first]
+    order = np.argsort(s_first, kind="stable")  # group by stream, keep receipt order
+    grouped = s_first[order] * span + q_first[order]
+    # Offsets make each stream's values exceed every earlier stream's, so a running max
+    # over the concatenation restarts at each stream boundary.
+    before = np.maximum.accumulate(grouped)[:-1]
+    reordered = int((grouped[1:] < before).sum())
+    seen = np.bincount(s_first, minlength=len(expected))[: len(expected)]
+    lost = int(np.clip(expected - seen, 0, None).sum())
+    return {"lost": lost, "duplicated": int(duplicated), "reordered": reordered}
 
 
 def latency_summary(latency_ms: np.ndarray | pd.Series) -> dict[str, float | None]:

@@ -152,15 +152,21 @@ class SendPipeline:
 
     def _frame(self, batch: Batch) -> OutFrame:
         msgs = batch.messages
+        first = msgs[0]
         if self.envelope is None:
-            m = msgs[0]
-            payload, opcode, key = m.payload, TEXT if m.is_text else BINARY, m.type
+            payload, key = first.payload, first.type
+            opcode = TEXT if first.is_text else BINARY
         else:
-            payload = envelopes.encode(self.envelope, [m.payload for m in msgs],
-                                       [m.is_text for m in msgs])
             opcode = self._opcode
-            key = msgs[0].type
-            if any(m.type != key for m in msgs):
-                key = MIXED_KEY
+            key = first.type
+            if len(msgs) == 1:
+                payload = envelopes.encode(self.envelope, (first.payload,), (first.is_text,))
+            else:
+                payload = envelopes.encode(self.envelope, [m.payload for m in msgs],
+                                           [m.is_text for m in msgs])
+                for m in msgs:
+                    if m.type != key:
+                        key = MIXED_KEY
+                        break
         compress = self.selector is not None and self.selector.decide(key, payload)
         return OutFrame(payload, opcode, compress, msgs, batch.flushed_at, batch.reason, key)

@@ -23,8 +23,7 @@ Assumptions (stated once, used everywhere):
 from __future__ import annotations
 
 import time
-from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,12 +31,11 @@ import numpy as np
 import pandas as pd
 
 from wslab import envelopes
-from wslab.batching import Pending
 from wslab.codecs.base import MessageDecoder, MessageEncoder
 from wslab.codecs.deflate_params import Side
 from wslab.config import TuningConfig
 from wslab.link import LinkModel, LinkProfile, get_profile
-from wslab.metrics import integrity_counts, summarise
+from wslab.metrics import integrity_arrays, integrity_counts, summarise
 from wslab.pipeline import OutFrame, SendPipeline
 from wslab.traces.model import Message, Trace
 from wslab.wire import ws_header_bytes_array
@@ -188,13 +186,18 @@ def train_trace_dictionaries(
 
 
 def _resolve_envelope(config: TuningConfig, trace: Trace) -> str | None:
+    envelope = config.batching.envelope
     if config.batching.strategy == "none":
         return None
-    pairs = ((m.payload, m.is_text) for m in trace.messages)
-    if config.batching.envelope == "auto":
-        return envelopes.choose_envelope(pairs)
-    envelopes.check_envelope(config.batching.envelope, pairs)
-    return config.batching.envelope
+
+    def fits(t: Trace) -> str:
+        pairs = ((m.payload, m.is_text) for m in t.messages)
+        if envelope == "auto":
+            return envelopes.choose_envelope(pairs)
+        envelopes.check_envelope(envelope, pairs)
+        return envelope
+
+    return trace.derived(f"envelope:{envelope}", fits)
 
 
 def _simulate_stream(
@@ -232,31 +235,53 @@ def _simulate_stream(
         frames += pipe.flush(all_messages[indices[-1]].t)
 
     nf = len(frames)
-    wire_len = np.empty(nf, dtype=np.int64)
-    payload_len = np.empty(nf, dtype=np.int64)
-    enc_us = np.zeros(nf)
-    dec_us = np.zeros(nf)
-    compressed = np.zeros(nf, dtype=bool)
-    receipts: list[tuple[Pending, bool]] = []  # in the order the peer reads them
+    n = len(indices)
+    wire_lens: list[int] = []
+    enc_ns: list[int] = []
+    dec_ns: list[int] = []
+    flags: list[bool] = []
+    # Per message, in the order the peer reads them: position in the group, frame, intact.
+    got_index: list[int] = []
+    got_frame: list[int] = []
+    got_ok: list[bool] = []
+    got_seq: list[int] = []
+    got_prio: list[str] = []
     perf = time.perf_counter_ns
+    compressing = encoder is not None and pipe.selector is not None
     for k, f in enumerate(frames):
-        payload_len[k] = len(f.payload)
-        wire = f.payload
-        if f.compress and encoder is not None:
+        payload = wire = f.payload
+        took = back = 0
+        squeezed = compressing and f.compress
+        if squeezed:
             t0 = perf()
-            wire = encoder.encode(f.payload)
-            enc_us[k] = (perf() - t0) / 1e3
-            compressed[k] = True
+            wire = encoder.encode(payload)  # type: ignore[union-attr]
+            took = perf() - t0
             pipe.observe(f, len(wire))
-        wire_len[k] = len(wire)
+        wire_lens.append(len(wire))
+        enc_ns.append(took)
+        flags.append(squeezed)
         if verify:
             body = wire
-            if compressed[k] and decoder is not None:
+            if squeezed and decoder is not None:
                 t0 = perf()
                 body = decoder.decode(wire)
-                dec_us[k] = (perf() - t0) / 1e3
-            _check_frame(f, body, envelope, receipts)
+                back = perf() - t0
+            _unwrap(f, body, envelope, k, got_index, got_frame, got_ok)
+        else:
+            for pm in f.messages:
+                got_index.append(pm.index)
+                got_frame.append(k)
+                got_ok.append(True)
+        for pm in f.messages:
+            got_seq.append(pm.seq)
+            got_prio.append(pm.priority)
+        dec_ns.append(back)
 
+    wire_len = np.asarray(wire_lens, dtype=np.int64)
+    enc_us = np.asarray(enc_ns, dtype=np.float64) / 1e3
+    dec_us = np.asarray(dec_ns, dtype=np.float64) / 1e3
+    compressed = np.asarray(flags, dtype=bool)
+    payload_len = np.fromiter((len(f.payload) for f in frames), dtype=np.int64, count=nf)
     masked = direction == "c2s"
     ws_bytes = wire_len + ws_header_bytes_array(wire_len, masked)
     tcp = profile.tcp()
@@ -269,28 +294,38 @@ def _simulate_stream(
     ready = cum + np.maximum.accumulate(flushed - (cum - cpu_s)) if nf else flushed
     tx = LinkModel(profile, direction, seed).transmit(ready, tcp_bytes, segments)
 
-    frame_of = np.empty(len(indices), dtype=np.int64)
-    pos = {idx: j for j, idx in enumerate(indices)}
-    seq = np.empty(len(indices), dtype=np.int64)
-    sent = np.full(len(indices), False)
-    for k, f in enumerate(frames):
-        for pm in f.messages:
-            j = pos[pm.index]
-            frame_of[j] = k
-            seq[j] = pm.seq
-            sent[j] = True
-    dropped = int((~sent).sum())
+    index_arr = np.asarray(indices, dtype=np.int64)
+    where = np.searchsorted(index_arr, np.asarray(got_index, dtype=np.int64))
+    frame_of = np.full(n, -1, dtype=np.int64)
+    frame_of[where] = np.asarray(got_frame, dtype=np.int64)
+    intact = np.zeros(n, dtype=bool)
+    intact[where] = np.asarray(got_ok, dtype=bool)
+    sent = frame_of >= 0
+    dropped = int(n - sent.sum())
+    codes = {"critical": 0, "normal": 1, "background": 2}
+    seq = np.empty(n, dtype=np.int64)
+    prio_code = np.empty(n, dtype=np.int64)
+    seq[where] = np.asarray(got_seq, dtype=np.int64)
+    prio_code[where] = np.fromiter((codes[p] for p in got_prio), dtype=np.int64,
+                                   count=len(got_prio))
     for pm in pipe.dropped:
-        j = pos[pm.index]
-        frame_of[j] = -1
+        j = int(np.searchsorted(index_arr, pm.index))
         seq[j] = pm.seq
+        prio_code[j] = codes[pm.priority]
+    if verify:
+        ok_rows = where[np.asarray(got_ok, dtype=bool)]
+        expected = np.bincount(prio_code, minlength=3)
+        expected -= np.bincount(prio_code[~sent], minlength=3)
+        integrity = integrity_arrays(prio_code[ok_rows], seq[ok_rows], expected)
+    else:
+        integrity = {"lost": 0, "duplicated": 0, "reordered": 0}
     fk = np.where(sent, frame_of, 0)
-    t_sent = np.fromiter((all_messages[i].t for i in indices), dtype=np.float64, count=len(indices))
-    arrival = tx.arrival[fk] + dec_us[fk] / 1e6 if nf else np.zeros(len(indices))
+    t_sent = np.fromiter((all_messages[i].t for i in indices), dtype=np.float64, count=n)
+    arrival = tx.arrival[fk] + dec_us[fk] / 1e6 if nf else np.zeros(n)
     nan = np.nan
 
     def per_msg(values: np.ndarray) -> np.ndarray:
-        return np.where(sent, values[fk], nan) if nf else np.full(len(indices), nan)
+        return np.where(sent, values[fk], nan) if nf else np.full(n, nan)
 
     mrows = pd.DataFrame(
         {
@@ -298,7 +333,7 @@ def _simulate_stream(
             "conn": conn,
             "dir": direction,
             "type": [all_messages[i].type for i in indices],
-            "priority": [all_messages[i].priority for i in indices],
+            "priority": pd.Categorical.from_codes(prio_code, categories=pd.Index(list(codes))),
             "size": np.fromiter(
                 (len(all_messages[i].payload) for i in indices), dtype=np.int64, count=len(indices)
             ),
@@ -312,20 +347,9 @@ def _simulate_stream(
             "propagation_ms": per_msg(tx.arrival - tx.start - tx.serialisation) * 1e3,
             "decompression_ms": per_msg(dec_us / 1e3),
             "latency_ms": (np.where(sent, arrival, nan) - t_sent) * 1e3,
-            "delivered": sent,
-        }
+            }
     )
-    if verify:
-        intact = np.zeros(len(indices), dtype=bool)
-        for pm, ok in receipts:
-            intact[pos[pm.index]] |= ok
-        mrows = mrows.assign(delivered=intact)
-        expected: Counter[Hashable] = Counter(all_messages[i].priority for i in indices)
-        for pm in pipe.dropped:
-            expected[pm.priority] -= 1
-        integrity = integrity_counts(((pm.priority, pm.seq) for pm, ok in receipts if ok), expected)
-    else:
-        integrity = {"lost": 0, "duplicated": 0, "reordered": 0}
+    mrows["delivered"] = intact if verify else sent
     frows = pd.DataFrame(
         {
             "frame": np.arange(nf, dtype=np.int64) + frame_base,
@@ -349,16 +373,24 @@ def _simulate_stream(
     return mrows, frows, dropped, integrity
 
 
-def _check_frame(
-    frame: OutFrame, body: bytes, envelope: str | None, receipts: list[tuple[Pending, bool]]
+def _unwrap(
+    frame: OutFrame, body: bytes, envelope: str | None, k: int,
+    got_index: list[int], got_frame: list[int], got_ok: list[bool],
 ) -> None:
-    """Unwrap a decoded frame as the peer would and record which messages came out intact."""
-    parts = [(body, frame.opcode == 1)] if envelope is None else envelopes.decode(envelope, body)
-    if len(parts) != len(frame.messages):
-        receipts.extend((pm, False) for pm in frame.messages)
+    """Unwrap a decoded frame as the peer would; record which messages came out intact."""
+    msgs = frame.messages
+    if envelope is None:
+        pm = msgs[0]
+        got_index.append(pm.index)
+        got_frame.append(k)
+        got_ok.append(body == pm.payload)
         return
-    for (payload, is_text), pm in zip(parts, frame.messages, strict=True):
-        receipts.append((pm, payload == pm.payload and is_text == pm.is_text))
+    parts = envelopes.decode(envelope, body)
+    whole = len(parts) == len(msgs)
+    for j, pm in enumerate(msgs):
+        got_index.append(pm.index)
+        got_frame.append(k)
+        got_ok.append(whole and parts[j] == (pm.payload, pm.is_text))
 
 
 def _empty_messages() -> pd.DataFrame:

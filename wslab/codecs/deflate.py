@@ -105,13 +105,31 @@ class DeflateDecoder:
         # smallest raw window every zlib build accepts; 8-bit streams decode with it.
         self.window_bits = max(window_bits, MIN_ENCODER_WINDOW_BITS)
         self.no_context_takeover = no_context_takeover
-        self._history = b""  # the last 2**window_bits bytes inflated, for BFINAL restarts
+        # Recent output, kept only to restart after a BFINAL block (rare: zlib never sets
+        # it in a sync-flushed stream). Pieces are appended as they come and compacted to
+        # one window's worth once they hold two, so the common path copies little.
+        self._recent: list[bytes] = []
+        self._recent_bytes = 0
         self._broken = False
         self._decompressor = self._fresh()
 
+    @property
+    def _history(self) -> bytes:
+        """The last ``2**window_bits`` bytes inflated (the window a restart is primed with)."""
+        return b"".join(self._recent)[-(1 << self.window_bits):]
+
+    def _remember(self, out: bytes) -> None:
+        self._recent.append(out)
+        self._recent_bytes += len(out)
+        if self._recent_bytes > 2 << self.window_bits:
+            kept = self._history
+            self._recent = [kept]
+            self._recent_bytes = len(kept)
+
     def _fresh(self) -> zlib._Decompress:
-        if self._history:
-            return zlib.decompressobj(-self.window_bits, zdict=self._history)
+        history = self._history if self._recent else b""
+        if history:
+            return zlib.decompressobj(-self.window_bits, zdict=history)
         return zlib.decompressobj(-self.window_bits)
 
     def decode(self, data: bytes, max_size: int | None = None) -> bytes:
@@ -125,47 +143,37 @@ class DeflateDecoder:
         if self._broken:
             raise DecodeError("permessage-deflate decoder is unusable after a bad message")
         if self.no_context_takeover:
-            self._decompressor = self._fresh()
-        base = self._history
+            self._decompressor = zlib.decompressobj(-self.window_bits)
         try:
-            out = self._inflate(bytes(data) + SYNC_FLUSH_TAIL, max_size, base)
+            return self._inflate(bytes(data) + SYNC_FLUSH_TAIL, max_size)
         except (DecodeError, PayloadTooBig):
             self._broken = not self.no_context_takeover
             raise
-        if not self.no_context_takeover:
-            self._history = self._window_tail(base, out)
-        return out
 
-    def _inflate(self, pending: bytes, max_size: int | None, base: bytes) -> bytes:
-        parts: list[bytes] = []
-        produced = 0
-        while pending:
-            # One byte past the limit tells "exactly max_size" from "more than max_size".
-            budget = 0 if max_size is None else max_size - produced + 1
+    def _inflate(self, pending: bytes, max_size: int | None) -> bytes:
+        keep = not self.no_context_takeover
+        out = b""
+        while True:
             d = self._decompressor
+            # One byte past the limit tells "exactly max_size" from "more than max_size".
+            budget = 0 if max_size is None else max_size - len(out) + 1
             try:
                 chunk = d.decompress(pending, budget)
             except zlib.error as exc:
                 raise DecodeError(f"permessage-deflate data does not inflate: {exc}") from exc
-            produced += len(chunk)
-            parts.append(chunk)
-            if max_size is not None and (produced > max_size or d.unconsumed_tail):
+            out = out + chunk if out else chunk
+            if max_size is not None and (len(out) > max_size or d.unconsumed_tail):
                 raise PayloadTooBig(f"message inflates past max_size={max_size} bytes")
+            if keep:
+                self._remember(chunk)
             if not d.eof:
-                break
+                return out
             # The sender set BFINAL: zlib's stream is over, what follows starts a new one,
             # primed with the window so far unless every message starts afresh anyway.
             pending = d.unused_data
-            if pending == SYNC_FLUSH_TAIL:  # only the tail we appended is left
-                pending = b""
-            if not self.no_context_takeover:
-                self._history = self._window_tail(base, b"".join(parts))
             self._decompressor = self._fresh()
-        return b"".join(parts)
-
-    def _window_tail(self, base: bytes, out: bytes) -> bytes:
-        size = 1 << self.window_bits
-        return out[-size:] if len(out) >= size else (base + out)[-size:]
+            if not pending or pending == SYNC_FLUSH_TAIL:  # only our appended tail is left
+                return out
 
 
 def deflate_memory_bytes(window_bits: int, mem_level: int, *, decoder: bool = True) -> int:

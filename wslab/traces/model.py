@@ -7,12 +7,14 @@ Nothing here touches the file system.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, overload
+from typing import Any, Literal, TypeVar, cast, overload
 
 import numpy as np
 import pandas as pd
+
+T = TypeVar("T")
 
 Direction = Literal["s2c", "c2s"]
 Priority = Literal["critical", "normal", "background"]
@@ -68,6 +70,20 @@ class Trace:
 
     messages: list[Message]
     meta: TraceMeta = field(default_factory=TraceMeta)
+    _derived: dict[str, tuple[int, Any]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def derived(self, key: str, compute: Callable[[Trace], T]) -> T:
+        """A value computed from the messages once and remembered (e.g. the envelope that
+        fits them all), so repeated simulations of one trace do not redo it. The memory is
+        dropped if the number of messages changes."""
+        hit = self._derived.get(key)
+        if hit is not None and hit[0] == len(self.messages):
+            return cast(T, hit[1])
+        value = compute(self)
+        self._derived[key] = (len(self.messages), value)
+        return value
 
     def __len__(self) -> int:
         return len(self.messages)
