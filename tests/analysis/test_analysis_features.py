@@ -32,8 +32,8 @@ def test_entropy_of_random_bytes_is_near_eight() -> None:
 
 
 def _reference_coverage(
-    payloads: list[bytes], groups: list[int], window: int
-) -> tuple[list[float], list[float]]:
+    payloads: list[bytes], groups: list[int], kinds: list[int], window: int
+) -> tuple[list[float], list[float], list[float]]:
     """Slow, obvious version of match_coverage: nearest earlier occurrence per position."""
     buf = b"".join(payloads)
     owner: list[int] = []
@@ -42,6 +42,7 @@ def _reference_coverage(
     ends = np.cumsum([len(p) for p in payloads])
     inside = [set() for _ in payloads]  # type: ignore[var-annotated]
     history = [set() for _ in payloads]  # type: ignore[var-annotated]
+    same_kind = [set() for _ in payloads]  # type: ignore[var-annotated]
     last_seen: dict[bytes, int] = {}
     for i in range(len(buf) - 3):
         if owner[i] != owner[i + 3]:
@@ -56,10 +57,13 @@ def _reference_coverage(
             inside[m].update(range(i, i + 4))
         if groups[owner[j]] == groups[m]:
             history[m].update(range(i, i + 4))
+            if kinds[owner[j]] == kinds[m]:
+                same_kind[m].update(range(i, i + 4))
     assert ends[-1] == len(buf)
     size = [max(len(p), 1) for p in payloads]
     return ([len(s) / n for s, n in zip(inside, size, strict=True)],
-            [len(s) / n for s, n in zip(history, size, strict=True)])
+            [len(s) / n for s, n in zip(history, size, strict=True)],
+            [len(s) / n for s, n in zip(same_kind, size, strict=True)])
 
 
 @pytest.mark.parametrize("block", [16, 64, 1 << 18])
@@ -72,11 +76,16 @@ def test_match_coverage_equals_brute_force(block: int, monkeypatch: pytest.Monke
     payloads[5] = b""
     payloads[6] = b"abc"
     groups = [0] * 20 + [1] * 20
+    kinds = [i % 3 for i in range(40)]
     for window in (16, 64, 4096):
-        cov = match_coverage(Packed.of(payloads), np.array(groups, dtype=np.int64), window)
-        want_inside, want_history = _reference_coverage(payloads, groups, window)
+        cov = match_coverage(Packed.of(payloads), np.array(groups, dtype=np.int64), window,
+                             np.array(kinds, dtype=np.int64))
+        want_inside, want_history, want_kind = _reference_coverage(payloads, groups, kinds,
+                                                                   window)
         assert cov.inside == pytest.approx(want_inside)
         assert cov.history == pytest.approx(want_history)
+        assert cov.same_kind == pytest.approx(want_kind)
+        assert (cov.inside <= cov.same_kind + 1e-12).all()
 
 
 def test_repetition_by_hand() -> None:

@@ -115,10 +115,13 @@ class Coverage(NamedTuple):
 
     inside: FloatArray
     history: FloatArray
+    same_kind: FloatArray
     history_runs: FloatArray
 
 
-def match_coverage(packed: Packed, groups: npt.NDArray[np.int64], window: int) -> Coverage:
+def match_coverage(
+    packed: Packed, groups: IntArray, window: int, kinds: IntArray | None = None
+) -> Coverage:
     """Share of each message's bytes that an LZ77 coder could send as back-references.
 
     A byte counts as covered when it lies inside some 4-byte sequence (``MIN_MATCH``) whose
@@ -136,13 +139,17 @@ def match_coverage(packed: Packed, groups: npt.NDArray[np.int64], window: int) -
     Args:
         packed: The payloads. Messages of one group must be contiguous and in send order
             (the caller orders them), so that "earlier in the buffer" means "sent before".
-        groups: Group id of every message (e.g. one per message type and direction).
+        groups: Stream id of every message (e.g. its direction): history only counts
+            inside one stream.
         window: The LZ77 window in bytes (``1 << window_bits``).
+        kinds: Kind id of every message (e.g. its type); defaults to ``groups``.
 
     Returns:
         ``inside``: the covered share counting only matches inside the same message (what
         a compressor without context takeover finds); ``history``: counting matches in
         earlier messages of the same group too (what a kept window can exploit);
+        ``same_kind``: like ``history``, but a match into an earlier message counts only
+        when the nearest earlier occurrence lies in a message of the same kind;
         ``history_runs``: covered runs per byte under ``history`` (each run is roughly one
         back-reference, whose length/distance code costs a few bytes).
     """
@@ -152,11 +159,13 @@ def match_coverage(packed: Packed, groups: npt.NDArray[np.int64], window: int) -
     buf = packed.buf
     n = buf.size
     if n < MIN_MATCH:
-        return Coverage(inside, history, np.zeros(n_msgs))
+        return Coverage(inside, history, np.zeros(n_msgs), np.zeros(n_msgs))
     ends = packed.ends
     count_inside = np.zeros(n_msgs, dtype=np.int64)
     count_history = np.zeros(n_msgs, dtype=np.int64)
     count_runs = np.zeros(n_msgs, dtype=np.int64)
+    count_kind = np.zeros(n_msgs, dtype=np.int64)
+    kind_of = groups if kinds is None else kinds
     for lo in range(0, n, _BLOCK_BYTES):
         hi = min(lo + _BLOCK_BYTES, n)
         base = max(0, lo - window - (MIN_MATCH - 1))
@@ -166,12 +175,12 @@ def match_coverage(packed: Packed, groups: npt.NDArray[np.int64], window: int) -
         last = int(np.searchsorted(packed.starts, end, side="left"))
         spans = np.minimum(ends[first:last], end) - np.maximum(packed.starts[first:last], base)
         own = np.repeat(np.arange(first, last, dtype=np.int32), spans)
-        _cover_block(buf[base:end], own, groups, window, lo - base, hi - base,
-                     (count_inside, count_history, count_runs))
+        _cover_block(buf[base:end], own, (groups, kind_of), window, lo - base, hi - base,
+                     (count_inside, count_history, count_kind, count_runs))
     lengths = np.maximum(packed.lengths, 1)
     inside[:] = count_inside / lengths
     history[:] = count_history / lengths
-    return Coverage(inside, history, count_runs / lengths)
+    return Coverage(inside, history, count_kind / lengths, count_runs / lengths)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,11 +276,11 @@ def _escaped(buf: npt.NDArray[np.uint8], quotes: IntArray) -> BoolArray:
 def _cover_block(
     seg: npt.NDArray[np.uint8],
     own: npt.NDArray[np.int32],
-    groups: IntArray,
+    ids: tuple[IntArray, IntArray],
     window: int,
     lo: int,
     hi: int,
-    counts: tuple[IntArray, IntArray, IntArray],
+    counts: tuple[IntArray, IntArray, IntArray, IntArray],
 ) -> None:
     """Count, per message, the covered bytes of ``seg[lo:hi]``.
 
@@ -301,9 +310,14 @@ def _cover_block(
     prev, cur = prev[keep], cur[keep]
     own_prev, own_cur = own[prev], own[cur]
     mine = own[lo:hi]
-    count_inside, count_history, count_runs = counts
+    groups, kinds = ids
+    count_inside, count_history, count_kind, count_runs = counts
+    in_message = own_prev == own_cur
+    in_kind = in_message | ((groups[own_prev] == groups[own_cur])
+                            & (kinds[own_prev] == kinds[own_cur]))
     for tally, match in (
-        (count_inside, own_prev == own_cur),
+        (count_inside, in_message),
+        (count_kind, in_kind),
         (count_history, groups[own_prev] == groups[own_cur]),
     ):
         hit = np.zeros(seg.size, dtype=bool)
@@ -352,12 +366,15 @@ def group_ids(trace: Trace) -> tuple[IntArray, list[tuple[str, str]]]:
     return ids, list(seen)
 
 
-def _coverage_in_order(payloads: Sequence[bytes], groups: IntArray, window: int) -> Coverage:
+def _coverage_in_order(
+    payloads: Sequence[bytes], groups: IntArray, kinds: IntArray, window: int
+) -> Coverage:
     """:func:`match_coverage` with each group's messages sent back to back, in trace order."""
     order = np.argsort(groups, kind="stable")
     packed = Packed.of([payloads[i] for i in order])
-    cov = match_coverage(packed, groups[order], window)
-    out = Coverage(np.empty(len(order)), np.empty(len(order)), np.empty(len(order)))
+    cov = match_coverage(packed, groups[order], window, kinds[order])
+    n = len(order)
+    out = Coverage(np.empty(n), np.empty(n), np.empty(n), np.empty(n))
     for src, dst in zip(cov, out, strict=True):
         dst[order] = src
     return out
@@ -374,9 +391,10 @@ def message_features(trace: Trace, *, window_bits: int = 15) -> pd.DataFrame:
     - ``context_repetition``: matches inside it or in earlier messages of the same
       direction, in trace order (exactly the history a permessage-deflate sender with
       context takeover has, all types interleaved);
-    - ``cross_repetition``: what earlier messages of the same type and direction add over
-      ``repetition``, measured in the type's own stream (how much a message repeats its
-      predecessors of the same type, whatever else is sent in between);
+    - ``cross_repetition``: what earlier messages of the same type add over
+      ``repetition``, in that same direction stream: bytes whose nearest earlier
+      occurrence in the window lies in a previous message of the same type (how much of
+      what context takeover finds comes from the type repeating itself);
 
     then ``context_runs_per_byte`` (covered runs under ``context_repetition`` per byte,
     roughly back-references per byte) and ``is_json, json_depth, json_keys,
@@ -391,8 +409,7 @@ def message_features(trace: Trace, *, window_bits: int = 15) -> pd.DataFrame:
     window = 1 << window_bits
     gids, _ = group_ids(trace)
     dirs = np.fromiter((m.dir == "c2s" for m in msgs), dtype=np.int64, count=len(msgs))
-    inside, history, runs = _coverage_in_order(payloads, dirs, window)
-    same_type = _coverage_in_order(payloads, gids, window).history
+    inside, history, same_type, runs = _coverage_in_order(payloads, dirs, gids, window)
     packed = Packed.of(payloads)
     js = json_structure(payloads)
     sizes = packed.lengths

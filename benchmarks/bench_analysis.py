@@ -1,0 +1,126 @@
+"""Benchmarks of ``wslab.analysis``: the selector's decision cost and the analyser's speed.
+
+(a) ``selector.decide_cost``: for messages sampled from the bundled traces, the time of one
+    adaptive ``decide`` (on a selector warmed up on that trace) over the time of compressing
+    the same message with ``zlib.compress(payload, 1)``, measured side by side, message by
+    message. Target: median ratio <= 0.25. A second row gives the ratio against a streaming
+    per-connection compressor (``compress`` + ``Z_SYNC_FLUSH``, level 1), the cheapest way
+    a live sender can compress; it has no target.
+(b) ``analyse.throughput``: the full analyser (every feature, every measured ratio, the
+    prediction) against a bare zlib level-6 pass over the same payloads, both best of 3 on
+    every bundled trace. Target: >= 5 MB/s of payload over all traces together; per-trace
+    rows are informational.
+
+Run: ``.venv/bin/python benchmarks/bench_analysis.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import best_of, main, row  # noqa: E402
+
+from wslab.analysis import CompressionSelector, analyse, bundled_traces  # noqa: E402
+from wslab.codecs.deflate import DeflateEncoder  # noqa: E402
+from wslab.traces.model import Trace  # noqa: E402
+
+
+def _warm(trace: Trace) -> CompressionSelector:
+    sel = CompressionSelector("adaptive")
+    enc = {d: DeflateEncoder(12, 5, 6) for d in ("s2c", "c2s")}
+    for m in trace.messages:
+        if sel.decide(m.type, m.payload):
+            sel.observe(m.type, len(m.payload), len(enc[m.dir].encode(m.payload)))
+    return sel
+
+
+def _per_call_ns(fn: Any, args: tuple[Any, ...], reps: int) -> float:
+    """Best of 3 batches of ``reps`` calls, in ns per call."""
+    clock = time.perf_counter_ns
+    best = float("inf")
+    for _ in range(3):
+        t0 = clock()
+        for _ in range(reps):
+            fn(*args)
+        best = min(best, (clock() - t0) / reps)
+    return best
+
+
+def decide_cost(traces: dict[str, Trace], per_trace: int) -> list[dict[str, Any]]:
+    """Rows for (a)."""
+    vs_compress: list[float] = []
+    vs_stream: list[float] = []
+    for trace in traces.values():
+        sel = _warm(trace)
+        step = max(1, len(trace) // per_trace)
+        stream = zlib.compressobj(1, zlib.DEFLATED, -12, 5)
+
+        def streamed(p: bytes, c: Any = stream) -> bytes:
+            return bytes(c.compress(p) + c.flush(zlib.Z_SYNC_FLUSH))
+
+        for m in trace.messages[::step]:
+            d = _per_call_ns(sel.decide, (m.type, m.payload), 40)
+            z = _per_call_ns(zlib.compress, (m.payload, 1), 40)
+            s = _per_call_ns(streamed, (m.payload,), 40)
+            vs_compress.append(d / z)
+            vs_stream.append(d / s)
+    med = statistics.median(vs_compress)
+    return [
+        row("selector.decide_cost", "median decide / zlib.compress(level 1)", med, "ratio",
+            peer="zlib.compress(payload, 1)", target="<= 0.25", ok=med <= 0.25,
+            messages=len(vs_compress), p90=statistics.quantiles(vs_compress, n=10)[-1]),
+        row("selector.decide_cost", "median decide / streaming deflate level 1",
+            statistics.median(vs_stream), "ratio", peer="compressobj(1) + Z_SYNC_FLUSH",
+            messages=len(vs_stream)),
+    ]
+
+
+def throughput(traces: dict[str, Trace]) -> list[dict[str, Any]]:
+    """Rows for (b)."""
+    rows = []
+    total_bytes = 0
+    total_ours = 0.0
+    total_peer = 0.0
+    for name, trace in traces.items():
+        payloads = trace.payloads
+
+        def peer(ps: list[bytes] = payloads) -> None:
+            for p in ps:
+                zlib.compress(p, 6)
+
+        ours = best_of(lambda t=trace: analyse(t), repeats=3)
+        theirs = best_of(peer, repeats=3)
+        mb = trace.payload_bytes / 1e6
+        total_bytes += trace.payload_bytes
+        total_ours += ours
+        total_peer += theirs
+        rows.append(row("analyse.throughput", f"{name}: analyse MB/s", mb / ours, "MB/s",
+                        peer="zlib level 6 pass", peer_value=mb / theirs,
+                        messages=len(trace)))
+    mbps = total_bytes / 1e6 / total_ours
+    rows.insert(0, row("analyse.throughput", "all bundled traces: analyse MB/s", mbps, "MB/s",
+                       peer="zlib level 6 pass", peer_value=total_bytes / 1e6 / total_peer,
+                       target=">= 5 MB/s", ok=mbps >= 5.0, payload_bytes=total_bytes))
+    return rows
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    """Both benchmarks; ``quick`` uses the first 5000 messages of each trace."""
+    traces = bundled_traces()
+    if not traces:
+        return [row("analysis", "bundled traces present", 0, "traces", ok=False)]
+    if quick:
+        traces = {k: t[:5000] for k, t in traces.items()}
+    return decide_cost(traces, 100 if quick else 400) + throughput(traces)
+
+
+if __name__ == "__main__":
+    main(run)
