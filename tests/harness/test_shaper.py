@@ -51,11 +51,12 @@ class Arrivals:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
-        while chunk := await reader.read(1 << 20):
-            self.total += len(chunk)
-            self.data += chunk
-            self.marks.append((loop.time(), self.total))
-        self.eof.set()
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := await reader.read(1 << 20):
+                self.total += len(chunk)
+                self.data += chunk
+                self.marks.append((loop.time(), self.total))
+            self.eof.set()
         writer.close()
 
     def time_of(self, nbytes: int) -> float:
@@ -435,8 +436,9 @@ def test_subprocess_prints_its_port_shapes_and_exits_on_sigterm() -> None:
     profile = replace(LinkProfile("proc", 0, 0, 40.0), name="custom-not-a-preset")
 
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(65536):
-            writer.write(data)
+        with contextlib.suppress(ConnectionResetError):
+            while data := await reader.read(65536):
+                writer.write(data)
         writer.close()
 
     async def main() -> None:

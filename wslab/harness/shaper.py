@@ -257,7 +257,7 @@ class _Side(asyncio.BufferedProtocol):
         return memoryview(self.buffer)
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.reads.push(bytes(self.buffer[:nbytes]))
+        self.reads.push(bytes(memoryview(self.buffer)[:nbytes]))
 
     def eof_received(self) -> bool:
         self.reads.push(None)
