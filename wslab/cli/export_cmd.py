@@ -1,0 +1,40 @@
+"""``wslab export``: write a config as files real servers accept.
+
+What lives here: the typer command function :func:`export` (argument parsing and the
+printed list of files). What must not live here: rendering or writing logic, which is in
+:mod:`wslab.tune.export`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wslab.cli.common import out
+
+
+def export(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG",
+                                                help="TuningConfig YAML/JSON to export")],
+    target: Annotated[str, typer.Option(
+        "--target", "-t",
+        help="wslab | websockets | ws | nginx | uwebsockets | centrifugo | all")] = "all",
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o",
+                                             help="directory to write into")] = Path("out/export"),
+    upstream_port: Annotated[int, typer.Option(
+        "--upstream-port", help="nginx: port of the first backend (backends on consecutive "
+        "ports, one per scaling.workers)")] = 8765,
+    listen_port: Annotated[int, typer.Option(
+        "--listen-port", help="nginx: port nginx listens on (127.0.0.1)")] = 8080,
+) -> None:
+    """Export CONFIG for a server target; every file says what the target cannot express."""
+    from wslab.config import TuningConfig
+    from wslab.tune.export import export as run_export
+
+    config = TuningConfig.load(config_path)
+    paths = run_export(config, target, output_dir,
+                       upstream_port=upstream_port, listen_port=listen_port)
+    for path in paths:
+        out.print(f"wrote {path}")
