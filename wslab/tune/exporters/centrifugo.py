@@ -11,8 +11,9 @@ centrifugal/centrifugo, module ``github.com/centrifugal/centrifugo/v6``; docs at
 centrifugal.dev/docs/transports/websocket): ``websocket.compression`` (off by default),
 ``websocket.compression_level`` (1 by default), ``websocket.compression_min_size``
 (0 by default), ``websocket.message_size_limit`` (65536 by default),
-``websocket.decompressed_message_size_limit`` (newer v6 releases; older ones warn about an
-unknown key), and under ``client`` the inlined ping/pong pair ``ping_interval`` (25s) and
+``websocket.decompressed_message_size_limit`` (in the newest v6 source, whose comments
+date changes to v6.5.1 and later; a release without it reports an unknown key and goes on),
+and under ``client`` the inlined ping/pong pair ``ping_interval`` (25s) and
 ``pong_timeout`` (8s, which must be less than the interval), ``connection_limit`` and
 ``queue_max_size`` (1 MiB by default). v5 and older used flat ``websocket_compression``
 style names; this renderer does not emit those.
@@ -145,8 +146,9 @@ def render_centrifugo(config: TuningConfig) -> dict[str, str]:
         header_lines(config, "centrifugo"),
         [
             "",
-            "Centrifugo v6 nested keys (centrifugal/centrifugo internal/configtypes; "
-            "centrifugal.dev/docs/transports/websocket). centrifugo.json holds the same keys "
+            "Centrifugo v6 nested keys, checked against the newest v6 source (v6.5.1 or "
+            "later: centrifugal/centrifugo internal/configtypes/types.go) and "
+            "centrifugal.dev/docs/transports/websocket. centrifugo.json holds the same keys "
             "without comments (JSON has none). Merge them into your config; token and API "
             "keys are yours to add.",
             "",
