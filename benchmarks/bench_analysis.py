@@ -26,11 +26,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import best_of, main, row  # noqa: E402
+from common import best_of, main, row
 
-from wslab.analysis import CompressionSelector, analyse, bundled_traces  # noqa: E402
-from wslab.codecs.deflate import DeflateEncoder  # noqa: E402
-from wslab.traces.model import Trace  # noqa: E402
+from wslab.analysis import CompressionSelector, analyse, bundled_traces
+from wslab.codecs.deflate import DeflateEncoder
+from wslab.traces.model import Trace
 
 
 def _warm(trace: Trace) -> CompressionSelector:

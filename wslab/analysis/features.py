@@ -1,19 +1,19 @@
 """Per-message content features, computed for all messages of a trace at once.
 
-What lives here: byte entropy, LZ-style repetition (inside a message and against earlier
-messages of the same type), and JSON structure, each returned as one numpy array with one
-value per message. Every measure works on one packed buffer (all payloads concatenated,
-plus their offsets) with numpy; there are no Python loops over bytes, only over messages
-where a measure needs a real parser (``json.loads``). Compression itself (real zlib/zstd
-calls) lives in ``ratios.py``; turning features into a guess of the ratio lives in
-``predictor.py``. Nothing here compresses anything or reads files.
+What lives here: byte entropy and LZ-style repetition (inside a message, against earlier
+messages of the same direction, and of the same type), each one numpy array with one value
+per message, and :func:`message_features`, the per-message table that also carries the
+JSON structure from ``jsonshape.py``. Every measure works on one packed buffer
+(``packed.py``: all payloads concatenated, plus offsets) with whole-array numpy passes;
+there are no Python loops over bytes, only over messages where a real parser is needed
+(JSON validity). Compression itself (real zlib/zstd calls) lives in ``ratios.py``; turning
+features into a guess of the ratio lives in ``predictor.py``. Nothing here compresses
+anything or reads files.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -22,64 +22,30 @@ import pandas as pd
 
 from wslab.traces.model import Trace
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
+from .jsonshape import JsonStructure, json_structure
+from .packed import BoolArray, FloatArray, IntArray, Packed
+
+__all__ = [
+    "MIN_MATCH",
+    "BoolArray",
+    "Coverage",
+    "FloatArray",
+    "IntArray",
+    "JsonStructure",
+    "Packed",
+    "entropy",
+    "group_ids",
+    "json_structure",
+    "match_coverage",
+    "message_features",
+]
 
 MIN_MATCH = 4
 """Shortest back-reference that counts as repetition (deflate's minimum is 3, but a
 3-byte match rarely pays for its length/distance codes; 4 is what zstd and LZ4 use)."""
 
 _CHUNK_MESSAGES = 4096
-_BLOCK_BYTES = 1 << 18
-_WS = np.zeros(256, dtype=bool)
-_WS[[0x20, 0x09, 0x0A, 0x0D]] = True
-_JSON_BLANKS = " \t\n\r"
-_DECODER = json.JSONDecoder()
-_JSON_MARK = np.zeros(256, dtype=bool)
-_JSON_MARK[[0x22, 0x5B, 0x5D, 0x7B, 0x7D]] = True
-_OPENING = np.zeros(256, dtype=bool)
-_OPENING[[0x5B, 0x7B]] = True
-
-
-@dataclass(frozen=True, slots=True)
-class Packed:
-    """All payloads in one ``uint8`` array, with each message's start and length.
-
-    Attributes:
-        buf: The payloads, concatenated in order.
-        starts: Offset of each message in ``buf``.
-        lengths: Length of each message in bytes.
-    """
-
-    buf: npt.NDArray[np.uint8]
-    starts: IntArray
-    lengths: IntArray
-
-    @classmethod
-    def of(cls, payloads: Sequence[bytes]) -> Packed:
-        """Pack a sequence of payloads (one copy of the bytes, made by ``bytes.join``)."""
-        lengths = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads))
-        starts = np.zeros(len(payloads), dtype=np.int64)
-        if len(payloads) > 1:
-            np.cumsum(lengths[:-1], out=starts[1:])
-        buf = np.frombuffer(b"".join(payloads), dtype=np.uint8)
-        return cls(buf, starts, lengths)
-
-    @property
-    def ends(self) -> IntArray:
-        """One past the last byte of each message."""
-        return self.starts + self.lengths
-
-    def owner(self) -> npt.NDArray[np.int32]:
-        """For every byte of ``buf``, the index of the message it belongs to."""
-        return np.repeat(np.arange(len(self.lengths), dtype=np.int32), self.lengths)
-
-    def per_message_sum(self, flags: npt.NDArray[np.bool_]) -> IntArray:
-        """How many bytes of each message have ``flags`` set (robust to empty messages)."""
-        cs = np.zeros(len(flags) + 1, dtype=np.int64)
-        np.cumsum(flags, out=cs[1:])
-        return cs[self.ends] - cs[self.starts]
+_BLOCK_BYTES = 1 << 16
 
 
 def entropy(packed: Packed) -> FloatArray:
@@ -166,8 +132,11 @@ def match_coverage(
     count_runs = np.zeros(n_msgs, dtype=np.int64)
     count_kind = np.zeros(n_msgs, dtype=np.int64)
     kind_of = groups if kinds is None else kinds
-    for lo in range(0, n, _BLOCK_BYTES):
-        hi = min(lo + _BLOCK_BYTES, n)
+    # Blocks of 64 KiB fit the caches; with a large window they grow so that the history
+    # each block must re-read stays a quarter of the work at most.
+    block = max(_BLOCK_BYTES, 4 * window)
+    for lo in range(0, n, block):
+        hi = min(lo + block, n)
         base = max(0, lo - window - (MIN_MATCH - 1))
         end = min(hi + MIN_MATCH - 1, n)
         # Local owner array: which message each byte of buf[base:end] belongs to.
@@ -181,96 +150,6 @@ def match_coverage(
     inside[:] = count_inside / lengths
     history[:] = count_history / lengths
     return Coverage(inside, history, count_kind / lengths, count_runs / lengths)
-
-
-@dataclass(frozen=True, slots=True)
-class JsonStructure:
-    """JSON facts per message (zeros where a message is not a JSON object or array)."""
-
-    is_json: BoolArray
-    depth: IntArray
-    keys: IntArray
-    key_bytes: IntArray
-
-
-def json_structure(payloads: Sequence[bytes]) -> JsonStructure:
-    """Detect JSON documents and measure their nesting depth, key count and key bytes.
-
-    A message is JSON when its first non-blank byte is ``{`` or ``[`` and Python's JSON
-    decoder accepts all of it (the one per-message Python call here; scalars such as ``"42"`` do not
-    count as JSON documents). Depth counts nested containers (``{"a": [1]}`` is 2); key
-    bytes count each object key with its two quotes. Those three come from one vectorised
-    scan over all JSON messages together, which visits only the structural bytes: quotes
-    not escaped by an odd run of backslashes delimit strings; brackets outside strings
-    (an even number of quotes before them) give the depth by a running sum; a string whose
-    next non-blank byte is ``:`` is a key.
-    """
-    n_msgs = len(payloads)
-    is_json = np.zeros(n_msgs, dtype=bool)
-    depth = np.zeros(n_msgs, dtype=np.int64)
-    keys = np.zeros(n_msgs, dtype=np.int64)
-    key_bytes = np.zeros(n_msgs, dtype=np.int64)
-    docs: list[bytes] = []
-    parse = _DECODER.raw_decode
-    for i, p in enumerate(payloads):
-        head = p[:64].lstrip()[:1]
-        if head != b"{" and head != b"[":
-            continue
-        try:
-            text = p.decode("utf-8").strip(_JSON_BLANKS)
-            if parse(text)[1] != len(text):
-                continue
-        except (ValueError, UnicodeDecodeError):
-            continue
-        is_json[i] = True
-        docs.append(p)
-    if not docs:
-        return JsonStructure(is_json, depth, keys, key_bytes)
-    idx = np.flatnonzero(is_json)
-    packed = Packed.of(docs)
-    buf = packed.buf
-    n = buf.size
-    marks = np.flatnonzero(_JSON_MARK[buf])
-    kind = buf[marks]
-    quotes = marks[kind == 0x22]
-    escaped = _escaped(buf, quotes)
-    quotes = quotes[~escaped]
-    q_open, q_close = quotes[0::2], quotes[1::2]
-    brackets = marks[kind != 0x22]
-    outside = np.searchsorted(quotes, brackets) % 2 == 0
-    brackets = brackets[outside]
-    step = np.where(_OPENING[buf[brackets]], 1, -1).astype(np.int32)
-    level = np.cumsum(step)
-    first = np.searchsorted(brackets, packed.starts)
-    depth[idx] = np.maximum.reduceat(level, first)
-    after = q_close + 1
-    for _ in range(64):
-        blank = after < n
-        blank[blank] = _WS[buf[after[blank]]]
-        if not blank.any():
-            break
-        after[blank] += 1
-    is_key = after < n
-    is_key[is_key] = buf[after[is_key]] == 0x3A
-    doc_of = np.searchsorted(packed.starts, q_open, side="right") - 1
-    keys[idx] = np.bincount(doc_of, weights=is_key, minlength=len(docs)).astype(np.int64)
-    lens = (q_close - q_open + 1) * is_key
-    key_bytes[idx] = np.bincount(doc_of, weights=lens, minlength=len(docs)).astype(np.int64)
-    return JsonStructure(is_json, depth, keys, key_bytes)
-
-
-def _escaped(buf: npt.NDArray[np.uint8], quotes: IntArray) -> BoolArray:
-    """Which quotes are escaped: preceded by an odd run of backslashes (rare, so cheap)."""
-    run = np.zeros(len(quotes), dtype=np.int64)
-    look = quotes - 1
-    active = (look >= 0) & (buf[np.maximum(look, 0)] == 0x5C)
-    while active.any():
-        run[active] += 1
-        look[active] -= 1
-        active &= look >= 0
-        active[active] = buf[look[active]] == 0x5C
-    odd: BoolArray = run % 2 == 1
-    return odd
 
 
 def _cover_block(
