@@ -14,7 +14,15 @@ from collections.abc import Sequence
 import typer
 from rich.console import Console
 
-from wslab.cli import analyse_cmd, config_cmd, demo_cmd, simulate_cmd, sweep_cmd, trace_cmd
+from wslab.cli import (
+    analyse_cmd,
+    config_cmd,
+    demo_cmd,
+    export_cmd,
+    simulate_cmd,
+    sweep_cmd,
+    trace_cmd,
+)
 from wslab.errors import WslabError
 
 app = typer.Typer(
@@ -29,6 +37,7 @@ app.add_typer(config_cmd.app, name="config")
 app.command("analyse")(analyse_cmd.analyse)
 app.command("simulate")(simulate_cmd.simulate)
 app.command("sweep")(sweep_cmd.sweep)
+app.command("export")(export_cmd.export)
 app.command("demo")(demo_cmd.demo)
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
