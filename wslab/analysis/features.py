@@ -179,7 +179,7 @@ def _cover_block(
         gram |= wide[k : wide.size - 3 + k]
     pos = np.flatnonzero(own[:-3] == own[3:]).astype(np.int32)
     codes, uniques = pd.factorize(gram[pos])
-    order = _stable_order(np.asarray(codes, dtype=np.int32), len(uniques))
+    order = _stable_order(np.asarray(codes), len(uniques))
     codes_s = codes[order]
     pos_s = pos[order]
     same = codes_s[1:] == codes_s[:-1]
@@ -188,31 +188,34 @@ def _cover_block(
     keep = ((cur - prev) <= window) & (cur >= lo - (MIN_MATCH - 1)) & (cur < hi)
     prev, cur = prev[keep], cur[keep]
     own_prev, own_cur = own[prev], own[cur]
-    mine = own[lo:hi]
     groups, kinds = ids
-    count_inside, count_history, count_kind, count_runs = counts
+    in_stream = groups[own_prev] == groups[own_cur]
+    in_kind = in_stream & (kinds[own_prev] == kinds[own_cur])
     in_message = own_prev == own_cur
-    in_kind = in_message | ((groups[own_prev] == groups[own_cur])
-                            & (kinds[own_prev] == kinds[own_cur]))
-    for tally, match in (
-        (count_inside, in_message),
-        (count_kind, in_kind),
-        (count_history, groups[own_prev] == groups[own_cur]),
-    ):
-        hit = np.zeros(seg.size, dtype=bool)
-        hit[cur[match]] = True
-        spread = hit[lo:hi].copy()
-        for k in range(1, MIN_MATCH):
-            spread |= hit[lo - k : hi - k] if lo >= k else np.concatenate(
-                [np.zeros(k - lo, dtype=bool), hit[: hi - k]]
-            )
-        _tally(tally, mine[spread])
+    # The three match sets nest (same message => same kind => same stream), so one byte
+    # array of levels holds them all: 3 inside, 2 same kind, 1 same stream. Each match
+    # start covers itself and the next 3 bytes: a running max over 4 shifted views.
+    pad = MIN_MATCH - 1
+    hit_padded = np.zeros(seg.size + pad, dtype=np.uint8)
+    hit = hit_padded[pad:]
+    hit[cur[in_stream]] = 1
+    hit[cur[in_kind]] = 2
+    hit[cur[in_message]] = 3
+    level = hit[lo:hi].copy()
+    for k in range(1, MIN_MATCH):
+        np.maximum(level, hit_padded[pad + lo - k : pad + hi - k], out=level)
+    mine = own[lo:hi]
+    count_inside, count_history, count_kind, count_runs = counts
+    _tally(count_inside, mine[level >= 3])
+    _tally(count_kind, mine[level >= 2])
+    spread = level > 0
+    _tally(count_history, mine[spread])
     # Runs of the history coverage: a covered byte whose predecessor is uncovered or in
     # another message starts one.
     starts = spread.copy()
     starts[1:] &= ~spread[:-1] | (mine[1:] != mine[:-1])
     if lo >= 1 and starts[0] and own[lo - 1] == own[lo]:
-        starts[0] = not hit[max(lo - MIN_MATCH, 0) : lo].any()
+        starts[0] = not hit_padded[lo - 1 : lo + pad].any()
     _tally(count_runs, mine[starts])
 
 
@@ -223,14 +226,16 @@ def _tally(counts: IntArray, owners: npt.NDArray[np.int32]) -> None:
         counts[first : int(owners[-1]) + 1] += np.bincount(owners - first)
 
 
-def _stable_order(codes: npt.NDArray[np.int32], n_codes: int) -> npt.NDArray[np.intp]:
-    """Indices that sort ``codes`` (all in ``0..n_codes-1``) stably, by 16-bit radix passes."""
-    order = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
+def _stable_order(codes: npt.NDArray[np.intp], n_codes: int) -> npt.NDArray[np.intp]:
+    """Indices that sort ``codes`` (all in ``0..n_codes-1``) stably, by 16-bit radix passes.
+
+    NumPy's stable sort of 16-bit integers is a radix sort; casting to ``uint16`` keeps
+    the low 16 bits. Codes number the distinct 4-grams of one block, far below 2**32.
+    """
+    order = np.argsort(codes.astype(np.uint16), kind="stable")
     if n_codes > 0x10000:
-        high = (codes >> 16)[order]
-        if n_codes > 0xFFFFFFFF:
-            raise ValueError("too many distinct 4-grams")
-        order = order[np.argsort(high.astype(np.uint16), kind="stable")]
+        high = (codes >> 16)[order].astype(np.uint16)
+        order = order[np.argsort(high, kind="stable")]
     return order
 
 
