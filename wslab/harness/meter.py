@@ -48,11 +48,13 @@ import threading
 import time
 from asyncio.trsock import TransportSocket
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 import psutil
+
+from wslab.harness.frametally import FrameTally
 
 TCP_INFO_BUFLEN = 256
 _MIN_TCP_INFO = 104  # through tcpi_total_retrans: anything shorter is not worth parsing
@@ -272,17 +274,23 @@ class ByteCounter:
     written: int = 0
     reads: int = 0
     writes: int = 0
+    frames_in: FrameTally | None = None
+    frames_out: FrameTally | None = None
     _undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def on_read(self, data: bytes | bytearray | memoryview) -> None:
         """Count one chunk handed to the protocol."""
         self.read += len(data)
         self.reads += 1
+        if self.frames_in is not None:
+            self.frames_in.feed(data)
 
     def on_write(self, data: bytes | bytearray | memoryview) -> None:
         """Count one chunk handed to the transport."""
         self.written += len(data)
         self.writes += 1
+        if self.frames_out is not None:
+            self.frames_out.feed(data)
 
     def wrap_transport(self, transport: asyncio.WriteTransport) -> None:
         """Count everything written through ``transport.write``/``writelines``."""
@@ -319,8 +327,12 @@ class ByteCounter:
             self._undo.pop()()
 
     def as_dict(self) -> dict[str, int]:
-        """The counters as a plain dict."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+        """The counters as a plain dict (frame tallies prefixed ``in_``/``out_``)."""
+        out = {name: getattr(self, name) for name in ("read", "written", "reads", "writes")}
+        for prefix, tally in (("in_", self.frames_in), ("out_", self.frames_out)):
+            if tally is not None:
+                out.update({prefix + k: v for k, v in tally.as_dict().items()})
+        return out
 
 
 def _restore(obj: Any, names: tuple[str, ...]) -> None:
@@ -328,7 +340,7 @@ def _restore(obj: Any, names: tuple[str, ...]) -> None:
         obj.__dict__.pop(name, None)
 
 
-def count_connection(ws: Any) -> ByteCounter:
+def count_connection(ws: Any, *, frames: bool = False) -> ByteCounter:
     """Count the raw bytes of a websockets (asyncio) connection from now on.
 
     The ``websockets.asyncio`` ``Connection`` is itself the asyncio protocol: the transport
@@ -339,11 +351,17 @@ def count_connection(ws: Any) -> ByteCounter:
 
     Args:
         ws: A ``websockets.asyncio`` client or server connection.
+        frames: Also sort the bytes into data and control frames (see
+            :class:`~wslab.harness.frametally.FrameTally`); call it right after the
+            handshake so the streams start on a frame boundary.
 
     Returns:
         The live counter; call :meth:`ByteCounter.detach` to stop.
     """
     counter = ByteCounter()
+    if frames:
+        counter.frames_in = FrameTally()
+        counter.frames_out = FrameTally()
     counter.wrap_transport(ws.transport)
     counter.wrap_protocol(ws)
     return counter
