@@ -153,3 +153,20 @@ def test_message_features_columns_and_cross_repetition() -> None:
     assert chat["json_keys"].iloc[0] == 3
     # Keys "user", "room", "text" with their quotes: 3 * 6 bytes.
     assert chat["key_bytes_fraction"].iloc[0] == pytest.approx(18 / len(same))
+
+
+def test_json_bulk_validation_does_not_accept_pieces() -> None:
+    # Each pair below parses when joined into one array, yet no piece is JSON on its own.
+    docs = [b'{"a": 1}, {"b": 2}', b'{"c": 3}', b"[1", b"2]", b'{"k"' + b" " * 100 + b': "v"}',
+            b'["x", {"y": 1}]  ']
+    js = json_structure(docs)
+    assert js.is_json.tolist() == [False, True, False, False, True, True]
+    assert js.keys.tolist() == [0, 1, 0, 0, 1, 1]
+    assert js.depth.tolist() == [0, 1, 0, 0, 1, 2]
+    # The same answers when the documents are checked without the bulk path.
+    assert json_structure(docs[1:2]).keys.tolist() == [1]
+    assert json_structure([docs[5]]).depth.tolist() == [2]
+    # Here the joined array even has one element per piece: '{..},{..}' gives two and
+    # '[[1' + '[2]]]' merge into one. Neither of the last two is a document alone.
+    tricky = [b'{"a": 1},{"b": 2}', b"[[1", b"[2]]]", b'{"d": 4}']
+    assert json_structure(tricky).is_json.tolist() == [False, False, False, True]

@@ -40,66 +40,126 @@ def json_structure(payloads: Sequence[bytes]) -> JsonStructure:
     """Detect JSON documents and measure their nesting depth, key count and key bytes.
 
     A message is JSON when its first non-blank byte is ``{`` or ``[`` and Python's JSON
-    decoder accepts all of it (the one per-message Python call here; scalars such as ``"42"`` do not
-    count as JSON documents). Depth counts nested containers (``{"a": [1]}`` is 2); key
-    bytes count each object key with its two quotes. Those three come from one vectorised
-    scan over all JSON messages together, which visits only the structural bytes: quotes
-    not escaped by an odd run of backslashes delimit strings; brackets outside strings
-    (an even number of quotes before them) give the depth by a running sum; a string whose
-    next non-blank byte is ``:`` is a key.
+    decoder accepts all of it (scalars such as ``"42"`` do not count as documents). Depth
+    counts nested containers (``{"a": [1]}`` is 2); key bytes count each object key with
+    its two quotes.
+
+    Validity: all candidates are first parsed in one call as the array ``[d1,d2,...]``. If
+    that parses, every candidate whose top-level container opens at bracket level 0 and
+    closes exactly at its last non-blank byte, never returning to level 0 in between (per
+    the scan below), is a valid document on its own; the rare rest, or
+    every candidate when the array does not parse, are parsed one by one.
+
+    The scan covers all documents together and visits only structural bytes: quotes not
+    escaped by an odd run of backslashes delimit strings; brackets outside strings (an even
+    number of quotes before them) give the depth by a running sum; a string whose next
+    non-blank byte is ``:`` is a key.
     """
     n_msgs = len(payloads)
-    is_json = np.zeros(n_msgs, dtype=bool)
-    depth = np.zeros(n_msgs, dtype=np.int64)
-    keys = np.zeros(n_msgs, dtype=np.int64)
-    key_bytes = np.zeros(n_msgs, dtype=np.int64)
-    docs: list[bytes] = []
-    parse = _DECODER.raw_decode
+    out = JsonStructure(np.zeros(n_msgs, dtype=bool), np.zeros(n_msgs, dtype=np.int64),
+                        np.zeros(n_msgs, dtype=np.int64), np.zeros(n_msgs, dtype=np.int64))
+    cand_idx: list[int] = []
     for i, p in enumerate(payloads):
-        head = p[:64].lstrip()[:1]
+        head = p[:1]
         if head != b"{" and head != b"[":
-            continue
-        try:
-            text = p.decode("utf-8").strip(_JSON_BLANKS)
-            if parse(text)[1] != len(text):
+            head = p[:64].lstrip()[:1]
+            if head != b"{" and head != b"[":
                 continue
-        except (ValueError, UnicodeDecodeError):
-            continue
-        is_json[i] = True
-        docs.append(p)
-    if not docs:
-        return JsonStructure(is_json, depth, keys, key_bytes)
-    idx = np.flatnonzero(is_json)
-    packed = Packed.of(docs)
+        cand_idx.append(i)
+    if not cand_idx:
+        return out
+    cands = [payloads[i] for i in cand_idx]
+    idx = np.array(cand_idx, dtype=np.int64)
+    scan: _Scan | None = None
+    try:
+        whole = json.loads(b"[" + b",".join(cands) + b"]")
+        bulk_ok = isinstance(whole, list) and len(whole) == len(cands)
+    except (ValueError, UnicodeDecodeError):
+        bulk_ok = False
+    if bulk_ok:
+        scan = _scan(Packed.of(cands))
+        valid = scan.closes_at_end.copy()
+        for j in np.flatnonzero(~valid):
+            valid[j] = _parses(cands[j])
+    else:
+        valid = np.fromiter(map(_parses, cands), dtype=bool, count=len(cands))
+    if scan is None or not valid.all():
+        idx = idx[valid]
+        if idx.size == 0:
+            return out
+        scan = _scan(Packed.of([payloads[i] for i in idx]))
+    out.is_json[idx] = True
+    out.depth[idx] = scan.depth
+    out.keys[idx] = scan.keys
+    out.key_bytes[idx] = scan.key_bytes
+    return out
+
+
+def _parses(doc: bytes) -> bool:
+    """True when ``doc`` alone is one JSON value (with blanks around it at most)."""
+    try:
+        text = doc.decode("utf-8").strip(_JSON_BLANKS)
+        return bool(_DECODER.raw_decode(text)[1] == len(text))
+    except (ValueError, UnicodeDecodeError):
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    depth: IntArray
+    keys: IntArray
+    key_bytes: IntArray
+    closes_at_end: BoolArray
+
+
+def _scan(packed: Packed) -> _Scan:
+    """The structural scan of documents that start with ``{`` or ``[`` (see above)."""
     buf = packed.buf
     n = buf.size
+    n_docs = len(packed.lengths)
     marks = np.flatnonzero(_JSON_MARK[buf])
     kind = buf[marks]
     quotes = marks[kind == 0x22]
-    escaped = _escaped(buf, quotes)
-    quotes = quotes[~escaped]
+    quotes = quotes[~_escaped(buf, quotes)]
+    if quotes.size % 2:
+        quotes = quotes[:-1]
     q_open, q_close = quotes[0::2], quotes[1::2]
     brackets = marks[kind != 0x22]
-    outside = np.searchsorted(quotes, brackets) % 2 == 0
-    brackets = brackets[outside]
-    step = np.where(_OPENING[buf[brackets]], 1, -1).astype(np.int32)
-    level = np.cumsum(step)
+    brackets = brackets[np.searchsorted(quotes, brackets) % 2 == 0]
+    level = np.cumsum(np.where(_OPENING[buf[brackets]], 1, -1).astype(np.int32))
     first = np.searchsorted(brackets, packed.starts)
-    depth[idx] = np.maximum.reduceat(level, first)
+    has = first < np.searchsorted(brackets, packed.ends)
+    depth = np.zeros(n_docs, dtype=np.int64)
+    if brackets.size:
+        peak = np.maximum.reduceat(level, np.minimum(first, brackets.size - 1))
+        depth[has] = peak[has]
+    # A document closes at its end when the running level returns to zero exactly once
+    # inside it, at its last non-blank byte.
+    zeros = brackets[level == 0]
+    solid = np.flatnonzero(~_WS[buf])
+    last_solid = solid[np.maximum(np.searchsorted(solid, packed.ends) - 1, 0)]
+    z_lo = np.searchsorted(zeros, packed.starts)
+    z_hi = np.searchsorted(zeros, packed.ends)
+    single = (z_hi - z_lo) == 1
+    closes = np.zeros(n_docs, dtype=bool)
+    closes[single] = zeros[z_lo[single]] == last_solid[single]
+    # ... and the level is 0 before its first bracket (earlier documents all closed).
+    closes &= has
+    closes[has] &= level[first[has]] == 1
     after = q_close + 1
-    for _ in range(64):
-        blank = after < n
-        blank[blank] = _WS[buf[after[blank]]]
-        if not blank.any():
-            break
+    blank = after < n
+    blank[blank] = _WS[buf[after[blank]]]
+    while blank.any():
         after[blank] += 1
+        blank &= after < n
+        blank[blank] = _WS[buf[after[blank]]]
     is_key = after < n
     is_key[is_key] = buf[after[is_key]] == 0x3A
     doc_of = np.searchsorted(packed.starts, q_open, side="right") - 1
-    keys[idx] = np.bincount(doc_of, weights=is_key, minlength=len(docs)).astype(np.int64)
+    keys = np.bincount(doc_of, weights=is_key, minlength=n_docs).astype(np.int64)
     lens = (q_close - q_open + 1) * is_key
-    key_bytes[idx] = np.bincount(doc_of, weights=lens, minlength=len(docs)).astype(np.int64)
-    return JsonStructure(is_json, depth, keys, key_bytes)
+    key_bytes = np.bincount(doc_of, weights=lens, minlength=n_docs).astype(np.int64)
+    return _Scan(depth, keys, key_bytes, closes)
 
 
 def _escaped(buf: npt.NDArray[np.uint8], quotes: IntArray) -> BoolArray:
