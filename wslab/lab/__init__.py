@@ -1,0 +1,34 @@
+"""The tuning lab: ipywidgets + plotly panels that notebooks show in a line or two.
+
+What lives here: the panel framework (``base``: config binding, debounced re-runs,
+figures updated in place, progress and background tasks; ``tasks``: the scheduling
+underneath), shared inputs (``data``: fast mode, traces, rate scaling, heatmap cells),
+plotting helpers (``figures``) and the panels themselves: :class:`ContentPanel`,
+:class:`BatchingPanel` and :class:`CompressionPanel`. Logic stays in the core packages
+(``wslab.sim``, ``wslab.analysis``); a panel only wires widgets to them.
+
+Example:
+    >>> from wslab.lab import BatchingPanel
+    >>> BatchingPanel("chat")  # doctest: +SKIP
+"""
+
+from .base import Panel
+from .batching import BatchingPanel
+from .compression import CompressionPanel
+from .content import ContentPanel
+from .data import bundled_names, fast_mode, load_trace, speed_up
+from .tasks import Debouncer, Progress, TaskRunner
+
+__all__ = [
+    "BatchingPanel",
+    "CompressionPanel",
+    "ContentPanel",
+    "Debouncer",
+    "Panel",
+    "Progress",
+    "TaskRunner",
+    "bundled_names",
+    "fast_mode",
+    "load_trace",
+    "speed_up",
+]

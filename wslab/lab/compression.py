@@ -1,0 +1,253 @@
+"""The compression panel: what permessage-deflate (or zstd) buys and costs on a trace.
+
+What lives here: :class:`CompressionPanel`. Its controls drive the ``compression`` section
+(algorithm, window bits for both sides, memLevel, level, threshold, context takeover,
+adaptive selection) and the link profile. Every move re-simulates the trace and shows the
+ratio, CPU per message, memory per connection (zlib's formula) and latency on the link,
+beside the same trace sent uncompressed. A button fills a window-bits x memLevel heatmap of
+the deflate ratio for this trace, cell by cell, as a cancellable background job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import numpy.typing as npt
+import plotly.graph_objects as go
+
+from wslab.codecs.deflate import deflate_memory_bytes
+from wslab.config import TuningConfig
+from wslab.link import PROFILES
+from wslab.sim import simulate
+from wslab.traces.model import Trace
+from wslab.tune.sweep import memory_estimate_kib
+
+from .base import Panel
+from .batching import WireCost
+from .data import deflate_ratio_cell, heatmap_axes
+from .figures import COLOURS, figure, fmt_bytes, fmt_ms, quantile_curve, stat_table
+from .tasks import Progress, in_worker
+
+ALGORITHMS = ("none", "permessage-deflate", "zstd-stream", "zstd-dict")
+
+
+@dataclass(slots=True)
+class CompressionResult:
+    """One run of the compression panel."""
+
+    cost: WireCost
+    baseline: WireCost
+    ratio: float
+    cpu_us: float
+    decompress_us: float
+    memory_kib: float
+    curve: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+    baseline_curve: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+
+
+def derive_policy(adaptive: bool, threshold: int) -> str:
+    """The ``compression.policy`` the adaptive checkbox and threshold slider mean."""
+    if adaptive:
+        return "adaptive"
+    return "threshold" if threshold > 0 else "always"
+
+
+class CompressionPanel(Panel[CompressionResult]):
+    """Tune compression on a trace: ratio, CPU, memory and latency on a link.
+
+    Controls: ``algorithm``, ``window_bits`` (both sides), ``mem_level``, ``level``,
+    ``threshold_bytes``, ``context_takeover``, ``adaptive`` and ``profile``. Figures:
+    ``latency``, ``bytes`` and ``heatmap`` (filled by :meth:`start_heatmap` or the button).
+    """
+
+    title = "Compression (permessage-deflate and zstd)"
+
+    def __init__(self, trace: Trace | str, config: TuningConfig | None = None,
+                 **kwargs: Any) -> None:
+        self._baselines: dict[str, tuple[WireCost, npt.NDArray[np.float64]]] = {}
+        self.wbits_axis, self.mem_axis = heatmap_axes()
+        super().__init__(trace, config, **kwargs)
+
+    def default_config(self) -> TuningConfig:
+        """The websockets defaults, on a 4G link where bytes cost time."""
+        return TuningConfig().updated({"link.profile": "4g"})
+
+    def default_params(self) -> dict[str, Any]:
+        """``adaptive``: whether the per-message selector decides (policy ``adaptive``)."""
+        return {"adaptive": self.config.compression.policy == "adaptive"}
+
+    def build(self) -> None:
+        """Controls for the compression section and link; three figures and a button."""
+        style = {"description_width": "150px"}
+        wide = W.Layout(width="95%")
+        slider = {"style": style, "layout": wide, "continuous_update": True}
+        self.bind(W.Dropdown(options=ALGORITHMS, description="algorithm", style=style),
+                  "compression.algorithm")
+        self.bind(W.IntSlider(min=9, max=15, description="window bits", **slider),
+                  ("compression.server_max_window_bits", "compression.client_max_window_bits"),
+                  key="window_bits")
+        self.bind(W.IntSlider(min=1, max=9, description="memLevel", **slider),
+                  "compression.mem_level")
+        self.bind(W.IntSlider(min=0, max=9, description="level", **slider),
+                  "compression.level", from_value=lambda v: 6 if v == -1 else v)
+        self.bind(W.IntSlider(min=0, max=2048, step=16, description="threshold (bytes)",
+                              **{**slider, "continuous_update": False}),
+                  "compression.threshold_bytes")
+        self.bind(W.Checkbox(description="context takeover", style=style),
+                  ("compression.server_no_context_takeover",
+                   "compression.client_no_context_takeover"),
+                  key="context_takeover", to_value=lambda v: not v, from_value=lambda v: not v)
+        self.bind(W.Checkbox(description="adaptive (skip what will not shrink)", style=style),
+                  "adaptive")
+        self.bind(W.Dropdown(options=list(PROFILES), description="link", style=style),
+                  "link.profile")
+        self.stats = W.HTML()
+        self.figures["latency"] = figure(
+            "Latency per message on the link", x="latency (ms, log)", y="share of messages",
+            traces=[go.Scatter(x=[], y=[], mode="lines", name="this config",
+                               line={"color": COLOURS["normal"]}),
+                    go.Scatter(x=[], y=[], mode="lines", name="uncompressed",
+                               line={"color": COLOURS["baseline"], "dash": "dash"})],
+        )
+        self.figures["latency"].update_xaxes(type="log")
+        self.figures["bytes"] = figure(
+            "Bytes on the wire per message", y="bytes per message", height=300,
+            traces=[go.Bar(x=["uncompressed", "this config"], y=[0, 0], name=name,
+                           marker_color=COLOURS[key])
+                    for key, name in (("payload", "payload"), ("ws", "WebSocket header"),
+                                      ("tcp", "TCP/IP headers"))],
+        )
+        self.figures["bytes"].update_layout(barmode="stack")
+        memory = [[deflate_memory_bytes(w, m) / 1024 for w in self.wbits_axis]
+                  for m in self.mem_axis]
+        self.figures["heatmap"] = figure(
+            "permessage-deflate ratio on this trace (lower is better)",
+            x="window bits", y="memLevel", height=360,
+            traces=[go.Heatmap(
+                x=list(self.wbits_axis), y=list(self.mem_axis),
+                z=[[None] * len(self.wbits_axis) for _ in self.mem_axis],
+                customdata=memory, colorscale="Viridis", reversescale=True,
+                texttemplate="%{z:.3f}",
+                hovertemplate=("window bits %{x}, memLevel %{y}<br>ratio %{z:.4f}<br>"
+                               "zlib memory %{customdata:.0f} KiB<extra></extra>"),
+            )],
+        )
+        self.heatmap_button = W.Button(description="Compute heatmap", icon="th",
+                                       button_style="primary")
+        self.heatmap_button.on_click(lambda _b: self.start_heatmap())
+
+    def changed(self, fields: tuple[str, ...]) -> None:
+        """Keep ``compression.policy`` in step with the adaptive box and the threshold."""
+        policy = derive_policy(bool(self.params["adaptive"]),
+                               int(self.config.compression.threshold_bytes))
+        if policy != self.config.compression.policy:
+            self.config = self.config.updated({"compression.policy": policy})
+
+    def compute(self, config: TuningConfig, params: dict[str, Any]) -> CompressionResult:
+        """Simulate the trace under ``config`` and (once per link/batching) uncompressed."""
+        seconds = self.trace.duration
+        run = simulate(self.trace, config, verify=False)
+        plain = config.updated({"compression.algorithm": "none"})
+        key = json.dumps(plain.to_dict(), sort_keys=True)
+        if key not in self._baselines:
+            base = simulate(self.trace, plain, verify=False)
+            self._baselines[key] = (WireCost.from_summary(base.summary, seconds),
+                                    base.messages["latency_ms"].to_numpy(dtype=np.float64))
+        base_cost, base_latency = self._baselines[key]
+        s = run.summary
+        return CompressionResult(
+            cost=WireCost.from_summary(s, seconds),
+            baseline=base_cost,
+            ratio=float(s["compression_ratio"]),
+            cpu_us=float(s["cpu_us_per_msg"]),
+            decompress_us=float(s.get("decompress_us_per_msg", 0.0)),
+            memory_kib=memory_estimate_kib(config),
+            curve=quantile_curve(run.messages["latency_ms"].to_numpy(dtype=np.float64)),
+            baseline_curve=quantile_curve(base_latency),
+        )
+
+    def draw(self, result: CompressionResult) -> None:
+        """Redraw curves and bars in place; refresh the numbers."""
+        lat = self.figures["latency"]
+        with lat.batch_update():
+            lat.data[0].x, lat.data[0].y = result.curve
+            lat.data[1].x, lat.data[1].y = result.baseline_curve
+        c, b = result.cost, result.baseline
+        bars = self.figures["bytes"]
+        with bars.batch_update():
+            for tr, attr in zip(bars.data, ("payload", "ws_header", "tcp_header"), strict=True):
+                tr.y = [b.per_message(getattr(b, attr)), c.per_message(getattr(c, attr))]
+        wire_c = c.payload + c.ws_header + c.tcp_header
+        wire_b = b.payload + b.ws_header + b.tcp_header
+        rows = [
+            ("compression ratio (payload)", f"{result.ratio:.3f}", "1.000"),
+            ("wire bytes (incl. headers)", fmt_bytes(wire_c), fmt_bytes(wire_b)),
+            ("compress CPU per message", f"{result.cpu_us:.1f} \u00b5s", "0 \u00b5s"),
+            ("decompress CPU per message", f"{result.decompress_us:.1f} \u00b5s", "0 \u00b5s"),
+            ("codec memory per connection", f"{result.memory_kib:.0f} KiB", "0 KiB"),
+            ("latency p50", fmt_ms(c.latency["p50"]), fmt_ms(b.latency["p50"])),
+            ("latency p99", fmt_ms(c.latency["p99"]), fmt_ms(b.latency["p99"])),
+        ]
+        self.stats.value = stat_table(rows, headers=("", "this config", "uncompressed"))
+
+    def body(self) -> Any:
+        """Numbers, latency beside bytes, then the heatmap with its button."""
+        return W.VBox([
+            self.stats,
+            W.HBox([self.figures["latency"], self.figures["bytes"]],
+                   layout=W.Layout(flex_flow="row wrap")),
+            self.heatmap_button,
+            self.figures["heatmap"],
+        ])
+
+    # -- the heatmap ---------------------------------------------------------------------
+
+    def heatmap_cells(self) -> list[tuple[int, int]]:
+        """(window bits, memLevel) of every heatmap cell, row by row."""
+        return [(w, m) for m in self.mem_axis for w in self.wbits_axis]
+
+    def _heatmap_args(self) -> tuple[int, bool]:
+        c = self.config.compression
+        level = 6 if c.level == -1 else c.level
+        return level, not c.server_no_context_takeover
+
+    def _put_cell(self, w: int, m: int, ratio: float) -> None:
+        heat = self.figures["heatmap"].data[0]
+        z = [list(row) for row in heat.z]
+        z[self.mem_axis.index(m)][self.wbits_axis.index(w)] = ratio
+        heat.z = z
+
+    async def heatmap_job(self, progress: Progress) -> list[list[float]]:
+        """Fill the heatmap cell by cell in the worker thread, yielding between cells."""
+        level, context = self._heatmap_args()
+        cells = self.heatmap_cells()
+        progress.start(len(cells), f"heatmap: {len(cells)} settings on {len(self.trace):,} "
+                                   "messages")
+        self.figures["heatmap"].data[0].z = [[None] * len(self.wbits_axis)
+                                            for _ in self.mem_axis]
+        for w, m in cells:
+            cell = functools.partial(deflate_ratio_cell, self.trace, w, m, level=level,
+                                     context_takeover=context)
+            ratio = await in_worker(cell)
+            self._put_cell(w, m, ratio)
+            progress.step(note=f"window bits {w}, memLevel {m}: ratio {ratio:.3f}")
+            await asyncio.sleep(0)
+        return [list(row) for row in self.figures["heatmap"].data[0].z]
+
+    def start_heatmap(self) -> Any:
+        """Start filling the heatmap in the background (Cancel stops it)."""
+        return self.start_task(self.heatmap_job, note="computing heatmap")
+
+    def run_heatmap(self) -> list[list[float]]:
+        """Fill the heatmap now, blocking (scripts and tests; no running loop needed)."""
+        level, context = self._heatmap_args()
+        for w, m in self.heatmap_cells():
+            self._put_cell(w, m, deflate_ratio_cell(self.trace, w, m, level=level,
+                                                    context_takeover=context))
+        return [list(row) for row in self.figures["heatmap"].data[0].z]

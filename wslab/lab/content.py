@@ -1,0 +1,178 @@
+"""The content-analysis panel: what is in a trace, and what each message type compresses to.
+
+What lives here: :class:`ContentPanel`. It runs :func:`wslab.analysis.analyse` (one row per
+message type and direction: entropy, repetition, JSON share, measured ratios, advice) and
+:func:`wslab.analysis.message_table` (the same, per message) at the deflate settings of
+its sliders, and shows ratios per type, entropy against repetition, the advice table, and
+the messages of the type picked in the dropdown. Analyses are remembered per setting, so
+picking another type redraws without recomputing.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from wslab.analysis import analyse, message_table
+from wslab.config import TuningConfig
+from wslab.traces.model import Trace
+
+from .base import Panel
+from .figures import figure
+
+RATIO_COLUMNS = (
+    ("deflate_ratio", "deflate, context takeover"),
+    ("deflate_ratio_no_context", "deflate, no context takeover"),
+    ("zstd_ratio", "zstd per message"),
+    ("zstd_dict_ratio", "zstd with a trained dictionary"),
+)
+ALL_TYPES = "(all types)"
+TABLE_ROWS = 25
+PREVIEW_CHARS = 90
+
+
+@dataclass(slots=True)
+class ContentResult:
+    """One analysis: per-type rows, per-message rows, and the type being looked at."""
+
+    per_type: pd.DataFrame
+    per_message: pd.DataFrame
+    selected: str
+
+
+class ContentPanel(Panel[ContentResult]):
+    """Analyse a trace's content per message type; pick a type to see its messages.
+
+    Controls: ``server_max_window_bits``, ``mem_level``, ``level`` (deflate settings the
+    ratios are measured at) and ``type`` (which messages the table lists). Figures:
+    ``ratios`` and ``features``; tables: :attr:`advice` and :attr:`table`.
+    """
+
+    title = "Content analysis"
+
+    def __init__(self, trace: Trace | str, config: TuningConfig | None = None,
+                 **kwargs: Any) -> None:
+        self._cache: dict[tuple[int, int, int], tuple[pd.DataFrame, pd.DataFrame]] = {}
+        super().__init__(trace, config, **kwargs)
+
+    def default_params(self) -> dict[str, Any]:
+        """``type``: the message type listed in the table (all types at first)."""
+        return {"type": ALL_TYPES}
+
+    def build(self) -> None:
+        """Deflate-setting sliders, the type picker, two figures and two tables."""
+        style = {"description_width": "110px"}
+        slider = {"style": style, "layout": W.Layout(width="95%"), "continuous_update": False}
+        self.bind(W.IntSlider(min=9, max=15, description="window bits", **slider),
+                  "compression.server_max_window_bits", key="window_bits")
+        self.bind(W.IntSlider(min=1, max=9, description="memLevel", **slider),
+                  "compression.mem_level")
+        self.bind(W.IntSlider(min=0, max=9, description="level", **slider),
+                  "compression.level", from_value=lambda v: 6 if v == -1 else v)
+        types = [ALL_TYPES, *self.trace.types()]
+        self.bind(W.Dropdown(options=types, description="message type", style=style), "type")
+        self.figures["ratios"] = figure(
+            "Compressed / original bytes per message type (lower is better)",
+            y="ratio", height=360,
+            traces=[go.Bar(x=[], y=[], name=label) for _, label in RATIO_COLUMNS],
+        )
+        self.figures["features"] = figure(
+            "What compresses: repetition against entropy (marker area ~ bytes)",
+            x="entropy (bits per byte)", y="repeated share of bytes", height=360,
+            traces=[go.Scatter(x=[], y=[], mode="markers+text", textposition="top center",
+                               name="type")],
+        )
+        self.advice = W.HTML()
+        self.table = W.HTML()
+
+    def compute(self, config: TuningConfig, params: dict[str, Any]) -> ContentResult:
+        """Analyse at the sliders' settings (remembered per setting)."""
+        c = config.compression
+        key = (c.server_max_window_bits, c.mem_level, c.level)
+        if key not in self._cache:
+            per_type = analyse(self.trace, window_bits=key[0], mem_level=key[1], level=key[2])
+            per_msg = message_table(self.trace, window_bits=key[0], mem_level=key[1],
+                                    level=key[2])
+            self._cache[key] = (per_type, per_msg)
+        per_type, per_msg = self._cache[key]
+        return ContentResult(per_type, per_msg, str(params["type"]))
+
+    def draw(self, result: ContentResult) -> None:
+        """Redraw bars and scatter; rebuild the advice and message tables."""
+        df = result.per_type
+        labels = [f"{t} ({d})" for t, d in zip(df["type"], df["dir"], strict=True)]
+        bars = self.figures["ratios"]
+        with bars.batch_update():
+            for tr, (col, _label) in zip(bars.data, RATIO_COLUMNS, strict=True):
+                tr.x = labels
+                tr.y = [None if v != v else float(v) for v in df[col].to_numpy(dtype=float)]
+        size = df["bytes"].to_numpy(dtype=np.float64)
+        area = 8 + 40 * np.sqrt(size / size.max()) if size.size and size.max() > 0 else size
+        scatter = self.figures["features"]
+        with scatter.batch_update():
+            pts = scatter.data[0]
+            pts.x = df["entropy_bits_per_byte"].to_numpy(dtype=np.float64)
+            pts.y = df["repetition"].to_numpy(dtype=np.float64)
+            pts.text = [t for t in df["type"]]
+            pts.marker.size = area
+            pts.hovertext = labels
+        self.advice.value = _advice_html(df)
+        self.table.value = _messages_html(self.trace, result.per_message, result.selected)
+
+    def body(self) -> Any:
+        """Figures side by side, then the advice table, then the message table."""
+        return W.VBox([
+            W.HBox([self.figures["ratios"], self.figures["features"]],
+                   layout=W.Layout(flex_flow="row wrap")),
+            W.HTML("<b>Advice per type</b>"), self.advice,
+            W.HTML("<b>Messages</b>"), self.table,
+        ])
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.3f}"
+    return html.escape(str(value))
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th style='padding:2px 8px;text-align:left'>{html.escape(h)}</th>"
+                   for h in headers)
+    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{_cell(v)}</td>" for v in r)
+                   + "</tr>" for r in rows)
+    return (f"<div style='max-height:360px;overflow:auto'><table class='wslab-table'>"
+            f"<tr>{head}</tr>{body}</table></div>")
+
+
+def _advice_html(df: pd.DataFrame) -> str:
+    cols = ["type", "dir", "messages", "mean_size", "entropy_bits_per_byte", "repetition",
+            "json_fraction", "deflate_ratio", "recommendation", "reason"]
+    rows = [[r[c] for c in cols] for r in df[cols].to_dict("records")]
+    return _table(["type", "dir", "messages", "mean bytes", "entropy", "repetition", "JSON",
+                   "deflate ratio", "advice", "why"], rows)
+
+
+def _messages_html(trace: Trace, per_msg: pd.DataFrame, selected: str) -> str:
+    index = np.arange(len(per_msg))
+    if selected != ALL_TYPES:
+        index = index[per_msg["type"].to_numpy() == selected]
+    shown = index[:TABLE_ROWS]
+    rows = []
+    for i in shown:
+        r = per_msg.iloc[int(i)]
+        m = trace.messages[int(i)]
+        text = m.payload.decode("utf-8", "replace") if m.is_text else m.payload[:40].hex(" ")
+        preview = text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "\u2026"
+        ratio = r["deflate"] / r["size"] if r["size"] else float("nan")
+        rows.append([int(i), f"{r['t']:.3f}", r["dir"], r["type"], int(r["size"]),
+                     float(r["entropy_bits_per_byte"]), float(r["repetition"]),
+                     int(r["deflate"]), float(ratio), preview])
+    note = (f"<small>{len(shown)} of {len(index):,} messages shown</small>")
+    return note + _table(["#", "t (s)", "dir", "type", "bytes", "entropy", "repetition",
+                          "deflate bytes", "ratio", "payload"], rows)
