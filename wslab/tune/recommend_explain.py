@@ -1,0 +1,204 @@
+"""Plain-words reasons for a recommendation: what it is, what it saves, what it costs.
+
+What lives here: :func:`describe_config` (a config row in one phrase), :func:`feasible` and
+:func:`infeasible` (the explanation lines of a :class:`~wslab.tune.recommend.Recommendation`),
+and the metric labels and units every printed figure uses. Every number comes from the
+recommendation's own tables; nothing here computes a metric.
+
+What must not live here: choosing, comparing or simulating; printing; I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from wslab.tune.recommend import Recommendation
+
+LABELS = {
+    "ws_bytes_per_msg": ("bytes per message", "B"),
+    "tcp_bytes_per_msg": ("TCP bytes per message", "B"),
+    "latency_p50_ms": ("p50 latency", "ms"),
+    "latency_p90_ms": ("p90 latency", "ms"),
+    "latency_p99_ms": ("p99 latency", "ms"),
+    "latency_max_ms": ("max latency", "ms"),
+    "cpu_us_per_msg": ("CPU per message", "µs"),
+    "mem_kib_per_conn": ("memory per connection", "KiB"),
+    "compression_ratio": ("compression ratio", ""),
+}
+
+_COSTS = ("latency_p99_ms", "cpu_us_per_msg", "mem_kib_per_conn")
+
+
+def label(metric: str) -> str:
+    """The words for a metric column (the column name itself if unknown)."""
+    return LABELS.get(metric, (metric, ""))[0]
+
+
+def fmt(metric: str, value: Any) -> str:
+    """A value with its unit, to a precision that suits its size."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    v = float(value)
+    unit = LABELS.get(metric, ("", ""))[1]
+    digits = 0 if abs(v) >= 100 else 1 if abs(v) >= 10 else 2
+    text = f"{v:,.{digits}f}"
+    return f"{text} {unit}" if unit else text
+
+
+def _get(row: Mapping[Any, Any], key: str, default: Any = None) -> Any:
+    value = row.get(key, default)
+    if isinstance(value, float) and math.isnan(value):
+        return default
+    return value
+
+
+def describe_config(row: Mapping[Any, Any]) -> str:
+    """One phrase for a flattened config row, naming only the settings that matter."""
+    strategy = str(_get(row, "batching.strategy", "none"))
+    if strategy == "none":
+        batching = "no batching"
+    else:
+        parts = [f"hold ≤ {float(_get(row, 'batching.interval_ms', 0)):g} ms"]
+        if strategy in ("size", "hybrid"):
+            parts.append(f"≤ {int(_get(row, 'batching.max_bytes', 0))} B")
+        if strategy in ("count", "hybrid"):
+            parts.append(f"≤ {int(_get(row, 'batching.max_messages', 0))} messages")
+        if strategy == "priority":
+            parts = [
+                f"{cls} {float(_get(row, f'batching.priority_interval_ms.{cls}', 0)):g} ms"
+                for cls in ("critical", "normal", "background")
+            ]
+        batching = f"{strategy} batching ({', '.join(parts)})"
+    algorithm = str(_get(row, "compression.algorithm", "none"))
+    if algorithm == "none":
+        compression = "no compression"
+    elif algorithm == "permessage-deflate":
+        extras = [f"level {_get(row, 'compression.level', '?')}"]
+        if _get(row, "compression.server_no_context_takeover", False) in (True, "True", "true"):
+            extras.append("server no context takeover")
+        if _get(row, "compression.client_no_context_takeover", False) in (True, "True", "true"):
+            extras.append("client no context takeover")
+        compression = (
+            f"permessage-deflate {_get(row, 'compression.server_max_window_bits', '?')}/"
+            f"{_get(row, 'compression.mem_level', '?')} "
+            f"(window bits/memLevel; client window "
+            f"{_get(row, 'compression.client_max_window_bits', '?')} bits, "
+            f"{', '.join(extras)})"
+        )
+    else:
+        compression = f"{algorithm} level {_get(row, 'compression.zstd_level', '?')}"
+    policy = str(_get(row, "compression.policy", "always"))
+    if algorithm != "none" and policy != "always":
+        threshold = _get(row, "compression.threshold_bytes", 0)
+        compression += (f", only messages ≥ {threshold} B" if policy == "threshold"
+                         else f", policy {policy}")
+    return f"{batching} + {compression}, on link {_get(row, 'link.profile', '?')}"
+
+
+def _limits_text(limits: Mapping[str, float]) -> str:
+    from wslab.tune.recommend_constraints import CONSTRAINTS
+
+    if not limits:
+        return "no constraint (none given)"
+    return ", ".join(f"{label(CONSTRAINTS[k])} ≤ {fmt(CONSTRAINTS[k], v)}"
+                     for k, v in limits.items())
+
+
+def change_text(metric: str, base: float, chosen: float, pct: float) -> str:
+    """``"412 B → 198 B (-51.9 %)"``: a before/after pair with the relative change."""
+    rel = "" if not math.isfinite(pct) else f" ({pct:+.1f} %)"
+    return f"{fmt(metric, base)} → {fmt(metric, chosen)}{rel}"
+
+
+def _baseline_line(name: str, what: str, comparison: pd.DataFrame, objective: str) -> str:
+    rows = {r["metric"]: r for r in comparison[comparison["baseline"] == name]
+            .to_dict(orient="records")}
+    lead = objective if objective in rows else "ws_bytes_per_msg"
+    head = rows.get(lead)
+    if head is None:
+        return f"Against {what}: no comparable row."
+    pct = float(head["change_pct"])
+    verb = "saves" if head["change"] < 0 else "adds" if head["change"] > 0 else "matches"
+    amount = f" {abs(pct):.1f} % of" if verb != "matches" and math.isfinite(pct) else ""
+    text = (f"Against {what}: {verb}{amount} {label(lead)} "
+            f"({fmt(lead, head['base'])} → {fmt(lead, head['chosen'])})")
+    costs = [
+        f"{label(m)} {change_text(m, r['base'], r['chosen'], r['change_pct'])}"
+        for m in _COSTS if m != lead and (r := rows.get(m)) is not None
+    ]
+    return text + ("; " + "; ".join(costs) if costs else "") + "."
+
+
+def feasible(rec: Recommendation, baselines: Mapping[str, str]) -> list[str]:
+    """The explanation of a recommendation that met its constraints."""
+    chosen = rec.chosen or {}
+    obj = rec.objective
+    c = rec.counts
+    lines = [
+        f"Recommended: {describe_config(chosen)}.",
+        f"Why: the lowest {label(obj)} ({fmt(obj, chosen.get(obj))}) among the "
+        f"{c['feasible']} of {c['eligible']} intact points that meet {_limits_text(rec.limits)} "
+        f"({c['points']} rows in the table, {c['frontier']} on the Pareto frontier).",
+        "It runs at " + ", ".join(f"{label(m)} {fmt(m, chosen.get(m))}" for m in _COSTS
+                                 if m in chosen) + ".",
+    ]
+    for name, what in baselines.items():
+        source = rec.baseline_sources.get(name, "missing")
+        if source == "missing":
+            lines.append(f"Against {what}: not in the table (give the trace to simulate it).")
+        else:
+            lines.append(_baseline_line(name, what, rec.comparison, obj))
+    b = rec.binding
+    if b is None:
+        lines.append("No constraint was given: this is the best point by the objective alone.")
+    elif b["kind"] == "relaxing":
+        m = b["metric"]
+        gain = b["next_objective"] - float(chosen[obj])
+        lines.append(
+            f"Bound by {b['constraint']} ({label(m)} {fmt(m, b['value'])} of "
+            f"{fmt(m, b['limit'])} allowed): raising it to {fmt(m, b['next_limit'])} would "
+            f"lower {label(obj)} to {fmt(obj, b['next_objective'])} "
+            f"({gain / float(chosen[obj]) * 100:+.1f} %); without it the best is "
+            f"{fmt(obj, b['best_objective'])} at {fmt(m, b['best_limit'])}."
+        )
+    else:
+        m = b["metric"]
+        lines.append(
+            f"No single constraint holds it back; closest to its limit is {b['constraint']} "
+            f"({label(m)} {fmt(m, b['value'])} of {fmt(m, b['limit'])} allowed)."
+        )
+    return lines
+
+
+def infeasible(rec: Recommendation) -> list[str]:
+    """The answer when no point meets the constraints: what to relax, and by how much."""
+    c = rec.counts
+    obj = rec.objective
+    if c["eligible"] == 0:
+        return [f"No recommendation: none of the {c['competing']} points kept every message "
+                "intact (lost, duplicated, reordered or dropped), so none can be recommended."]
+    lines = [f"No point meets {_limits_text(rec.limits)} "
+             f"({c['eligible']} intact points in the table)."]
+    if len(rec.relax) == 1:
+        s = rec.relax[0]
+        m = s["metric"]
+        lines.append(
+            f"Relax {s['constraint']} from {fmt(m, s['limit'])} to {fmt(m, s['needed'])} "
+            f"(+{fmt(m, s['by'])}, +{s['by_pct']:.1f} %): then the best {label(obj)} is "
+            f"{fmt(obj, s['objective'])}."
+        )
+        for o in rec.relax_options[1:]:
+            m = o["metric"]
+            lines.append(f"Or relax {o['constraint']} from {fmt(m, o['limit'])} to "
+                         f"{fmt(m, o['needed'])} (+{fmt(m, o['by'])}, +{o['by_pct']:.1f} %).")
+    else:
+        steps = "; ".join(f"{s['constraint']} from {fmt(s['metric'], s['limit'])} to "
+                          f"{fmt(s['metric'], s['needed'])} (+{fmt(s['metric'], s['by'])})"
+                          for s in rec.relax)
+        lines.append(f"No single constraint is enough; relax together: {steps}.")
+    return lines
