@@ -66,6 +66,8 @@ class SelectiveDeflate(PerMessageDeflate):
         self.on_compressed: SizeHook | None = None
         self.sent_compressed = 0
         self.sent_plain = 0
+        self.bytes_in = 0  # into the compressor
+        self.bytes_out = 0  # out of it
 
     def encode(self, frame: Frame) -> Frame:
         """Compress a data frame unless the sender asked to skip it."""
@@ -80,6 +82,8 @@ class SelectiveDeflate(PerMessageDeflate):
         original = bytes(frame.data)
         data = self.codec.encode(original)
         self.sent_compressed += 1
+        self.bytes_in += len(original)
+        self.bytes_out += len(data)
         if self.on_compressed is not None:
             self.on_compressed(len(original), len(data))
         return Frame(frame.opcode, data, True, True, frame.rsv2, frame.rsv3)

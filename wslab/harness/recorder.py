@@ -1,0 +1,125 @@
+"""What each live process saw, and joining the two sides into the simulator's tables.
+
+What lives here: :class:`Recorder`, the append-only logs a live server or client keeps
+(every message handed to a send pipeline, every message taken out of a received frame),
+their files, and :func:`join_stream`, which pairs one direction's sent and received logs into
+per-message rows with latency and integrity. Nothing here does I/O beyond writing and
+reading those log files.
+
+No tag is added to any message (so live byte counts stay comparable to the simulator's).
+A received message is recognised by its content key (length and CRC-32) and matched to the
+earliest unmatched message with that key on the same connection and direction; identical
+messages are interchangeable, so matching them in order loses nothing. Both processes stamp
+times with ``time.monotonic()``, one system-wide clock on Linux, so a latency is simply
+receive time minus hand-off time.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from wslab.metrics import integrity_counts
+from wslab.tune.results import read_table, write_table
+
+SENT_COLUMNS = ("conn", "dir", "index", "type", "priority", "seq", "t_handoff", "key", "size",
+                "frame", "t_flushed")
+RECV_COLUMNS = ("conn", "dir", "t_recv", "key", "size", "frame")
+
+
+def message_key(payload: bytes) -> int:
+    """A content key for matching: length in the high bits, CRC-32 in the low 32."""
+    return (len(payload) << 32) | zlib.crc32(payload)
+
+
+@dataclass(slots=True)
+class Recorder:
+    """Append-only logs of one process's sent and received messages."""
+
+    sent: list[tuple[object, ...]] = field(default_factory=list)
+    received: list[tuple[object, ...]] = field(default_factory=list)
+
+    def on_sent(self, conn: str, direction: str, index: int, type: str, priority: str,
+                seq: int, t_handoff: float, payload: bytes, frame: int,
+                t_flushed: float) -> None:
+        """A message left in a frame (hand-off time is when the app gave it over)."""
+        self.sent.append((conn, direction, index, type, priority, seq, t_handoff,
+                          message_key(payload), len(payload), frame, t_flushed))
+
+    def on_received(self, conn: str, direction: str, t_recv: float, payload: bytes,
+                    frame: int) -> None:
+        """A message came out of a received frame."""
+        self.received.append((conn, direction, t_recv, message_key(payload), len(payload),
+                              frame))
+
+    def sent_frame(self) -> pd.DataFrame:
+        """The sent log as a table."""
+        return pd.DataFrame(self.sent, columns=list(SENT_COLUMNS))
+
+    def received_frame(self) -> pd.DataFrame:
+        """The received log as a table."""
+        return pd.DataFrame(self.received, columns=list(RECV_COLUMNS))
+
+    def save(self, directory: str | Path, prefix: str) -> None:
+        """Write ``PREFIX-sent.parquet`` and ``PREFIX-received.parquet`` in ``directory``."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        write_table(self.sent_frame(), d / f"{prefix}-sent.parquet")
+        write_table(self.received_frame(), d / f"{prefix}-received.parquet")
+
+
+def load_logs(directory: str | Path, prefix: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read what :meth:`Recorder.save` wrote."""
+    d = Path(directory)
+    return (read_table(d / f"{prefix}-sent.parquet"),
+            read_table(d / f"{prefix}-received.parquet"))
+
+
+def join_stream(sent: pd.DataFrame, received: pd.DataFrame) -> tuple[pd.DataFrame,
+                                                                      dict[str, int]]:
+    """Pair sent and received logs of one direction into per-message rows.
+
+    Args:
+        sent: Sent-log rows (any number of connections), in the order they left.
+        received: Received-log rows for the same direction, in the order they arrived.
+
+    Returns:
+        One row per sent message with ``t_recv``, ``latency_ms`` and ``delivered``, and
+        the integrity counts (``lost``, ``duplicated``, ``reordered``; a received message
+        that matches nothing sent counts as duplicated).
+    """
+    t_recv = np.full(len(sent), np.nan)
+    pending: dict[tuple[object, int], deque[int]] = {}
+    conns = sent["conn"].to_numpy()
+    keys = sent["key"].to_numpy()
+    for pos in range(len(sent)):
+        pending.setdefault((conns[pos], int(keys[pos])), deque()).append(pos)
+    prio = sent["priority"].to_numpy()
+    seq = sent["seq"].to_numpy()
+    order: list[tuple[Hashable, int]] = []
+    unmatched = 0
+    r_conn = received["conn"].to_numpy()
+    r_key = received["key"].to_numpy()
+    r_time = received["t_recv"].to_numpy()
+    for j in range(len(received)):
+        queue = pending.get((r_conn[j], int(r_key[j])))
+        if not queue:
+            unmatched += 1
+            continue
+        pos = queue.popleft()
+        t_recv[pos] = r_time[j]
+        order.append(((conns[pos], prio[pos]), int(seq[pos])))
+    expected: dict[Hashable, int] = {}
+    for c, p in zip(conns, prio, strict=True):
+        expected[(c, p)] = expected.get((c, p), 0) + 1
+    counts = integrity_counts(order, expected)
+    counts["duplicated"] += unmatched
+    rows = sent.assign(t_recv=t_recv, latency_ms=(t_recv - sent["t_handoff"]) * 1e3,
+                       delivered=~np.isnan(t_recv))
+    return rows, counts

@@ -1,0 +1,309 @@
+"""The live wslab server: the websockets asyncio server, configured from TuningConfig.
+
+What lives here: :class:`LiveServer` (listening socket, admission, per-connection
+sessions, the four scenarios, ``/metrics``), and :func:`serve_kwargs`, the one mapping from a
+``TuningConfig`` to the library's ``serve()`` arguments. Batching and the per-message
+compression decision come from the shared :class:`~wslab.pipeline.SendPipeline` through
+:class:`~wslab.harness.session.Session`; nothing here decides what goes in a frame.
+
+Scenarios (what the server sends):
+
+| scenario    | server -> client                                                    |
+|-------------|---------------------------------------------------------------------|
+| ``echo``    | every message a client sends, back to it                            |
+| ``replay``  | the trace's s2c messages to each client, at trace time / ``speed``  |
+| ``broadcast``| the trace's s2c messages to every client at once, same timing      |
+| ``room``    | a client's message to every other member of its room                |
+
+Binds 127.0.0.1 unless told otherwise, and warns loudly when told to bind all interfaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.extensions.base import ServerExtensionFactory
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from wslab import envelopes
+from wslab.codecs.negotiation import server_params_from_config
+from wslab.config import CompressionConfig, TuningConfig
+from wslab.errors import ConfigError
+from wslab.harness.admission import Admission
+from wslab.harness.extension import SelectiveServerDeflateFactory
+from wslab.harness.livemetrics import LiveMetrics
+from wslab.harness.recorder import Recorder, message_key
+from wslab.harness.session import Session, receive_loop
+from wslab.pipeline import SendPipeline
+from wslab.traces.model import Trace
+
+log = logging.getLogger("wslab.server")
+
+SCENARIOS = ("echo", "replay", "broadcast", "room")
+CLIENT_HEADER = "X-Wslab-Client"
+ROOM_HEADER = "X-Wslab-Room"
+LIVE_ALGORITHMS = ("none", "permessage-deflate")
+
+
+def server_extensions(compression: CompressionConfig) -> list[ServerExtensionFactory]:
+    """The extension factories a server with this compression config offers."""
+    if compression.algorithm == "none":
+        return []
+    if compression.algorithm not in LIVE_ALGORITHMS:
+        raise ConfigError(f"compression.algorithm: {compression.algorithm} runs in the "
+                          "simulator only; live runs support none or permessage-deflate")
+    limits = server_params_from_config(compression)
+    return [SelectiveServerDeflateFactory(
+        mem_level=compression.mem_level, level=compression.level,
+        server_no_context_takeover=limits.server_no_context_takeover,
+        client_no_context_takeover=limits.client_no_context_takeover,
+        server_max_window_bits=limits.server_max_window_bits,
+        client_max_window_bits=limits.client_max_window_bits,
+    )]
+
+
+def resolve_envelope(config: TuningConfig, trace: Trace | None) -> str | None:
+    """The envelope both sides agree on for this config and trace (None: no batching)."""
+    if config.batching.strategy == "none":
+        return None
+    if config.batching.envelope != "auto":
+        return config.batching.envelope
+    if trace is None:
+        return "length-prefixed"  # carries anything
+    return trace.derived("envelope:auto", lambda t: envelopes.choose_envelope(
+        (m.payload, m.is_text) for m in t.messages))
+
+
+def serve_kwargs(config: TuningConfig) -> dict[str, Any]:
+    """``websockets.asyncio.server.serve`` keyword arguments for a config."""
+    s = config.scaling
+    return {
+        "extensions": server_extensions(config.compression),
+        "compression": None,
+        "max_size": s.max_size,
+        "max_queue": s.max_queue,
+        "write_limit": s.write_limit,
+        "ping_interval": s.heartbeat_interval_s,
+        "ping_timeout": s.heartbeat_timeout_s,
+    }
+
+
+class LiveServer:
+    """A wslab server on one port.
+
+    Args:
+        config: The tuning config (compression, batching, scaling sections).
+        scenario: ``echo``, ``replay``, ``broadcast`` or ``room``.
+        trace: Messages for replay/broadcast, and types and priorities for echoes.
+        speed: Replay speed factor (2 = twice as fast as the trace).
+        host: Bind address (127.0.0.1 unless told otherwise).
+        port: Port (0 = any free one).
+        expect_clients: Broadcast starts when this many clients are connected.
+        rooms: Number of rooms for the room scenario.
+        origins: Allowed ``Origin`` values (None: any, including none).
+    """
+
+    def __init__(self, config: TuningConfig, *, scenario: str = "echo",
+                 trace: Trace | None = None, speed: float = 1.0, host: str = "127.0.0.1",
+                 port: int = 0, expect_clients: int = 1, rooms: int = 4,
+                 origins: list[str] | None = None) -> None:
+        if scenario not in SCENARIOS:
+            raise ConfigError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        if scenario in ("replay", "broadcast") and trace is None:
+            raise ConfigError(f"the {scenario} scenario needs a trace")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("binding %s: this server is reachable from other machines", host)
+        self.config = config
+        self.scenario = scenario
+        self.trace = trace
+        self.speed = speed
+        self.host, self.port = host, port
+        self.expect_clients = expect_clients
+        self.rooms = max(1, rooms)
+        self.origins = origins
+        self.envelope = resolve_envelope(config, trace)
+        self.recorder = Recorder()
+        self.metrics = LiveMetrics()
+        self.admission = Admission(config.scaling.max_connections, config.scaling.pending_queue)
+        self.sessions: dict[str, Session] = {}
+        self._room_of: dict[str, int] = {}
+        self._kinds = self._kinds_by_key(trace)
+        self._server: Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._slot_freed = asyncio.Event()
+        self._broadcast_started = False
+        self._counter = 0
+
+    @staticmethod
+    def _kinds_by_key(trace: Trace | None) -> dict[int, tuple[str, str]]:
+        if trace is None:
+            return {}
+        return {message_key(m.payload): (m.type, m.priority) for m in trace.messages}
+
+    async def start(self) -> int:
+        """Start listening; return the port."""
+        subprotocols = ([Subprotocol(envelopes.subprotocol(self.envelope))]
+                        if self.envelope else None)
+        self._server = await serve(
+            self._handler, self.host, self.port, subprotocols=subprotocols,
+            process_request=self._process_request,
+            origins=self.origins,  # type: ignore[arg-type]
+            **serve_kwargs(self.config))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._spawn(self._sampler())
+        return self.port
+
+    async def stop(self) -> None:
+        """Close every connection and stop listening."""
+        for session in self.sessions.values():
+            session.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.metrics.sample()
+
+    async def __aenter__(self) -> LiveServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def save_logs(self, directory: str | Path) -> None:
+        """Write the sent/received logs and the metrics series into ``directory``."""
+        from wslab.tune.results import write_table
+
+        self.recorder.save(directory, "server")
+        write_table(self.metrics.frame(), Path(directory) / "server-metrics.parquet")
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _sampler(self, interval: float = 1.0) -> None:
+        while True:
+            self.metrics.queued = sum(s.queued for s in self.sessions.values())
+            self.metrics.sample()
+            await asyncio.sleep(interval)
+
+    def _process_request(self, connection: ServerConnection,
+                         request: Request) -> Response | None:
+        if request.path in ("/metrics", "/healthz"):
+            body = self.metrics.prometheus() if request.path == "/metrics" else b"ok\n"
+            headers = Headers([("Content-Type", "text/plain; version=0.0.4"),
+                               ("Content-Length", str(len(body)))])
+            return Response(HTTPStatus.OK.value, "OK", headers, body)
+        return None
+
+    async def _admit(self, ws: ServerConnection) -> bool:
+        decision, reason = self.admission.arrive(time.monotonic())
+        if decision == "wait":
+            deadline = time.monotonic() + self.config.scaling.pending_timeout_s
+            while not self.admission.try_take_slot():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.admission.give_up()
+                    decision, reason = "reject", "timed out waiting for a slot"
+                    break
+                self._slot_freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), remaining)
+            else:
+                decision = "accept"
+        if decision == "reject":
+            self.metrics.bump("connections_rejected")
+            self.metrics.bump("closes_1013")
+            await ws.close(1013, f"try again later: {reason}")
+            return False
+        self.admission.breaker.success(time.monotonic())
+        return True
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        if not await self._admit(ws):
+            return
+        self._counter += 1
+        assert ws.request is not None
+        conn = ws.request.headers.get(CLIENT_HEADER) or f"s{self._counter}"
+        envelope = envelopes.envelope_of(ws.subprotocol)
+        pipe = SendPipeline(self.config, envelope=envelope, batching=envelope is not None)
+        session = Session(ws, conn, "s2c", pipe, self.recorder)
+        self.sessions[conn] = session
+        room = ws.request.headers.get(ROOM_HEADER)
+        self._room_of[conn] = int(room) if room and room.isdigit() else self._counter % self.rooms
+        self.metrics.active += 1
+        self.metrics.bump("connections_total")
+        sender = self._spawn(session.run())
+        if self.scenario == "replay":
+            self._spawn(self._replay([session]))
+        elif self.scenario == "broadcast" and not self._broadcast_started and \
+                len(self.sessions) >= self.expect_clients:
+            self._broadcast_started = True
+            self._spawn(self._replay(None))
+        received = 0
+
+        def on_message(payload: bytes, is_text: bool, t: float) -> None:
+            nonlocal received
+            received += 1
+            self.metrics.bump("messages_received")
+            if self.scenario == "echo":
+                kind, prio = self._kinds.get(message_key(payload), ("echo", "normal"))
+                session.push(received - 1, t, prio, kind, payload, is_text)
+            elif self.scenario == "room":
+                kind, prio = self._kinds.get(message_key(payload), ("room", "normal"))
+                for other, peer in list(self.sessions.items()):
+                    if other != conn and self._room_of.get(other) == self._room_of[conn]:
+                        peer.push(received - 1, t, prio, kind, payload, is_text)
+
+        try:
+            await receive_loop(ws, conn, "c2s", envelope, self.recorder, on_message)
+        finally:
+            session.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sender, 5.0)
+            self._finish(conn, session, ws)
+
+    def _finish(self, conn: str, session: Session, ws: ServerConnection) -> None:
+        self.sessions.pop(conn, None)
+        self._room_of.pop(conn, None)
+        self.metrics.active -= 1
+        self.metrics.bump("messages_sent", session.messages_sent)
+        self.metrics.bump("frames_sent", session.frames_sent)
+        if session.ext is not None:
+            self.metrics.bump("compressed_bytes_in", session.ext.bytes_in)
+            self.metrics.bump("compressed_bytes_out", session.ext.bytes_out)
+        code = ws.close_code
+        if code in (1007, 1009):
+            self.metrics.bump(f"closes_{code}")
+        self.admission.release()
+        self._slot_freed.set()
+
+    async def _replay(self, targets: list[Session] | None) -> None:
+        """Push the trace's s2c messages at trace time / speed (None: every session)."""
+        assert self.trace is not None
+        start = time.monotonic() + 0.01
+        base = self.trace.messages[0].t if self.trace.messages else 0.0
+        for index, m in enumerate(self.trace.messages):
+            if m.dir != "s2c":
+                continue
+            due = start + (m.t - base) / self.speed
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for session in (targets if targets is not None else list(self.sessions.values())):
+                session.push(index, due, m.priority, m.type, m.payload, m.is_text)
+        for session in (targets if targets is not None else list(self.sessions.values())):
+            session.close()

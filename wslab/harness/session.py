@@ -1,0 +1,162 @@
+"""One live connection's sending and receiving, around the shared SendPipeline.
+
+What lives here: :class:`Session` (a connection's :class:`~wslab.pipeline.SendPipeline`,
+its outbox and the task that sends frames when the pipeline says so) and
+:func:`receive_loop` (reads frames, takes batch envelopes apart, records every message).
+The server and the load client both use these, so both sides behave the same way.
+Decisions live in the pipeline; this module only moves bytes and keeps time with
+``time.monotonic()`` (the same clock as the event loop's).
+
+A frame's "compress or not" reaches the wire through the selective deflate extension: the
+decision is queued right before ``send`` and taken by the extension when it encodes that
+frame; the compressed size it reports goes back to the pipeline's selector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed
+
+from wslab import envelopes
+from wslab.errors import DecodeError
+from wslab.harness.extension import selective_extension
+from wslab.harness.recorder import Recorder
+from wslab.pipeline import OutFrame, SendPipeline
+
+MessageHook = Callable[[bytes, bool, float], None]
+
+
+class Session:
+    """The sending half of one live connection.
+
+    Args:
+        ws: The websockets connection.
+        conn: A label for the connection, the same on both sides.
+        direction: ``"s2c"`` on the server, ``"c2s"`` on the client.
+        pipeline: This side's send pipeline.
+        recorder: Where sent messages are logged.
+    """
+
+    def __init__(self, ws: Any, conn: str, direction: str, pipeline: SendPipeline,
+                 recorder: Recorder) -> None:
+        self.ws = ws
+        self.conn = conn
+        self.direction = direction
+        self.pipeline = pipeline
+        self.recorder = recorder
+        self.ext = selective_extension(ws.protocol.extensions)
+        if self.ext is None:
+            pipeline.selector = None  # nothing negotiated: nothing can be compressed
+        else:
+            self.ext.on_compressed = self._on_compressed
+        self.outbox: deque[OutFrame] = deque()
+        self.frames_sent = 0
+        self.messages_sent = 0
+        self._wake = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_size: int | None = None
+        self._closing = False
+
+    def _on_compressed(self, original: int, compressed: int) -> None:
+        self._last_size = compressed
+
+    def push(self, index: int, t_handoff: float, priority: str, type: str, payload: bytes,
+             is_text: bool) -> None:
+        """Hand one application message to this connection's pipeline."""
+        frames = self.pipeline.push(index, t_handoff, priority, type, payload, is_text)
+        if frames:
+            self.outbox.extend(frames)
+        self._wake.set()
+
+    @property
+    def queued(self) -> int:
+        """Frames waiting to be written plus messages held by the batcher."""
+        return len(self.outbox) + self.pipeline.batcher.waiting
+
+    async def run(self) -> None:
+        """Send frames as they become due until :meth:`close` (then flush what is held)."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if not self.outbox:
+                    if self._closing:
+                        break
+                    deadline = self.pipeline.next_deadline()
+                    if deadline is not None:
+                        self._timer = loop.call_at(deadline, self._wake.set)
+                    await self._wake.wait()
+                    self._wake.clear()
+                    if self._timer is not None:
+                        self._timer.cancel()
+                        self._timer = None
+                now = time.monotonic()
+                deadline = self.pipeline.next_deadline()
+                while deadline is not None and deadline <= now:
+                    self.outbox.extend(self.pipeline.poll(deadline))
+                    deadline = self.pipeline.next_deadline()
+                while self.outbox:
+                    await self._send(self.outbox.popleft())
+            for frame in self.pipeline.flush(time.monotonic()):
+                await self._send(frame)
+        except ConnectionClosed:
+            return
+
+    def close(self) -> None:
+        """Ask :meth:`run` to flush what is held and return."""
+        self._closing = True
+        self._wake.set()
+
+    async def _send(self, frame: OutFrame) -> None:
+        ext = self.ext
+        if ext is not None:
+            ext.decisions.append(frame.compress)
+        self._last_size = None
+        await self.ws.send(frame.payload, text=frame.opcode == 1)
+        if frame.compress and self._last_size is not None:
+            self.pipeline.observe(frame, self._last_size)
+        record = self.recorder.on_sent
+        number = self.frames_sent
+        for m in frame.messages:
+            record(self.conn, self.direction, m.index, m.type, m.priority, m.seq, m.t,
+                   m.payload, number, frame.flushed_at)
+        self.frames_sent += 1
+        self.messages_sent += len(frame.messages)
+
+
+async def receive_loop(ws: Any, conn: str, direction: str, envelope: str | None,
+                       recorder: Recorder, on_message: MessageHook | None = None) -> int:
+    """Read frames until the connection closes; record (and hand on) every message.
+
+    Returns:
+        The number of frames read.
+
+    A frame that is not a well-formed envelope closes the connection with 1007 (invalid
+    frame payload data): the peer broke the agreed subprotocol.
+    """
+    frames = 0
+    try:
+        async for data in ws:
+            t = time.monotonic()
+            is_text = isinstance(data, str)
+            raw = data.encode("utf-8") if is_text else bytes(data)
+            if envelope is None:
+                parts = [(raw, is_text)]
+            else:
+                try:
+                    parts = envelopes.decode(envelope, raw)
+                except DecodeError as exc:
+                    await ws.close(1007, f"bad {envelope} envelope: {exc}"[:120])
+                    break
+            for payload, text in parts:
+                recorder.on_received(conn, direction, t, payload, frames)
+                if on_message is not None:
+                    on_message(payload, text, t)
+            frames += 1
+    except ConnectionClosed:
+        pass
+    return frames
