@@ -1,0 +1,189 @@
+"""Scheduling tests: debounced re-runs off the loop, and cancellable background jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import ipywidgets as W
+import pytest
+
+from wslab.config import TuningConfig
+from wslab.lab import CompressionPanel, Panel
+from wslab.lab.data import load_trace
+from wslab.lab.tasks import Debouncer, Progress, TaskRunner
+
+
+class CountingPanel(Panel[float]):
+    """A panel whose 'simulation' sleeps and echoes the interval it saw."""
+
+    title = "counting"
+
+    def __init__(self, work_s: float = 0.0, **kwargs: Any) -> None:
+        self.work_s = work_s
+        self.computed: list[float] = []
+        self.drawn: list[float] = []
+        self.threads: set[str] = set()
+        super().__init__(load_trace("chat", messages=10), **kwargs)
+
+    def build(self) -> None:
+        self.bind(W.FloatSlider(min=0, max=100), "batching.interval_ms")
+
+    def compute(self, config: TuningConfig, params: dict[str, Any]) -> float:
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.work_s)
+        self.computed.append(config.batching.interval_ms)
+        return config.batching.interval_ms
+
+    def draw(self, result: float) -> None:
+        self.drawn.append(result)
+
+
+def test_without_a_loop_runs_are_immediate() -> None:
+    p = CountingPanel()
+    p.set(interval_ms=5)
+    p.set(interval_ms=6)
+    assert p.computed == [16.0, 5.0, 6.0]
+    assert p.drawn[-1] == 6.0
+
+
+def test_a_burst_of_slider_events_gives_one_run_with_the_last_value() -> None:
+    async def main() -> CountingPanel:
+        p = CountingPanel(debounce_s=0.05)
+        await p.debouncer.wait()
+        for v in range(1, 21):  # a drag: 20 events, 2 ms apart
+            p.set(interval_ms=float(v))
+            await asyncio.sleep(0.002)
+        await p.debouncer.wait()
+        return p
+
+    p = asyncio.run(main())
+    assert p.computed == [16.0, 20.0]
+    assert p.drawn == [16.0, 20.0]
+    assert all(name.startswith("wslab-lab") for name in p.threads)  # never on the loop
+
+
+def test_events_during_a_run_are_caught_up_once() -> None:
+    async def main() -> CountingPanel:
+        p = CountingPanel(work_s=0.15, debounce_s=0.01)
+        await p.debouncer.wait()
+        p.set(interval_ms=1.0)
+        await asyncio.sleep(0.06)  # the run for 1.0 is now computing
+        for v in (2.0, 3.0, 4.0):
+            p.set(interval_ms=v)
+            await asyncio.sleep(0.01)
+        await p.debouncer.wait()
+        return p
+
+    p = asyncio.run(main())
+    # initial run, the run for 1.0, then exactly one catch-up run with the newest value
+    assert p.computed == [16.0, 1.0, 4.0]
+    assert p.drawn[-1] == 4.0
+
+
+def test_the_loop_keeps_serving_while_a_run_computes() -> None:
+    async def main() -> int:
+        p = CountingPanel(work_s=0.3, debounce_s=0.0)
+        await p.debouncer.wait()
+        p.set(interval_ms=2.0)
+        beats = 0
+        t_end = time.perf_counter() + 0.25
+        while time.perf_counter() < t_end:
+            await asyncio.sleep(0.01)
+            beats += 1
+        await p.debouncer.wait()
+        return beats
+
+    assert asyncio.run(main()) >= 10
+
+
+def test_compute_errors_reach_the_status_line() -> None:
+    errors: list[BaseException] = []
+
+    def bad() -> int:
+        raise ValueError("boom")
+
+    d: Debouncer[int] = Debouncer(bad, lambda _r: None, on_error=errors.append)
+    d.trigger()
+    assert [str(e) for e in errors] == ["boom"]
+
+
+def test_task_runner_reports_progress_and_cancels() -> None:
+    states: list[str] = []
+    seen: list[int] = []
+
+    async def job(progress: Progress) -> str:
+        progress.start(100, "counting")
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            progress.step()
+        return "finished"
+
+    async def main() -> asyncio.Task[Any]:
+        runner = TaskRunner(on_progress=lambda p: seen.append(p.done),
+                            on_state=lambda s, _x: states.append(s))
+        task = runner.start(job)
+        await asyncio.sleep(0.08)
+        assert runner.running
+        assert runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not runner.running
+        return task
+
+    task = asyncio.run(main())
+    assert task.cancelled()
+    assert states == ["running", "cancelled"]
+    assert 0 < seen[-1] < 100
+
+
+def test_task_runner_runs_to_the_end_and_reports_failure() -> None:
+    async def ok(progress: Progress) -> int:
+        progress.start(2)
+        progress.step()
+        progress.step()
+        return 42
+
+    async def broken(progress: Progress) -> int:
+        raise RuntimeError("harness not ready")
+
+    states: list[tuple[str, Any]] = []
+    runner = TaskRunner(on_state=lambda s, x: states.append((s, x)))
+    assert runner.run(ok) == 42
+    assert runner.progress.fraction == 1.0
+    runner.run(broken)
+    assert states[-1][0] == "failed" and "harness" in str(states[-1][1])
+    with pytest.raises(RuntimeError, match="no running asyncio loop"):
+        runner.start(ok)
+
+
+def test_panel_heatmap_job_in_the_background_and_its_cancel_button(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("WSLAB_FAST", "1")
+    trace = load_trace("chat", messages=400)
+
+    async def main() -> tuple[CompressionPanel, CompressionPanel]:
+        done = CompressionPanel(trace)
+        await done.debouncer.wait()
+        await done.start_heatmap()
+        cancelled = CompressionPanel(trace)
+        await cancelled.debouncer.wait()
+        task = cancelled.start_heatmap()
+        await asyncio.sleep(0)
+        assert not cancelled.cancel_button.disabled
+        assert cancelled.progress.layout.visibility == "visible"
+        cancelled.cancel_button.click()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return done, cancelled
+
+    done, cancelled = asyncio.run(main())
+    z = done.figures["heatmap"].data[0].z
+    assert all(v is not None for row in z for v in row)
+    assert done.progress.value == 9 and done.tasks.state == "done"
+    assert cancelled.tasks.state == "cancelled"
+    assert cancelled.status.value == "cancelled"
+    assert cancelled.cancel_button.disabled
+    assert cancelled.progress.layout.visibility == "hidden"
+    assert cancelled.tasks.progress.done < 9
