@@ -157,9 +157,16 @@ def _live_section(page: _Page, tidy: pd.DataFrame) -> None:
                "'live' rows beside their simulated twins) to see how far the simulator's "
                "figures hold on this machine.", "note")
         return
-    page.figure(sim_live_figure(tidy))
-    shown = tidy.assign(metric=tidy["metric"].map(lambda m: label(str(m))))
-    page.raw(_table(shown))
+    names = {key: f"P{i}" for i, key in enumerate(dict.fromkeys(tidy["point"]), start=1)}
+    short = tidy.assign(point=tidy["point"].map(names))
+    page.figure(sim_live_figure(short))
+    wide = short.pivot_table(index=["point", "config"], columns="metric",
+                             values="live_vs_sim_pct", sort=False).reset_index()
+    wide.columns = [c if c in ("point", "config") else f"{label(str(c))}: live vs sim %"
+                    for c in wide.columns]
+    page.raw(_table(wide))
+    page.raw(_table(short.assign(metric=short["metric"].map(lambda m: label(str(m))))
+                    .drop(columns=["config"])))
 
 
 def _compression_section(page: _Page, analysis: pd.DataFrame | None) -> None:
@@ -168,6 +175,8 @@ def _compression_section(page: _Page, analysis: pd.DataFrame | None) -> None:
         page.p("No analysis given: run the report with --trace for the per-type section.",
                "note")
         return
+    if "bytes" in analysis.columns:
+        analysis = analysis.sort_values("bytes", ascending=False, kind="stable")
     page.figure(compression_figure(analysis))
     keep = [c for c in ("type", "dir", "messages", "bytes", "mean_size", "deflate_ratio",
                         "deflate_ratio_no_context", "zstd_ratio", "zstd_dict_ratio",

@@ -130,7 +130,7 @@ def sim_live_figure(tidy: pd.DataFrame) -> go.Figure:
             ), row=1, col=col)
     fig.update_layout(barmode="group", title="simulated against measured live",
                       height=420, legend={"orientation": "h", "y": -0.3})
-    fig.update_xaxes(showticklabels=False, title_text="point")
+    fig.update_xaxes(title_text="point")
     return fig
 
 
