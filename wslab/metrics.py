@@ -41,8 +41,9 @@ def integrity_counts(
     want = np.zeros(len(codes), dtype=np.int64)
     for stream, n in expected.items():
         want[codes[stream]] = n
-    return integrity_arrays(np.asarray(stream_ids, dtype=np.int64),
-                            np.asarray(seqs, dtype=np.int64), want)
+    return integrity_arrays(
+        np.asarray(stream_ids, dtype=np.int64), np.asarray(seqs, dtype=np.int64), want
+    )
 
 
 def integrity_arrays(
@@ -82,23 +83,50 @@ def latency_summary(latency_ms: np.ndarray | pd.Series) -> dict[str, float | Non
     return out
 
 
-def _block(messages: pd.DataFrame, frames: pd.DataFrame) -> dict[str, Any]:
+WIRE_TOTALS = (
+    "frames",
+    "compressed_bytes",
+    "ws_bytes",
+    "tcp_bytes",
+    "tcp_segments",
+    "compress_us",
+    "decompress_us",
+)
+
+
+def frame_totals(frames: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per-direction wire totals from a per-frame table (the simulator's ``frames``)."""
+    out: dict[str, dict[str, float]] = {}
+    for direction in ("s2c", "c2s"):
+        f = frames[frames["dir"] == direction] if len(frames) else frames
+        n = len(f)
+        out[direction] = {
+            "frames": n,
+            "compressed_bytes": int(f["wire_payload_bytes"].sum()) if n else 0,
+            "ws_bytes": int(f["ws_bytes"].sum()) if n else 0,
+            "tcp_bytes": int(f["tcp_bytes"].sum()) if n else 0,
+            "tcp_segments": int(f["tcp_segments"].sum()) if n else 0,
+            "compress_us": float(f["compress_us"].sum()) if n else 0.0,
+            "decompress_us": float(f["decompress_us"].sum()) if n else 0.0,
+        }
+    return out
+
+
+def _block(messages: pd.DataFrame, wire: Mapping[str, float]) -> dict[str, Any]:
     n = len(messages)
     payload = int(messages["size"].sum()) if n else 0
-    compressed = int(frames["wire_payload_bytes"].sum()) if len(frames) else 0
-    cpu = float(frames["compress_us"].sum()) if len(frames) else 0.0
-    dcpu = float(frames["decompress_us"].sum()) if len(frames) else 0.0
+    compressed = int(wire["compressed_bytes"])
     return {
         "messages": n,
-        "frames": len(frames),
+        "frames": int(wire["frames"]),
         "payload_bytes": payload,
         "compressed_bytes": compressed,
-        "ws_bytes": int(frames["ws_bytes"].sum()) if len(frames) else 0,
-        "tcp_bytes": int(frames["tcp_bytes"].sum()) if len(frames) else 0,
-        "tcp_segments": int(frames["tcp_segments"].sum()) if len(frames) else 0,
+        "ws_bytes": int(wire["ws_bytes"]),
+        "tcp_bytes": int(wire["tcp_bytes"]),
+        "tcp_segments": int(wire["tcp_segments"]),
         "compression_ratio": compressed / payload if payload else None,
-        "cpu_us_per_msg": cpu / n if n else None,
-        "decompress_us_per_msg": dcpu / n if n else None,
+        "cpu_us_per_msg": wire["compress_us"] / n if n else None,
+        "decompress_us_per_msg": wire["decompress_us"] / n if n else None,
         "latency_ms": latency_summary(messages["latency_ms"])
         if n
         else latency_summary(np.array([])),
@@ -107,26 +135,36 @@ def _block(messages: pd.DataFrame, frames: pd.DataFrame) -> dict[str, Any]:
 
 def summarise(
     messages: pd.DataFrame,
-    frames: pd.DataFrame,
+    wire: Mapping[str, Mapping[str, float]] | pd.DataFrame,
     *,
     integrity: Mapping[str, int],
     dropped: int = 0,
+    control: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The summary record of a run: totals, latency, integrity, per direction and priority.
+
+    Args:
+        messages: One row per message with ``dir``, ``priority``, ``size``, ``latency_ms``.
+        wire: Per-direction wire totals (``s2c``/``c2s`` -> the keys of
+            :data:`WIRE_TOTALS`), or a per-frame table to total with :func:`frame_totals`.
+        integrity: ``lost``, ``duplicated``, ``reordered``.
+        dropped: Messages the batcher refused (background queue full).
+        control: Handshake and control-frame figures, reported apart from data.
 
     ``compressed_bytes`` is the data-frame payload bytes on the wire (after compression,
     including any batch envelope); ``compression_ratio`` divides it by the application
     payload bytes, so envelope overhead counts against it. ``cpu_us_per_msg`` is the
     sender's compression CPU per message.
     """
-    out = _block(messages, frames)
+    per_dir = frame_totals(wire) if isinstance(wire, pd.DataFrame) else wire
+    total = {key: sum(per_dir[d][key] for d in per_dir) for key in WIRE_TOTALS}
+    out = _block(messages, total)
     out.update({k: int(v) for k, v in integrity.items()})
     out["dropped"] = dropped
     out["by_dir"] = {}
     for direction in ("s2c", "c2s"):
         m = messages[messages["dir"] == direction] if len(messages) else messages
-        f = frames[frames["dir"] == direction] if len(frames) else frames
-        out["by_dir"][direction] = _block(m, f)
+        out["by_dir"][direction] = _block(m, per_dir.get(direction, dict.fromkeys(WIRE_TOTALS, 0)))
     out["by_priority"] = {}
     for prio in ("critical", "normal", "background"):
         m = messages[messages["priority"] == prio] if len(messages) else messages
@@ -135,5 +173,9 @@ def summarise(
                 "messages": len(m),
                 "latency_ms": latency_summary(m["latency_ms"]),
             }
-    out["control"] = {"frames": 0, "ws_bytes": 0, "note": "the simulator models data frames only"}
+    out["control"] = (
+        dict(control)
+        if control is not None
+        else {"frames": 0, "ws_bytes": 0, "note": "the simulator models data frames only"}
+    )
     return out

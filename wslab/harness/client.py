@@ -212,6 +212,7 @@ class LoadClient:
             await reader
         row.update(counter.as_dict())
         row.update({"messages_sent": session.messages_sent, "frames_sent": session.frames_sent,
-                    "messages_received": got, "close_code": ws.close_code})
+                    "messages_received": got, "close_code": ws.close_code,
+                    "compress_ns": session.ext.encode_ns if session.ext else 0})
         if info is not None:
             row.update({f"tcp_{k}": v for k, v in info.as_dict().items()})

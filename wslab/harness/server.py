@@ -142,6 +142,7 @@ class LiveServer:
         self._slot_freed = asyncio.Event()
         self._broadcast_started = False
         self._counter = 0
+        self.compress_ns = 0
 
     @staticmethod
     def _kinds_by_key(trace: Trace | None) -> dict[int, tuple[str, str]]:
@@ -285,6 +286,7 @@ class LiveServer:
         if session.ext is not None:
             self.metrics.bump("compressed_bytes_in", session.ext.bytes_in)
             self.metrics.bump("compressed_bytes_out", session.ext.bytes_out)
+            self.compress_ns += session.ext.encode_ns
         code = ws.close_code
         if code in (1007, 1009):
             self.metrics.bump(f"closes_{code}")

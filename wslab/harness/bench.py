@@ -1,0 +1,225 @@
+"""``wslab bench``: a live loopback run in separate processes, beside the simulator.
+
+What lives here: :func:`run_bench`, which starts a server process, an optional link shaper
+process and a load-client process (so the two cores each carry one side), waits for the
+client, stops everything it started (also on error or Ctrl-C), joins the logs into the
+simulator's tables and returns the same summary record as ``wslab simulate`` plus what only
+a live run has (negotiated extension and subprotocol, CPU, memory, control frames) and the
+simulator's prediction for the same run beside each figure.
+
+Live wire figures come from counting the bytes each connection really wrote and read
+(:class:`~wslab.harness.frametally.FrameTally`) and from the kernel (``TCP_INFO`` on the
+client's sockets: payload bytes and data segments, plus 52 bytes of headers per segment as
+in the wire model; the sockets are on loopback, so segments follow loopback's MSS, and the
+kernel counts include the opening handshake and control frames).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from wslab.config import TuningConfig
+from wslab.errors import WslabError
+from wslab.harness.meter import ProcessSampler
+from wslab.harness.recorder import join_stream, load_logs
+from wslab.link import get_profile
+from wslab.metrics import summarise
+from wslab.sim import simulate
+from wslab.traces.io import read_trace, write_trace
+from wslab.traces.model import Trace
+from wslab.tune.results import read_table
+from wslab.wire import TCP_IP_HEADER_BYTES
+
+Progress = Callable[[str], None]
+PREDICTED_KEYS = ("frames", "payload_bytes", "compressed_bytes", "ws_bytes", "tcp_bytes",
+                  "tcp_segments", "compression_ratio", "cpu_us_per_msg")
+
+
+@dataclass
+class BenchResult:
+    """A live run: summary (with the prediction beside it), tables and process figures."""
+
+    summary: dict[str, Any]
+    messages: pd.DataFrame
+    connections: pd.DataFrame
+    predicted: dict[str, Any]
+
+
+def _scaled(trace: Trace, speed: float, duration: float | None) -> Trace:
+    base = trace.messages[0].t if trace.messages else 0.0
+    kept = [dataclasses.replace(m, t=(m.t - base) / speed) for m in trace.messages
+            if duration is None or (m.t - base) / speed <= duration]
+    return Trace(kept, trace.meta)
+
+
+def _start(cmd: list[str]) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+
+
+def _read_port(proc: subprocess.Popen[str], what: str, timeout: float = 30.0) -> int:
+    assert proc.stdout is not None
+    start = time.monotonic()
+    line = proc.stdout.readline()
+    if not line.strip().isdigit():
+        err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
+        raise WslabError(f"{what} did not start ({time.monotonic() - start:.1f} s): "
+                         f"{(err.strip().splitlines() or [line.strip() or 'no output'])[-1]}")
+    return int(line)
+
+
+def _stop(proc: subprocess.Popen[str] | None, timeout: float = 15.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None = None,
+              connections: int = 1, duration: float | None = None, speed: float = 1.0,
+              seed: int = 0, progress: Progress | None = None,
+              drain_timeout: float = 5.0) -> BenchResult:
+    """Run the trace live on loopback and return measured figures beside predicted ones.
+
+    Args:
+        trace_path: The trace to replay (server side: its s2c messages; client: c2s).
+        config: The tuning config for both sides.
+        link: Link profile for the shaper (None or ``loopback``: no shaper).
+        connections: Client connections, each replaying the whole trace.
+        duration: Only the first ``duration`` seconds of (sped-up) trace time.
+        speed: Trace time is divided by this.
+        seed: Seed for the shaper's jitter and loss.
+        progress: Called with a line of text at each stage.
+        drain_timeout: Longest wait for missing messages at the end.
+    """
+    say = progress or (lambda _msg: None)
+    profile = get_profile(link or config.link.profile)
+    shaped = profile.name != "loopback"
+    trace = _scaled(read_trace(trace_path), speed, duration)
+    if not trace.messages:
+        raise WslabError(f"{trace_path}: no messages within --duration {duration}")
+    n_s2c = sum(1 for m in trace.messages if m.dir == "s2c")
+    py = sys.executable
+    server = shaper = client = None
+    with tempfile.TemporaryDirectory(prefix="wslab-bench-") as tmp:
+        work = Path(tmp)
+        cfg_path = work / "config.yaml"
+        config.save(cfg_path)
+        tr_path = work / "trace.jsonl"
+        write_trace(trace, tr_path)
+        try:
+            say("starting server")
+            server = _start([py, "-m", "wslab.harness.procs", "server", "--config",
+                             str(cfg_path), "--trace", str(tr_path), "--scenario", "replay",
+                             "--log-dir", str(work)])
+            port = _read_port(server, "the server")
+            server_cpu = ProcessSampler(server.pid)
+            before = server_cpu.sample()
+            if shaped:
+                from wslab.harness.shaper import ShaperProcess
+
+                say(f"starting link shaper ({profile.name})")
+                shaper = ShaperProcess(profile, "127.0.0.1", port, seed=seed)
+                port = shaper.port
+            say(f"running {connections} connection(s), {len(trace)} messages each")
+            client = _start([py, "-m", "wslab.harness.procs", "client", "--url",
+                             f"ws://127.0.0.1:{port}/", "--config", str(cfg_path), "--trace",
+                             str(tr_path), "--connections", str(connections),
+                             "--expect-s2c", str(n_s2c), "--drain-timeout",
+                             str(drain_timeout), "--log-dir", str(work)])
+            client_cpu = ProcessSampler(client.pid)
+            client_before = client_cpu.sample()
+            client_after = client_before
+            while client.poll() is None:
+                with contextlib.suppress(Exception):
+                    client_after = client_cpu.sample()
+                time.sleep(0.1)
+            out, err = client.communicate()
+            if client.returncode != 0:
+                raise WslabError("the load client failed: "
+                                 f"{(err.strip().splitlines() or ['no output'])[-1]}")
+            after = server_cpu.sample()
+            say("stopping")
+            if shaper is not None:
+                shaper.stop()
+                shaper = None
+            _stop(server)
+        finally:
+            if shaper is not None:
+                shaper.stop()
+            _stop(client)
+            _stop(server)
+        return _collect(work, trace, config, profile.name, connections, before, after,
+                        client_before, client_after, seed)
+
+
+def _collect(work: Path, trace: Trace, config: TuningConfig, link: str, connections: int,
+             before: Any, after: Any, client_before: Any, client_after: Any,
+             seed: int) -> BenchResult:
+    s_sent, s_recv = load_logs(work, "server")
+    c_sent, c_recv = load_logs(work, "client")
+    conns = read_table(work / "client-connections.parquet")
+    server_info = json.loads((work / "server.json").read_text())
+    down, down_counts = join_stream(s_sent, c_recv)
+    up, up_counts = join_stream(c_sent, s_recv)
+    messages = pd.concat([down, up], ignore_index=True)
+    integrity = {k: down_counts[k] + up_counts[k] for k in down_counts}
+
+    def col(name: str) -> float:
+        return float(conns[name].fillna(0).sum()) if name in conns else 0.0
+
+    wire = {
+        "s2c": {"frames": col("in_data_frames"), "ws_bytes": col("in_data_bytes"),
+                "compressed_bytes": col("in_data_payload_bytes"),
+                "tcp_bytes": col("tcp_bytes_received")
+                + col("tcp_data_segs_in") * TCP_IP_HEADER_BYTES,
+                "tcp_segments": col("tcp_data_segs_in"),
+                "compress_us": server_info["compress_ns"] / 1e3, "decompress_us": 0.0},
+        "c2s": {"frames": col("out_data_frames"), "ws_bytes": col("out_data_bytes"),
+                "compressed_bytes": col("out_data_payload_bytes"),
+                "tcp_bytes": col("tcp_bytes_sent")
+                + col("tcp_data_segs_out") * TCP_IP_HEADER_BYTES,
+                "tcp_segments": col("tcp_data_segs_out"),
+                "compress_us": col("compress_ns") / 1e3, "decompress_us": 0.0},
+    }
+    control = {"frames": int(col("in_control_frames") + col("out_control_frames")),
+               "ws_bytes": int(col("in_control_bytes") + col("out_control_bytes")),
+               "note": "ping/pong/close frames after the handshake; the handshake itself is "
+                       "in the kernel's tcp counts only"}
+    summary = summarise(messages, wire, integrity=integrity, control=control)
+    first = conns.iloc[0] if len(conns) else pd.Series(dtype=object)
+    errors = conns["error"].dropna() if "error" in conns else pd.Series(dtype=object)
+    summary.update({
+        "mode": "live", "link": link, "connections": connections,
+        "connection_errors": int(len(errors)),
+        "negotiated": first.get("extensions"), "subprotocol": first.get("subprotocol"),
+        "cpu_server_s": after.cpu_s - before.cpu_s,
+        "cpu_client_s": client_after.cpu_s - client_before.cpu_s,
+        "rss_server_kib": after.rss_kib,
+        "admission": server_info.get("admission"), "alerts": server_info.get("alerts"),
+    })
+    sim = simulate(trace, config, link=link, seed=seed)
+    predicted = {k: sim.summary[k] * (connections if k in ("frames", "payload_bytes",
+                 "compressed_bytes", "ws_bytes", "tcp_bytes", "tcp_segments") else 1)
+                 for k in PREDICTED_KEYS if sim.summary.get(k) is not None}
+    predicted["latency_ms"] = sim.summary["latency_ms"]
+    summary["predicted"] = predicted
+    return BenchResult(summary, messages, conns, predicted)
