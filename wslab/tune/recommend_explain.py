@@ -57,6 +57,14 @@ def _get(row: Mapping[Any, Any], key: str, default: Any = None) -> Any:
     return value
 
 
+def _n(row: Mapping[Any, Any], key: str) -> str:
+    """A config number as written in YAML (``12``, not ``12.0`` from a float column)."""
+    value = _get(row, key, "?")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def describe_config(row: Mapping[Any, Any]) -> str:
     """One phrase for a flattened config row, naming only the settings that matter."""
     strategy = str(_get(row, "batching.strategy", "none"))
@@ -65,9 +73,9 @@ def describe_config(row: Mapping[Any, Any]) -> str:
     else:
         parts = [f"hold ≤ {float(_get(row, 'batching.interval_ms', 0)):g} ms"]
         if strategy in ("size", "hybrid"):
-            parts.append(f"≤ {int(_get(row, 'batching.max_bytes', 0))} B")
+            parts.append(f"≤ {_n(row, 'batching.max_bytes')} B")
         if strategy in ("count", "hybrid"):
-            parts.append(f"≤ {int(_get(row, 'batching.max_messages', 0))} messages")
+            parts.append(f"≤ {_n(row, 'batching.max_messages')} messages")
         if strategy == "priority":
             parts = [
                 f"{cls} {float(_get(row, f'batching.priority_interval_ms.{cls}', 0)):g} ms"
@@ -78,23 +86,23 @@ def describe_config(row: Mapping[Any, Any]) -> str:
     if algorithm == "none":
         compression = "no compression"
     elif algorithm == "permessage-deflate":
-        extras = [f"level {_get(row, 'compression.level', '?')}"]
+        extras = [f"level {_n(row, 'compression.level')}"]
         if _get(row, "compression.server_no_context_takeover", False) in (True, "True", "true"):
             extras.append("server no context takeover")
         if _get(row, "compression.client_no_context_takeover", False) in (True, "True", "true"):
             extras.append("client no context takeover")
         compression = (
-            f"permessage-deflate {_get(row, 'compression.server_max_window_bits', '?')}/"
-            f"{_get(row, 'compression.mem_level', '?')} "
+            f"permessage-deflate {_n(row, 'compression.server_max_window_bits')}/"
+            f"{_n(row, 'compression.mem_level')} "
             f"(window bits/memLevel; client window "
-            f"{_get(row, 'compression.client_max_window_bits', '?')} bits, "
+            f"{_n(row, 'compression.client_max_window_bits')} bits, "
             f"{', '.join(extras)})"
         )
     else:
-        compression = f"{algorithm} level {_get(row, 'compression.zstd_level', '?')}"
+        compression = f"{algorithm} level {_n(row, 'compression.zstd_level')}"
     policy = str(_get(row, "compression.policy", "always"))
     if algorithm != "none" and policy != "always":
-        threshold = _get(row, "compression.threshold_bytes", 0)
+        threshold = _n(row, "compression.threshold_bytes")
         compression += (f", only messages ≥ {threshold} B" if policy == "threshold"
                          else f", policy {policy}")
     return f"{batching} + {compression}, on link {_get(row, 'link.profile', '?')}"

@@ -42,7 +42,7 @@ REQUIRED_COLUMNS = (*DEFAULT_OBJECTIVES, *INTEGRITY_COLUMNS, *CONFIG_COLUMNS)
 
 _SECTIONS = tuple(TuningConfig.model_fields)
 
-# Rows compared against all others at once; bounds the n x chunk x k boolean temporary.
+# Rows tested at once; bounds the (frontier + chunk) x chunk x k boolean temporaries.
 _CHUNK = 512
 
 
@@ -91,19 +91,36 @@ def eligible_mask(df: pd.DataFrame, columns: Iterable[str]) -> pd.Series:
     return ok
 
 
+def _dominates_any(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """For each row of ``b``: does some row of ``a`` dominate it?"""
+    if len(a) == 0:
+        return np.zeros(len(b), dtype=bool)
+    no_worse = (a[:, None, :] <= b[None, :, :]).all(axis=2)
+    better = (a[:, None, :] < b[None, :, :]).any(axis=2)
+    return np.asarray((no_worse & better).any(axis=0))
+
+
 def _dominated(costs: np.ndarray) -> np.ndarray:
     """For an ``n x k`` cost matrix (lower is better): which rows some other row dominates.
 
     Row ``a`` dominates ``b`` when it is no worse in every column and better in one; equal
-    rows do not dominate each other, so ties all stay on the frontier.
+    rows do not dominate each other, so ties all stay on the frontier. Rows are visited in
+    lexicographic order, where a dominating row always comes first, and each block is tested
+    only against the frontier found so far and itself: a dominated row is always dominated
+    by some frontier row too. Cost O(n x (frontier + block)) instead of O(n^2).
     """
     n = costs.shape[0]
-    dominated = np.zeros(n, dtype=bool)
+    order = np.lexsort(costs.T[::-1])
+    ranked = costs[order]
+    keep = np.zeros(n, dtype=bool)
+    front = np.empty((0, costs.shape[1]))
     for start in range(0, n, _CHUNK):
-        block = costs[start:start + _CHUNK]  # b rows: are they dominated by any a?
-        no_worse = (costs[:, None, :] <= block[None, :, :]).all(axis=2)
-        better = (costs[:, None, :] < block[None, :, :]).any(axis=2)
-        dominated[start:start + _CHUNK] = (no_worse & better).any(axis=0)
+        block = ranked[start:start + _CHUNK]
+        out = _dominates_any(front, block) | _dominates_any(block, block)
+        keep[start:start + len(block)] = ~out
+        front = np.vstack([front, block[~out]])
+    dominated = np.ones(n, dtype=bool)
+    dominated[order[keep]] = False
     return dominated
 
 
