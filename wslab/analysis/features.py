@@ -191,27 +191,29 @@ def _cover_block(
     groups, kinds = ids
     in_stream = groups[own_prev] == groups[own_cur]
     in_kind = in_stream & (kinds[own_prev] == kinds[own_cur])
-    in_message = own_prev == own_cur
     # The three match sets nest (same message => same kind => same stream), so one byte
-    # array of levels holds them all: 3 inside, 2 same kind, 1 same stream. Each match
-    # start covers itself and the next 3 bytes: a running max over 4 shifted views.
+    # per position holds them all: 3 inside, 2 same kind, 1 same stream, 0 none. Each
+    # match start covers itself and the next 3 bytes: a running max over 4 shifted views.
     pad = MIN_MATCH - 1
     hit_padded = np.zeros(seg.size + pad, dtype=np.uint8)
     hit = hit_padded[pad:]
-    hit[cur[in_stream]] = 1
-    hit[cur[in_kind]] = 2
-    hit[cur[in_message]] = 3
+    hit[cur] = in_stream.view(np.uint8) + in_kind.view(np.uint8) + (own_prev == own_cur)
     level = hit[lo:hi].copy()
     for k in range(1, MIN_MATCH):
         np.maximum(level, hit_padded[pad + lo - k : pad + hi - k], out=level)
     mine = own[lo:hi]
     count_inside, count_history, count_kind, count_runs = counts
-    _tally(count_inside, mine[level >= 3])
-    _tally(count_kind, mine[level >= 2])
-    spread = level > 0
-    _tally(count_history, mine[spread])
+    # One histogram of (message, level) gives all three tallies.
+    first = int(mine[0])
+    n_own = int(mine[-1]) - first + 1
+    per = np.bincount((mine - first) * 4 + level, minlength=4 * n_own).reshape(n_own, 4)
+    span = slice(first, first + per.shape[0])
+    count_inside[span] += per[:, 3]
+    count_kind[span] += per[:, 2] + per[:, 3]
+    count_history[span] += per[:, 1] + per[:, 2] + per[:, 3]
     # Runs of the history coverage: a covered byte whose predecessor is uncovered or in
     # another message starts one.
+    spread = level > 0
     starts = spread.copy()
     starts[1:] &= ~spread[:-1] | (mine[1:] != mine[:-1])
     if lo >= 1 and starts[0] and own[lo - 1] == own[lo]:

@@ -44,11 +44,9 @@ def json_structure(payloads: Sequence[bytes]) -> JsonStructure:
     counts nested containers (``{"a": [1]}`` is 2); key bytes count each object key with
     its two quotes.
 
-    Validity: all candidates are first parsed in one call as the array ``[d1,d2,...]``. If
-    that parses, every candidate whose top-level container opens at bracket level 0 and
-    closes exactly at its last non-blank byte, never returning to level 0 in between (per
-    the scan below), is a valid document on its own; the rare rest, or
-    every candidate when the array does not parse, are parsed one by one.
+    Validity is checked per message with the standard decoder's ``raw_decode`` (the only
+    per-message Python call here). Parsing all candidates as one joined array was tried
+    and is slower: the one big result keeps the garbage collector busy.
 
     The scan covers all documents together and visits only structural bytes: quotes not
     escaped by an odd run of backslashes delimit strings; brackets outside strings (an even
@@ -68,26 +66,11 @@ def json_structure(payloads: Sequence[bytes]) -> JsonStructure:
         cand_idx.append(i)
     if not cand_idx:
         return out
-    cands = [payloads[i] for i in cand_idx]
-    idx = np.array(cand_idx, dtype=np.int64)
-    scan: _Scan | None = None
-    try:
-        whole = json.loads(b"[" + b",".join(cands) + b"]")
-        bulk_ok = isinstance(whole, list) and len(whole) == len(cands)
-    except (ValueError, UnicodeDecodeError):
-        bulk_ok = False
-    if bulk_ok:
-        scan = _scan(Packed.of(cands))
-        valid = scan.closes_at_end.copy()
-        for j in np.flatnonzero(~valid):
-            valid[j] = _parses(cands[j])
-    else:
-        valid = np.fromiter(map(_parses, cands), dtype=bool, count=len(cands))
-    if scan is None or not valid.all():
-        idx = idx[valid]
-        if idx.size == 0:
-            return out
-        scan = _scan(Packed.of([payloads[i] for i in idx]))
+    valid = [i for i in cand_idx if _parses(payloads[i])]
+    if not valid:
+        return out
+    idx = np.array(valid, dtype=np.int64)
+    scan = _scan(Packed.of([payloads[i] for i in valid]))
     out.is_json[idx] = True
     out.depth[idx] = scan.depth
     out.keys[idx] = scan.keys
@@ -109,11 +92,10 @@ class _Scan:
     depth: IntArray
     keys: IntArray
     key_bytes: IntArray
-    closes_at_end: BoolArray
 
 
 def _scan(packed: Packed) -> _Scan:
-    """The structural scan of documents that start with ``{`` or ``[`` (see above)."""
+    """The structural scan of valid JSON documents (see :func:`json_structure`)."""
     buf = packed.buf
     n = buf.size
     n_docs = len(packed.lengths)
@@ -133,19 +115,6 @@ def _scan(packed: Packed) -> _Scan:
     if brackets.size:
         peak = np.maximum.reduceat(level, np.minimum(first, brackets.size - 1))
         depth[has] = peak[has]
-    # A document closes at its end when the running level returns to zero exactly once
-    # inside it, at its last non-blank byte.
-    zeros = brackets[level == 0]
-    solid = np.flatnonzero(~_WS[buf])
-    last_solid = solid[np.maximum(np.searchsorted(solid, packed.ends) - 1, 0)]
-    z_lo = np.searchsorted(zeros, packed.starts)
-    z_hi = np.searchsorted(zeros, packed.ends)
-    single = (z_hi - z_lo) == 1
-    closes = np.zeros(n_docs, dtype=bool)
-    closes[single] = zeros[z_lo[single]] == last_solid[single]
-    # ... and the level is 0 before its first bracket (earlier documents all closed).
-    closes &= has
-    closes[has] &= level[first[has]] == 1
     after = q_close + 1
     blank = after < n
     blank[blank] = _WS[buf[after[blank]]]
@@ -159,7 +128,7 @@ def _scan(packed: Packed) -> _Scan:
     keys = np.bincount(doc_of, weights=is_key, minlength=n_docs).astype(np.int64)
     lens = (q_close - q_open + 1) * is_key
     key_bytes = np.bincount(doc_of, weights=lens, minlength=n_docs).astype(np.int64)
-    return _Scan(depth, keys, key_bytes, closes)
+    return _Scan(depth, keys, key_bytes)
 
 
 def _escaped(buf: npt.NDArray[np.uint8], quotes: IntArray) -> BoolArray:

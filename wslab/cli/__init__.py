@@ -19,6 +19,7 @@ from wslab.cli import (
     config_cmd,
     demo_cmd,
     export_cmd,
+    live_cmd,
     simulate_cmd,
     sweep_cmd,
     trace_cmd,
@@ -37,6 +38,9 @@ app.add_typer(config_cmd.app, name="config")
 app.command("analyse")(analyse_cmd.analyse)
 app.command("simulate")(simulate_cmd.simulate)
 app.command("sweep")(sweep_cmd.sweep)
+app.command("bench")(live_cmd.bench)
+app.command("serve")(live_cmd.serve)
+app.command("load")(live_cmd.load)
 app.command("export")(export_cmd.export)
 app.command("demo")(demo_cmd.demo)
 

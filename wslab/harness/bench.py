@@ -152,7 +152,7 @@ def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None 
                 with contextlib.suppress(Exception):
                     client_after = client_cpu.sample()
                 time.sleep(0.1)
-            out, err = client.communicate()
+            _, err = client.communicate()
             if client.returncode != 0:
                 raise WslabError("the load client failed: "
                                  f"{(err.strip().splitlines() or ['no output'])[-1]}")
@@ -209,7 +209,7 @@ def _collect(work: Path, trace: Trace, config: TuningConfig, link: str, connecti
     errors = conns["error"].dropna() if "error" in conns else pd.Series(dtype=object)
     summary.update({
         "mode": "live", "link": link, "connections": connections,
-        "connection_errors": int(len(errors)),
+        "connection_errors": len(errors),
         "negotiated": first.get("extensions"), "subprotocol": first.get("subprotocol"),
         "cpu_server_s": after.cpu_s - before.cpu_s,
         "cpu_client_s": client_after.cpu_s - client_before.cpu_s,

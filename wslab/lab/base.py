@@ -119,7 +119,7 @@ class Panel(Generic[R]):
         )
         self._ui: Any = None
         self.build()
-        self.refresh()
+        self.debouncer.run_now()  # the first result is drawn before the panel is shown
 
     # -- what a subclass provides --------------------------------------------------------
 

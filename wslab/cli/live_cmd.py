@@ -1,0 +1,155 @@
+"""``wslab bench``, ``wslab serve`` and ``wslab load``: live runs on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from wslab.cli.common import err, out, print_json
+
+
+def _config(path: Path | None) -> Any:
+    from wslab.config import TuningConfig
+
+    return TuningConfig.load(path) if path else TuningConfig()
+
+
+def bench(
+    trace_path: Annotated[Path, typer.Argument(metavar="TRACE", help="a trace file")],
+    config_path: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+    link: Annotated[str | None, typer.Option("--link", help="shape the link (a profile)")] = None,
+    connections: Annotated[int, typer.Option("--connections", "-n", min=1)] = 1,
+    duration: Annotated[float | None, typer.Option("--duration", help="seconds of trace")] = 10.0,
+    speed: Annotated[float, typer.Option("--speed", help="replay speed factor")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Run TRACE live (server, shaper, client in separate processes) beside the simulator."""
+    from wslab.harness.bench import run_bench
+
+    result = run_bench(trace_path, _config(config_path), link=link, connections=connections,
+                       duration=duration, speed=speed, seed=seed,
+                       progress=None if json_out else (lambda m: err.print(f"[dim]{m}[/dim]")))
+    if json_out:
+        print_json(result.summary)
+        return
+    out.print(bench_table(result.summary))
+
+
+def bench_table(summary: dict[str, Any]) -> Table:
+    """Measured beside predicted, one row per figure."""
+    p = summary["predicted"]
+    table = Table(title=f"live on {summary['link']}: {summary['connections']} connection(s)")
+    for col in ("figure", "measured", "simulated", "diff"):
+        table.add_column(col, justify="left" if col == "figure" else "right")
+    for key in ("frames", "ws_bytes", "compressed_bytes", "tcp_bytes", "tcp_segments",
+                "compression_ratio", "cpu_us_per_msg"):
+        m, s = summary.get(key), p.get(key)
+        diff = f"{(m - s) / s * 100:+.1f} %" if m is not None and s else ""
+        table.add_row(key, _fmt(m), _fmt(s), diff)
+    for pct in ("p50", "p90", "p99", "max"):
+        m, s = summary["latency_ms"][pct], p["latency_ms"][pct]
+        diff = f"{(m - s) / s * 100:+.1f} %" if m is not None and s else ""
+        table.add_row(f"latency {pct} ms", _fmt(m), _fmt(s), diff)
+    table.add_row("lost/dup/reordered", f"{summary['lost']}/{summary['duplicated']}/"
+                  f"{summary['reordered']}", "0/0/0", "")
+    table.add_row("negotiated", str(summary.get("negotiated") or "none"), "", "")
+    table.add_row("subprotocol", str(summary.get("subprotocol") or "none"), "", "")
+    table.add_row("server CPU s / RSS KiB",
+                  f"{summary['cpu_server_s']:.2f} / {summary['rss_server_kib']:,}", "", "")
+    return table
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def serve(
+    config_path: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8765,
+    scenario: Annotated[
+        str, typer.Option("--scenario", help="echo|replay|broadcast|room")
+    ] = "echo",
+    trace_path: Annotated[Path | None, typer.Option("--trace")] = None,
+    speed: Annotated[float, typer.Option("--speed")] = 1.0,
+    origin: Annotated[list[str] | None, typer.Option("--origin", help="allowed Origin")] = None,
+) -> None:
+    """A tuned wslab server alone (Ctrl-C stops it); Prometheus figures at /metrics."""
+    from wslab.harness.server import LiveServer
+    from wslab.traces.io import read_trace
+
+    config = _config(config_path)
+    trace = read_trace(trace_path) if trace_path else None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[bold red]warning:[/bold red] binding {host}: reachable from other machines")
+
+    async def main() -> None:
+        server = LiveServer(config, scenario=scenario, trace=trace, speed=speed, host=host,
+                            port=port, origins=origin or None)
+        try:
+            bound = await server.start()
+        except OSError as exc:
+            from wslab.errors import WslabError
+
+            raise WslabError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        out.print(f"wslab serving {scenario} on ws://{host}:{bound}/ "
+                  f"(metrics: http://{host}:{bound}/metrics)")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await server.stop()
+
+    asyncio.run(main())
+
+
+def load(
+    url: Annotated[str, typer.Argument(help="ws://HOST:PORT/PATH")],
+    trace_path: Annotated[Path, typer.Option("--trace", help="messages to send")],
+    config_path: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+    connections: Annotated[int, typer.Option("--connections", "-n", min=1)] = 1,
+    rate: Annotated[float, typer.Option("--rate", help="connections per second")] = 100.0,
+    speed: Annotated[float, typer.Option("--speed")] = 1.0,
+    allow_remote: Annotated[bool, typer.Option("--allow-remote")] = False,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Load any WebSocket server with a trace's messages (expects them echoed back)."""
+    from wslab.errors import WslabError
+    from wslab.harness.client import LoadClient, check_target
+    from wslab.harness.recorder import join_stream
+    from wslab.traces.io import read_trace
+
+    check_target(url, allow_remote)
+    client = LoadClient(url, _config(config_path), trace=read_trace(trace_path),
+                        connections=connections, rate=rate, speed=speed,
+                        allow_remote=allow_remote)
+    result = asyncio.run(client.run())
+    errors = [c["error"] for c in result.connections if c.get("error")]
+    if len(errors) == len(result.connections):
+        raise WslabError(f"{url}: no connection succeeded: {errors[0]}")
+    sent = client.recorder.sent_frame()
+    received = client.recorder.received_frame()
+    rows, counts = join_stream(sent.assign(dir="s2c"), received)
+    rtt = rows["latency_ms"]
+    summary = {"connections": len(result.connections), "failed": len(errors),
+               "messages_sent": len(sent), "messages_received": len(received), **counts,
+               "rtt_ms": {"p50": rtt.quantile(0.5), "p99": rtt.quantile(0.99),
+                          "max": rtt.max()},
+               "negotiated": next((c.get("extensions") for c in result.connections
+                                   if not c.get("error")), None)}
+    if json_out:
+        print_json(summary)
+    else:
+        out.print(json.dumps(summary, indent=2, default=str))
