@@ -20,6 +20,8 @@ from wslab.cli import (
     demo_cmd,
     export_cmd,
     live_cmd,
+    recommend_cmd,
+    report_cmd,
     simulate_cmd,
     sweep_cmd,
     trace_cmd,
@@ -41,7 +43,9 @@ app.command("sweep")(sweep_cmd.sweep)
 app.command("bench")(live_cmd.bench)
 app.command("serve")(live_cmd.serve)
 app.command("load")(live_cmd.load)
+app.command("recommend")(recommend_cmd.recommend)
 app.command("export")(export_cmd.export)
+app.command("report")(report_cmd.report)
 app.command("demo")(demo_cmd.demo)
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
