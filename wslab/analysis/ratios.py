@@ -122,7 +122,7 @@ def zstd_dictionary_sizes(payloads: list[bytes], zstd_level: int = 3) -> DictRes
         note = f"too few messages ({n}) for a dictionary: need {DICT_MIN_TRAIN + DICT_MIN_TEST}"
         return DictResult(sizes, float("nan"), 0, note)
     try:
-        dictionary = train_dictionary(payloads[:k], dict_bytes=DICT_BYTES)
+        dictionary = train_dictionary(payloads[:k], dict_bytes=DICT_BYTES, search=False)
     except WslabError as exc:
         return DictResult(sizes, float("nan"), 0, f"no dictionary: {exc}")
     enc = ZstdEncoder(zstd_level, dictionary=dictionary).encode
