@@ -118,6 +118,7 @@ class Panel(Generic[R]):
             on_error=self.show_error,
         )
         self._ui: Any = None
+        self._quiet = False
         self.build()
         self.debouncer.run_now()  # the first result is drawn before the panel is shown
 
@@ -186,11 +187,21 @@ class Panel(Generic[R]):
         return config_value(self.config, name) if is_config_field(name) else self.params[name]
 
     def set(self, **values: Any) -> None:
-        """Move bound controls by name, as a user would (``panel.set(interval_ms=5)``)."""
+        """Move bound controls by name (``panel.set(interval_ms=5)``) and redraw at once.
+
+        Unlike a slider moved by hand, the re-run is not debounced: when ``set`` returns,
+        :attr:`result` and the figures reflect the new values (a notebook cell after it
+        sees them).
+        """
         for name, value in values.items():
             if name not in self.controls:
                 raise KeyError(f"no control {name!r}; controls: {', '.join(self.controls)}")
-            self.controls[name].value = value
+            self._quiet = True
+            try:
+                self.controls[name].value = value
+            finally:
+                self._quiet = False
+        self.debouncer.flush()
 
     def _on_change(self, binding: Binding, new: Any) -> None:
         value = binding.to_value(new)
@@ -205,7 +216,8 @@ class Panel(Generic[R]):
             if not is_config_field(f):
                 self.params[f] = value
         self.changed(binding.fields)
-        self.refresh()
+        if not self._quiet:
+            self.refresh()
 
     def changed(self, fields: tuple[str, ...]) -> None:
         """Hook: called after a bound value changed, before the re-run is scheduled."""

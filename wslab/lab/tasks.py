@@ -108,6 +108,13 @@ class Debouncer(Generic[T]):
             self._handle.cancel()
         self._handle = loop.call_later(self.delay_s, self._start, loop)
 
+    def flush(self) -> None:
+        """Drop a scheduled run and run now instead (programmatic changes: no lag)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.run_now()
+
     def run_now(self) -> None:
         """Compute and apply in the calling thread, now."""
         requested = self._requested or time.perf_counter()
