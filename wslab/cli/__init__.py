@@ -12,6 +12,12 @@ import sys
 from collections.abc import Sequence
 
 import typer
+from typer import Abort
+
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[no-redef,attr-defined,import-not-found,unused-ignore]
 from rich.console import Console
 
 from wslab.cli import (
@@ -54,18 +60,28 @@ _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="wslab",
-            standalone_mode=True)
+        result = app(args=list(argv) if argv is not None else None, prog_name="wslab",
+                     standalone_mode=False)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except NoArgsIsHelpError:
+        return 0  # typer has printed the help
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "wslab"
+        _stderr.print(f"{where}: error: {exc.format_message()} (see {where} --help)",
+                      markup=False)
+        return 2
+    except ClickException as exc:
+        _stderr.print(f"wslab: error: {exc.format_message()}", markup=False)
+        return exc.exit_code
     except WslabError as exc:
         _stderr.print(f"wslab: error: {exc}", markup=False)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Abort):
         _stderr.print("wslab: interrupted", markup=False)
         return 130
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 def main() -> None:
