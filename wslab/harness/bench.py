@@ -35,7 +35,7 @@ from wslab.config import TuningConfig
 from wslab.errors import WslabError
 from wslab.harness.meter import ProcessSampler
 from wslab.harness.recorder import join_stream, load_logs
-from wslab.link import get_profile
+from wslab.link import LinkProfile, get_profile
 from wslab.metrics import summarise
 from wslab.sim import simulate
 from wslab.traces.io import read_trace, write_trace
@@ -167,11 +167,12 @@ def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None 
                 shaper.stop()
             _stop(client)
             _stop(server)
-        return _collect(work, trace, config, profile.name, connections, before, after,
+        return _collect(work, trace, config, profile, connections, before, after,
                         client_before, client_after, seed)
 
 
-def _collect(work: Path, trace: Trace, config: TuningConfig, link: str, connections: int,
+def _collect(work: Path, trace: Trace, config: TuningConfig, link: LinkProfile,
+             connections: int,
              before: Any, after: Any, client_before: Any, client_after: Any,
              seed: int) -> BenchResult:
     s_sent, s_recv = load_logs(work, "server")
@@ -208,7 +209,7 @@ def _collect(work: Path, trace: Trace, config: TuningConfig, link: str, connecti
     first = conns.iloc[0] if len(conns) else pd.Series(dtype=object)
     errors = conns["error"].dropna() if "error" in conns else pd.Series(dtype=object)
     summary.update({
-        "mode": "live", "link": link, "connections": connections,
+        "mode": "live", "link": link.name, "connections": connections,
         "connection_errors": len(errors),
         "negotiated": first.get("extensions"), "subprotocol": first.get("subprotocol"),
         "cpu_server_s": after.cpu_s - before.cpu_s,

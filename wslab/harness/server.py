@@ -39,6 +39,7 @@ from wslab.codecs.negotiation import server_params_from_config
 from wslab.config import CompressionConfig, TuningConfig
 from wslab.errors import ConfigError
 from wslab.harness.admission import Admission
+from wslab.harness.events import EventBus, ProcessingQueue
 from wslab.harness.extension import SelectiveServerDeflateFactory
 from wslab.harness.livemetrics import LiveMetrics
 from wslab.harness.recorder import Recorder, message_key
@@ -110,12 +111,14 @@ class LiveServer:
         expect_clients: Broadcast starts when this many clients are connected.
         rooms: Number of rooms for the room scenario.
         origins: Allowed ``Origin`` values (None: any, including none).
+        processing: Work queue that every inbound message joins (None: no work).
     """
 
     def __init__(self, config: TuningConfig, *, scenario: str = "echo",
                  trace: Trace | None = None, speed: float = 1.0, host: str = "127.0.0.1",
                  port: int = 0, expect_clients: int = 1, rooms: int = 4,
-                 origins: list[str] | None = None) -> None:
+                 origins: list[str] | None = None,
+                 processing: ProcessingQueue | None = None) -> None:
         if scenario not in SCENARIOS:
             raise ConfigError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
         if scenario in ("replay", "broadcast") and trace is None:
@@ -135,6 +138,10 @@ class LiveServer:
         self.metrics = LiveMetrics()
         self.admission = Admission(config.scaling.max_connections, config.scaling.pending_queue)
         self.sessions: dict[str, Session] = {}
+        self.bus = EventBus()
+        self.processing = processing
+        if processing is not None:
+            self.bus.subscribe("*", processing.put)
         self._room_of: dict[str, int] = {}
         self._kinds = self._kinds_by_key(trace)
         self._server: Server | None = None
@@ -157,10 +164,13 @@ class LiveServer:
         self._server = await serve(
             self._handler, self.host, self.port, subprotocols=subprotocols,
             process_request=self._process_request,
+            process_response=self._process_response,
             origins=self.origins,  # type: ignore[arg-type]
             **serve_kwargs(self.config))
         self.port = self._server.sockets[0].getsockname()[1]
         self._spawn(self._sampler())
+        if self.processing is not None:
+            self.processing.start()
         return self.port
 
     async def stop(self) -> None:
@@ -170,6 +180,8 @@ class LiveServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if self.processing is not None:
+            await self.processing.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -208,6 +220,14 @@ class LiveServer:
             headers = Headers([("Content-Type", "text/plain; version=0.0.4"),
                                ("Content-Length", str(len(body)))])
             return Response(HTTPStatus.OK.value, "OK", headers, body)
+        return None
+
+    def _process_response(self, connection: ServerConnection, request: Request,
+                          response: Response) -> Response | None:
+        if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS.value and \
+                request.path not in ("/metrics", "/healthz"):
+            self.metrics.bump("connections_failed")  # refused or failed handshake
+            self.admission.breaker.failure(time.monotonic())
         return None
 
     async def _admit(self, ws: ServerConnection) -> bool:
@@ -260,11 +280,11 @@ class LiveServer:
             nonlocal received
             received += 1
             self.metrics.bump("messages_received")
+            kind, prio = self._kinds.get(message_key(payload), ("message", "normal"))
+            self.bus.publish(kind, payload, t)
             if self.scenario == "echo":
-                kind, prio = self._kinds.get(message_key(payload), ("echo", "normal"))
                 session.push(received - 1, t, prio, kind, payload, is_text)
             elif self.scenario == "room":
-                kind, prio = self._kinds.get(message_key(payload), ("room", "normal"))
                 for other, peer in list(self.sessions.items()):
                     if other != conn and self._room_of.get(other) == self._room_of[conn]:
                         peer.push(received - 1, t, prio, kind, payload, is_text)

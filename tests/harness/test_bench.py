@@ -1,0 +1,49 @@
+"""Live runs agree with the simulator: bytes and frames to 1 %, shaped latency to 25 %."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wslab.config import TuningConfig
+from wslab.harness.bench import run_bench
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"batching.strategy": "none"},
+        {"batching.strategy": "hybrid", "batching.interval_ms": 10},
+        {"batching.strategy": "priority", "compression.server_no_context_takeover": True},
+        {"batching.strategy": "none", "compression.policy": "adaptive"},
+    ],
+    ids=["plain", "hybrid", "priority-nct", "adaptive"],
+)
+def test_frames_and_ws_bytes_match_the_simulator(changes: dict[str, object]) -> None:
+    config = TuningConfig().updated(changes)
+    result = run_bench(DATA / "mixed.jsonl.zst", config, connections=2, duration=4.0,
+                       speed=25.0, drain_timeout=2.0)
+    s, p = result.summary, result.summary["predicted"]
+    assert (s["lost"], s["duplicated"], s["reordered"]) == (0, 0, 0)
+    assert s["messages"] > 200 and s["messages"] % 2 == 0  # both connections replay it all
+    assert s["frames"] == pytest.approx(p["frames"], rel=0.01)
+    assert s["ws_bytes"] == pytest.approx(p["ws_bytes"], rel=0.01)
+    assert s["compressed_bytes"] == pytest.approx(p["compressed_bytes"], rel=0.01)
+    assert s["negotiated"].startswith("permessage-deflate")
+    assert (s["subprotocol"] is None) == (changes["batching.strategy"] == "none")
+    assert s["connection_errors"] == 0
+
+
+def test_shaped_latency_matches_the_simulator(tmp_path: Path) -> None:
+    link = tmp_path / "ten.yaml"
+    link.write_text("name: ten\ndown_kbps: 10000\nup_kbps: 10000\nrtt_ms: 40\n")
+    result = run_bench(DATA / "chat.jsonl.zst", TuningConfig(), link=str(link),
+                       connections=1, duration=5.0, speed=20.0, drain_timeout=2.0)
+    s = result.summary
+    measured, predicted = s["latency_ms"]["p50"], s["predicted"]["latency_ms"]["p50"]
+    assert predicted > 20  # the link's one-way delay is in it
+    assert measured == pytest.approx(predicted, rel=0.25)
+    assert s["link"] == "ten"
