@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections.abc import Sequence
+from typing import ClassVar
 
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
@@ -31,7 +32,7 @@ class _Recording(PerMessageDeflate):
 
 
 class _RecordingClientFactory(ClientPerMessageDeflateFactory):
-    made: list[_Recording] = []
+    made: ClassVar[list[_Recording]] = []
 
     def process_response_params(
         self, params: Sequence[ExtensionParameter], accepted: Sequence[Extension]
@@ -72,7 +73,8 @@ async def _exchange(no_context: bool) -> tuple[list[bytes], list[tuple[bool, int
             got = [await ws.recv() for _ in MESSAGES]
             negotiated = ws.response.headers["Sec-WebSocket-Extensions"]
     assert "server_max_window_bits=10" in negotiated
-    return [g if isinstance(g, bytes) else g.encode() for g in got], client_factory.made[-1].seen, sizes
+    texts = [g if isinstance(g, bytes) else g.encode() for g in got]
+    return texts, client_factory.made[-1].seen, sizes
 
 
 def test_skipped_messages_go_out_uncompressed_and_context_survives() -> None:

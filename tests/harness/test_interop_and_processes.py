@@ -134,6 +134,6 @@ def test_bench_leaves_no_process_behind_even_on_ctrl_c(tmp_path: Path) -> None:
     assert len(children) >= 3  # server, shaper, client
     proc.send_signal(signal.SIGINT)
     proc.wait(30)
-    gone, alive = psutil.wait_procs(children, timeout=15)
+    _gone, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, [p.cmdline() for p in alive]
     assert proc.returncode != 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -82,10 +83,8 @@ async def _raw_session(port: int, action: Any) -> int | None:
     async with connect(f"ws://127.0.0.1:{port}/", compression=None,
                        subprotocols=["wslab.v1.json-array"]) as ws:  # type: ignore[list-item]
         await action(ws)
-        try:
+        with contextlib.suppress(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 5)
-        except ConnectionClosed:
-            pass
         return ws.close_code
 
 
