@@ -35,10 +35,14 @@ class EventBus:
     def publish(self, type: str, payload: bytes, t: float) -> int:
         """Hand a message to its subscribers; return how many there were."""
         self.published += 1
-        handlers = self._handlers.get(type, []) + self._handlers.get("*", [])
-        for handler in handlers:
-            handler(type, payload, t)
-        return len(handlers)
+        if not self._handlers:
+            return 0
+        count = 0
+        for key in (type, "*"):
+            for handler in self._handlers.get(key, ()):
+                handler(type, payload, t)
+                count += 1
+        return count
 
 
 @dataclass

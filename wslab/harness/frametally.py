@@ -35,30 +35,65 @@ class FrameTally:
     control_bytes: int = 0
     _header: bytearray = field(default_factory=bytearray, repr=False)
     _skip: int = 0
-    _control: bool = False
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Account for the next chunk of the stream."""
-        view = memoryview(data)
-        i, n = 0, len(view)
+        n = len(data)
+        i = 0
+        if self._skip:
+            i = min(self._skip, n)
+            self._skip -= i
+        if self._header and i < n:
+            i = self._finish_header(data, i)
         while i < n:
             if self._skip:
-                take = min(self._skip, n - i)
-                self._skip -= take
-                i += take
-                continue
-            need = self._header_size()
-            if need is None or len(self._header) < need:
-                want = (need or 2) - len(self._header)
-                take = min(want, n - i)
-                self._header += view[i:i + take]
-                i += take
-                continue
-            self._start_frame()
-        if self._skip == 0:
+                break
+            # Fast path: the whole header is in this chunk (almost always).
+            b1 = data[i + 1] if i + 1 < n else None
+            if b1 is None:
+                self._header += bytes(data[i:])
+                return
+            length = b1 & 0x7F
+            size = 6 if b1 & 0x80 else 2
+            if length == 126:
+                size += 2
+            elif length == 127:
+                size += 8
+            if i + size > n:
+                self._header += bytes(data[i:])
+                return
+            if length == 126:
+                length = int.from_bytes(data[i + 2:i + 4], "big")
+            elif length == 127:
+                length = int.from_bytes(data[i + 2:i + 10], "big")
+            self._account(data[i], size, length)
+            i += size + length
+            if i > n:
+                self._skip = i - n
+
+    def _finish_header(self, data: bytes | bytearray | memoryview, i: int) -> int:
+        """Complete a header split across chunks; return where the payload starts."""
+        n = len(data)
+        while i < n:
             need = self._header_size()
             if need is not None and len(self._header) >= need:
-                self._start_frame()
+                break
+            self._header.append(data[i])
+            i += 1
+        need = self._header_size()
+        if need is None or len(self._header) < need:
+            return i
+        h = bytes(self._header)
+        self._header.clear()
+        length = h[1] & 0x7F
+        if length == 126:
+            length = int.from_bytes(h[2:4], "big")
+        elif length == 127:
+            length = int.from_bytes(h[2:10], "big")
+        self._account(h[0], len(h), length)
+        take = min(length, n - i)
+        self._skip = length - take
+        return i + take
 
     def _header_size(self) -> int | None:
         h = self._header
@@ -68,26 +103,16 @@ class FrameTally:
         length = h[1] & 0x7F
         return size + (2 if length == 126 else 8 if length == 127 else 0)
 
-    def _start_frame(self) -> None:
-        h = bytes(self._header)
-        self._header.clear()
-        opcode = h[0] & 0x0F
-        length = h[1] & 0x7F
-        if length == 126:
-            length = int.from_bytes(h[2:4], "big")
-        elif length == 127:
-            length = int.from_bytes(h[2:10], "big")
-        total = len(h) + length
-        if opcode in CONTROL_OPCODES:
+    def _account(self, b0: int, header: int, length: int) -> None:
+        if (b0 & 0x0F) in CONTROL_OPCODES:
             self.control_frames += 1
-            self.control_bytes += total
+            self.control_bytes += header + length
         else:
             self.data_frames += 1
-            self.data_bytes += total
+            self.data_bytes += header + length
             self.data_payload_bytes += length
-            if h[0] & 0x40:
+            if b0 & 0x40:
                 self.compressed_frames += 1
-        self._skip = length
 
     def as_dict(self) -> dict[str, int]:
         """The public counters."""

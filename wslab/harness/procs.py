@@ -68,8 +68,15 @@ def _client(args: argparse.Namespace) -> int:
         write_table(pd.DataFrame(result.connections),
                     Path(args.log_dir) / f"{args.prefix}-connections.parquet")
     errors = [c["error"] for c in result.connections if c.get("error")]
+    received = sum(c.get("messages_received", 0) for c in result.connections)
+    segments = sum(c.get("tcp_data_segs_out") or 0 for c in result.connections)
     print(json.dumps({"connections": len(result.connections), "errors": len(errors),
-                      "first_error": errors[0] if errors else None}), flush=True)
+                      "first_error": errors[0] if errors else None,
+                      "elapsed_s": result.finished - result.started,
+                      "messages_sent": sum(c.get("messages_sent", 0)
+                                           for c in result.connections),
+                      "messages_received": received, "tcp_data_segs_out": segments}),
+          flush=True)
     return 0
 
 

@@ -159,8 +159,13 @@ class LiveServer:
 
     async def start(self) -> int:
         """Start listening; return the port."""
-        subprotocols = ([Subprotocol(envelopes.subprotocol(self.envelope))]
-                        if self.envelope else None)
+        subprotocols = None
+        if self.envelope is not None:
+            # With ``envelope: auto`` any envelope a client can fill is fine: its own
+            # messages decided which one it offers. A fixed envelope is the only one.
+            names = ([self.envelope] + [e for e in envelopes.ENVELOPES if e != self.envelope]
+                     if self.config.batching.envelope == "auto" else [self.envelope])
+            subprotocols = [Subprotocol(envelopes.subprotocol(e)) for e in names]
         self._server = await serve(
             self._handler, self.host, self.port, subprotocols=subprotocols,
             process_request=self._process_request,
@@ -283,14 +288,16 @@ class LiveServer:
             kind, prio = self._kinds.get(message_key(payload), ("message", "normal"))
             self.bus.publish(kind, payload, t)
             if self.scenario == "echo":
-                session.push(received - 1, t, prio, kind, payload, is_text)
+                session.push(received - 1, t, prio, kind, payload, is_text,
+                             drained_by_caller=True)
             elif self.scenario == "room":
                 for other, peer in list(self.sessions.items()):
                     if other != conn and self._room_of.get(other) == self._room_of[conn]:
                         peer.push(received - 1, t, prio, kind, payload, is_text)
 
         try:
-            await receive_loop(ws, conn, "c2s", envelope, self.recorder, on_message)
+            await receive_loop(ws, conn, "c2s", envelope, self.recorder, on_message,
+                               session.drain if self.scenario == "echo" else None)
         finally:
             session.close()
             with contextlib.suppress(Exception):

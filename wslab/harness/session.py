@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
@@ -61,17 +61,39 @@ class Session:
         self._timer: asyncio.TimerHandle | None = None
         self._last_size: int | None = None
         self._closing = False
+        self._sending = False
 
     def _on_compressed(self, original: int, compressed: int) -> None:
         self._last_size = compressed
 
     def push(self, index: int, t_handoff: float, priority: str, type: str, payload: bytes,
-             is_text: bool) -> None:
-        """Hand one application message to this connection's pipeline."""
+             is_text: bool, *, drained_by_caller: bool = False) -> None:
+        """Hand one application message to this connection's pipeline.
+
+        Args:
+            drained_by_caller: The caller will ``await drain()`` next, so frames ready now
+                need not wake the sender task (it is still woken when a batch timer must be
+                armed).
+        """
+        before = self.pipeline.next_deadline()
         frames = self.pipeline.push(index, t_handoff, priority, type, payload, is_text)
         if frames:
             self.outbox.extend(frames)
-        self._wake.set()
+            if not drained_by_caller:
+                self._wake.set()
+        if self.pipeline.next_deadline() != before:
+            self._wake.set()
+
+    async def drain(self) -> None:
+        """Send every frame in the outbox now, unless another task is already sending."""
+        if self._sending:
+            return
+        self._sending = True
+        try:
+            while self.outbox:
+                await self._send(self.outbox.popleft())
+        finally:
+            self._sending = False
 
     @property
     def queued(self) -> int:
@@ -99,10 +121,9 @@ class Session:
                 while deadline is not None and deadline <= now:
                     self.outbox.extend(self.pipeline.poll(deadline))
                     deadline = self.pipeline.next_deadline()
-                while self.outbox:
-                    await self._send(self.outbox.popleft())
-            for frame in self.pipeline.flush(time.monotonic()):
-                await self._send(frame)
+                await self.drain()
+            self.outbox.extend(self.pipeline.flush(time.monotonic()))
+            await self.drain()
         except ConnectionClosed:
             return
 
@@ -129,7 +150,8 @@ class Session:
 
 
 async def receive_loop(ws: Any, conn: str, direction: str, envelope: str | None,
-                       recorder: Recorder, on_message: MessageHook | None = None) -> int:
+                       recorder: Recorder, on_message: MessageHook | None = None,
+                       after_frame: Callable[[], Awaitable[None]] | None = None) -> int:
     """Read frames until the connection closes; record (and hand on) every message.
 
     Returns:
@@ -157,6 +179,8 @@ async def receive_loop(ws: Any, conn: str, direction: str, envelope: str | None,
                 if on_message is not None:
                     on_message(payload, text, t)
             frames += 1
+            if after_frame is not None:
+                await after_frame()
     except ConnectionClosed:
         pass
     return frames
