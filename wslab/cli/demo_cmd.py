@@ -1,21 +1,15 @@
-"""``wslab demo``: the main job, end to end on bundled data, results in ``out/``.
-
-Today it runs the layers that exist: load a bundled trace, analyse it, and write the
-analysis as JSON and CSV. Later layers (simulate, sweep, live validation, recommend, export,
-report) join as they land.
-"""
+"""``wslab demo``: the main job, end to end on bundled data, results in ``out/``."""
 
 from __future__ import annotations
 
-import json
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
-from wslab.atomic import atomic_write_text
-from wslab.cli.analyse_cmd import analysis_table
-from wslab.cli.common import json_safe, out
+from wslab.cli.common import err, out
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
@@ -33,27 +27,64 @@ def bundled_trace(name: str) -> Path:
 
 def demo(
     trace: Annotated[Path | None, typer.Option("--trace", help="your own trace file")] = None,
+    bundled: Annotated[str, typer.Option("--bundled", help="a bundled trace by name")] = "mixed",
+    link: Annotated[str, typer.Option("--link", help="link profile or file")] = "4g",
     out_dir: Annotated[Path, typer.Option("--out", help="where results go")] = Path("out"),
+    messages: Annotated[int, typer.Option("--messages", min=100)] = 4000,
+    speedup: Annotated[float, typer.Option("--speedup", help="replay N times faster")] = 16.0,
+    max_p99_ms: Annotated[float | None, typer.Option("--max-p99-ms")] = 250.0,
+    max_kib_per_conn: Annotated[float | None, typer.Option("--max-kib-per-conn")] = 64.0,
+    max_cpu_us_per_msg: Annotated[float | None, typer.Option("--max-cpu-us-per-msg")] = 50.0,
+    live: Annotated[int, typer.Option("--live", min=0, help="candidates to run live")] = 3,
 ) -> None:
-    """Analyse a bundled (or your own) trace and write the results to out/."""
-    from wslab.analysis import analyse, analysis_json
-    from wslab.traces.io import read_trace
+    """Analyse, sweep in simulation, validate live, recommend, export and report."""
+    from wslab.link import get_profile
+    from wslab.tune.demo import run_demo
 
-    path = trace or bundled_trace("mixed")
-    loaded = read_trace(path)
-    out.print(
-        f"[bold]wslab demo[/bold]: {path} ({len(loaded)} messages, "
-        f"{loaded.payload_bytes / 1e6:.2f} MB payload, {loaded.duration:.1f} s)"
-    )
-    frame = analyse(loaded)
-    out.print(analysis_table(frame, title="content analysis (deflate 12/5, level 6)"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    json_path = out_dir / "analysis.json"
-    atomic_write_text(json_path, json.dumps(json_safe(analysis_json(frame)), indent=2))
-    written.append(json_path)
-    csv_path = out_dir / "analysis.csv"
-    atomic_write_text(csv_path, frame.to_csv(index=False))
-    written.append(csv_path)
-    for p in written:
-        out.print(f"  wrote {p}")
+    get_profile(link)  # an unknown link fails before any work
+    source = trace or bundled_trace(bundled)
+    started = time.monotonic()
+    result = run_demo(source, out_dir, link=link, messages=messages, speedup=speedup,
+                      max_p99_ms=max_p99_ms, max_kib_per_conn=max_kib_per_conn,
+                      max_cpu_us_per_msg=max_cpu_us_per_msg, live=live,
+                      say=lambda m: err.print(f"[dim]{m}[/dim]"))
+    rec = result.recommendation
+    out.print()
+    for line in rec.explanation:
+        out.print(line)
+    if result.results is not None and "mode" in result.results:
+        _print_live(result.results)
+    out.print()
+    shown = {k: v for k, v in result.files.items() if not k.startswith("export:")}
+    exports = sorted({str(p.parent) for k, p in result.files.items() if k.startswith("export:")})
+    for name, path in shown.items():
+        out.print(f"  {name:15s} {path}")
+    for folder in exports:
+        out.print(f"  {'export':15s} {folder}/")
+    out.print(f"done in {time.monotonic() - started:.0f} s "
+              f"({', '.join(f'{k} {v:.0f} s' for k, v in result.timings.items())})")
+
+
+def _print_live(results: object) -> None:
+    import pandas as pd
+
+    assert isinstance(results, pd.DataFrame)
+    live = results[results["mode"] == "live"]
+    if live.empty:
+        return
+    sim = results[results["mode"] == "sim"].drop_duplicates("point").set_index("point")
+    table = Table(title="top candidates: simulated vs measured live")
+    for col in ("strategy", "deflate", "ws B/msg sim", "live", "p99 ms sim", "live", "lost"):
+        table.add_column(col, justify="left" if col in ("strategy", "deflate") else "right")
+    for _, row in live.iterrows():
+        twin = sim.loc[row["point"]] if row["point"] in sim.index else None
+        deflate = ("off" if row["compression.algorithm"] == "none" else
+                   f"{row['compression.server_max_window_bits']}/{row['compression.mem_level']}")
+        table.add_row(
+            str(row["batching.strategy"]), deflate,
+            f"{twin['ws_bytes_per_msg']:.1f}" if twin is not None else "-",
+            f"{row['ws_bytes_per_msg']:.1f}",
+            f"{twin['latency_p99_ms']:.0f}" if twin is not None else "-",
+            f"{row['latency_p99_ms']:.0f}",
+            str(int(row["lost"]) + int(row["duplicated"]) + int(row["reordered"])))
+    out.print(table)
