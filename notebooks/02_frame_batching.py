@@ -143,7 +143,7 @@ print(f"at 5 ms: {panel.result.cost.per_second(panel.result.cost.frames):.1f} fr
 #
 # 1. Client to server: 40 + 2 (header) + 4 (mask) + 52 (TCP/IP) = 98 bytes, of which 58 are
 #    overhead. Server to client, 200 bytes: 200 + 4 (126..65,535 needs the 16-bit length)
-#    + 52 = 256 bytes.
+#    plus 52 = 256 bytes.
 # 2. On the market trace a window of a few milliseconds already halves the frames (the
 #    updates come in bursts); 16 ms cuts them to about a third. The median latency grows by
 #    a little less than the window, since the first message of a batch waits the full

@@ -117,7 +117,7 @@ class BatchingPanel(Panel[BatchingResult]):
 
     def build(self) -> None:
         """Controls for the batching section, link and rate; two figures."""
-        style = {"description_width": "150px"}
+        style = {"description_width": "160px"}
         wide = W.Layout(width="95%")
         slider = {"style": style, "layout": wide, "continuous_update": True}
         self.bind(W.Dropdown(options=STRATEGIES, description="strategy", style=style),
@@ -129,7 +129,7 @@ class BatchingPanel(Panel[BatchingResult]):
         self.bind(W.IntSlider(min=1, max=256, description="max messages", **slider),
                   "batching.max_messages")
         for prio, top in (("critical", 50), ("normal", 250), ("background", 2000)):
-            self.bind(W.FloatSlider(min=0, max=top, step=1, description=f"{prio} deadline (ms)",
+            self.bind(W.FloatSlider(min=0, max=top, step=1, description=f"{prio} hold (ms)",
                                     **slider), f"batching.priority_interval_ms.{prio}")
         self.bind(W.FloatLogSlider(base=2, min=-3, max=5, step=0.25,
                                    description="message rate \u00d7", **slider), "rate")
