@@ -124,6 +124,9 @@ class ScalingConfig(_Section):
     write_limit: int = Field(
         32768, ge=1, description="write buffer high-water mark per connection, bytes"
     )
+    slow_consumer_timeout_s: float | None = Field(
+        30.0, gt=0, description="close a client that has not drained its backlog for this long"
+    )
 
 
 class LinkConfig(_Section):

@@ -24,7 +24,7 @@ COUNTERS = (
     "connections_total", "connections_failed", "connections_rejected", "messages_sent",
     "messages_received", "messages_dropped", "frames_sent", "frames_received",
     "payload_bytes_sent", "compressed_bytes_in", "compressed_bytes_out", "closes_1007",
-    "closes_1009", "closes_1013",
+    "closes_1008", "closes_1009", "closes_1013",
 )
 
 

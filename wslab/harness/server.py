@@ -266,7 +266,10 @@ class LiveServer:
         conn = ws.request.headers.get(CLIENT_HEADER) or f"s{self._counter}"
         envelope = envelopes.envelope_of(ws.subprotocol)
         pipe = SendPipeline(self.config, envelope=envelope, batching=envelope is not None)
-        session = Session(ws, conn, "s2c", pipe, self.recorder)
+        scaling = self.config.scaling
+        session = Session(ws, conn, "s2c", pipe, self.recorder,
+                          backlog_limit=scaling.write_limit,
+                          slow_timeout_s=scaling.slow_consumer_timeout_s)
         self.sessions[conn] = session
         room = ws.request.headers.get(ROOM_HEADER)
         self._room_of[conn] = int(room) if room and room.isdigit() else self._counter % self.rooms
@@ -310,12 +313,13 @@ class LiveServer:
         self.metrics.active -= 1
         self.metrics.bump("messages_sent", session.messages_sent)
         self.metrics.bump("frames_sent", session.frames_sent)
+        self.metrics.bump("messages_dropped", session.dropped_slow + len(session.pipeline.dropped))
         if session.ext is not None:
             self.metrics.bump("compressed_bytes_in", session.ext.bytes_in)
             self.metrics.bump("compressed_bytes_out", session.ext.bytes_out)
             self.compress_ns += session.ext.encode_ns
-        code = ws.close_code
-        if code in (1007, 1009):
+        code = 1008 if session.closed_slow else ws.close_code
+        if code in (1007, 1008, 1009):
             self.metrics.bump(f"closes_{code}")
         self.admission.release()
         self._slot_freed.set()

@@ -10,6 +10,12 @@ Decisions live in the pipeline; this module only moves bytes and keeps time with
 A frame's "compress or not" reaches the wire through the selective deflate extension: the
 decision is queued right before ``send`` and taken by the extension when it encodes that
 frame; the compressed size it reports goes back to the pipeline's selector.
+
+A peer that stops reading (a slow consumer) cannot make the process grow without bound:
+the library's write buffer stops at ``write_limit`` (``send`` waits), and once the frames
+waiting here pass ``backlog_limit`` bytes, background messages are dropped and counted
+(critical and normal ones never are). A backlog that does not clear within
+``slow_timeout_s`` closes the connection with 1008 and a reason.
 """
 
 from __future__ import annotations
@@ -43,8 +49,15 @@ class Session:
     """
 
     def __init__(self, ws: Any, conn: str, direction: str, pipeline: SendPipeline,
-                 recorder: Recorder) -> None:
+                 recorder: Recorder, *, backlog_limit: int | None = None,
+                 slow_timeout_s: float | None = None) -> None:
         self.ws = ws
+        self.backlog_limit = backlog_limit
+        self.slow_timeout_s = slow_timeout_s
+        self.outbox_bytes = 0
+        self.dropped_slow = 0
+        self.closed_slow = False
+        self._backlogged_since: float | None = None
         self.conn = conn
         self.direction = direction
         self.pipeline = pipeline
@@ -75,14 +88,45 @@ class Session:
                 need not wake the sender task (it is still woken when a batch timer must be
                 armed).
         """
+        if self.backlog_limit is not None and self.outbox_bytes >= self.backlog_limit:
+            if self._slow(t_handoff) or priority == "background":
+                self.dropped_slow += 1
+                return
         before = self.pipeline.next_deadline()
         frames = self.pipeline.push(index, t_handoff, priority, type, payload, is_text)
         if frames:
-            self.outbox.extend(frames)
+            self._queue(frames)
             if not drained_by_caller:
                 self._wake.set()
         if self.pipeline.next_deadline() != before:
             self._wake.set()
+
+    def _queue(self, frames: list[OutFrame]) -> None:
+        self.outbox.extend(frames)
+        self.outbox_bytes += sum(len(f.payload) for f in frames)
+
+    def _slow(self, now: float) -> bool:
+        """Is the backlog stuck past the timeout? (Starts the clock, closes once.)"""
+        if self._backlogged_since is None:
+            self._backlogged_since = now
+            return False
+        if self.slow_timeout_s is None or now - self._backlogged_since < self.slow_timeout_s:
+            return False
+        if not self.closed_slow:
+            self.closed_slow = True
+            reason = (f"slow consumer: {self.outbox_bytes} bytes unsent for "
+                      f"{now - self._backlogged_since:.0f} s")
+            asyncio.get_running_loop().create_task(self._close_slow(reason))
+        return True
+
+    async def _close_slow(self, reason: str, grace_s: float = 2.0) -> None:
+        """Close with 1008; a peer too stalled to read the close frame is cut off."""
+        try:
+            await asyncio.wait_for(self.ws.close(1008, reason), grace_s)
+        except (TimeoutError, ConnectionClosed):
+            pass
+        if self.ws.transport is not None and not self.ws.transport.is_closing():
+            self.ws.transport.abort()
 
     async def drain(self) -> None:
         """Send every frame in the outbox now, unless another task is already sending."""
@@ -91,7 +135,11 @@ class Session:
         self._sending = True
         try:
             while self.outbox:
-                await self._send(self.outbox.popleft())
+                frame = self.outbox.popleft()
+                self.outbox_bytes -= len(frame.payload)
+                await self._send(frame)
+                if self.backlog_limit is not None and self.outbox_bytes < self.backlog_limit:
+                    self._backlogged_since = None
         finally:
             self._sending = False
 
@@ -119,10 +167,10 @@ class Session:
                 now = time.monotonic()
                 deadline = self.pipeline.next_deadline()
                 while deadline is not None and deadline <= now:
-                    self.outbox.extend(self.pipeline.poll(deadline))
+                    self._queue(self.pipeline.poll(deadline))
                     deadline = self.pipeline.next_deadline()
                 await self.drain()
-            self.outbox.extend(self.pipeline.flush(time.monotonic()))
+            self._queue(self.pipeline.flush(time.monotonic()))
             await self.drain()
         except ConnectionClosed:
             return
