@@ -54,7 +54,7 @@ def test_slow_consumer_is_shed_then_closed_and_others_are_not_held_hostage() -> 
     assert out["code"] == []  # the stalled session is gone from the server
     sent = server.recorder.sent_frame()  # type: ignore[attr-defined]
     fast_sent = sent[sent["conn"] == "fast-0"]
-    rows, counts = join_stream(fast_sent, client.recorder.received_frame())  # type: ignore[attr-defined]
+    _rows, counts = join_stream(fast_sent, client.recorder.received_frame())  # type: ignore[attr-defined]
     assert counts == {"lost": 0, "duplicated": 0, "reordered": 0}
     assert len(fast_sent) == len(burst())  # the fast client got every message
     stalled_sent = sent[sent["conn"] == "stalled"]

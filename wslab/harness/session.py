@@ -21,6 +21,7 @@ waiting here pass ``backlog_limit`` bytes, background messages are dropped and c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -121,10 +122,8 @@ class Session:
 
     async def _close_slow(self, reason: str, grace_s: float = 2.0) -> None:
         """Close with 1008; a peer too stalled to read the close frame is cut off."""
-        try:
+        with contextlib.suppress(TimeoutError, ConnectionClosed):
             await asyncio.wait_for(self.ws.close(1008, reason), grace_s)
-        except (TimeoutError, ConnectionClosed):
-            pass
         if self.ws.transport is not None and not self.ws.transport.is_closing():
             self.ws.transport.abort()
 

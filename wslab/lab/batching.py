@@ -159,7 +159,10 @@ class BatchingPanel(Panel[BatchingResult]):
         trace = speed_up(self.trace, float(params["rate"]))
         seconds = trace.duration
         run = simulate(trace, config, verify=False)
-        unbatched = config.updated({"batching.strategy": "none"})
+        # The unbatched twin depends on compression, link and rate only: moving a batching
+        # slider must not re-simulate it.
+        unbatched = TuningConfig(compression=config.compression, link=config.link).updated(
+            {"batching.strategy": "none"})
         key = json.dumps([params["rate"], unbatched.to_dict()], sort_keys=True)
         if key not in self._baselines:
             base = simulate(trace, unbatched, verify=False)

@@ -153,7 +153,10 @@ class CompressionPanel(Panel[CompressionResult]):
         """Simulate the trace under ``config`` and (once per link/batching) uncompressed."""
         seconds = self.trace.duration
         run = simulate(self.trace, config, verify=False)
-        plain = config.updated({"compression.algorithm": "none"})
+        # The uncompressed twin depends on batching and link only: moving a compression
+        # slider must not re-simulate it.
+        plain = TuningConfig(batching=config.batching, link=config.link).updated(
+            {"compression.algorithm": "none"})
         key = json.dumps(plain.to_dict(), sort_keys=True)
         if key not in self._baselines:
             base = simulate(self.trace, plain, verify=False)
