@@ -89,10 +89,10 @@ class Session:
                 need not wake the sender task (it is still woken when a batch timer must be
                 armed).
         """
-        if self.backlog_limit is not None and self.outbox_bytes >= self.backlog_limit:
-            if self._slow(t_handoff) or priority == "background":
-                self.dropped_slow += 1
-                return
+        backlogged = self.backlog_limit is not None and self.outbox_bytes >= self.backlog_limit
+        if backlogged and (self._slow(t_handoff) or priority == "background"):
+            self.dropped_slow += 1
+            return
         before = self.pipeline.next_deadline()
         frames = self.pipeline.push(index, t_handoff, priority, type, payload, is_text)
         if frames:
