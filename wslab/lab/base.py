@@ -83,6 +83,8 @@ class Panel(Generic[R]):
 
     title = "wslab panel"
     debounce_s = 0.03
+    uses_tasks = False
+    """True for panels with background jobs: shows the progress bar and Cancel button."""
 
     def __init__(
         self,
@@ -283,7 +285,8 @@ class Panel(Generic[R]):
                 list(self.controls.values()),
                 layout=W.Layout(grid_template_columns="repeat(2, minmax(300px, 1fr))"),
             )
-            footer = W.HBox([self.progress, self.cancel_button, self.status])
+            footer = W.HBox([self.progress, self.cancel_button, self.status]
+                            if self.uses_tasks else [self.status])
             self._ui = W.VBox([heading, controls, footer, self.body()])
             self._ui.add_class("wslab-panel")
         return self._ui

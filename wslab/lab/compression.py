@@ -67,6 +67,7 @@ class CompressionPanel(Panel[CompressionResult]):
     """
 
     title = "Compression (permessage-deflate and zstd)"
+    uses_tasks = True
 
     def __init__(self, trace: Trace | str, config: TuningConfig | None = None,
                  **kwargs: Any) -> None:
