@@ -148,9 +148,11 @@ def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None 
             client_cpu = ProcessSampler(client.pid)
             client_before = client_cpu.sample()
             client_after = client_before
+            server_peak_kib = before.rss_kib
             while client.poll() is None:
                 with contextlib.suppress(Exception):
                     client_after = client_cpu.sample()
+                    server_peak_kib = max(server_peak_kib, server_cpu.sample().rss_kib)
                 time.sleep(0.1)
             _, err = client.communicate()
             if client.returncode != 0:
@@ -167,8 +169,11 @@ def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None 
                 shaper.stop()
             _stop(client)
             _stop(server)
-        return _collect(work, trace, config, profile, connections, before, after,
-                        client_before, client_after, seed)
+        result = _collect(work, trace, config, profile, connections, before, after,
+                          client_before, client_after, seed)
+        result.summary["rss_server_peak_kib"] = server_peak_kib
+        result.summary["kib_per_connection"] = (server_peak_kib - before.rss_kib) / connections
+        return result
 
 
 def _collect(work: Path, trace: Trace, config: TuningConfig, link: LinkProfile,
