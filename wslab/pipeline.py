@@ -128,6 +128,11 @@ class SendPipeline:
         seq = self._seq[priority]
         self._seq[priority] = seq + 1
         pending = Pending(index, seq, now, priority, type, payload, is_text)
+        if self.envelope is None:  # every message is its own frame: no batch to build
+            selector = self.selector
+            compress = selector is not None and selector.decide(type, payload)
+            return [OutFrame(payload, TEXT if is_text else BINARY, compress, [pending], now,
+                             "immediate", type)]
         return self._frames(self.batcher.push(pending, now))
 
     def poll(self, now: float) -> list[OutFrame]:

@@ -76,7 +76,8 @@ def default_codecs(
         receiver: Side = "client" if sender == "server" else "server"
         dictionary = (dictionaries or {}).get(sender)
         enc = make_encoder(config.compression, sender, dictionary=dictionary)
-        dec = make_decoder(config.compression, receiver, dictionary=dictionary)
+        dec = make_decoder(config.compression, receiver, dictionary=dictionary,
+                           zlib_sender=True)
         return enc, dec
 
     return factory

@@ -98,9 +98,13 @@ class DeflateDecoder:
 
     algorithm = "permessage-deflate"
 
-    def __init__(self, window_bits: int = 15, no_context_takeover: bool = False) -> None:
+    def __init__(self, window_bits: int = 15, no_context_takeover: bool = False, *,
+                 zlib_sender: bool = False) -> None:
         if not MIN_WINDOW_BITS <= window_bits <= MAX_WINDOW_BITS:
             raise ValueError(f"window_bits must be 8..15, got {window_bits}")
+        # A sender known to be zlib with sync flushes (wslab's own encoder, as in the
+        # simulator) never sets BFINAL, so the history kept for restarts is not needed.
+        self._keep_history = not no_context_takeover and not zlib_sender
         # A larger inflate window reads everything a smaller one does, and 9 is the
         # smallest raw window every zlib build accepts; 8-bit streams decode with it.
         self.window_bits = max(window_bits, MIN_ENCODER_WINDOW_BITS)
@@ -151,7 +155,7 @@ class DeflateDecoder:
             raise
 
     def _inflate(self, pending: bytes, max_size: int | None) -> bytes:
-        keep = not self.no_context_takeover
+        keep = self._keep_history
         out = b""
         while True:
             d = self._decompressor

@@ -82,7 +82,8 @@ def make_encoder(
 
 
 def make_decoder(
-    compression: CompressionConfig, side: Side, dictionary: bytes | None = None
+    compression: CompressionConfig, side: Side, dictionary: bytes | None = None, *,
+    zlib_sender: bool = False,
 ) -> MessageDecoder | None:
     """The decompressor ``side`` reads its peer's messages with, or ``None`` for ``none``.
 
@@ -90,6 +91,8 @@ def make_decoder(
         compression: The ``compression`` section of the config.
         side: ``"server"`` or ``"client"``: who owns this decoder (it reads the other).
         dictionary: Raw zstd dictionary bytes, required for ``zstd-dict``.
+        zlib_sender: The peer is known to compress with zlib and sync flushes (the
+            simulator's own encoder), so the deflate decoder need not prepare for BFINAL.
 
     Raises:
         ConfigError: ``zstd-dict`` without a dictionary.
@@ -101,7 +104,8 @@ def make_decoder(
     if algorithm == "permessage-deflate":
         peer: Side = "client" if side == "server" else "server"
         bits, no_takeover = _deflate_params(compression, peer)
-        return DeflateDecoder(window_bits=bits, no_context_takeover=no_takeover)
+        return DeflateDecoder(window_bits=bits, no_context_takeover=no_takeover,
+                              zlib_sender=zlib_sender)
     if algorithm == "zstd-stream":
         return ZstdDecoder(stream=True)
     if algorithm == "zstd-dict":
