@@ -38,7 +38,7 @@ NOTEBOOK = "02_frame_batching.ipynb"
 SLIDER_LABEL = "interval (ms)"
 PLOT_TITLE = "Latency per message"
 MOVES = (0.30, 0.55, 0.15, 0.80, 0.40, 0.65)
-LATENCY_BOUND_MS = 3000.0
+LATENCY_BOUND_MS = 5000.0
 """A hard failure bound for one slider move; the target (300 ms) is reported, not enforced."""
 
 # Watches the latency plot: records when the pointer is released and when the plot's data
@@ -151,7 +151,7 @@ def _move(page: Any, track: Any, fraction: float) -> dict[str, Any]:
     page.evaluate(WATCH_JS, PLOT_TITLE)
     box = track.bounding_box()
     page.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
-    page.wait_for_function("() => window.__wslab.changedAt !== null", timeout=15_000)
+    page.wait_for_function("() => window.__wslab.changedAt !== null", timeout=30_000)
     w = page.evaluate("() => window.__wslab")
     return {"fraction": fraction, "redraw_ms": w["changedAt"] - w["releasedAt"]}
 
