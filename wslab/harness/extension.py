@@ -13,12 +13,20 @@ How a decision reaches a frame: the sender appends one boolean per data message 
 no decision queued the message is compressed (the library's default behaviour). After each
 compressed message ``on_compressed(original, compressed)`` is called, which is how the
 adaptive selector learns real sizes.
+
+Compress once, send to many: without context takeover a message's compressed bytes depend
+only on the message and the (window bits, memLevel, level) it is compressed with, so a
+broadcast can be compressed once and the same frame payload sent to every connection. A
+:class:`SharedDeflate` attached to a connection's :class:`SelectiveDeflate` (``shared``)
+does that: it keeps the last few results by content and parameters. It is consulted only
+for messages the sender decided to compress (RSV1 set) on connections that negotiated
+``server_no_context_takeover``; every other message takes the connection's own path.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,6 +43,39 @@ from websockets.typing import ExtensionParameter
 from wslab.codecs.deflate import DeflateEncoder
 
 SizeHook = Callable[[int, int], None]
+
+
+class SharedDeflate:
+    """Compressed payloads shared by every connection without context takeover.
+
+    Args:
+        capacity: How many distinct (payload, parameters) results to keep.
+    """
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self._done: OrderedDict[tuple[bytes, int, int, int], bytes] = OrderedDict()
+        self.compressions = 0  # messages really compressed
+        self.reused = 0  # frames that took an already compressed payload
+        self.encode_ns = 0
+
+    def encode(self, payload: bytes, window_bits: int, mem_level: int, level: int) -> bytes:
+        """The permessage-deflate payload of ``payload`` compressed from an empty window."""
+        key = (payload, window_bits, mem_level, level)
+        data = self._done.get(key)
+        if data is not None:
+            self.reused += 1
+            self._done.move_to_end(key)
+            return data
+        started = time.perf_counter_ns()
+        data = DeflateEncoder(window_bits=window_bits, mem_level=mem_level, level=level,
+                              no_context_takeover=True).encode(payload)
+        self.encode_ns += time.perf_counter_ns() - started
+        self.compressions += 1
+        self._done[key] = data
+        if len(self._done) > self.capacity:
+            self._done.popitem(last=False)
+        return data
 
 
 class SelectiveDeflate(PerMessageDeflate):
@@ -57,12 +98,12 @@ class SelectiveDeflate(PerMessageDeflate):
             {"memLevel": mem_level, "level": level},
         )
         self.local_no_context_takeover = negotiated.local_no_context_takeover
-        self.codec = DeflateEncoder(
-            window_bits=negotiated.local_max_window_bits,
-            mem_level=mem_level,
-            level=level,
-            no_context_takeover=negotiated.local_no_context_takeover,
-        )
+        self.mem_level = mem_level
+        self.level = level
+        # Built on the first compressed message: an idle connection holds no compressor.
+        self._codec: DeflateEncoder | None = None
+        self.shared: SharedDeflate | None = None
+        self.sent_shared = 0
         self.decisions: deque[bool] = deque()
         self.on_compressed: SizeHook | None = None
         self.sent_compressed = 0
@@ -70,6 +111,18 @@ class SelectiveDeflate(PerMessageDeflate):
         self.bytes_in = 0  # into the compressor
         self.bytes_out = 0  # out of it
         self.encode_ns = 0  # CPU spent compressing (wall time of the codec calls)
+
+    @property
+    def codec(self) -> DeflateEncoder:
+        """This connection's own compressor."""
+        if self._codec is None:
+            self._codec = DeflateEncoder(
+                window_bits=self.local_max_window_bits or 15,
+                mem_level=self.mem_level,
+                level=self.level,
+                no_context_takeover=self.local_no_context_takeover,
+            )
+        return self._codec
 
     def encode(self, frame: Frame) -> Frame:
         """Compress a data frame unless the sender asked to skip it."""
@@ -82,9 +135,14 @@ class SelectiveDeflate(PerMessageDeflate):
             self.sent_plain += 1
             return frame
         original = bytes(frame.data)
-        started = time.perf_counter_ns()
-        data = self.codec.encode(original)
-        self.encode_ns += time.perf_counter_ns() - started
+        if self.shared is not None and self.local_no_context_takeover:
+            data = self.shared.encode(original, self.local_max_window_bits or 15,
+                                      self.mem_level, self.level)
+            self.sent_shared += 1
+        else:
+            started = time.perf_counter_ns()
+            data = self.codec.encode(original)
+            self.encode_ns += time.perf_counter_ns() - started
         self.sent_compressed += 1
         self.bytes_in += len(original)
         self.bytes_out += len(data)

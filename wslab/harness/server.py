@@ -16,6 +16,13 @@ Scenarios (what the server sends):
 | ``room``    | a client's message to every other member of its room                |
 
 Binds 127.0.0.1 unless told otherwise, and warns loudly when told to bind all interfaces.
+
+For clusters (``cluster.py``): ``reuse_port`` lets several worker processes listen on one
+port (the kernel spreads connections, ``SO_REUSEPORT``); ``on_open`` / ``on_close`` hooks
+tell a node which connections it holds; :meth:`LiveServer.push_to` hands a message to some
+or all of them; ``shared_broadcast`` compresses a message once for every connection
+without context takeover (:class:`~wslab.harness.extension.SharedDeflate`). Sessions are
+lazy: an idle connection holds no pipeline and no sender task until something is sent.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import contextlib
 import logging
 import time
 from http import HTTPStatus
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +48,7 @@ from wslab.config import CompressionConfig, TuningConfig
 from wslab.errors import ConfigError
 from wslab.harness.admission import Admission
 from wslab.harness.events import EventBus, ProcessingQueue
-from wslab.harness.extension import SelectiveServerDeflateFactory
+from wslab.harness.extension import SelectiveServerDeflateFactory, SharedDeflate
 from wslab.harness.livemetrics import LiveMetrics
 from wslab.harness.recorder import Recorder, message_key
 from wslab.harness.session import Session, receive_loop
@@ -112,17 +120,25 @@ class LiveServer:
         rooms: Number of rooms for the room scenario.
         origins: Allowed ``Origin`` values (None: any, including none).
         processing: Work queue that every inbound message joins (None: no work).
+        reuse_port: Listen with ``SO_REUSEPORT`` so other processes can share the port.
+        shared_broadcast: Compress a message once for all connections that negotiated
+            ``server_no_context_takeover`` (needs it configured when deflate is on).
     """
 
     def __init__(self, config: TuningConfig, *, scenario: str = "echo",
                  trace: Trace | None = None, speed: float = 1.0, host: str = "127.0.0.1",
                  port: int = 0, expect_clients: int = 1, rooms: int = 4,
                  origins: list[str] | None = None,
-                 processing: ProcessingQueue | None = None) -> None:
+                 processing: ProcessingQueue | None = None, reuse_port: bool = False,
+                 shared_broadcast: bool = False) -> None:
         if scenario not in SCENARIOS:
             raise ConfigError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
         if scenario in ("replay", "broadcast") and trace is None:
             raise ConfigError(f"the {scenario} scenario needs a trace")
+        comp = config.compression
+        if shared_broadcast and comp.algorithm != "none" and not comp.server_no_context_takeover:
+            raise ConfigError("shared_broadcast needs compression.server_no_context_takeover: "
+                              "with context takeover each connection's bytes differ")
         if host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("binding %s: this server is reachable from other machines", host)
         self.config = config
@@ -150,6 +166,10 @@ class LiveServer:
         self._broadcast_started = False
         self._counter = 0
         self.compress_ns = 0
+        self.reuse_port = reuse_port
+        self.shared = SharedDeflate() if shared_broadcast else None
+        self.on_open: list[Callable[[str, Session], None]] = []
+        self.on_close: list[Callable[[str], None]] = []
 
     @staticmethod
     def _kinds_by_key(trace: Trace | None) -> dict[int, tuple[str, str]]:
@@ -171,6 +191,7 @@ class LiveServer:
             process_request=self._process_request,
             process_response=self._process_response,
             origins=self.origins,  # type: ignore[arg-type]
+            reuse_port=self.reuse_port or None,
             **serve_kwargs(self.config))
         self.port = self._server.sockets[0].getsockname()[1]
         self._spawn(self._sampler())
@@ -265,17 +286,22 @@ class LiveServer:
         assert ws.request is not None
         conn = ws.request.headers.get(CLIENT_HEADER) or f"s{self._counter}"
         envelope = envelopes.envelope_of(ws.subprotocol)
-        pipe = SendPipeline(self.config, envelope=envelope, batching=envelope is not None)
-        scaling = self.config.scaling
-        session = Session(ws, conn, "s2c", pipe, self.recorder,
-                          backlog_limit=scaling.write_limit,
-                          slow_timeout_s=scaling.slow_consumer_timeout_s)
+        config = self.config
+        scaling = config.scaling
+        session = Session(ws, conn, "s2c",
+                          lambda: SendPipeline(config, envelope=envelope,
+                                               batching=envelope is not None),
+                          self.recorder, backlog_limit=scaling.write_limit,
+                          slow_timeout_s=scaling.slow_consumer_timeout_s, lazy=True)
+        if self.shared is not None and session.ext is not None:
+            session.ext.shared = self.shared
         self.sessions[conn] = session
+        for hook in self.on_open:
+            hook(conn, session)
         room = ws.request.headers.get(ROOM_HEADER)
         self._room_of[conn] = int(room) if room and room.isdigit() else self._counter % self.rooms
         self.metrics.active += 1
         self.metrics.bump("connections_total")
-        sender = self._spawn(session.run())
         if self.scenario == "replay":
             self._spawn(self._replay([session]))
         elif self.scenario == "broadcast" and not self._broadcast_started and \
@@ -303,17 +329,21 @@ class LiveServer:
                                session.drain if self.scenario == "echo" else None)
         finally:
             session.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(sender, 5.0)
+            if session.task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(session.task, 5.0)
             self._finish(conn, session, ws)
 
     def _finish(self, conn: str, session: Session, ws: ServerConnection) -> None:
-        self.sessions.pop(conn, None)
-        self._room_of.pop(conn, None)
+        if self.sessions.get(conn) is session:
+            self.sessions.pop(conn, None)
+            self._room_of.pop(conn, None)
+            for hook in self.on_close:
+                hook(conn)
         self.metrics.active -= 1
         self.metrics.bump("messages_sent", session.messages_sent)
         self.metrics.bump("frames_sent", session.frames_sent)
-        self.metrics.bump("messages_dropped", session.dropped_slow + len(session.pipeline.dropped))
+        self.metrics.bump("messages_dropped", session.dropped)
         if session.ext is not None:
             self.metrics.bump("compressed_bytes_in", session.ext.bytes_in)
             self.metrics.bump("compressed_bytes_out", session.ext.bytes_out)
@@ -340,3 +370,14 @@ class LiveServer:
                 session.push(index, due, m.priority, m.type, m.payload, m.is_text)
         for session in (targets if targets is not None else list(self.sessions.values())):
             session.close()
+
+    def push_to(self, conns: list[str] | None, index: int, t_handoff: float, priority: str,
+                type: str, payload: bytes, is_text: bool) -> int:
+        """Hand one message to some connections (None: all); how many it reached."""
+        if conns is None:
+            targets = list(self.sessions.values())
+        else:
+            targets = [s for c in conns if (s := self.sessions.get(c)) is not None]
+        for session in targets:
+            session.push(index, t_handoff, priority, type, payload, is_text)
+        return len(targets)

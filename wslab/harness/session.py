@@ -45,13 +45,26 @@ class Session:
         ws: The websockets connection.
         conn: A label for the connection, the same on both sides.
         direction: ``"s2c"`` on the server, ``"c2s"`` on the client.
-        pipeline: This side's send pipeline.
+        pipeline: This side's send pipeline, or a function that builds it the first time
+            something is sent (an idle connection then holds no pipeline at all).
         recorder: Where sent messages are logged.
+        backlog_limit: Outbox bytes beyond which background messages are dropped.
+        slow_timeout_s: How long a backlog may stay stuck before the peer is closed (1008).
+        lazy: Start the sender task on the first push instead of expecting the caller to
+            run :meth:`run` (a server holding thousands of idle connections saves a task
+            per connection).
     """
 
-    def __init__(self, ws: Any, conn: str, direction: str, pipeline: SendPipeline,
+    __slots__ = ("ws", "backlog_limit", "slow_timeout_s", "outbox_bytes", "dropped_slow",
+                 "closed_slow", "_backlogged_since", "conn", "direction", "_pipeline",
+                 "_make_pipeline", "recorder", "ext", "_outbox", "frames_sent",
+                 "messages_sent", "_woken", "_waiter", "_timer", "_last_size", "_closing",
+                 "_sending", "lazy", "task")
+
+    def __init__(self, ws: Any, conn: str, direction: str,
+                 pipeline: SendPipeline | Callable[[], SendPipeline],
                  recorder: Recorder, *, backlog_limit: int | None = None,
-                 slow_timeout_s: float | None = None) -> None:
+                 slow_timeout_s: float | None = None, lazy: bool = False) -> None:
         self.ws = ws
         self.backlog_limit = backlog_limit
         self.slow_timeout_s = slow_timeout_s
@@ -61,21 +74,54 @@ class Session:
         self._backlogged_since: float | None = None
         self.conn = conn
         self.direction = direction
-        self.pipeline = pipeline
         self.recorder = recorder
         self.ext = selective_extension(ws.protocol.extensions)
-        if self.ext is None:
-            pipeline.selector = None  # nothing negotiated: nothing can be compressed
-        else:
+        if self.ext is not None:
             self.ext.on_compressed = self._on_compressed
-        self.outbox: deque[OutFrame] = deque()
+        self._pipeline: SendPipeline | None = None
+        self._make_pipeline: Callable[[], SendPipeline] | None = None
+        if isinstance(pipeline, SendPipeline):
+            self._adopt(pipeline)
+        else:
+            self._make_pipeline = pipeline
+        self._outbox: deque[OutFrame] | None = None
         self.frames_sent = 0
         self.messages_sent = 0
-        self._wake = asyncio.Event()
+        self._woken = False
+        self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._last_size: int | None = None
         self._closing = False
         self._sending = False
+        self.lazy = lazy
+        self.task: asyncio.Task[None] | None = None
+
+    def _adopt(self, pipeline: SendPipeline) -> SendPipeline:
+        if self.ext is None:
+            pipeline.selector = None  # nothing negotiated: nothing can be compressed
+        self._pipeline = pipeline
+        return pipeline
+
+    @property
+    def pipeline(self) -> SendPipeline:
+        """This side's send pipeline (built on first use when a factory was given)."""
+        if self._pipeline is None:
+            assert self._make_pipeline is not None
+            return self._adopt(self._make_pipeline())
+        return self._pipeline
+
+    @property
+    def outbox(self) -> deque[OutFrame]:
+        """Frames waiting to be written, oldest first."""
+        if self._outbox is None:
+            self._outbox = deque()
+        return self._outbox
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped: shed for a slow consumer or by the batcher's overflow."""
+        held = len(self._pipeline.dropped) if self._pipeline is not None else 0
+        return self.dropped_slow + held
 
     def _on_compressed(self, original: int, compressed: int) -> None:
         self._last_size = compressed
@@ -93,14 +139,24 @@ class Session:
         if backlogged and (self._slow(t_handoff) or priority == "background"):
             self.dropped_slow += 1
             return
-        before = self.pipeline.next_deadline()
-        frames = self.pipeline.push(index, t_handoff, priority, type, payload, is_text)
+        pipeline = self.pipeline
+        before = pipeline.next_deadline()
+        frames = pipeline.push(index, t_handoff, priority, type, payload, is_text)
         if frames:
             self._queue(frames)
             if not drained_by_caller:
-                self._wake.set()
-        if self.pipeline.next_deadline() != before:
-            self._wake.set()
+                self._kick()
+        if pipeline.next_deadline() != before:
+            self._kick()
+
+    def _kick(self) -> None:
+        """Wake the sender task (starting it first in lazy mode)."""
+        self._woken = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self.lazy and self.task is None and not self._closing:
+            self.task = asyncio.get_running_loop().create_task(self.run())
 
     def _queue(self, frames: list[OutFrame]) -> None:
         self.outbox.extend(frames)
@@ -129,12 +185,13 @@ class Session:
 
     async def drain(self) -> None:
         """Send every frame in the outbox now, unless another task is already sending."""
-        if self._sending:
+        if self._sending or not self._outbox:
             return
         self._sending = True
+        outbox = self._outbox
         try:
-            while self.outbox:
-                frame = self.outbox.popleft()
+            while outbox:
+                frame = outbox.popleft()
                 self.outbox_bytes -= len(frame.payload)
                 await self._send(frame)
                 if self.backlog_limit is not None and self.outbox_bytes < self.backlog_limit:
@@ -145,31 +202,43 @@ class Session:
     @property
     def queued(self) -> int:
         """Frames waiting to be written plus messages held by the batcher."""
-        return len(self.outbox) + self.pipeline.batcher.waiting
+        held = self._pipeline.batcher.waiting if self._pipeline is not None else 0
+        return (len(self._outbox) if self._outbox is not None else 0) + held
+
+    async def _wait(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._woken:
+            self._waiter = loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._woken = False
 
     async def run(self) -> None:
         """Send frames as they become due until :meth:`close` (then flush what is held)."""
         loop = asyncio.get_running_loop()
         try:
             while True:
-                if not self.outbox:
+                if not self._outbox:
                     if self._closing:
                         break
-                    deadline = self.pipeline.next_deadline()
+                    deadline = (self._pipeline.next_deadline()
+                                if self._pipeline is not None else None)
                     if deadline is not None:
-                        self._timer = loop.call_at(deadline, self._wake.set)
-                    await self._wake.wait()
-                    self._wake.clear()
+                        self._timer = loop.call_at(deadline, self._kick)
+                    await self._wait(loop)
                     if self._timer is not None:
                         self._timer.cancel()
                         self._timer = None
-                now = time.monotonic()
-                deadline = self.pipeline.next_deadline()
-                while deadline is not None and deadline <= now:
-                    self._queue(self.pipeline.poll(deadline))
-                    deadline = self.pipeline.next_deadline()
+                if self._pipeline is not None:
+                    now = time.monotonic()
+                    deadline = self._pipeline.next_deadline()
+                    while deadline is not None and deadline <= now:
+                        self._queue(self._pipeline.poll(deadline))
+                        deadline = self._pipeline.next_deadline()
                 await self.drain()
-            self._queue(self.pipeline.flush(time.monotonic()))
+            if self._pipeline is not None:
+                self._queue(self._pipeline.flush(time.monotonic()))
             await self.drain()
         except ConnectionClosed:
             return
@@ -177,7 +246,13 @@ class Session:
     def close(self) -> None:
         """Ask :meth:`run` to flush what is held and return."""
         self._closing = True
-        self._wake.set()
+        self._woken = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self.lazy and self.task is None and self._pipeline is not None \
+                and (self._pipeline.batcher.waiting or self._outbox):
+            self.task = asyncio.get_running_loop().create_task(self.run())
 
     async def _send(self, frame: OutFrame) -> None:
         ext = self.ext
