@@ -8,39 +8,79 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from wslab.cli.common import out
+from wslab.cli.common import err, out
+
+SEARCHES = ("grid", "random", "optuna")
 
 
 def sweep(
     trace_path: Annotated[Path, typer.Argument(metavar="TRACE", help="a trace file")],
     space_path: Annotated[Path, typer.Option("--space", help="search space YAML")],
     output: Annotated[Path, typer.Option("-o", "--output", help=".parquet or .csv")],
-    mode: Annotated[str, typer.Option("--mode", help="sim (live: see wslab bench)")] = "sim",
-    search: Annotated[str, typer.Option("--search", help="grid | random")] = "grid",
-    samples: Annotated[int, typer.Option("--samples", min=1, help="points for random")] = 50,
+    mode: Annotated[str, typer.Option("--mode", help="sim (live runs: --validate)")] = "sim",
+    search: Annotated[str, typer.Option("--search", help="grid | random | optuna")] = "grid",
+    samples: Annotated[int, typer.Option("--samples", min=1,
+                                         help="points for random / trials for optuna")] = 50,
     config_path: Annotated[Path | None, typer.Option("--config", "-c",
                                                      help="base TuningConfig")] = None,
+    link: Annotated[str | None, typer.Option("--link", help="link profile for every point")
+                    ] = None,
+    validate: Annotated[int, typer.Option("--validate", min=0,
+                                          help="run the best N points live as well")] = 0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     workers: Annotated[int | None, typer.Option("--workers", min=1)] = None,
 ) -> None:
-    """Simulate every point of a search space on TRACE; resumable, results as a table."""
+    """Simulate every point of a search space on TRACE; resumable, results as a table.
+
+    With --validate N the N best points (fewest bytes per message, nothing lost) also run
+    live through `wslab bench`, and their rows (mode "live") join the table beside their
+    simulated twins.
+    """
     from wslab.config import TuningConfig
     from wslab.errors import WslabError
+    from wslab.link import get_profile
     from wslab.traces.io import read_meta
     from wslab.tune.space import Space
     from wslab.tune.sweep import load_space_points, run_sweep
 
     if mode != "sim":
-        raise WslabError(f"unknown sweep mode {mode!r}; this version sweeps in simulation "
-                         "(--mode sim)")
+        raise WslabError(f"unknown sweep mode {mode!r}; points are simulated (--mode sim) "
+                         "and the best validated live with --validate N")
+    if search not in SEARCHES:
+        raise WslabError(f"unknown search {search!r}; known: {', '.join(SEARCHES)}")
     read_meta(trace_path)  # a missing or malformed trace fails here, before any work
     space = Space.load(space_path)
-    points = load_space_points(space, search, samples, seed)
     base = TuningConfig.load(config_path) if config_path else TuningConfig()
+    if link is not None:
+        get_profile(link)
+        base = base.updated({"link.profile": link})
     with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeRemainingColumn(), console=out,
+                  MofNCompleteColumn(), TimeRemainingColumn(), console=err,
                   transient=False) as bar:
-        task = bar.add_task("sweep", total=len(points))
-        table = run_sweep(trace_path, points, output, base=base, seed=seed, workers=workers,
-                          progress=lambda done, total: bar.update(task, completed=done))
-    out.print(f"wrote {output}: {len(table)} points x {len(table.columns)} columns")
+        task = bar.add_task(f"sweep ({search})", total=None)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        if search == "optuna":
+            from wslab.tune.optimise import run_optimise
+
+            table = run_optimise(trace_path, space, output, trials=samples, base=base,
+                                 seed=seed, workers=workers, progress=tick)
+        else:
+            points = load_space_points(space, search, samples, seed)
+            table = run_sweep(trace_path, points, output, base=base, seed=seed,
+                              workers=workers, progress=tick)
+    if validate:
+        import pandas as pd
+
+        from wslab.tune.results import write_tables
+        from wslab.tune.validate import best_candidates, validate_live
+
+        picked = best_candidates(table.assign(mode="sim"), "ws_bytes_per_msg", {}, validate)
+        rows = validate_live(trace_path, picked, base.link.profile,
+                             say=lambda m: err.print(f"[dim]{m}[/dim]"))
+        table = pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
+        write_tables(table, output)
+    out.print(f"wrote {output} (and its .csv/.parquet twin): {len(table)} rows x "
+              f"{len(table.columns)} columns")

@@ -28,7 +28,8 @@ from wslab.config import TuningConfig
 from wslab.traces.io import read_trace, write_trace
 from wslab.traces.model import Trace
 from wslab.tune.space import Space
-from wslab.tune.sweep import point_row, run_sweep
+from wslab.tune.sweep import run_sweep
+from wslab.tune.validate import best_candidates, validate_live
 
 DEMO_SPACE: dict[str, Any] = {
     "batching.strategy": ["none", "hybrid", "priority"],
@@ -127,8 +128,9 @@ def run_demo(trace_path: Path, out: Path, *, link: str = "4g", messages: int = 4
     lap("recommend (sim)")
 
     if live and rec.feasible:
-        live_rows = _validate_live(work_trace, _candidates(table, rec, limits, live), link,
-                                   tell)
+        live_rows = validate_live(work_trace, best_candidates(table, rec.objective, limits,
+                                                              live, rec.chosen["point"]),
+                                  link, tell)
         table = pd.concat([table, pd.DataFrame(live_rows)], ignore_index=True)
         lap("live validation")
         rec = choose(table)
@@ -154,44 +156,3 @@ def run_demo(trace_path: Path, out: Path, *, link: str = "4g", messages: int = 4
     result.files["report"] = report
     lap("report")
     return result
-
-
-LIMIT_COLUMNS = {"max_p99_ms": "latency_p99_ms", "max_kib_per_conn": "mem_kib_per_conn",
-                 "max_cpu_us_per_msg": "cpu_us_per_msg"}
-
-
-def _candidates(table: pd.DataFrame, rec: Any, limits: dict[str, float | None],
-                count: int) -> pd.DataFrame:
-    """The chosen point and the next best points that meet every constraint."""
-    ok = (table["mode"] == "sim") & (table[["lost", "duplicated", "reordered"]].sum(axis=1)
-                                     == 0)
-    for name, column in LIMIT_COLUMNS.items():
-        if limits.get(name) is not None:
-            ok &= table[column] <= limits[name]
-    feasible = table[ok].sort_values(rec.objective)
-    chosen = feasible[feasible["point"] == rec.chosen["point"]]
-    rest = feasible[feasible["point"] != rec.chosen["point"]]
-    picked: pd.DataFrame = pd.concat([chosen, rest]).drop_duplicates("point").head(count)
-    return picked
-
-
-def _validate_live(work_trace: Path, candidates: pd.DataFrame, link: str,
-                   tell: Say) -> list[dict[str, Any]]:
-    """Run candidates live, one row each (mode ``live``)."""
-    from wslab.harness.bench import run_bench
-    from wslab.tune.recommend_pareto import row_config
-
-    rows = []
-    for _, cand in candidates.iterrows():
-        config = row_config(cand)
-        if config.compression.algorithm not in ("none", "permessage-deflate"):
-            continue
-        tell(f"live: {cand['point']}")
-        bench = run_bench(work_trace, config, link=link, duration=None, drain_timeout=2.0)
-        live_row = point_row(config, bench.summary)
-        live_row.update({"point": cand["point"], "mode": "live",
-                         "cpu_server_s": bench.summary["cpu_server_s"],
-                         "rss_server_kib": bench.summary["rss_server_kib"],
-                         "negotiated": bench.summary["negotiated"]})
-        rows.append(live_row)
-    return rows

@@ -38,3 +38,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
         return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
     except Exception as exc:
         raise WslabError(f"{p}: not a readable results table ({exc})") from None
+
+
+def write_tables(frame: pd.DataFrame, path: str | Path) -> list[Path]:
+    """Write ``path`` and its twin in the other format (``.parquet`` beside ``.csv``)."""
+    p = Path(path)
+    if p.suffix not in SUFFIXES:
+        raise WslabError(f"{p}: results go to a .parquet or .csv file")
+    twin = p.with_suffix(".csv" if p.suffix == ".parquet" else ".parquet")
+    write_table(frame, p)
+    write_table(frame, twin)
+    return [p, twin]

@@ -19,7 +19,7 @@ import pandas as pd
 
 from wslab.codecs.deflate import deflate_memory_bytes
 from wslab.config import TuningConfig
-from wslab.tune.results import write_table
+from wslab.tune.results import write_tables
 from wslab.tune.space import Space, point_key
 
 Progress = Callable[[int, int], None]
@@ -83,14 +83,16 @@ def point_row(config: TuningConfig, summary: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _init_worker(trace_path: str) -> None:
+def init_worker(trace_path: str) -> None:
+    """Load the trace once per worker process."""
     global _TRACE
     from wslab.traces.io import read_trace
 
     _TRACE = read_trace(trace_path)
 
 
-def _run_point(point: dict[str, Any], base: dict[str, Any], seed: int) -> dict[str, Any]:
+def run_point(point: dict[str, Any], base: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Simulate one point in a worker; return its result row."""
     from wslab.sim import simulate
 
     config = TuningConfig.from_dict(base).updated(point)
@@ -98,11 +100,13 @@ def _run_point(point: dict[str, Any], base: dict[str, Any], seed: int) -> dict[s
     return {"point": point_key(point), "mode": "sim", **point_row(config, result.summary)}
 
 
-def _partial_path(out: Path) -> Path:
+def partial_path(out: Path) -> Path:
+    """Where finished rows of a sweep writing ``out`` are appended as they arrive."""
     return out.with_name(out.name + ".partial.jsonl")
 
 
-def _load_partial(path: Path) -> Iterator[dict[str, Any]]:
+def load_partial(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows already finished by an earlier, interrupted run."""
     if not path.exists():
         return
     with open(path, encoding="utf-8") as handle:
@@ -130,7 +134,8 @@ def run_sweep(
     Args:
         trace_path: The trace to replay.
         points: Dotted-field overrides, one dict per point (from :class:`Space`).
-        out: Where the table goes (``.parquet`` or ``.csv``).
+        out: Where the table goes (``.parquet`` or ``.csv``; the other format is written
+            beside it).
         base: The config the points modify (default: defaults).
         seed: Link seed, the same for every point so points differ only by config.
         workers: Processes (default: every core).
@@ -140,8 +145,8 @@ def run_sweep(
     base_dict = (base or TuningConfig()).to_dict()
     for point in points:  # fail before any work on a point the config rejects
         TuningConfig.from_dict(base_dict).updated(point)
-    partial = _partial_path(out)
-    done = {row["point"]: row for row in _load_partial(partial)}
+    partial = partial_path(out)
+    done = {row["point"]: row for row in load_partial(partial)}
     todo = [p for p in points if point_key(p) not in done]
     total = len(points)
     finished = total - len(todo)
@@ -150,9 +155,9 @@ def run_sweep(
     if todo:
         workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
         with open(partial, "a", encoding="utf-8") as sink, ProcessPoolExecutor(
-            max_workers=workers, initializer=_init_worker, initargs=(str(trace_path),)
+            max_workers=workers, initializer=init_worker, initargs=(str(trace_path),)
         ) as pool:
-            futures = [pool.submit(_run_point, p, base_dict, seed) for p in todo]
+            futures = [pool.submit(run_point, p, base_dict, seed) for p in todo]
             for future in as_completed(futures):
                 row = future.result()
                 done[row["point"]] = row
@@ -164,7 +169,7 @@ def run_sweep(
     order = {point_key(p): i for i, p in enumerate(points)}
     rows = sorted((r for k, r in done.items() if k in order), key=lambda r: order[r["point"]])
     table = pd.DataFrame(rows)
-    write_table(table, out)
+    write_tables(table, out)
     partial.unlink(missing_ok=True)
     return table
 
