@@ -160,19 +160,7 @@ class TuningConfig(_Section):
     @classmethod
     def load(cls, path: str | Path) -> TuningConfig:
         """Read a YAML or JSON file (safe loading: no value is ever evaluated)."""
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{p}: cannot read config ({exc.strerror})") from None
-        try:
-            data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-        except (yaml.YAMLError, json.JSONDecodeError) as exc:
-            raise ConfigError(
-                f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: "
-                f"{str(exc).splitlines()[0]}"
-            ) from None
-        return cls.from_dict(data, where=str(p))
+        return cls.from_dict(read_data_file(path, "config"), where=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         """A plain mapping, the same shape as the YAML file."""
@@ -221,6 +209,22 @@ def _describe(exc: ValidationError) -> str:
             msg = f"must be one of {ctx['expected']}"
         parts.append(f"{loc}: {msg} (got {err.get('input')!r})")
     return "; ".join(parts)
+
+
+def read_data_file(path: str | Path, what: str) -> Any:
+    """Parse a YAML (or ``.json``) file safely; errors name the file and what it is."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read {what} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: {what} file is not UTF-8 text") from None
+    try:
+        return json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        kind = "JSON" if p.suffix == ".json" else "YAML"
+        raise ConfigError(f"{p}: not valid {kind}: {str(exc).splitlines()[0]}") from None
 
 
 def default_yaml() -> str:

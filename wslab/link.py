@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import yaml
 
+from wslab.config import read_data_file
 from wslab.errors import ConfigError
 from wslab.wire import ETHERNET_MSS, LOOPBACK_MSS, TCP_IP_HEADER_BYTES, TcpModel
 
@@ -161,7 +161,7 @@ def get_profile(name_or_path: str) -> LinkProfile:
         return PROFILES[name_or_path]
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml", ".json") and path.exists():
-        return profile_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+        return profile_from_dict(read_data_file(path, "link profile"), str(path))
     raise ConfigError(
         f"unknown link profile {name_or_path!r}; known: {', '.join(PROFILES)} "
         "(or a .yaml file with down_kbps, up_kbps, rtt_ms, jitter_ms, loss)"

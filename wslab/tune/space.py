@@ -32,9 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from wslab.config import TuningConfig
+from wslab.config import TuningConfig, read_data_file
 from wslab.errors import ConfigError
 
 _KINDS = ("range", "uniform", "loguniform", "int")
@@ -68,16 +66,7 @@ class Space:
     @classmethod
     def load(cls, path: str | Path) -> Space:
         """Read a space from YAML or JSON."""
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{p}: cannot read space ({exc.strerror})") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {str(exc).splitlines()[0]}") from None
-        return cls.from_dict(data, where=str(p))
+        return cls.from_dict(read_data_file(path, "space"), where=str(path))
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "space") -> Space:
