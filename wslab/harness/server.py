@@ -31,8 +31,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from http import HTTPStatus
 from collections.abc import Callable
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -300,6 +300,11 @@ class LiveServer:
             hook(conn, session)
         room = ws.request.headers.get(ROOM_HEADER)
         self._room_of[conn] = int(room) if room and room.isdigit() else self._counter % self.rooms
+        # Nothing reads the handshake headers once the connection is open; a server holding
+        # 10,000 connections saves about 2 KiB on each by letting them go.
+        ws.request.headers = Headers()
+        if ws.response is not None:
+            ws.response.headers = Headers()
         self.metrics.active += 1
         self.metrics.bump("connections_total")
         if self.scenario == "replay":

@@ -55,11 +55,32 @@ class Session:
             per connection).
     """
 
-    __slots__ = ("ws", "backlog_limit", "slow_timeout_s", "outbox_bytes", "dropped_slow",
-                 "closed_slow", "_backlogged_since", "conn", "direction", "_pipeline",
-                 "_make_pipeline", "recorder", "ext", "_outbox", "frames_sent",
-                 "messages_sent", "_woken", "_waiter", "_timer", "_last_size", "_closing",
-                 "_sending", "lazy", "task")
+    __slots__ = (
+        "_backlogged_since",
+        "_closing",
+        "_last_size",
+        "_make_pipeline",
+        "_outbox",
+        "_pipeline",
+        "_sending",
+        "_timer",
+        "_waiter",
+        "_woken",
+        "backlog_limit",
+        "closed_slow",
+        "conn",
+        "direction",
+        "dropped_slow",
+        "ext",
+        "frames_sent",
+        "lazy",
+        "messages_sent",
+        "outbox_bytes",
+        "recorder",
+        "slow_timeout_s",
+        "task",
+        "ws",
+    )
 
     def __init__(self, ws: Any, conn: str, direction: str,
                  pipeline: SendPipeline | Callable[[], SendPipeline],
@@ -196,6 +217,7 @@ class Session:
                 await self._send(frame)
                 if self.backlog_limit is not None and self.outbox_bytes < self.backlog_limit:
                     self._backlogged_since = None
+            self._outbox = None  # an empty deque still holds a 64-slot block: let it go
         finally:
             self._sending = False
 
@@ -224,6 +246,9 @@ class Session:
                         break
                     deadline = (self._pipeline.next_deadline()
                                 if self._pipeline is not None else None)
+                    if deadline is None and self.lazy and not self._woken:
+                        self.task = None  # idle: the next push starts a new task
+                        return
                     if deadline is not None:
                         self._timer = loop.call_at(deadline, self._kick)
                     await self._wait(loop)
