@@ -45,18 +45,22 @@ LATENCY_BOUND_MS = 5000.0
 # first differs from what it held before.
 WATCH_JS = """
 (title) => {
-  const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
+  const plot = () => Array.from(document.querySelectorAll('.js-plotly-plot'))
       .find(g => g.layout && g.layout.title && String(g.layout.title.text).includes(title));
-  const print = () => JSON.stringify(gd.data.map(t => Array.from(t.x || [])));
+  const print = () => { const gd = plot(); return gd ? JSON.stringify(
+      gd.data.map(t => Array.from(t.x || []))) : ''; };
   const w = {before: print(), releasedAt: null, changedAt: null};
   window.__wslab = w;
   document.addEventListener('pointerup', () => { w.releasedAt = performance.now(); },
                             {capture: true, once: true});
-  const tick = () => {
-    if (print() !== w.before) { w.changedAt = performance.now(); return; }
-    requestAnimationFrame(tick);
-  };
-  requestAnimationFrame(tick);
+  // Poll on a timer, not only on animation frames (a busy headless page may skip frames),
+  // and look the plot up each time (a re-rendered widget is a new element).
+  const timer = setInterval(() => {
+    if (w.releasedAt !== null && print() !== w.before) {
+      w.changedAt = performance.now();
+      clearInterval(timer);
+    }
+  }, 4);
   return w.before.length;
 }
 """
@@ -148,12 +152,18 @@ def _run_all(page: Any) -> None:
 
 
 def _move(page: Any, track: Any, fraction: float) -> dict[str, Any]:
+    page.wait_for_timeout(300)  # let any trailing run of the previous move land first
     page.evaluate(WATCH_JS, PLOT_TITLE)
+    handle = track.locator(".noUi-handle")
+    value_before = handle.get_attribute("aria-valuenow")
     box = track.bounding_box()
     page.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+    value_after = handle.get_attribute("aria-valuenow")
+    assert value_after != value_before, f"the click at {fraction:.0%} did not move the slider"
     page.wait_for_function("() => window.__wslab.changedAt !== null", timeout=30_000)
     w = page.evaluate("() => window.__wslab")
-    return {"fraction": fraction, "redraw_ms": w["changedAt"] - w["releasedAt"]}
+    return {"fraction": fraction, "value": value_after,
+            "redraw_ms": w["changedAt"] - w["releasedAt"]}
 
 
 PLOT_DATA_JS = """(title) => Array.from(document.querySelectorAll('.js-plotly-plot'))
