@@ -89,6 +89,7 @@ class RedisBroker:
         self._pubsub: Any = None
         self._subs: dict[str, list[Callback]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._confirmed: dict[str, asyncio.Event] = {}
         self.published = 0
         self.delivered = 0
 
@@ -115,20 +116,23 @@ class RedisBroker:
             return
         if self._pubsub is None:
             self._pubsub = self.redis.pubsub()
+        confirmed = self._confirmed[channel] = asyncio.Event()
         await self._pubsub.subscribe(channel)
-        # Wait for Redis to confirm, so nothing published after this call is missed.
-        while True:
-            msg = await self._pubsub.get_message(timeout=5.0)
-            if msg is None:
-                raise WslabError(f"Redis at {_describe_url(self.url)} did not confirm the "
-                                 f"subscription to {channel}")
-            if msg["type"] == "subscribe" and msg["channel"].decode() == channel:
-                break
-            self._dispatch(msg)
         if self._reader is None:
             self._reader = asyncio.get_running_loop().create_task(self._read())
+        # Wait for Redis to confirm, so nothing published after this call is missed.
+        try:
+            await asyncio.wait_for(confirmed.wait(), 5.0)
+        except TimeoutError:
+            raise WslabError(f"Redis at {_describe_url(self.url)} did not confirm the "
+                             f"subscription to {channel}") from None
 
     def _dispatch(self, msg: dict[str, Any]) -> None:
+        if msg.get("type") == "subscribe":
+            event = self._confirmed.get(msg["channel"].decode())
+            if event is not None:
+                event.set()
+            return
         if msg.get("type") != "message":
             return
         self.delivered += 1

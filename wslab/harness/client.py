@@ -216,3 +216,121 @@ class LoadClient:
                     "compress_ns": session.ext.encode_ns if session.ext else 0})
         if info is not None:
             row.update({f"tcp_{k}": v for k, v in info.as_dict().items()})
+
+
+@dataclass
+class HoldStats:
+    """What a holding client saw (see :class:`HoldClient`)."""
+
+    opened: int = 0
+    failed: int = 0
+    first_error: str | None = None
+    started: float = 0.0
+    done: list[float] = field(default_factory=list)
+    closed_early: int = 0
+    close_codes: dict[str, int] = field(default_factory=dict)
+    receipts: list[tuple[int, str, int, float, float]] = field(default_factory=list)
+
+
+class HoldClient:
+    """Many idle connections that only listen: the client side of ``wslab scale``.
+
+    Messages are JSON objects with ``k`` (``b`` broadcast, ``d`` direct), ``seq`` and ``t``
+    (the sender's ``time.monotonic()`` when it handed the message over); each receipt is
+    kept as (connection number, kind, seq, t sent, t received). Anything else is counted
+    but not kept. The client answers pings and sends none (as browsers do).
+
+    Args:
+        url: Target ``ws://`` URL (loopback unless ``allow_remote``).
+        config: Compression and limits for the client side.
+        connections: How many to open.
+        rate: Connections started per second (0: as fast as ``concurrency`` allows).
+        concurrency: Handshakes in flight at most.
+        source_addresses: 127.0.0.x addresses to spread connections over.
+        prefix: Labels are ``PREFIX-N`` (sent in the ``X-Wslab-Client`` header).
+    """
+
+    def __init__(self, url: str, config: TuningConfig, *, connections: int,
+                 rate: float = 0.0, concurrency: int = 200,
+                 source_addresses: list[str] | None = None, prefix: str = "h",
+                 allow_remote: bool = False) -> None:
+        check_target(url, allow_remote)
+        self.url = url
+        self.config = config
+        self.connections = connections
+        self.rate = rate
+        self.concurrency = max(1, concurrency)
+        self.source_addresses = source_addresses or []
+        self.prefix = prefix
+        self.stats = HoldStats()
+        self.open: dict[int, Any] = {}
+        self.other_messages = 0
+        self._readers: list[asyncio.Task[None]] = []
+        self._closing = False
+
+    async def ramp(self) -> HoldStats:
+        """Open every connection (failures counted, not raised); return the stats."""
+        self.stats.started = time.monotonic()
+        gate = asyncio.Semaphore(self.concurrency)
+        tasks = []
+        for n in range(self.connections):
+            await gate.acquire()
+            tasks.append(asyncio.create_task(self._open(n, gate)))
+            if self.rate > 0:
+                await asyncio.sleep(1.0 / self.rate)
+        await asyncio.gather(*tasks)
+        return self.stats
+
+    async def _open(self, n: int, gate: asyncio.Semaphore) -> None:
+        kwargs: dict[str, Any] = {}
+        if self.source_addresses:
+            kwargs["local_addr"] = (self.source_addresses[n % len(self.source_addresses)], 0)
+        s = self.config.scaling
+        try:
+            ws = await connect(
+                self.url, extensions=client_extensions(self.config), compression=None,
+                additional_headers={CLIENT_HEADER: f"{self.prefix}-{n}"},
+                max_size=s.max_size, max_queue=s.max_queue, write_limit=s.write_limit,
+                ping_interval=None, open_timeout=60, close_timeout=5, **kwargs)
+        except Exception as exc:  # refused, reset, timed out: counted per connection
+            self.stats.failed += 1
+            if self.stats.first_error is None:
+                self.stats.first_error = f"{type(exc).__name__}: {exc}"
+            return
+        finally:
+            gate.release()
+        self.stats.opened += 1
+        self.stats.done.append(time.monotonic())
+        self.open[n] = ws
+        self._readers.append(asyncio.create_task(self._read(n, ws)))
+
+    async def _read(self, n: int, ws: Any) -> None:
+        import json
+
+        receipts = self.stats.receipts
+        try:
+            async for data in ws:
+                t = time.monotonic()
+                try:
+                    msg = json.loads(data)
+                    receipts.append((n, msg["k"], int(msg["seq"]), float(msg["t"]), t))
+                except (ValueError, KeyError, TypeError):
+                    self.other_messages += 1
+        except Exception:  # noqa: S110 - the close code below says what happened
+            pass
+        self.open.pop(n, None)
+        code = str(ws.close_code)
+        self.stats.close_codes[code] = self.stats.close_codes.get(code, 0) + 1
+        if not self._closing:
+            self.stats.closed_early += 1
+
+    def received(self, kind: str) -> int:
+        """Messages of a kind received so far."""
+        return sum(1 for r in self.stats.receipts if r[1] == kind)
+
+    async def close(self) -> None:
+        """Close every open connection and wait for the readers."""
+        self._closing = True
+        conns = list(self.open.values())
+        await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
+        await asyncio.gather(*self._readers, return_exceptions=True)

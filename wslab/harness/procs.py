@@ -5,6 +5,13 @@ What lives here: two small command lines (``python -m wslab.harness.procs server
 :class:`~wslab.harness.client.LoadClient` in their own process and leave their logs in a
 directory for the orchestrator (``bench.py``) to join. The server prints its port as its
 first line and stops cleanly on SIGTERM or SIGINT, saving its logs.
+
+``wslab scale`` (``scale.py``) starts two more roles, driven by JSON lines on stdin with one
+JSON line answered per command: ``worker`` (a server joined to the cluster through a broker
+and the connection registry; commands ``broadcast``, ``direct``, ``stats``, ``purge``,
+``quit``) and ``holder`` (a :class:`~wslab.harness.client.HoldClient`; it prints a ``ready``
+line after opening its connections, then answers ``count``, ``wait``, ``report``,
+``close``).
 """
 
 from __future__ import annotations
@@ -12,9 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import errno
 import signal
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from wslab.config import TuningConfig
 from wslab.harness.client import LoadClient
@@ -80,6 +91,180 @@ def _client(args: argparse.Namespace) -> int:
     return 0
 
 
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+async def _command_loop(handle: Handler) -> None:
+    """Answer JSON commands from stdin until ``quit``/``close``, EOF or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 24)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    stopper = asyncio.create_task(stop.wait())
+    while True:
+        line_task = asyncio.create_task(reader.readline())
+        await asyncio.wait({line_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not line_task.done():
+            line_task.cancel()
+            return
+        line = line_task.result()
+        if not line:
+            return
+        command = json.loads(line)
+        try:
+            answer = await handle(command)
+        except Exception as exc:  # answered, so the orchestrator can report it
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        if answer is None:
+            print(json.dumps({"ok": True}), flush=True)
+            return
+        print(json.dumps(answer), flush=True)
+
+
+def _fail(message: str) -> int:
+    print(json.dumps({"error": message}), flush=True)
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return 2
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from wslab.errors import WslabError
+    from wslab.harness.broker import connect_broker
+    from wslab.harness.cluster import raise_nofile
+    from wslab.harness.registry import ClusterNode, MemoryRegistry, RedisRegistry
+
+    raise_nofile()
+    config = TuningConfig.load(args.config)
+
+    async def main() -> int:
+        try:
+            broker = await connect_broker(args.broker, args.redis_url)
+        except WslabError as exc:
+            return _fail(str(exc))
+        registry = (RedisRegistry(broker.redis, args.namespace)  # type: ignore[union-attr]
+                    if args.broker == "redis" else MemoryRegistry())
+        server = LiveServer(config, scenario="echo", host=args.host, port=args.port,
+                            reuse_port=args.reuse_port, shared_broadcast=args.shared_broadcast)
+        node = ClusterNode(server, broker, registry, args.worker_id, args.namespace)
+        try:
+            await node.start()
+            try:
+                port = await server.start()
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return _fail(f"port {args.port} on {args.host} is already in use")
+                return _fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror}")
+            print(port, flush=True)
+
+            async def handle(cmd: dict[str, Any]) -> dict[str, Any] | None:
+                return await _worker_command(cmd, server, node, args)
+
+            await _command_loop(handle)
+        finally:
+            await server.stop()
+            await node.stop()
+            await broker.close()
+        return 0
+
+    return asyncio.run(main())
+
+
+def _message(kind: str, seq: int, size: int, **extra: Any) -> bytes:
+    body = {"k": kind, "seq": seq, "t": time.monotonic(), **extra}
+    raw = json.dumps(body)
+    pad = max(0, size - len(raw) - 10)
+    body["pad"] = "x" * pad
+    body["t"] = time.monotonic()
+    return json.dumps(body).encode()
+
+
+async def _worker_command(cmd: dict[str, Any], server: LiveServer, node: Any,
+                          args: argparse.Namespace) -> dict[str, Any] | None:
+    what = cmd.get("cmd")
+    if what == "broadcast":
+        first = int(cmd.get("start_seq", 0))
+        for i in range(int(cmd["count"])):
+            await node.broadcast(_message("b", first + i, int(cmd.get("size", 256)),
+                                          w=args.worker_id))
+            await asyncio.sleep(float(cmd.get("interval_s", 0.2)))
+        return {"sent": int(cmd["count"])}
+    if what == "direct":
+        exclude = args.worker_id if args.broker == "redis" else None
+        targets = await node.registry.sample(int(cmd["count"]), exclude)
+        routes: dict[str, int] = {}
+        for seq, conn in enumerate(targets):
+            route = await node.send_direct(conn, _message("d", seq, int(cmd.get("size", 128)),
+                                                          to=conn))
+            routes[route] = routes.get(route, 0) + 1
+            await asyncio.sleep(float(cmd.get("interval_s", 0.005)))
+        return {"sent": len(targets), "routes": routes}
+    if what == "stats":
+        await node.settle()
+        exts = [s.ext for s in server.sessions.values() if s.ext is not None]
+        shared = server.shared
+        return {"worker": args.worker_id, "held": len(server.sessions),
+                "registered": await node.registry.count(), "counts": node.counts,
+                "admission": server.admission.snapshot(),
+                "metrics": dict(server.metrics.counts),
+                "compress_ns": server.compress_ns + sum(e.encode_ns for e in exts),
+                "compressed_frames": sum(e.sent_compressed for e in exts),
+                "shared_frames": sum(e.sent_shared for e in exts),
+                "shared_compressions": shared.compressions if shared else 0,
+                "shared_encode_ns": shared.encode_ns if shared else 0}
+    if what == "purge":
+        return {"purged": await node.registry.purge_worker(str(cmd["worker"]))}
+    if what == "quit":
+        return None
+    return {"error": f"unknown command {what!r}"}
+
+
+def _holder(args: argparse.Namespace) -> int:
+    from wslab.harness.client import HoldClient
+    from wslab.harness.cluster import raise_nofile
+
+    raise_nofile()
+    config = TuningConfig.load(args.config)
+
+    async def main() -> int:
+        client = HoldClient(args.url, config, connections=args.connections, rate=args.rate,
+                            concurrency=args.concurrency, source_addresses=args.source or None,
+                            prefix=args.prefix)
+        stats = await client.ramp()
+        print(json.dumps({"event": "ready", "opened": stats.opened, "failed": stats.failed,
+                          "first_error": stats.first_error, "started": stats.started,
+                          "done": [round(t, 4) for t in stats.done]}), flush=True)
+
+        async def handle(cmd: dict[str, Any]) -> dict[str, Any] | None:
+            what = cmd.get("cmd")
+            if what == "count":
+                return {"b": client.received("b"), "d": client.received("d"),
+                        "open": len(client.open), "closed_early": stats.closed_early,
+                        "close_codes": stats.close_codes}
+            if what == "wait":
+                deadline = time.monotonic() + float(cmd.get("timeout", 30))
+                goal = int(cmd["per_connection"])
+                while time.monotonic() < deadline and \
+                        client.received(cmd["kind"]) < goal * len(client.open):
+                    await asyncio.sleep(0.05)
+                return {"received": client.received(cmd["kind"]), "open": len(client.open)}
+            if what == "report":
+                return {"receipts": stats.receipts, "alive": sorted(client.open),
+                        "closed_early": stats.closed_early, "close_codes": stats.close_codes,
+                        "other_messages": client.other_messages}
+            if what == "close":
+                await client.close()
+                return None
+            return {"error": f"unknown command {what!r}"}
+
+        await _command_loop(handle)
+        await client.close()
+        return 0
+
+    return asyncio.run(main())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the role and its options, then run it."""
     parser = argparse.ArgumentParser(prog="python -m wslab.harness.procs")
@@ -107,8 +292,27 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--source", action="append")
     c.add_argument("--allow-remote", action="store_true")
     c.add_argument("--log-dir")
+    w = roles.add_parser("worker")
+    w.add_argument("--config", required=True)
+    w.add_argument("--host", default="127.0.0.1")
+    w.add_argument("--port", type=int, default=0)
+    w.add_argument("--worker-id", default="0")
+    w.add_argument("--broker", default="memory")
+    w.add_argument("--redis-url")
+    w.add_argument("--namespace", default="wslab")
+    w.add_argument("--reuse-port", action="store_true")
+    w.add_argument("--shared-broadcast", action="store_true")
+    h = roles.add_parser("holder")
+    h.add_argument("--url", required=True)
+    h.add_argument("--config", required=True)
+    h.add_argument("--connections", type=int, default=1)
+    h.add_argument("--rate", type=float, default=0.0)
+    h.add_argument("--concurrency", type=int, default=200)
+    h.add_argument("--prefix", default="h")
+    h.add_argument("--source", action="append")
     args = parser.parse_args(argv)
-    return _server(args) if args.role == "server" else _client(args)
+    roles_map = {"server": _server, "client": _client, "worker": _worker, "holder": _holder}
+    return roles_map[args.role](args)
 
 
 if __name__ == "__main__":

@@ -25,22 +25,29 @@ from wslab.harness.broker import Broker
 from wslab.harness.server import LiveServer
 from wslab.harness.session import Session
 
+# KEYS: the hash, the worker's set; ARGV: the worker, then labels. Atomic in Redis.
 _UNREGISTER = """
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
-redis.call('SREM', KEYS[2], ARGV[1])
-return 1
+local gone = 0
+for i = 2, #ARGV do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    gone = gone + 1
+  end
+  redis.call('SREM', KEYS[2], ARGV[i])
+end
+return gone
 """
 
 
 class Registry(Protocol):
     """Connection label -> worker id."""
 
-    async def register(self, conn: str, worker: str) -> None:
-        """Record that ``worker`` holds ``conn``."""
+    async def register(self, conns: list[str], worker: str) -> None:
+        """Record that ``worker`` holds ``conns``."""
         ...
 
-    async def unregister(self, conn: str, worker: str) -> None:
-        """Forget ``conn`` if ``worker`` still holds it."""
+    async def unregister(self, conns: list[str], worker: str) -> None:
+        """Forget those of ``conns`` that ``worker`` still holds."""
         ...
 
     async def lookup(self, conn: str) -> str | None:
@@ -66,14 +73,16 @@ class MemoryRegistry:
     def __init__(self) -> None:
         self.where: dict[str, str] = {}
 
-    async def register(self, conn: str, worker: str) -> None:
+    async def register(self, conns: list[str], worker: str) -> None:
         """Record the holder."""
-        self.where[conn] = worker
+        for conn in conns:
+            self.where[conn] = worker
 
-    async def unregister(self, conn: str, worker: str) -> None:
-        """Forget the entry if still ``worker``'s."""
-        if self.where.get(conn) == worker:
-            del self.where[conn]
+    async def unregister(self, conns: list[str], worker: str) -> None:
+        """Forget the entries still ``worker``'s."""
+        for conn in conns:
+            if self.where.get(conn) == worker:
+                del self.where[conn]
 
     async def lookup(self, conn: str) -> str | None:
         """The holder."""
@@ -112,17 +121,20 @@ class RedisRegistry:
     def _worker_key(self, worker: str) -> str:
         return f"{self.namespace}:worker:{worker}"
 
-    async def register(self, conn: str, worker: str) -> None:
-        """HSET + SADD in one round trip."""
+    async def register(self, conns: list[str], worker: str) -> None:
+        """HSET + SADD for a batch, in one round trip."""
+        if not conns:
+            return
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.conns_key, conn, worker)
-            pipe.sadd(self._worker_key(worker), conn)
+            pipe.hset(self.conns_key, mapping=dict.fromkeys(conns, worker))
+            pipe.sadd(self._worker_key(worker), *conns)
             await pipe.execute()
 
-    async def unregister(self, conn: str, worker: str) -> None:
-        """Delete the entry only if ``worker`` still holds it (atomic, a Lua script)."""
-        await self._unregister(keys=[self.conns_key, self._worker_key(worker)],
-                               args=[conn, worker])
+    async def unregister(self, conns: list[str], worker: str) -> None:
+        """Delete the entries ``worker`` still holds (atomic, a Lua script)."""
+        if conns:
+            await self._unregister(keys=[self.conns_key, self._worker_key(worker)],
+                                   args=[worker, *conns])
 
     async def lookup(self, conn: str) -> str | None:
         """HGET."""
@@ -146,8 +158,8 @@ class RedisRegistry:
     async def purge_worker(self, worker: str) -> int:
         """Remove a worker's entries (those it still holds) and its set."""
         members = [m.decode() for m in await self.redis.smembers(self._worker_key(worker))]
-        for conn in members:
-            await self.unregister(conn, worker)
+        for start in range(0, len(members), 1000):
+            await self.unregister(members[start:start + 1000], worker)
         await self.redis.delete(self._worker_key(worker))
         return len(members)
 
@@ -171,7 +183,12 @@ class ClusterNode:
         self.worker = worker
         self.broadcast_channel = f"{namespace}:broadcast"
         self.namespace = namespace
-        self._pending: set[asyncio.Task[Any]] = set()
+        self._adds: list[str] = []
+        self._drops: list[str] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._writer: asyncio.Task[None] | None = None
         self.counts = {"broadcasts_in": 0, "directs_in": 0, "directs_local": 0,
                        "directs_remote": 0, "directs_unknown": 0, "register_errors": 0}
         self._index = 0
@@ -186,33 +203,49 @@ class ClusterNode:
         """Subscribe to the broadcast channel and this worker's direct channel."""
         await self.broker.subscribe(self.broadcast_channel, self._on_broadcast)
         await self.broker.subscribe(self.direct_channel(self.worker), self._on_direct)
+        self._writer = asyncio.get_running_loop().create_task(self._write())
 
     async def stop(self) -> None:
-        """Wait for registry updates in flight, then drop what this worker still holds."""
+        """Write pending registry updates, then drop what this worker still holds."""
         await self.settle()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
         with contextlib.suppress(Exception):
             await self.registry.purge_worker(self.worker)
 
     async def settle(self) -> None:
-        """Wait until every registry update started so far has finished."""
-        while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        """Wait until every registry update queued so far is written."""
+        while self._adds or self._drops or not self._idle.is_set():
+            await self._idle.wait()
+            await asyncio.sleep(0)
 
-    def _background(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._pending.add(task)
-        task.add_done_callback(self._done)
+    async def _write(self) -> None:
+        """One writer batches opens and closes: a ramp of 10,000 is a few round trips."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            adds, self._adds = self._adds, []
+            drops, self._drops = self._drops, []
+            try:
+                await self.registry.register(adds, self.worker)
+                await self.registry.unregister(drops, self.worker)
+            except Exception:
+                self.counts["register_errors"] += len(adds) + len(drops)
+            if not self._adds and not self._drops:
+                self._idle.set()
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._pending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.counts["register_errors"] += 1
+    def _queue(self, batch: list[str], conn: str) -> None:
+        batch.append(conn)
+        self._idle.clear()
+        self._wake.set()
 
     def _opened(self, conn: str, session: Session) -> None:
-        self._background(self.registry.register(conn, self.worker))
+        self._queue(self._adds, conn)
 
     def _closed(self, conn: str) -> None:
-        self._background(self.registry.unregister(conn, self.worker))
+        self._queue(self._drops, conn)
 
     async def broadcast(self, payload: bytes, is_text: bool = True) -> None:
         """Publish to every worker (this one included)."""
