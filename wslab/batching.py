@@ -54,6 +54,9 @@ class Pending:
         type: The message type label.
         payload: The application bytes.
         is_text: Text (True) or binary message.
+        order: Arrival number, set by the batcher; a frame lists its messages in this
+            order (the caller's ``index`` need not be unique, e.g. when one message is
+            fanned out to a room).
     """
 
     index: int
@@ -63,6 +66,7 @@ class Pending:
     type: str
     payload: bytes
     is_text: bool
+    order: int = 0
 
 
 @dataclass(slots=True)
@@ -141,6 +145,7 @@ class Batcher:
         self._background_waiting = 0
         self._background_limit = config.background_queue_limit
         self.dropped: list[Pending] = []
+        self._arrivals = 0
 
     @property
     def waiting(self) -> int:
@@ -163,6 +168,8 @@ class Batcher:
         """Hand over one message; return the batches that must leave now."""
         if self._immediate:
             return [Batch([message], now, "immediate")]
+        message.order = self._arrivals
+        self._arrivals += 1
         if message.priority == "background":
             if self._background_waiting >= self._background_limit:
                 self.dropped.append(message)
@@ -204,7 +211,7 @@ class Batcher:
         reason = "critical" if due[0] is self._queues["critical"] else "interval"
         if len(due) == sum(1 for q in self._queue_list if q.items):
             return self._take_all(now, reason)
-        taken = sorted((m for q in due for m in q.items), key=lambda m: m.index)
+        taken = sorted((m for q in due for m in q.items), key=lambda m: m.order)
         for q in due:
             q.items = []
             q.deadline = INF
@@ -218,7 +225,7 @@ class Batcher:
             taken = self._single.items
         else:
             taken = sorted((m for q in self._queue_list for m in q.items),
-                           key=lambda m: m.index)
+                           key=lambda m: m.order)
         for q in self._queue_list:
             q.items = []
             q.deadline = INF

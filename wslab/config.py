@@ -156,6 +156,8 @@ class TuningConfig(_Section):
             return cls.model_validate(data)
         except ValidationError as exc:
             raise ConfigError(f"{where}: {_describe(exc)}") from None
+        except RecursionError:
+            raise ConfigError(f"{where}: nested too deeply") from None
 
     @classmethod
     def load(cls, path: str | Path) -> TuningConfig:
@@ -222,6 +224,8 @@ def read_data_file(path: str | Path, what: str) -> Any:
         raise ConfigError(f"{p}: {what} file is not UTF-8 text") from None
     try:
         return json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{p}: {what} is nested too deeply") from None
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         kind = "JSON" if p.suffix == ".json" else "YAML"
         raise ConfigError(f"{p}: not valid {kind}: {str(exc).splitlines()[0]}") from None

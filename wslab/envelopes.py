@@ -187,6 +187,9 @@ def _decode_json_array(frame: bytes) -> list[tuple[bytes, bool]]:
         except json.JSONDecodeError as exc:
             raise DecodeError(f"json-array envelope: message {len(out)} is not JSON "
                               f"({exc.msg} at char {exc.pos})") from None
+        except RecursionError:
+            raise DecodeError(f"json-array envelope: message {len(out)} is nested too "
+                              "deeply") from None
         pos = _WS.match(text, after).end()  # type: ignore[union-attr]
         out.append((text[start:pos].encode("utf-8"), True))
         if pos == end:

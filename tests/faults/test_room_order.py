@@ -24,12 +24,6 @@ def member_trace(member: int, n: int = 60) -> Trace:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason=(
-    "LiveServer room scenario forwards with peer.push(received - 1, ...): the index is the "
-    "sender's own message count, so it repeats across room-mates, and Batcher.poll/flush "
-    "(batching.py, sorted(..., key=m.index)) then reorders a frame's messages by it; a "
-    "room-mate receives messages of one priority class out of sequence (reordered > 0, "
-    "also seen in benchmarks/soak.py's room scenario)"))
 def test_room_forwarding_keeps_order_within_each_class() -> None:
     config = TuningConfig().updated({"batching.strategy": "priority",
                                      "batching.envelope": "json-array"})

@@ -219,11 +219,6 @@ def test_har_import_copies_no_cookie_header_query_or_token(
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(strict=True, reason=(
-    "traces/har._socket_label keeps the WebSocket URL path verbatim in every message's "
-    "'conn' field, so a token carried as a path segment (Slack-RTM style "
-    "wss://host/websocket/<token>) is copied into the trace; the label should keep the host "
-    "and drop or hash path segments that look like credentials"))
 def test_har_import_copies_no_token_in_the_url_path(tmp_path: Path) -> None:
     from wslab.traces.har import import_har
 

@@ -99,9 +99,13 @@ def plan_load(connections: int, workers: int, *, nginx: bool = False,
         problems.append(f"each worker would hold about {per_worker} connections, but a process "
                         f"may open at most {hard} files (hard RLIMIT_NOFILE); use at least "
                         f"{math.ceil(connections * BALANCE_SLACK / (hard - FD_SLACK))} workers")
-    if nginx and 2 * connections + 2 * FD_SLACK > hard and os.geteuid() != 0:
-        problems.append(f"nginx holds two descriptors per connection ({2 * connections}) but "
-                        f"the hard file limit is {hard} and only root may raise it")
+    if nginx and 2 * connections + 2 * FD_SLACK > hard:
+        # nginx's workers run unprivileged and cannot raise their limit past the hard one;
+        # accept() may hand one worker most of the connections.
+        problems.append(f"nginx holds two descriptors per connection ({2 * connections}) and "
+                        f"one nginx worker may get them all, but a process may open at most "
+                        f"{hard} files; through nginx use at most "
+                        f"{(hard - 2 * FD_SLACK) // 2} connections")
     if max_connections is not None and connections > max_connections * workers:
         problems.append(f"{connections} connections exceed scaling.max_connections "
                         f"({max_connections}) x {workers} worker(s); the rest would be queued "
@@ -284,15 +288,16 @@ class NginxFront:
         upstream_port: First worker port (workers on consecutive ports).
         prefix: A private directory for its config, logs, pid and temp files.
         connections: Client connections the run will hold (sizes worker_connections).
+        workers: Backends on ``upstream_port`` .. ``upstream_port + workers - 1``.
     """
 
     def __init__(self, config: TuningConfig, upstream_port: int, prefix: Path,
-                 connections: int, start_timeout: float = 10.0) -> None:
+                 connections: int, workers: int, start_timeout: float = 10.0) -> None:
         from wslab.tune.export import render_nginx
 
         binary = need_binary("nginx", "nginx")
         self.port = free_port()
-        sized = config.updated({"scaling.max_connections": max(
+        sized = config.updated({"scaling.workers": workers, "scaling.max_connections": max(
             connections, config.scaling.max_connections)})
         (prefix / "logs").mkdir(parents=True, exist_ok=True)
         (prefix / "temp").mkdir(exist_ok=True)

@@ -161,7 +161,8 @@ class _Run:
                 port = int(line)
         if nginx:
             self.say(f"starting nginx in front of {opts.workers} worker(s)")
-            self.nginx = NginxFront(self.config, base, self.tmp / "nginx", opts.connections)
+            self.nginx = NginxFront(self.config, base, self.tmp / "nginx", opts.connections,
+                                    opts.workers)
             self.url = f"ws://127.0.0.1:{self.nginx.port}/"
         else:
             self.url = f"ws://127.0.0.1:{port}/"

@@ -75,12 +75,12 @@ def diagnose(obj: Any, path: object, lineno: int, prev_t: float) -> TraceFormatE
         return fail(path, lineno, f"field 't': must not be negative, got {t!r}")
     if t < prev_t:
         return fail(path, lineno, f"field 't': decreasing ({t!r} after {prev_t!r})")
-    if obj["dir"] not in DIRS:
+    if not isinstance(obj["dir"], str) or obj["dir"] not in DIRS:
         return fail(path, lineno, f"field 'dir': must be 's2c' or 'c2s', got {obj['dir']!r}")
     if not isinstance(obj["type"], str):
         return fail(path, lineno, f"field 'type': must be a string, got {obj['type']!r}")
     prio = obj.get("priority", "normal")
-    if prio not in PRIOS:
+    if not isinstance(prio, str) or prio not in PRIOS:
         return fail(path, lineno, f"field 'priority': must be one of "
                                    f"{', '.join(PRIORITIES)}, got {prio!r}")
     conn = obj.get("conn")

@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,15 +73,32 @@ def message_type(payload: bytes, is_text: bool) -> str:
     return "text"
 
 
+_TOKENISH = re.compile(r"^[A-Za-z0-9._~+=-]{16,}$")
+
+
+def _path_segment(segment: str) -> str:
+    """A path segment, or ``*`` when it looks like a credential (long, random-looking)."""
+    if _TOKENISH.match(segment) and any(c.isdigit() for c in segment):
+        return "*"
+    return segment
+
+
 def _socket_label(index: int, url: Any) -> str:
-    """``ws<index> <host><path>``: host and path only, never the query or fragment."""
+    """``ws<index> <host><path>``: host and path only, never the query, fragment or user
+    info; a path segment that looks like a token (16+ characters with digits) becomes
+    ``*``, since some services put credentials in the path."""
     if not isinstance(url, str):
         return f"ws{index}"
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"ws{index} {host}{parts.path}".rstrip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:  # a malformed URL: keep nothing from it
+        return f"ws{index}"
+    if port:
+        host = f"{host}:{port}"
+    path = "/".join(_path_segment(seg) for seg in parts.path.split("/"))
+    return f"ws{index} {host}{path}".rstrip()
 
 
 def _load(path: str | os.PathLike[str]) -> list[Any]:
@@ -92,6 +110,8 @@ def _load(path: str | os.PathLike[str]) -> list[Any]:
         raise WslabError(f"{name}: cannot open HAR file: {exc.strerror}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise TraceFormatError(f"{name}: not a HAR file: invalid JSON ({exc})") from None
+    except RecursionError:
+        raise TraceFormatError(f"{name}: not a HAR file: JSON nested too deeply") from None
     log = doc.get("log") if isinstance(doc, dict) else None
     entries = log.get("entries") if isinstance(log, dict) else None
     if not isinstance(entries, list):
@@ -135,7 +155,7 @@ def import_har(path: str | os.PathLike[str]) -> HarImport:
         ws_entries += 1
         request = entry.get("request")
         url = request.get("url") if isinstance(request, dict) else None
-        if isinstance(url, str) and urlsplit(url).query:
+        if isinstance(url, str) and "?" in url:
             dropped["query strings (never copied)"] += 1
         label = _socket_label(ws_entries, url)
         used = False
@@ -150,13 +170,16 @@ def import_har(path: str | os.PathLike[str]) -> HarImport:
             if opcode not in (1, 2):
                 dropped[f"frames with unknown opcode {opcode!r}"] += 1
                 continue
-            direction = _DIRECTION.get(frame.get("type"))  # type: ignore[arg-type]
+            kind = frame.get("type")
+            direction = _DIRECTION.get(kind) if isinstance(kind, str) else None
             if direction is None:
                 raise TraceFormatError(f"{where}: field 'type': must be 'send' or 'receive', "
                                        f"got {frame.get('type')!r}")
             t = frame.get("time")
-            if isinstance(t, bool) or not isinstance(t, int | float):
-                raise TraceFormatError(f"{where}: field 'time': must be a number, got {t!r}")
+            if isinstance(t, bool) or not isinstance(t, int | float) or not (
+                    -1e15 < t < 1e15 and t == t):
+                raise TraceFormatError(f"{where}: field 'time': must be a number of seconds, "
+                                       f"got {str(t)[:40]}")
             data = frame.get("data", "")
             if not isinstance(data, str):
                 raise TraceFormatError(f"{where}: field 'data': must be a string")

@@ -86,9 +86,29 @@ def is_compressed(path: str | os.PathLike[str]) -> bool:
     raise WslabError(f"{name}: a trace file name must end in .jsonl or .jsonl.zst")
 
 
+MAX_LINE_BYTES: Final = 4 << 20
+"""Longest trace line read: a message of about 3 MiB (base64) — three times the websockets
+default ``max_size``. A longer line is an error, so a small compressed file that inflates
+into one huge line cannot make the reader allocate it."""
+
+
+def _bounded_lines(stream: IO[bytes], path: object) -> Iterator[bytes]:
+    readline = stream.readline
+    lineno = 0
+    while True:
+        line = readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        lineno += 1
+        if len(line) > MAX_LINE_BYTES:
+            raise fail(path, lineno, f"line longer than {MAX_LINE_BYTES >> 20} MiB (the "
+                                     "longest message a trace holds)")
+        yield line
+
+
 @contextlib.contextmanager
-def _open_lines(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
-    """Open a trace for reading as a binary stream that iterates line by line."""
+def _open_lines(path: str | os.PathLike[str]) -> Iterator[Iterator[bytes]]:
+    """Open a trace for reading as an iterator of lines, each at most MAX_LINE_BYTES."""
     compressed = is_compressed(path)
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed in the finally below
@@ -97,9 +117,10 @@ def _open_lines(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     try:
         if compressed:
             reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-            yield io.BufferedReader(reader, buffer_size=1 << 16)
+            yield _bounded_lines(io.BufferedReader(reader, buffer_size=1 << 16),
+                                 os.fspath(path))
         else:
-            yield raw
+            yield _bounded_lines(raw, os.fspath(path))
     finally:
         raw.close()
 

@@ -1,0 +1,85 @@
+"""``wslab scale``: many connections, worker processes, Redis fan-out, nginx in front.
+
+What lives here: the typer command :func:`scale` (argument parsing and printing only; the
+run is :func:`wslab.harness.scale.run_scale`, the storm :func:`~wslab.harness.scale.run_storm`
+and the memory comparison :func:`~wslab.harness.scale.memory_matrix`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from wslab.cli.common import err, out, print_json
+
+
+def scale(
+    config_path: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+    connections: Annotated[int, typer.Option("--connections", "-n", min=1)] = 1000,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=64)] = 1,
+    balancer: Annotated[str, typer.Option("--balancer", help="reuseport | nginx")] = "reuseport",
+    broker: Annotated[str | None, typer.Option(
+        "--broker", help="memory | redis (default: redis for several workers)")] = None,
+    redis: Annotated[str | None, typer.Option(
+        "--redis", help="redis://HOST:PORT (default: start a private redis-server)")] = None,
+    port: Annotated[int, typer.Option("--port", help="listen port (0: any free one)")] = 0,
+    broadcasts: Annotated[int, typer.Option("--broadcasts", min=0)] = 5,
+    size: Annotated[int, typer.Option("--size", help="broadcast message bytes")] = 256,
+    directs: Annotated[int, typer.Option("--directs", min=0)] = 20,
+    idle: Annotated[float, typer.Option("--idle", help="seconds idle with heartbeats")] = 3.0,
+    rate: Annotated[float, typer.Option("--rate", help="connections/s (0: as fast as can be)")
+                    ] = 0.0,
+    shared: Annotated[bool, typer.Option(
+        "--shared-broadcast", help="compress each broadcast once (no context takeover)")
+    ] = False,
+    storm: Annotated[bool, typer.Option(
+        "--storm", help="admission control: --connections beyond max_connections")] = False,
+    memory: Annotated[bool, typer.Option(
+        "--memory-matrix", help="memory per connection: off, default deflate, config")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Hold many connections over workers and measure ramp, memory, CPU and fan-out."""
+    from wslab.config import TuningConfig
+    from wslab.harness.scale import ScaleOptions, memory_matrix, run_scale, run_storm
+
+    config = TuningConfig.load(config_path) if config_path else TuningConfig()
+    opts = ScaleOptions(connections=connections, workers=workers, balancer=balancer,
+                        broker=broker, redis_url=redis, port=port, broadcasts=broadcasts,
+                        message_size=size, directs=directs, idle_s=idle, rate=rate,
+                        shared_broadcast=shared)
+    say = None if json_out else (lambda m: err.print(f"[dim]{m}[/dim]"))
+    summary: dict[str, Any]
+    if storm:
+        summary = run_storm(config, connections, progress=say)
+    elif memory:
+        summary = {"memory_per_connection_kib": memory_matrix(config, opts, progress=say)}
+    else:
+        summary = run_scale(config, opts, progress=say).summary
+    if json_out:
+        print_json(summary)
+        return
+    out.print(_table(summary))
+
+
+def _table(summary: dict[str, Any]) -> Table:
+    table = Table(title="wslab scale")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+        elif isinstance(value, list) and len(value) > 8:
+            value = f"{len(value)} values"
+        table.add_row(key, _fmt(value))
+    return table
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
