@@ -10,12 +10,12 @@ STAMP  := $(VENV)/.installed-dev
 LABSTAMP := $(VENV)/.installed-lab
 QUICK  ?=
 
-.PHONY: demo test lint typecheck pytest lab bench clean venv
+.PHONY: demo test lint typecheck pytest lab app bench soak clean venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 $(LABSTAMP): $(STAMP)
@@ -39,10 +39,17 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 lab: $(LABSTAMP)
-	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+	$(VENV)/bin/wslab lab
+
+app: $(LABSTAMP)
+	$(VENV)/bin/wslab lab --app
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py $(if $(QUICK),--quick,)
+
+MINUTES ?= 10
+soak: $(STAMP)
+	$(PY) benchmarks/soak.py --minutes $(MINUTES)
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

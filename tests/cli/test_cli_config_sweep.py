@@ -129,3 +129,17 @@ def test_sweep_bad_space_is_one_line_and_writes_nothing(
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_lab_command_binds_loopback_and_keeps_the_token() -> None:
+    from wslab.cli.lab_cmd import lab_command
+
+    cmd = lab_command()
+    assert "--ServerApp.ip=127.0.0.1" in cmd
+    assert not any("token" in part.lower() for part in cmd)  # the token stays on
+    app = lab_command(app=True, notebook="02_frame_batching")
+    assert "--Voila.ip=127.0.0.1" in app and app[1].endswith("02_frame_batching.ipynb")
+    from wslab.errors import WslabError
+
+    with pytest.raises(WslabError, match="00_tour"):
+        lab_command(app=True, notebook="nope")

@@ -25,6 +25,7 @@ from wslab.cli import (
     config_cmd,
     demo_cmd,
     export_cmd,
+    lab_cmd,
     live_cmd,
     recommend_cmd,
     report_cmd,
@@ -53,6 +54,7 @@ app.command("recommend")(recommend_cmd.recommend)
 app.command("export")(export_cmd.export)
 app.command("report")(report_cmd.report)
 app.command("demo")(demo_cmd.demo)
+app.command("lab")(lab_cmd.lab)
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
