@@ -316,7 +316,7 @@ class HoldClient:
                     receipts.append((n, msg["k"], int(msg["seq"]), float(msg["t"]), t))
                 except (ValueError, KeyError, TypeError):
                     self.other_messages += 1
-        except Exception:  # noqa: S110 - the close code below says what happened
+        except Exception:
             pass
         self.open.pop(n, None)
         code = str(ws.close_code)

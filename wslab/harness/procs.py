@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import errno
+import json
 import signal
 import sys
 import time

@@ -272,13 +272,13 @@ def _execute(run: _Run, broker: str, plan: LoadPlan) -> ScaleResult:
     for d in died:
         origin.ask({"cmd": "purge", "worker": str(d["worker"])})
     say(f"{opts.broadcasts} broadcast(s) of {opts.message_size} B")
-    cpu_a = [s.sample() for s in samplers]
+    cpu_a = _sample(samplers, run.workers)
     origin.ask({"cmd": "broadcast", "count": opts.broadcasts, "size": opts.message_size},
                timeout=opts.timeout_s)
     for h in run.holders:
         h.ask({"cmd": "wait", "kind": "b", "per_connection": opts.broadcasts,
                "timeout": 30}, timeout=60)
-    cpu_b = [s.sample() for s in samplers]
+    cpu_b = _sample(samplers, run.workers)
     directs = origin.ask({"cmd": "direct", "count": opts.directs}, timeout=opts.timeout_s)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -286,8 +286,7 @@ def _execute(run: _Run, broker: str, plan: LoadPlan) -> ScaleResult:
         if got >= directs["sent"]:
             break
         time.sleep(0.05)
-    after = [s.sample() if w.alive() else None for s, w in zip(samplers, run.workers,
-                                                                  strict=True)]
+    after = _sample(samplers, run.workers)
     stats = run.worker_stats()
     reports = [h.ask({"cmd": "report"}, timeout=120) for h in run.holders]
     summary = _summarise(opts, broker, plan, readies, opened, time_to_n, done, started,
@@ -313,7 +312,8 @@ def _summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, readies: list[di
     held_live = sum(held[i] for i in live)
     rss_growth = sum(after[i].rss_kib - base[i].rss_kib for i in live)
     idle_cpu = sum(b.cpu_s - a.cpu_s for a, b in zip(idle_a, idle_b, strict=True))
-    bcast_cpu = sum(b.cpu_s - a.cpu_s for a, b in zip(cpu_a, cpu_b, strict=True))
+    bcast_cpu = sum(b.cpu_s - a.cpu_s for a, b in zip(cpu_a, cpu_b, strict=True)
+                    if a is not None and b is not None)
     live_stats = [s for s in stats if not s.get("dead")]
     return {
         "connections": opts.connections, "opened": opened,
@@ -351,9 +351,85 @@ def _summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, readies: list[di
     }
 
 
+def _sample(samplers: list[ProcessSampler], workers: list[Child]) -> list[Any]:
+    """CPU and RSS of each worker still alive (None for the dead)."""
+    out: list[Any] = []
+    for sampler, worker in zip(samplers, workers, strict=True):
+        try:
+            out.append(sampler.sample() if worker.alive() else None)
+        except Exception:  # it died between the check and the read
+            out.append(None)
+    return out
+
+
 def _merge(dicts: list[dict[str, int]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for d in dicts:
         for k, v in d.items():
             out[k] = out.get(k, 0) + v
     return out
+
+
+def memory_matrix(config: TuningConfig, opts: ScaleOptions,
+                  progress: Progress | None = None) -> dict[str, float | None]:
+    """Memory per connection (KiB) with compression off, websockets' default deflate
+    (window bits 12, memLevel 5) and the configured settings, each after one broadcast."""
+    from wslab.config import CompressionConfig
+
+    variants = {
+        "off": config.updated({"compression.algorithm": "none"}),
+        "websockets_default_deflate": config.model_copy(update={
+            "compression": CompressionConfig()}),
+        "configured": config,
+    }
+    out: dict[str, float | None] = {}
+    for name, cfg in variants.items():
+        if progress:
+            progress(f"memory per connection: {name}")
+        one = ScaleOptions(**{**opts.__dict__, "broadcasts": 1, "directs": 0, "idle_s": 0.5})
+        out[name] = run_scale(cfg, one, progress).summary["memory_per_connection_kib"]
+    return out
+
+
+def run_storm(config: TuningConfig, clients: int, *, settle_s: float | None = None,
+              progress: Progress | None = None) -> dict[str, Any]:
+    """More clients than ``scaling.max_connections`` at once against one worker.
+
+    Returns:
+        How many were held, refused with 1013, failed otherwise; the worker's admission
+        counters; whether it is still alive and answering ``/healthz``.
+    """
+    say = progress or (lambda _m: None)
+    sc = config.scaling
+    opts = ScaleOptions(connections=clients, workers=1, broker="memory")
+    plan = plan_load(clients, 1)
+    if plan.problems:
+        raise WslabError("cannot reach the requested load: " + "; ".join(plan.problems))
+    run = _Run(config, opts, say)
+    try:
+        run.start_workers("memory", None, "wslab:storm")
+        say(f"storm: {clients} clients against max_connections {sc.max_connections}, "
+            f"pending queue {sc.pending_queue}")
+        run.start_holders(plan)
+        readies = [h.read_json(opts.timeout_s) for h in run.holders]
+        time.sleep(settle_s if settle_s is not None else sc.pending_timeout_s + 2.0)
+        counts = [h.ask({"cmd": "count"}) for h in run.holders]
+        stats = run.worker_stats()[0]
+        import urllib.request
+
+        port = run.url.rsplit(":", 1)[1].strip("/")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+            healthy = resp.status == 200
+        codes = _merge([c["close_codes"] for c in counts])
+        return {
+            "clients": clients, "max_connections": sc.max_connections,
+            "pending_queue": sc.pending_queue, "pending_timeout_s": sc.pending_timeout_s,
+            "opened": sum(r["opened"] for r in readies),
+            "handshake_failed": sum(r["failed"] for r in readies),
+            "held": sum(c["open"] for c in counts), "held_by_worker": stats["held"],
+            "refused_1013": codes.get("1013", 0), "close_codes": codes,
+            "admission": stats["admission"], "worker_alive": run.workers[0].alive(),
+            "healthz_ok": healthy,
+        }
+    finally:
+        run.stop()
