@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from wslab import envelopes
 from wslab.errors import DecodeError
@@ -163,6 +164,9 @@ class Session:
         pipeline = self.pipeline
         before = pipeline.next_deadline()
         frames = pipeline.push(index, t_handoff, priority, type, payload, is_text)
+        if frames and self.lazy and not drained_by_caller and not self._sending \
+                and not self._outbox:
+            frames = self._write_now(frames)
         if frames:
             self._queue(frames)
             if not drained_by_caller:
@@ -279,12 +283,41 @@ class Session:
                 and (self._pipeline.batcher.waiting or self._outbox):
             self.task = asyncio.get_running_loop().create_task(self.run())
 
+    def _write_now(self, frames: list[OutFrame]) -> list[OutFrame]:
+        """Write frames without a task while the socket keeps up; return the rest.
+
+        This is the library's ``broadcast()`` path (no await): a fan-out to thousands of
+        idle connections then costs no task per connection. It is taken only while the
+        transport's buffer is under ``backlog_limit`` (or the library's ``write_limit``),
+        so a slow reader still gets queued frames, the backlog limit and the 1008 close.
+        """
+        ws = self.ws
+        limit = self.backlog_limit if self.backlog_limit is not None else 32768
+        for position, frame in enumerate(frames):
+            transport = ws.transport
+            if ws.protocol.state is not State.OPEN or ws.send_in_progress is not None \
+                    or transport is None or transport.get_write_buffer_size() >= limit:
+                return frames[position:]
+            if self.ext is not None:
+                self.ext.decisions.append(frame.compress)
+            self._last_size = None
+            if frame.opcode == 1:
+                ws.protocol.send_text(frame.payload)
+            else:
+                ws.protocol.send_binary(frame.payload)
+            ws.send_data()
+            self._sent(frame)
+        return []
+
     async def _send(self, frame: OutFrame) -> None:
         ext = self.ext
         if ext is not None:
             ext.decisions.append(frame.compress)
         self._last_size = None
         await self.ws.send(frame.payload, text=frame.opcode == 1)
+        self._sent(frame)
+
+    def _sent(self, frame: OutFrame) -> None:
         if frame.compress and self._last_size is not None:
             self.pipeline.observe(frame, self._last_size)
         record = self.recorder.on_sent
