@@ -4,8 +4,9 @@ What lives here: the panel framework (``base``: config binding, debounced re-run
 figures updated in place, progress and background tasks; ``tasks``: the scheduling
 underneath), shared inputs (``data``: fast mode, traces, rate scaling, heatmap cells),
 plotting helpers (``figures``) and the panels themselves: :class:`ContentPanel`,
-:class:`BatchingPanel` and :class:`CompressionPanel`. Logic stays in the core packages
-(``wslab.sim``, ``wslab.analysis``); a panel only wires widgets to them.
+:class:`BatchingPanel`, :class:`CompressionPanel` and :class:`RecommendPanel`. Logic stays
+in the core packages (``wslab.sim``, ``wslab.analysis``, ``wslab.tune``); a panel only
+wires widgets to them.
 
 Example:
     >>> from wslab.lab import BatchingPanel
@@ -17,6 +18,7 @@ from .batching import BatchingPanel
 from .compression import CompressionPanel
 from .content import ContentPanel
 from .data import bundled_names, fast_mode, load_trace, speed_up
+from .recommend import RecommendPanel
 from .tasks import Debouncer, Progress, TaskRunner
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "Debouncer",
     "Panel",
     "Progress",
+    "RecommendPanel",
     "TaskRunner",
     "bundled_names",
     "fast_mode",

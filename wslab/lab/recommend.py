@@ -1,0 +1,415 @@
+"""The recommend/export panel: sweep once, then choose under constraints and export.
+
+What lives here: :class:`RecommendPanel` and its :class:`RecommendResult`. A button runs a
+simulated sweep (``wslab.tune.sweep.run_sweep``) as a cancellable background job; after it,
+three constraint sliders and an objective dropdown re-run ``wslab.tune.recommend.recommend``
+on the table (debounced, tens of milliseconds) and redraw a bytes-vs-p99 scatter with the
+Pareto frontier, the feasible points and the chosen one, the explanation (or what to
+relax), the chosen config as YAML and a preview of every export target's files
+(``wslab.tune.export.render``). Further buttons validate the best candidates live
+(``wslab.tune.validate.validate_live``, measured beside simulated), export every target to a
+folder and write the HTML report. Nothing here chooses, renders or measures by itself;
+the sweep grids and the long jobs are in ``recommend_jobs``.
+
+The working trace is the first ``messages`` messages replayed ``speedup`` times faster (as
+``wslab demo`` does). Live runs replay only its first ``live_seconds`` of trace time, and
+each is paired with a simulation of that same slice, so the comparison is like for like.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+import pandas as pd
+
+from wslab.config import TuningConfig
+from wslab.errors import WslabError
+from wslab.traces.io import write_trace
+from wslab.traces.model import Trace
+from wslab.tune.export import SINGLE_TARGETS, export, render
+from wslab.tune.recommend import Recommendation, recommend
+from wslab.tune.recommend_baseline import baseline_spec, find_row
+from wslab.tune.recommend_constraints import CONSTRAINTS
+from wslab.tune.recommend_explain import describe_config, fmt, label
+from wslab.tune.recommend_pareto import integrity_ok
+from wslab.tune.report import sim_vs_live, write_report
+from wslab.tune.results import write_tables
+from wslab.tune.validate import best_candidates
+
+from .base import Panel
+from .data import fast_mode, head, load_trace, speed_up
+from .figures import stat_table
+from .recommend_jobs import (
+    FAST_GRID,
+    FULL_GRID,
+    Sweep,
+    draw_live,
+    frontier_figure,
+    grid_points,
+    live_figure,
+    live_trace,
+    validate_async,
+    with_baselines,
+)
+from .tasks import Progress
+
+NO_LIMIT = math.inf
+"""A constraint slider's top step: no bound at all."""
+LIMIT_STEPS: dict[str, tuple[float, ...]] = {
+    "max_p99_ms": (10, 20, 30, 50, 75, 100, 150, 200, 250, 300, 500, 1000, NO_LIMIT),
+    "max_kib_per_conn": (0, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512, NO_LIMIT),
+    "max_cpu_us_per_msg": (0, 1, 2, 3, 5, 7, 10, 15, 20, 50, 100, NO_LIMIT),
+}
+DEFAULT_LIMITS = {"max_p99_ms": 250.0, "max_kib_per_conn": 64.0, "max_cpu_us_per_msg": 50.0}
+OBJECTIVES = ("ws_bytes_per_msg", "tcp_bytes_per_msg", "latency_p99_ms", "latency_p50_ms",
+              "cpu_us_per_msg", "mem_kib_per_conn")
+LIVE_ALGORITHMS = ("none", "permessage-deflate")
+"""What the live harness can negotiate (zstd exists only in the simulator)."""
+
+
+def _limit(value: float) -> float | None:
+    return None if math.isinf(value) else float(value)
+
+
+def _limit_label(value: float, unit: str) -> str:
+    return "no limit" if math.isinf(value) else f"{value:g} {unit}"
+
+
+@dataclass(slots=True)
+class RecommendResult:
+    """One run of the panel: the recommendation under the current sliders.
+
+    Attributes:
+        rec: The recommendation (``None`` before the sweep has run).
+        limits: The constraints it was made under (``None``: unbounded).
+        files: Per export target, ``render(config, target)`` of the chosen config.
+        yaml: The chosen config as YAML ("" when nothing is feasible).
+    """
+
+    rec: Recommendation | None
+    limits: dict[str, float | None]
+    files: dict[str, dict[str, str]] = field(default_factory=dict)
+    yaml: str = ""
+
+
+class RecommendPanel(Panel[RecommendResult]):
+    """Sweep a trace once, then pick a config under constraints and export it.
+
+    Controls: ``max_p99_ms``, ``max_kib_per_conn``, ``max_cpu_us_per_msg`` (steps in
+    :data:`LIMIT_STEPS`; ``math.inf`` is "no limit") and ``objective``. Figures:
+    ``frontier`` and ``live``. Jobs: :meth:`start_sweep` / :meth:`sweep`,
+    :meth:`start_validation`; files: :meth:`export_all`, :meth:`write_report`.
+
+    Args:
+        trace: A bundled trace name, a trace file, or a :class:`Trace`.
+        config: The base config the sweep varies (default: defaults on ``link``).
+        link: Link profile of the sweep and the live runs.
+        messages: Leading messages to use (default 1,000 in fast mode, else 4,000).
+        speedup: Replay the trace this many times faster than recorded.
+        points: Sweep points (default: a small grid in fast mode, a moderate one otherwise).
+        workdir: Folder for the trace, tables and default exports (default: a temp dir).
+        workers: Sweep processes (default: every core).
+        live_seconds: Trace seconds one live run replays (default 1.5 fast, else 10).
+        live_candidates: Candidates :meth:`start_validation` runs (default 1 fast, else 3).
+        **kwargs: Passed to :class:`Panel` (``debounce_s``).
+    """
+
+    title = "Recommend and export"
+    uses_tasks = True
+
+    def __init__(self, trace: Trace | str = "chat", config: TuningConfig | None = None, *,
+                 link: str = "4g", messages: int | None = None, speedup: float = 16.0,
+                 points: list[dict[str, Any]] | None = None, workdir: str | Path | None = None,
+                 workers: int | None = None, live_seconds: float | None = None,
+                 live_candidates: int | None = None, **kwargs: Any) -> None:
+        fast = fast_mode()
+        n = messages or (1_000 if fast else 4_000)
+        full = load_trace(trace, messages=n) if isinstance(trace, str) else trace
+        work = speed_up(head(full, n), speedup)
+        self.link = link
+        self.speedup = speedup
+        self.workers = workers
+        self.live_seconds = live_seconds or (1.5 if fast else 10.0)
+        self.live_candidates = live_candidates or (1 if fast else 3)
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="wslab-lab-recommend-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.table: pd.DataFrame | None = None
+        self.live_rows: list[dict[str, Any]] = []
+        super().__init__(work, config, messages=None, **kwargs)
+        self.points = with_baselines(
+            points if points is not None else grid_points(FAST_GRID if fast else FULL_GRID),
+            self.config)
+        self.trace_path = self.workdir / "trace.jsonl.zst"
+        write_trace(self.trace, self.trace_path)
+
+    def default_config(self) -> TuningConfig:
+        """The library defaults on the panel's link."""
+        return TuningConfig().updated({"link.profile": self.link})
+
+    def default_params(self) -> dict[str, Any]:
+        """The three constraints (see :data:`DEFAULT_LIMITS`) and the objective."""
+        return {**DEFAULT_LIMITS, "objective": "ws_bytes_per_msg"}
+
+    # -- widgets -------------------------------------------------------------------------
+
+    def build(self) -> None:
+        """Constraint sliders, objective, buttons, figures, text areas."""
+        style = {"description_width": "170px"}
+        wide = W.Layout(width="95%")
+        for name, unit, text in (("max_p99_ms", "ms", "max p99 latency"),
+                                 ("max_kib_per_conn", "KiB", "max KiB / connection"),
+                                 ("max_cpu_us_per_msg", "\u00b5s", "max CPU \u00b5s / message")):
+            options = [(_limit_label(v, unit), float(v)) for v in LIMIT_STEPS[name]]
+            self.bind(W.SelectionSlider(options=options, description=text, style=style,
+                                        layout=wide, continuous_update=True), name)
+        self.bind(W.Dropdown(options=[(label(c), c) for c in OBJECTIVES],
+                             description="minimise", style=style), "objective")
+        self.stats = W.HTML()
+        self.explanation = W.HTML()
+        area = W.Layout(width="98%", height="260px")
+        self.yaml_area = W.Textarea(disabled=True, layout=area)
+        self.preview = W.Textarea(disabled=True, layout=area)
+        self.target = W.Dropdown(options=SINGLE_TARGETS, description="target")
+        self.file = W.Dropdown(options=[], description="file")
+        self.target.observe(lambda _c: self._show_preview(), names="value")
+        self.file.observe(lambda _c: self._show_preview(keep_file=True), names="value")
+        self.folder = W.Text(value=str(self.workdir / "export"), description="folder",
+                             layout=W.Layout(width="60%"))
+        buttons: list[tuple[str, str, Callable[[], Any]]] = [
+            ("Run sweep", "play", self.start_sweep),
+            ("Validate live", "check", self.start_validation),
+            ("Export all", "download", self.export_all),
+            ("Write report", "file", self.write_report),
+        ]
+        self.buttons: dict[str, Any] = {}
+        for text, icon, action in buttons:
+            button = W.Button(description=text, icon=icon, button_style="primary")
+            button.on_click(lambda _b, act=action: self._guarded(act))
+            self.buttons[text] = button
+        self.figures["frontier"] = frontier_figure()
+        self.figures["live"] = live_figure()
+
+    def body(self) -> Any:
+        """Buttons, numbers, the frontier, reasons, config and export preview, live runs."""
+        b = self.buttons
+        return W.VBox([
+            W.HBox([b["Run sweep"], b["Validate live"], b["Write report"]]),
+            self.stats, self.figures["frontier"], self.explanation,
+            W.HBox([W.VBox([W.HTML("<b>chosen config</b>"), self.yaml_area],
+                           layout=W.Layout(width="45%")),
+                    W.VBox([W.HBox([self.target, self.file]), self.preview],
+                           layout=W.Layout(width="55%"))]),
+            W.HBox([self.folder, b["Export all"]]),
+            self.figures["live"],
+        ])
+
+    def _guarded(self, action: Callable[[], Any]) -> None:
+        try:
+            action()
+        except Exception as exc:  # a button never raises into the kernel
+            self.show_error(exc)
+
+    # -- the sweep -----------------------------------------------------------------------
+
+    def set_table(self, table: pd.DataFrame) -> None:
+        """Use ``table`` (``run_sweep``'s shape) from now on, save it, and redraw at once."""
+        self.table = table.reset_index(drop=True)
+        write_tables(self.table, self.workdir / "sweep.parquet")
+        self.debouncer.flush()
+
+    def _sweep(self) -> Sweep:
+        return Sweep(self.trace_path, self.points, self.workdir, self.config, self.workers)
+
+    def sweep(self) -> pd.DataFrame:
+        """Run the sweep now, blocking, with the progress bar (scripts, notebook cells)."""
+        self.progress.layout.visibility = "visible"
+        try:
+            table = self._sweep().blocking(
+                Progress(note=self._sweep_note(), listeners=[self._show_progress]))
+        finally:
+            self.progress.layout.visibility = "hidden"
+        self.set_table(table)
+        return table
+
+    async def sweep_job(self, progress: Progress) -> pd.DataFrame:
+        """The sweep as a background job (see :meth:`Sweep.background`)."""
+        progress.note = self._sweep_note()
+        table = await self._sweep().background(progress)
+        self.set_table(table)
+        return table
+
+    def start_sweep(self) -> Any:
+        """Start the sweep in the background (Cancel stops it between chunks)."""
+        return self.start_task(self.sweep_job, note="sweeping")
+
+    def _sweep_note(self) -> str:
+        return (f"sweep: {len(self.points)} configs on {len(self.trace):,} messages "
+                f"({self.speedup:g}x speed, link {self.config.link.profile})")
+
+    # -- recommending --------------------------------------------------------------------
+
+    def compute(self, config: TuningConfig, params: dict[str, Any]) -> RecommendResult:
+        """Recommend from the sweep table under the sliders; render every export target."""
+        limits = {name: _limit(params[name]) for name in CONSTRAINTS}
+        if self.table is None:
+            return RecommendResult(None, limits)
+        rec = recommend(self.table, objective=params["objective"], trace=self.trace,
+                        max_p99_ms=limits["max_p99_ms"],
+                        max_kib_per_conn=limits["max_kib_per_conn"],
+                        max_cpu_us_per_msg=limits["max_cpu_us_per_msg"])
+        if not rec.feasible:
+            return RecommendResult(rec, limits)
+        chosen = rec.config
+        files = {target: render(chosen, target) for target in SINGLE_TARGETS}
+        return RecommendResult(rec, limits, files, chosen.to_yaml())
+
+    def draw(self, result: RecommendResult) -> None:
+        """Redraw the scatter in place; refresh reasons, config and preview."""
+        rec = result.rec
+        if rec is None or self.table is None:
+            self.explanation.value = ("<i>No sweep yet: press <b>Run sweep</b> (or call "
+                                      "<code>panel.sweep()</code>).</i>")
+            self._show_preview()
+            return
+        self._draw_scatter(rec, result.limits)
+        lines = "".join(f"<li>{html.escape(line)}</li>" for line in rec.explanation)
+        advice = ""
+        if not rec.feasible:
+            steps = "; ".join(
+                f"{label(s['metric'])} limit from {fmt(s['metric'], s['limit'])} to "
+                f"{fmt(s['metric'], s['needed'])}" for s in rec.relax)
+            advice = ("<div class='wslab-relax' style='background:#fff3cd;padding:6px'>"
+                      f"<b>Nothing meets these constraints.</b> Relax: "
+                      f"{html.escape(steps or 'every constraint (no intact point)')}</div>")
+        self.explanation.value = f"{advice}<ul>{lines}</ul>"
+        self.yaml_area.value = result.yaml or "# no config meets the constraints"
+        rows = []
+        if rec.feasible:
+            cmp = rec.comparison[rec.comparison["baseline"] == "defaults"]
+            for _, r in cmp.iterrows():
+                rows.append((label(r["metric"]), fmt(r["metric"], r["chosen"]),
+                             fmt(r["metric"], r["base"])))
+        self.stats.value = stat_table(rows, headers=("", "recommended", "library defaults"))
+        self._show_preview(keep_file=True)
+
+    def _draw_scatter(self, rec: Recommendation, limits: dict[str, float | None]) -> None:
+        table = self.table
+        assert table is not None
+        sim = table[(table["mode"].astype(str) == "sim") & integrity_ok(table)]
+        feasible = pd.Series(True, index=sim.index)
+        for name, limit in limits.items():
+            if limit is not None:
+                feasible &= sim[CONSTRAINTS[name]] <= limit
+        front = rec.frontier.sort_values("ws_bytes_per_msg")
+        chosen = [rec.chosen] if rec.chosen is not None else []
+        base = find_row(sim, baseline_spec("defaults", self.config))
+        defaults = pd.DataFrame([] if base is None else [base])
+        x = "ws_bytes_per_msg"
+        fig = self.figures["frontier"]
+        with fig.batch_update():
+            for trace, rows in zip(fig.data[:5], (sim, sim[feasible], front, defaults,
+                                                  pd.DataFrame(chosen)), strict=True):
+                trace.x = list(rows[x]) if len(rows) else []
+                trace.y = list(rows["latency_p99_ms"]) if len(rows) else []
+                trace.hovertext = [self._hover(r) for r in rows.to_dict("records")]
+            p99 = limits["max_p99_ms"]
+            fig.data[5].x = [] if p99 is None else [sim[x].min(), sim[x].max()]
+            fig.data[5].y = [] if p99 is None else [p99, p99]
+
+    @staticmethod
+    def _hover(row: Mapping[Any, Any]) -> str:
+        metrics = ("ws_bytes_per_msg", "latency_p99_ms", "cpu_us_per_msg", "mem_kib_per_conn")
+        return "<br>".join([describe_config(row),
+                            *(f"{label(m)}: {fmt(m, row.get(m))}" for m in metrics)])
+
+    # -- export preview and files --------------------------------------------------------
+
+    def _show_preview(self, *, keep_file: bool = False) -> None:
+        files = self.result.files.get(self.target.value, {}) if self.result else {}
+        names = list(files)
+        if list(self.file.options) != names:
+            current = self.file.value
+            self.file.options = names
+            if names:
+                self.file.value = current if keep_file and current in names else names[0]
+        self.preview.value = files.get(self.file.value, "") if names else (
+            "# nothing to export yet" if self.table is None else
+            "# no config meets the constraints")
+
+    def show_file(self, target: str, file: str | None = None) -> str:
+        """Show ``target``'s file (its first by default) in the preview; return its text."""
+        self.target.value = target
+        if file is not None:
+            self.file.value = file
+        return str(self.preview.value)
+
+    def _rec(self) -> Recommendation:
+        if self.table is None or self.result is None or self.result.rec is None:
+            raise WslabError("no sweep yet: press Run sweep (or call panel.sweep()) first")
+        return self.result.rec
+
+    @property
+    def chosen_config(self) -> TuningConfig:
+        """The recommended config.
+
+        Raises:
+            WslabError: No sweep yet, or no config meets the constraints.
+        """
+        return self._rec().config
+
+    def export_all(self, folder: str | Path | None = None) -> list[Path]:
+        """Write every target's files for the chosen config under ``folder``."""
+        out = Path(folder or self.folder.value)
+        paths = export(self.chosen_config, "all", out)
+        self.status.value = html.escape(f"exported {len(paths)} files to {out}")
+        return paths
+
+    def write_report(self, path: str | Path | None = None) -> Path:
+        """Write the HTML report (frontier, reasons, live runs) and return its path."""
+        rec = self._rec()
+        live = sim_vs_live(pd.DataFrame(self.live_rows)) if self.live_rows else None
+        assert self.table is not None
+        out = write_report(self.table, Path(path or self.workdir / "report.html"),
+                           recommendation=rec, sim_vs_live_df=live,
+                           title=f"wslab lab: {self.full_trace.meta.name or 'trace'}")
+        self.status.value = html.escape(f"report written to {out}")
+        return out
+
+    # -- live validation -----------------------------------------------------------------
+
+    def candidates(self, count: int | None = None) -> pd.DataFrame:
+        """The chosen point and the next best feasible ones the live harness can run."""
+        rec = self._rec()
+        assert self.table is not None and self.result is not None
+        runnable = self.table[self.table["compression.algorithm"].isin(LIVE_ALGORITHMS)]
+        chosen = rec.chosen["point"] if rec.chosen is not None else None
+        return best_candidates(runnable, rec.objective, dict(self.result.limits),
+                               count or self.live_candidates, chosen)
+
+    async def validation_job(self, progress: Progress) -> list[dict[str, Any]]:
+        """Run each candidate live on the slice, beside its simulation, one by one."""
+        cands = self.candidates()
+        path = live_trace(self.trace, self.live_seconds, self.workdir)
+        progress.start(len(cands), f"live: {len(cands)} candidates, {self.live_seconds:g} s "
+                                   f"of trace each, link {self.config.link.profile}")
+        self.live_rows = []
+
+        def show(rows: list[dict[str, Any]]) -> None:
+            self.live_rows = list(rows)
+            draw_live(self.figures["live"], self.live_rows)
+
+        return await validate_async(path, cands, self.config.link.profile, progress, show)
+
+    def start_validation(self) -> Any:
+        """Start live validation of :meth:`candidates` in the background."""
+        if self.candidates().empty:  # fail now, in the status line
+            raise WslabError("no feasible candidate the live harness can run (zstd exists "
+                             "only in the simulator): relax the constraints")
+        return self.start_task(self.validation_job, note="validating live")
