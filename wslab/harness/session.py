@@ -163,7 +163,13 @@ class Session:
             return
         pipeline = self.pipeline
         before = pipeline.next_deadline()
-        frames = pipeline.push(index, t_handoff, priority, type, payload, is_text)
+        # Batches due before this message leave first, exactly as the simulator drives the
+        # pipeline, so a timer that fires late (a busy loop) cannot change the grouping.
+        due: list[OutFrame] = []
+        while before is not None and before <= t_handoff:
+            due += pipeline.poll(before)
+            before = pipeline.next_deadline()
+        frames = due + pipeline.push(index, t_handoff, priority, type, payload, is_text)
         if frames and self.lazy and not drained_by_caller and not self._sending \
                 and not self._outbox:
             frames = self._write_now(frames)
