@@ -134,7 +134,7 @@ def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None 
             server_cpu = ProcessSampler(server.pid)
             before = server_cpu.sample()
             if shaped:
-                from wslab.harness.shaper import ShaperProcess
+                from wslab.harness.shaper_proc import ShaperProcess
 
                 say(f"starting link shaper ({profile.name})")
                 shaper = ShaperProcess(profile, "127.0.0.1", port, seed=seed)
