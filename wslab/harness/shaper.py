@@ -3,8 +3,8 @@
 What lives here: :class:`LinkShaper` (an asyncio proxy: client -> shaper -> target). Its
 command line and :class:`~wslab.harness.shaper_proc.ShaperProcess`, which runs it in a
 process of its own, live in ``shaper_proc.py``. What must not: WebSocket knowledge (the
-shaper moves opaque bytes), and any second link model. Each direction applies exactly the simulator's rules so
-that measured and simulated latencies can be compared:
+shaper moves opaque bytes), and any second link model. Each direction applies exactly the
+simulator's rules so that measured and simulated latencies can be compared:
 
 - every read (at most ``READ_SIZE`` bytes) is one *write* of the model: it costs
   ``n + ceil(n / mss) * 52`` wire bytes and occupies a serialising queue for
