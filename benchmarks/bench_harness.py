@@ -1,20 +1,29 @@
-"""Live harness throughput against a minimal websockets echo, run the same way.
+"""Live harness throughput against a minimal websockets echo and a picows ceiling.
 
 Every run puts the server and the client in separate processes on loopback and echoes N
-64-byte messages sent as fast as the client can. The peer server is the smallest echo
-program the websockets library allows (``async for m in ws: await ws.send(m)``).
+messages of one size (16 B, 64 B, 1 KiB, 16 KiB, 64 KiB), sent as fast as the client can
+while a reader task takes the echoes back. The peer server is the smallest echo program the
+websockets library allows (``async for m in ws: await ws.send(m)``); the peer client is as
+small (a send loop and a reader task, nothing recorded). Compression is off everywhere.
 
 - Server harness: wslab's server (send pipeline, selective extension, logs, metrics) and
   the peer server, each driven by the same wslab load client. Target (issue 4): wslab at
   least 85 % of the peer's messages per second.
-- Whole stack, for context: wslab client + server against the peer server driven by an
-  equally minimal client (no pipeline, no logs, no byte counting).
-- Batching: hybrid (2 ms, 16 KiB) against unbatched, both all-wslab; target at least 4x.
+- Whole stack: wslab client + server against the peer client + server, for context.
+- Ceiling: the whole wslab stack against an echo server and client written with picows
+  (the fastest asyncio WebSocket library on PyPI, Cython), run the same way. If picows is
+  not installed the row says so.
+- Batching: hybrid (2 ms, 16 KiB) against unbatched with 64-byte messages, both all-wslab;
+  target at least 4x.
 - TCP data segments per message from the client's kernel counters, batched vs not.
+
+Sides are alternated (wslab, peer, wslab, ...) so a burst of load elsewhere on the machine
+hits both alike, and each figure is the best of the repeats.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -22,14 +31,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import main, row
 
 from wslab.config import TuningConfig
 from wslab.traces.io import write_trace
 from wslab.traces.model import Message, Trace
 
+SIZES = (16, 64, 1024, 16384, 65536)
+
 PEER_SERVER = """
-import asyncio, sys
+import asyncio
 from websockets.asyncio.server import serve
 async def echo(ws):
     async for m in ws:
@@ -44,11 +56,11 @@ asyncio.run(main())
 PEER_CLIENT = """
 import asyncio, json, sys, time
 from websockets.asyncio.client import connect
-N = int(sys.argv[2])
+URL, N, SIZE = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 async def main():
-    msg = "x" * 64
-    async with connect(sys.argv[1], compression=None) as ws:
-        start = time.monotonic()
+    msg = "x" * SIZE
+    start = time.monotonic()
+    async with connect(URL, compression=None) as ws:
         async def reader():
             for _ in range(N):
                 await ws.recv()
@@ -60,46 +72,121 @@ async def main():
 asyncio.run(main())
 """
 
+PICOWS_SERVER = """
+import asyncio, logging
+logging.disable(logging.WARNING)  # picows warns on every write-buffer pause
+from picows import WSListener, WSMsgType, ws_create_server
+class Echo(WSListener):
+    def on_ws_frame(self, transport, frame):
+        if frame.msg_type == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code(), frame.get_close_message())
+            transport.disconnect()
+        elif frame.msg_type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            transport.send(frame.msg_type, frame.get_payload_as_memoryview())
+async def main():
+    server = await ws_create_server(lambda _request: Echo(), "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+asyncio.run(main())
+"""
 
-def _port(proc: subprocess.Popen[str]) -> int:
-    assert proc.stdout is not None
-    return int(proc.stdout.readline())
+# The picows client honours the transport's flow control (pause_writing/resume_writing),
+# as websockets' send() does with its write limit, instead of queueing all N at once.
+PICOWS_CLIENT = """
+import asyncio, json, sys, time
+from picows import WSListener, WSMsgType, ws_connect
+URL, N, SIZE = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+class Client(WSListener):
+    def __init__(self):
+        loop = asyncio.get_running_loop()
+        self.left = N
+        self.done = loop.create_future()
+        self.writable = asyncio.Event()
+        self.writable.set()
+    def on_ws_frame(self, transport, frame):
+        if frame.msg_type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            self.left -= 1
+            if self.left == 0:
+                self.done.set_result(None)
+    def pause_writing(self):
+        self.writable.clear()
+    def resume_writing(self):
+        self.writable.set()
+async def main():
+    msg = b"x" * SIZE
+    start = time.monotonic()
+    transport, client = await ws_connect(Client, URL)
+    for _ in range(N):
+        if not client.writable.is_set():
+            await client.writable.wait()
+        transport.send(WSMsgType.TEXT, msg)
+    await client.done
+    elapsed = time.monotonic() - start
+    transport.send_close()
+    transport.disconnect()
+    print(json.dumps({"elapsed_s": elapsed}), flush=True)
+asyncio.run(main())
+"""
 
 
-def _peer(n: int) -> float:
-    server = subprocess.Popen([sys.executable, "-c", PEER_SERVER], stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        port = _port(server)
-        out = subprocess.run([sys.executable, "-c", PEER_CLIENT, f"ws://127.0.0.1:{port}/",
-                              str(n)], capture_output=True, text=True, check=True, timeout=600)
-        return n / float(json.loads(out.stdout)["elapsed_s"])
-    finally:
-        server.kill()
-        server.wait()
+class _Server:
+    """An echo server process for the length of a ``with`` block; ``port`` once started."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        self.cmd = cmd
+        self.port = 0
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> _Server:
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, text=True)
+        try:
+            assert self.proc.stdout is not None
+            line = self.proc.stdout.readline()
+            if not line.strip().isdigit():
+                raise RuntimeError(f"echo server did not start: {line.strip() or 'no output'}")
+            self.port = int(line)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
-def _wslab(n: int, config: TuningConfig, work: Path, peer_server: bool = False
-           ) -> dict[str, Any]:
-    cfg = work / f"{config.batching.strategy}.yaml"
-    config.save(cfg)
-    trace = work / "echo.jsonl"
+def _wslab_server(cfg: Path) -> _Server:
+    return _Server([sys.executable, "-m", "wslab.harness.procs", "server", "--config", str(cfg),
+                    "--scenario", "echo"])
+
+
+def _script_server(code: str) -> _Server:
+    return _Server([sys.executable, "-c", code])
+
+
+def _script_client(code: str, port: int, n: int, size: int) -> float:
+    """Messages per second of a minimal client program against the server on ``port``."""
+    out = subprocess.run([sys.executable, "-c", code, f"ws://127.0.0.1:{port}/", str(n),
+                          str(size)], capture_output=True, text=True, check=True, timeout=600)
+    return n / float(json.loads(out.stdout)["elapsed_s"])
+
+
+def _wslab_client(port: int, n: int, size: int, cfg: Path, work: Path) -> dict[str, Any]:
+    """One echo run of the wslab load client; msg/s and kernel segments per message."""
+    trace = work / f"echo-{size}-{n}.jsonl"
     if not trace.exists():
-        write_trace(Trace([Message(0.0, "c2s", "x", "normal", b"x" * 64, True)
+        write_trace(Trace([Message(0.0, "c2s", "x", "normal", b"x" * size, True)
                            for _ in range(n)]), trace)
-    cmd = ([sys.executable, "-c", PEER_SERVER] if peer_server else
-           [sys.executable, "-m", "wslab.harness.procs", "server", "--config", str(cfg),
-            "--scenario", "echo"])
-    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    try:
-        port = _port(server)
-        out = subprocess.run([sys.executable, "-m", "wslab.harness.procs", "client", "--url",
-                              f"ws://127.0.0.1:{port}/", "--config", str(cfg), "--trace",
-                              str(trace), "--drain-timeout", "10"],
-                             capture_output=True, text=True, check=True, timeout=600)
-    finally:
-        server.terminate()
-        server.wait()
+    out = subprocess.run([sys.executable, "-m", "wslab.harness.procs", "client", "--url",
+                          f"ws://127.0.0.1:{port}/", "--config", str(cfg), "--trace",
+                          str(trace), "--drain-timeout", "10"],
+                         capture_output=True, text=True, check=True, timeout=600)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     if result["messages_received"] != n:
         raise RuntimeError(f"echo lost messages: {result}")
@@ -108,34 +195,101 @@ def _wslab(n: int, config: TuningConfig, work: Path, peer_server: bool = False
     return result
 
 
+def _count(size: int, quick: bool) -> int:
+    """Messages per run: a fixed count for small messages, a byte budget for large ones."""
+    most, budget = (10_000, 32 << 20) if quick else (50_000, 256 << 20)
+    return max(200, min(most, budget // size))
+
+
+def _size_label(size: int) -> str:
+    return f"{size // 1024} KiB" if size >= 1024 else f"{size} B"
+
+
+SECTION = "echo throughput by message size"
+
+
+def _size_rows(size: int, runs: dict[str, list[float]], n: int) -> list[dict[str, Any]]:
+    label = _size_label(size)
+    mb = size / 1e6
+    mine, peer_srv = max(runs["wslab"]), max(runs["peer server"])
+    stack, peer_stack = mine, max(runs["peer"])  # wslab client + server is the whole stack
+    extra = {"section": SECTION, "size_bytes": size, "messages": n}
+    rows = [
+        row("harness", f"echo {label}: wslab server msg/s (same wslab client)", mine,
+            "msg/s", peer="minimal websockets echo server", peer_value=peer_srv,
+            target="ratio >= 0.85", ok=mine / peer_srv >= 0.85, series="wslab server",
+            peer_series="websockets server, wslab client", **extra),
+        row("harness", f"echo {label}: whole wslab stack msg/s", stack, "msg/s",
+            peer="minimal websockets server + client", peer_value=peer_stack,
+            series="wslab stack", peer_series="websockets minimal",
+            note=f"{stack * mb:.1f} vs {peer_stack * mb:.1f} MB/s each way", **extra),
+    ]
+    if runs["picows"]:
+        ceiling = max(runs["picows"])
+        rows.append(row("harness", f"echo {label}: whole wslab stack vs picows ceiling", stack,
+                        "msg/s", peer="picows server + client (ceiling)", peer_value=ceiling,
+                        series="wslab stack", peer_series="picows",
+                        note=f"picows {ceiling * mb:.1f} MB/s each way", **extra))
+    else:
+        rows.append(row("harness", f"echo {label}: picows ceiling", float("nan"), "msg/s",
+                        peer="picows server + client (ceiling)",
+                        note="not measured: picows is not installed (pip install picows)",
+                        **extra))
+    return rows
+
+
 def run(quick: bool) -> list[dict[str, Any]]:
-    n = 20_000 if quick else 100_000
+    have_picows = importlib.util.find_spec("picows") is not None
     plain = TuningConfig().updated({"compression.algorithm": "none"})
     # 16 KiB is the limit that binds: the message cap is raised above 16 KiB / 64 B.
     batched = plain.updated({"batching.strategy": "hybrid", "batching.interval_ms": 2,
                              "batching.max_bytes": 16384, "batching.max_messages": 1024})
+    repeats = 1 if quick else 3
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        # Alternate the two sides so a burst of load elsewhere hits both alike.
-        servers = [(_wslab(n, plain, work)["msg_s"], _wslab(n, plain, work, True)["msg_s"])
-                   for _ in range(3)]
-        mine_server = max(m for m, _ in servers)
-        peer_server = max(p for _, p in servers)
-        peer = max(_peer(n) for _ in range(2))
-        mine = max((_wslab(n, plain, work) for _ in range(2)), key=lambda r: r["msg_s"])
-        fast = max((_wslab(n, batched, work) for _ in range(2)), key=lambda r: r["msg_s"])
+        plain_cfg, batched_cfg = work / "plain.yaml", work / "batched.yaml"
+        plain.save(plain_cfg)
+        batched.save(batched_cfg)
+        runs = {size: {"wslab": [], "peer server": [], "peer": [], "picows": []}
+                for size in SIZES}
+        plain64: list[dict[str, Any]] = []
+        with _wslab_server(plain_cfg) as mine, _script_server(PEER_SERVER) as peer:
+            for _ in range(repeats):
+                for size in SIZES:
+                    n = _count(size, quick)
+                    r = runs[size]
+                    got = _wslab_client(mine.port, n, size, plain_cfg, work)
+                    r["wslab"].append(got["msg_s"])
+                    if size == 64:
+                        plain64.append(got)
+                    r["peer server"].append(
+                        _wslab_client(peer.port, n, size, plain_cfg, work)["msg_s"])
+                    r["peer"].append(_script_client(PEER_CLIENT, peer.port, n, size))
+        if have_picows:
+            with _script_server(PICOWS_SERVER) as ceiling:
+                for _ in range(repeats):
+                    for size in SIZES:
+                        runs[size]["picows"].append(
+                            _script_client(PICOWS_CLIENT, ceiling.port, _count(size, quick),
+                                           size))
+        for size in SIZES:
+            rows += _size_rows(size, runs[size], _count(size, quick))
+        n64 = _count(64, quick)
+        with _wslab_server(batched_cfg) as fast_server:
+            fast_runs = [_wslab_client(fast_server.port, n64, 64, batched_cfg, work)
+                         for _ in range(max(1, repeats - 1))]
+    unbatched = max(plain64, key=lambda r: r["msg_s"])
+    fast = max(fast_runs, key=lambda r: r["msg_s"])
+    section = "batching, 64 B echo"
     return [
-        row("harness", "echo 64 B, unbatched: wslab server msg/s (same wslab client)",
-            mine_server, "msg/s", peer="minimal websockets echo server", peer_value=peer_server,
-            target="ratio >= 0.85", ok=mine_server / peer_server >= 0.85),
-        row("harness", "echo 64 B, unbatched: whole wslab stack msg/s", mine["msg_s"], "msg/s",
-            peer="minimal websockets echo server + minimal client", peer_value=peer),
+        *rows,
         row("harness", "echo 64 B, hybrid 2 ms / 16 KiB: msg/s", fast["msg_s"], "msg/s",
-            peer="wslab harness unbatched", peer_value=mine["msg_s"], target="ratio >= 4",
-            ok=fast["msg_s"] / mine["msg_s"] >= 4),
+            peer="wslab harness unbatched", peer_value=unbatched["msg_s"], target="ratio >= 4",
+            ok=fast["msg_s"] / unbatched["msg_s"] >= 4, section=section),
         row("harness", "TCP data segments per message, hybrid (kernel counters)",
             fast["segs_per_msg"], "segments/msg", peer="unbatched",
-            peer_value=mine["segs_per_msg"]),
+            peer_value=unbatched["segs_per_msg"], section=section),
     ]
 
 
