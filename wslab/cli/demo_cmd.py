@@ -79,9 +79,13 @@ def _print_live(results: object) -> None:
     for _, row in live.iterrows():
         twin = sim.loc[row["point"]] if row["point"] in sim.index else None
         deflate = ("off" if row["compression.algorithm"] == "none" else
-                   f"{row['compression.server_max_window_bits']}/{row['compression.mem_level']}")
+                   f"{row['compression.server_max_window_bits']}/{row['compression.mem_level']} "
+                   f"{row['compression.policy']}")
+        strategy = str(row["batching.strategy"])
+        if strategy != "none":
+            strategy += f" {row['batching.interval_ms']:g} ms"
         table.add_row(
-            str(row["batching.strategy"]), deflate,
+            strategy, deflate,
             f"{twin['ws_bytes_per_msg']:.1f}" if twin is not None else "-",
             f"{row['ws_bytes_per_msg']:.1f}",
             f"{twin['latency_p99_ms']:.0f}" if twin is not None else "-",
