@@ -73,6 +73,25 @@ def test_constraint_slider_moves_the_chosen_point_and_its_marker(panel: Recommen
     assert np.array_equal(marker(panel), before)
 
 
+def test_a_slider_drag_reruns_once_off_the_loop(panel: RecommendPanel) -> None:
+    panel.set(max_kib_per_conn=64.0)
+    before = marker(panel)
+    runs = len(panel.debouncer.timings)
+
+    async def drag() -> None:
+        for kib in (96.0, 128.0, 192.0, 256.0, INF):  # one drag, events 2 ms apart
+            panel.controls["max_kib_per_conn"].value = kib
+            await asyncio.sleep(0.002)
+        await panel.debouncer.wait()
+
+    asyncio.run(drag())
+    assert len(panel.debouncer.timings) == runs + 1
+    assert panel.params["max_kib_per_conn"] == INF
+    assert not np.array_equal(marker(panel), before)
+    assert panel.debouncer.timings[-1].compute_s < 1.0
+    panel.set(max_kib_per_conn=64.0)
+
+
 def test_objective_dropdown_changes_what_is_minimised(panel: RecommendPanel) -> None:
     panel.set(objective="latency_p99_ms")
     rec = panel.result.rec  # type: ignore[union-attr]
@@ -143,6 +162,7 @@ def test_sweep_job_reports_progress_and_cancels(tmp_path: Path) -> None:
     assert done.result is not None and done.result.rec is not None
     assert marker(done).size == 2
     assert (tmp_path / "a" / "sweep.parquet").exists()
+    assert (tmp_path / "a" / "sweep-1" / "parts" / "000.parquet").exists()
     assert cancelled.tasks.state == "cancelled" and cancelled.status.value == "cancelled"
     assert 0 < cancelled.tasks.progress.done < len(points)
     assert cancelled.table is None and cancelled.cancel_button.disabled

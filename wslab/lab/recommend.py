@@ -142,6 +142,7 @@ class RecommendPanel(Panel[RecommendResult]):
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.table: pd.DataFrame | None = None
         self.live_rows: list[dict[str, Any]] = []
+        self._sweeps = 0
         super().__init__(work, config, messages=None, **kwargs)
         self.points = with_baselines(
             points if points is not None else grid_points(FAST_GRID if fast else FULL_GRID),
@@ -225,7 +226,9 @@ class RecommendPanel(Panel[RecommendResult]):
         self.debouncer.flush()
 
     def _sweep(self) -> Sweep:
-        return Sweep(self.trace_path, self.points, self.workdir, self.config, self.workers)
+        self._sweeps += 1  # a sweep cancelled mid-chunk may still be writing its own folder
+        return Sweep(self.trace_path, self.points, self.workdir / f"sweep-{self._sweeps}",
+                     self.config, self.workers)
 
     def sweep(self) -> pd.DataFrame:
         """Run the sweep now, blocking, with the progress bar (scripts, notebook cells)."""
