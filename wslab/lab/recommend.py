@@ -9,7 +9,7 @@ relax), the chosen config as YAML and a preview of every export target's files
 (``wslab.tune.export.render``). Further buttons validate the best candidates live
 (``wslab.tune.validate.validate_live``, measured beside simulated), export every target to a
 folder and write the HTML report. Nothing here chooses, renders or measures by itself;
-the sweep grids and the long jobs are in ``recommend_jobs``.
+the sweep grids, the long jobs and the figures are in ``recommend_jobs``.
 
 The working trace is the first ``messages`` messages replayed ``speedup`` times faster (as
 ``wslab demo`` does). Live runs replay only its first ``live_seconds`` of trace time, and
@@ -21,7 +21,7 @@ from __future__ import annotations
 import html
 import math
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,8 @@ from wslab.traces.io import write_trace
 from wslab.traces.model import Trace
 from wslab.tune.export import SINGLE_TARGETS, export, render
 from wslab.tune.recommend import Recommendation, recommend
-from wslab.tune.recommend_baseline import baseline_spec, find_row
 from wslab.tune.recommend_constraints import CONSTRAINTS
-from wslab.tune.recommend_explain import describe_config, fmt, label
-from wslab.tune.recommend_pareto import integrity_ok
+from wslab.tune.recommend_explain import fmt, label
 from wslab.tune.report import sim_vs_live, write_report
 from wslab.tune.results import write_tables
 from wslab.tune.validate import best_candidates
@@ -50,6 +48,7 @@ from .recommend_jobs import (
     FAST_GRID,
     FULL_GRID,
     Sweep,
+    draw_frontier,
     draw_live,
     frontier_figure,
     grid_points,
@@ -281,7 +280,8 @@ class RecommendPanel(Panel[RecommendResult]):
                                       "<code>panel.sweep()</code>).</i>")
             self._show_preview()
             return
-        self._draw_scatter(rec, result.limits)
+        draw_frontier(self.figures["frontier"], self.table, rec, result.limits,
+                      self.config)
         lines = "".join(f"<li>{html.escape(line)}</li>" for line in rec.explanation)
         advice = ""
         if not rec.feasible:
@@ -301,36 +301,6 @@ class RecommendPanel(Panel[RecommendResult]):
                              fmt(r["metric"], r["base"])))
         self.stats.value = stat_table(rows, headers=("", "recommended", "library defaults"))
         self._show_preview(keep_file=True)
-
-    def _draw_scatter(self, rec: Recommendation, limits: dict[str, float | None]) -> None:
-        table = self.table
-        assert table is not None
-        sim = table[(table["mode"].astype(str) == "sim") & integrity_ok(table)]
-        feasible = pd.Series(True, index=sim.index)
-        for name, limit in limits.items():
-            if limit is not None:
-                feasible &= sim[CONSTRAINTS[name]] <= limit
-        front = rec.frontier.sort_values("ws_bytes_per_msg")
-        chosen = [rec.chosen] if rec.chosen is not None else []
-        base = find_row(sim, baseline_spec("defaults", self.config))
-        defaults = pd.DataFrame([] if base is None else [base])
-        x = "ws_bytes_per_msg"
-        fig = self.figures["frontier"]
-        with fig.batch_update():
-            for trace, rows in zip(fig.data[:5], (sim, sim[feasible], front, defaults,
-                                                  pd.DataFrame(chosen)), strict=True):
-                trace.x = list(rows[x]) if len(rows) else []
-                trace.y = list(rows["latency_p99_ms"]) if len(rows) else []
-                trace.hovertext = [self._hover(r) for r in rows.to_dict("records")]
-            p99 = limits["max_p99_ms"]
-            fig.data[5].x = [] if p99 is None else [sim[x].min(), sim[x].max()]
-            fig.data[5].y = [] if p99 is None else [p99, p99]
-
-    @staticmethod
-    def _hover(row: Mapping[Any, Any]) -> str:
-        metrics = ("ws_bytes_per_msg", "latency_p99_ms", "cpu_us_per_msg", "mem_kib_per_conn")
-        return "<br>".join([describe_config(row),
-                            *(f"{label(m)}: {fmt(m, row.get(m))}" for m in metrics)])
 
     # -- export preview and files --------------------------------------------------------
 

@@ -6,8 +6,9 @@ What lives here: the lab's sweep grids (:data:`FAST_GRID`, :data:`FULL_GRID`, bu
 whose progress counts points and whose cancellation lands between chunks), and live
 validation: the trace slice a live run replays, the simulated twin of a candidate on that
 same slice, :func:`validate_async` (``wslab.tune.validate.validate_live`` one candidate at a
-time) and the measured-beside-simulated figure; and the frontier scatter's empty shape.
-The panel itself (widgets, recommending, drawing) is in ``recommend.py``.
+time) and the measured-beside-simulated figure; and the frontier scatter (its shape and
+:func:`draw_frontier`, which fills it from a table and a recommendation).
+The panel itself (widgets, recommending, the text it shows) is in ``recommend.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,11 @@ from wslab.config import TuningConfig
 from wslab.sim import simulate
 from wslab.traces.io import read_trace, write_trace
 from wslab.traces.model import Trace
-from wslab.tune.recommend_baseline import baseline_spec
-from wslab.tune.recommend_explain import describe_config
-from wslab.tune.recommend_pareto import row_config
+from wslab.tune.recommend import Recommendation
+from wslab.tune.recommend_baseline import baseline_spec, find_row
+from wslab.tune.recommend_constraints import CONSTRAINTS
+from wslab.tune.recommend_explain import describe_config, fmt, label
+from wslab.tune.recommend_pareto import integrity_ok, row_config
 from wslab.tune.space import Space, point_key
 from wslab.tune.sweep import point_row, run_sweep
 from wslab.tune.validate import validate_live
@@ -58,6 +61,7 @@ FULL_GRID: tuple[Axis, ...] = (
 )
 """Otherwise: 5 batching x 18 compression choices = 90 points (+ the defaults)."""
 LIVE_METRICS = ("ws_bytes_per_msg", "latency_p99_ms", "cpu_us_per_msg")
+HOVER_METRICS = ("ws_bytes_per_msg", "latency_p99_ms", "cpu_us_per_msg", "mem_kib_per_conn")
 LIVE_TITLES = ("bytes per message", "p99 latency (ms)", "CPU \u00b5s per message")
 
 
@@ -239,3 +243,39 @@ def frontier_figure() -> Any:
             go.Scatter(x=[], y=[], mode="lines", name="p99 limit",
                        line={"color": COLOURS["critical"], "dash": "dash", "width": 1}),
         ])
+
+
+def _hover(row: Mapping[Any, Any]) -> str:
+    return "<br>".join([describe_config(row),
+                        *(f"{label(m)}: {fmt(m, row.get(m))}" for m in HOVER_METRICS)])
+
+
+def draw_frontier(fig: Any, table: pd.DataFrame, rec: Recommendation,
+                  limits: Mapping[str, float | None], base: TuningConfig) -> None:
+    """Fill :func:`frontier_figure` in place from a sweep table and its recommendation.
+
+    Args:
+        fig: The figure :func:`frontier_figure` made.
+        table: The sweep table (only intact simulated rows are drawn).
+        rec: The recommendation under ``limits`` (its frontier and chosen row).
+        limits: Constraint name -> upper bound (``None``: unbounded).
+        base: The sweep's base config (locates the library-defaults row).
+    """
+    sim = table[(table["mode"].astype(str) == "sim") & integrity_ok(table)]
+    feasible = pd.Series(True, index=sim.index)
+    for name, limit in limits.items():
+        if limit is not None:
+            feasible &= sim[CONSTRAINTS[name]] <= limit
+    defaults = find_row(sim, baseline_spec("defaults", base))
+    layers = (sim, sim[feasible], rec.frontier.sort_values("ws_bytes_per_msg"),
+              pd.DataFrame([] if defaults is None else [defaults]),
+              pd.DataFrame([rec.chosen] if rec.chosen is not None else []))
+    x, y = "ws_bytes_per_msg", "latency_p99_ms"
+    with fig.batch_update():
+        for trace, rows in zip(fig.data[:5], layers, strict=True):
+            trace.x = list(rows[x]) if len(rows) else []
+            trace.y = list(rows[y]) if len(rows) else []
+            trace.hovertext = [_hover(r) for r in rows.to_dict("records")]
+        p99 = limits.get("max_p99_ms")
+        fig.data[5].x = [] if p99 is None else [sim[x].min(), sim[x].max()]
+        fig.data[5].y = [] if p99 is None else [p99, p99]
