@@ -47,7 +47,7 @@ async def _slider_latency(panel: Panel[Any], control: str, values: tuple[Any, ..
 
 def run(quick: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    windows = (10_000,) if quick else (5_000, 10_000, 20_000)
+    windows = (6_000,) if quick else (6_000, 10_000, 20_000)
     for name in TRACES[:2] if quick else TRACES:
         trace = load_trace(name, messages=None)
         for window in windows:

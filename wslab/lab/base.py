@@ -77,7 +77,7 @@ class Panel(Generic[R]):
         trace: A :class:`Trace`, or the name of a bundled trace, or a trace file path.
         config: Starting configuration (the defaults of DESIGN.md 4a if omitted).
         messages: Replay only the first this many messages per run (``None``: the whole
-            trace; default: 10,000, or 2,000 with ``WSLAB_FAST=1``).
+            trace; default: 6,000, or 2,000 with ``WSLAB_FAST=1``).
         debounce_s: Quiet time after the last slider event before a run starts.
     """
 

@@ -22,7 +22,7 @@ from wslab.traces.model import Trace
 FAST_ENV = "WSLAB_FAST"
 FAST_MESSAGES = 2_000
 """Messages a panel simulates in fast mode."""
-INTERACTIVE_MESSAGES = 10_000
+INTERACTIVE_MESSAGES = 6_000
 """Messages a simulation-backed panel replays per slider move by default (None = all)."""
 WINDOW_BITS = tuple(range(9, 16))
 MEM_LEVELS = tuple(range(1, 10))
