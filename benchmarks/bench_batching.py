@@ -29,10 +29,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import main, row
+from common import main, row, shaped_link_file
 
 from wslab.analysis.bundled import DATA_DIR
 from wslab.config import TuningConfig
@@ -43,8 +41,6 @@ from wslab.traces.model import Trace
 FLOOD = 200_000.0  # messages per second offered: more than any strategy carries
 PACED = 2_000.0
 STRATEGIES = ("none", "time", "size", "count", "hybrid", "priority")
-SHAPED = {"name": "10mbit-40ms", "down_kbps": 10_000, "up_kbps": 10_000, "rtt_ms": 40.0,
-          "source": "bench_batching: 10 Mbit/s each way, 40 ms RTT, no jitter, no loss"}
 
 
 def game_trace(n: int, rate: float, path: Path) -> Path:
@@ -102,8 +98,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     runs = 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        shaped = work / "10mbit-40ms.yaml"
-        shaped.write_text(yaml.safe_dump(SHAPED))
+        shaped = shaped_link_file(work)
         links = [(None, "loopback"), (str(shaped), "10 Mbit/s 40 ms")]
         plan = ([("flood", *links[0]), ("paced", *links[1])] if quick else
                 [(w, *link) for link in links for w in ("flood", "paced")])

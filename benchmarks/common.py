@@ -13,7 +13,21 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+# The shaped link the live benchmarks share: 10 Mbit/s each way, 40 ms RTT, nothing random,
+# so that a measured latency can be held to the simulator's without jitter or loss noise.
+SHAPED_LINK: dict[str, Any] = {
+    "name": "10mbit-40ms", "down_kbps": 10_000, "up_kbps": 10_000, "rtt_ms": 40.0,
+    "source": "wslab benchmarks: 10 Mbit/s each way, 40 ms RTT, no jitter, no loss"}
+
+
+def shaped_link_file(directory: Path) -> Path:
+    """Write :data:`SHAPED_LINK` as a link profile file in ``directory``; return its path."""
+    path = directory / "10mbit-40ms.json"
+    path.write_text(json.dumps(SHAPED_LINK))
+    return path
 
 
 def best_of(fn: Callable[[], object], repeats: int = 5) -> float:
