@@ -192,6 +192,10 @@ class LiveServer:
             process_response=self._process_response,
             origins=self.origins,  # type: ignore[arg-type]
             reuse_port=self.reuse_port or None,
+            # asyncio's default accept backlog (100) drops SYNs in a connection storm and
+            # the kernel's 1 s / 3 s retries then dominate a ramp; the kernel caps it
+            # at net.core.somaxconn.
+            backlog=max(100, min(4096, self.config.scaling.max_connections)),
             **serve_kwargs(self.config))
         self.port = self._server.sockets[0].getsockname()[1]
         self._spawn(self._sampler())
