@@ -29,6 +29,7 @@ from wslab.cli import (
     live_cmd,
     recommend_cmd,
     report_cmd,
+    scale_cmd,
     simulate_cmd,
     sweep_cmd,
     trace_cmd,
@@ -50,6 +51,7 @@ app.command("sweep")(sweep_cmd.sweep)
 app.command("bench")(live_cmd.bench)
 app.command("serve")(live_cmd.serve)
 app.command("load")(live_cmd.load)
+app.command("scale")(scale_cmd.scale)
 app.command("recommend")(recommend_cmd.recommend)
 app.command("export")(export_cmd.export)
 app.command("report")(report_cmd.report)
