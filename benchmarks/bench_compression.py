@@ -287,7 +287,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     messages = sum(len(s) for s in streams)
     sample = _sample(loaded)
     pairs = 50 if quick else 200
-    grid = _grid(streams, 3, pairs, sample)
+    grid = _grid(streams, 3 if quick else 2, pairs, sample)
     per_trace = {name: t.messages[:4000 if quick else None] for name, t in loaded.items()}
     return (_grid_rows(grid, messages, pairs) + _zstd_memory(sample, 20 if quick else 50)
             + _zstd_rows(per_trace))

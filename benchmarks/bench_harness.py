@@ -217,18 +217,21 @@ def _size_rows(size: int, runs: dict[str, list[float]], n: int) -> list[dict[str
     rows = [
         row("harness", f"echo {label}: wslab server msg/s (same wslab client)", mine,
             "msg/s", peer="minimal websockets echo server", peer_value=peer_srv,
-            target="ratio >= 0.85", ok=mine / peer_srv >= 0.85, series="wslab server",
-            peer_series="websockets server, wslab client", **extra),
+            target="ratio >= 0.85", ok=mine / peer_srv >= 0.85,
+            series="wslab server + wslab client", peer_series="websockets server + wslab client",
+            **extra),
         row("harness", f"echo {label}: whole wslab stack msg/s", stack, "msg/s",
             peer="minimal websockets server + client", peer_value=peer_stack,
-            series="wslab stack", peer_series="websockets minimal",
+            series="wslab server + wslab client",
+            peer_series="websockets minimal server + client",
             note=f"{stack * mb:.1f} vs {peer_stack * mb:.1f} MB/s each way", **extra),
     ]
     if runs["picows"]:
         ceiling = max(runs["picows"])
         rows.append(row("harness", f"echo {label}: whole wslab stack vs picows ceiling", stack,
                         "msg/s", peer="picows server + client (ceiling)", peer_value=ceiling,
-                        series="wslab stack", peer_series="picows",
+                        series="wslab server + wslab client",
+                        peer_series="picows server + client",
                         note=f"picows {ceiling * mb:.1f} MB/s each way", **extra))
     else:
         rows.append(row("harness", f"echo {label}: picows ceiling", float("nan"), "msg/s",

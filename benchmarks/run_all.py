@@ -345,7 +345,9 @@ def _plots(results: pd.DataFrame) -> tuple[dict[str, str], str]:
             return {}, ""
         IMG.mkdir(parents=True, exist_ok=True)
         paths = [IMG / f"perf-{name}.png" for name in figs]
-        pio.write_images(list(figs.values()), paths)
+        pio.write_images(list(figs.values()), paths,
+                         width=[int(f.layout.width or 900) for f in figs.values()],
+                         height=[int(f.layout.height or 500) for f in figs.values()])
         return {name: f"img/{p.name}" for name, p in zip(figs, paths, strict=True)}, ""
     except Exception as exc:  # no kaleido or no browser: the tables still stand
         return {}, f"plots not drawn: {type(exc).__name__}: {_last_line(str(exc), '')}"
