@@ -72,7 +72,7 @@ def _rows(workload: str, label: str, n: int, got: dict[str, dict[str, float]]
     rows = []
     for strategy in STRATEGIES[1:]:
         r = got[strategy]
-        extra = {"section": section, "link": label, "workload": workload,
+        extra: dict[str, Any] = {"section": section, "link": label, "workload": workload,
                  "strategy": strategy, "messages": n}
         note = f"{r['frames']:.0f} frames vs {plain['frames']:.0f}"
         if workload == "flood":

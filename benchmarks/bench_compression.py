@@ -33,6 +33,7 @@ import tracemalloc
 import zlib
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -230,9 +231,9 @@ def _zstd_rows(traces: dict[str, list[Message]]) -> list[dict[str, Any]]:
             by_dir[m.dir].append(m)
         ordered = [m for d in by_dir for m in by_dir[d]]
         codecs: dict[str, Callable[[], Any]] = {
-            "deflate 12/5": lambda: DeflateEncoder(*DEFAULT, LEVEL),
-            "zstd-stream": lambda: ZstdEncoder(ZSTD_LEVEL, stream=True),
-            "zstd-dict": lambda d=dictionary: ZstdEncoder(ZSTD_LEVEL, dictionary=d),
+            "deflate 12/5": partial(DeflateEncoder, *DEFAULT, LEVEL),
+            "zstd-stream": partial(ZstdEncoder, ZSTD_LEVEL, stream=True),
+            "zstd-dict": partial(ZstdEncoder, ZSTD_LEVEL, dictionary=dictionary),
         }
         got = {k: _per_message(by_dir, make) for k, make in codecs.items()}
         original = sum(m.size for m in ordered)

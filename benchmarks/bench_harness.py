@@ -213,7 +213,7 @@ def _size_rows(size: int, runs: dict[str, list[float]], n: int) -> list[dict[str
     mb = size / 1e6
     mine, peer_srv = max(runs["wslab"]), max(runs["peer server"])
     stack, peer_stack = mine, max(runs["peer"])  # wslab client + server is the whole stack
-    extra = {"section": SECTION, "size_bytes": size, "messages": n}
+    extra: dict[str, Any] = {"section": SECTION, "size_bytes": size, "messages": n}
     rows = [
         row("harness", f"echo {label}: wslab server msg/s (same wslab client)", mine,
             "msg/s", peer="minimal websockets echo server", peer_value=peer_srv,
@@ -254,7 +254,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
         plain_cfg, batched_cfg = work / "plain.yaml", work / "batched.yaml"
         plain.save(plain_cfg)
         batched.save(batched_cfg)
-        runs = {size: {"wslab": [], "peer server": [], "peer": [], "picows": []}
+        runs: dict[int, dict[str, list[float]]] = {
+            size: {"wslab": [], "peer server": [], "peer": [], "picows": []}
                 for size in SIZES}
         plain64: list[dict[str, Any]] = []
         with _wslab_server(plain_cfg) as mine, _script_server(PEER_SERVER) as peer:

@@ -212,7 +212,7 @@ def _grid_section(grid: pd.DataFrame, images: dict[str, str]) -> list[str]:
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _clean(v) for k, v in r.items()} for r in df.to_dict("records")]
+    return [{str(k): _clean(v) for k, v in r.items()} for r in df.to_dict("records")]
 
 
 def _markdown(results: pd.DataFrame, meta: dict[str, Any], images: dict[str, str]) -> str:
@@ -358,7 +358,9 @@ def _plots(results: pd.DataFrame) -> tuple[dict[str, str], str]:
 
 def _write_results(results: pd.DataFrame, path: Path) -> None:
     for col in ("value", "peer_value", "ratio"):
-        results[col] = pd.to_numeric(results.get(col), errors="coerce")
+        if col not in results:
+            results[col] = math.nan
+        results[col] = pd.to_numeric(results[col], errors="coerce")
     # Extra columns mix types across scripts (numbers in one, text in another): store them
     # as text where they do, so parquet takes them.
     for col in results.columns:
