@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from wslab import envelopes
 from wslab.codecs.negotiation import offer_from_config
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
+from wslab.harness.broker import jittered_backoff
 from wslab.harness.extension import SelectiveClientDeflateFactory
 from wslab.harness.meter import count_connection, tcp_info
 from wslab.harness.recorder import Recorder
@@ -230,6 +232,15 @@ class HoldStats:
     closed_early: int = 0
     close_codes: dict[str, int] = field(default_factory=dict)
     receipts: list[tuple[int, str, int, float, float]] = field(default_factory=list)
+    reconnects: int = 0
+    reconnect_attempts: int = 0
+    reconnect_failed: int = 0
+    reconnect_delays: list[float] = field(default_factory=list)
+    outages: list[tuple[int, float, float | None]] = field(default_factory=list)
+
+    def reconnect_s(self) -> list[float]:
+        """Time from each drop to the connection being open again (closed outages only)."""
+        return [back - down for _n, down, back in self.outages if back is not None]
 
 
 class HoldClient:
@@ -240,6 +251,14 @@ class HoldClient:
     kept as (connection number, kind, seq, t sent, t received). Anything else is counted
     but not kept. The client answers pings and sends none (as browsers do).
 
+    With ``reconnect=True`` a connection that closes before :meth:`close` (its worker
+    died, a proxy dropped it) is opened again to the same URL under the same label, after
+    an exponential backoff with jitter (:func:`~wslab.harness.broker.jittered_backoff`),
+    retried until it succeeds or :meth:`close` is called. Every drop is kept in
+    ``stats.outages`` as (connection number, dropped at, open again at), so a run can
+    say which messages went out while a connection was away; ``closed_early`` and
+    ``close_codes`` still count every drop.
+
     Args:
         url: Target ``ws://`` URL (loopback unless ``allow_remote``).
         config: Compression and limits for the client side.
@@ -248,13 +267,28 @@ class HoldClient:
         concurrency: Handshakes in flight at most.
         source_addresses: 127.0.0.x addresses to spread connections over.
         prefix: Labels are ``PREFIX-N`` (sent in the ``X-Wslab-Client`` header).
+        allow_remote: Permit a non-loopback target.
+        reconnect: Open a connection again when it closes before :meth:`close`.
+        backoff_base_s: First reconnect delay ceiling.
+        backoff_max_s: Largest reconnect delay ceiling.
+        seed: Seed of the reconnect jitter (None: unpredictable).
     """
 
     def __init__(self, url: str, config: TuningConfig, *, connections: int,
                  rate: float = 0.0, concurrency: int = 200,
                  source_addresses: list[str] | None = None, prefix: str = "h",
-                 allow_remote: bool = False) -> None:
+                 allow_remote: bool = False, reconnect: bool = False,
+                 backoff_base_s: float = 0.1, backoff_max_s: float = 5.0,
+                 seed: int | None = None) -> None:
         check_target(url, allow_remote)
+        if backoff_base_s <= 0 or backoff_max_s < backoff_base_s:
+            raise WslabError("reconnect backoff needs 0 < backoff_base_s <= backoff_max_s")
+        self.reconnect = reconnect
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self._rng = random.Random(seed)
+        self._stop = asyncio.Event()
+        self._streak: dict[int, int] = {}
         self.url = url
         self.config = config
         self.connections = connections
@@ -281,17 +315,20 @@ class HoldClient:
         await asyncio.gather(*tasks)
         return self.stats
 
-    async def _open(self, n: int, gate: asyncio.Semaphore) -> None:
+    async def _connect(self, n: int, open_timeout: float = 60) -> Any:
         kwargs: dict[str, Any] = {}
         if self.source_addresses:
             kwargs["local_addr"] = (self.source_addresses[n % len(self.source_addresses)], 0)
         s = self.config.scaling
+        return await connect(
+            self.url, extensions=client_extensions(self.config), compression=None,
+            additional_headers={CLIENT_HEADER: f"{self.prefix}-{n}"},
+            max_size=s.max_size, max_queue=s.max_queue, write_limit=s.write_limit,
+            ping_interval=None, open_timeout=open_timeout, close_timeout=5, **kwargs)
+
+    async def _open(self, n: int, gate: asyncio.Semaphore) -> None:
         try:
-            ws = await connect(
-                self.url, extensions=client_extensions(self.config), compression=None,
-                additional_headers={CLIENT_HEADER: f"{self.prefix}-{n}"},
-                max_size=s.max_size, max_queue=s.max_queue, write_limit=s.write_limit,
-                ping_interval=None, open_timeout=60, close_timeout=5, **kwargs)
+            ws = await self._connect(n)
         except Exception as exc:  # refused, reset, timed out: counted per connection
             self.stats.failed += 1
             if self.stats.first_error is None:
@@ -305,6 +342,16 @@ class HoldClient:
         self._readers.append(asyncio.create_task(self._read(n, ws)))
 
     async def _read(self, n: int, ws: Any) -> None:
+        while ws is not None:
+            opened = time.monotonic()
+            await self._listen(n, ws)
+            if self._closing or not self.reconnect:
+                return
+            if time.monotonic() - opened >= self.backoff_max_s:
+                self._streak.pop(n, None)  # it lived: the next drop starts from the base
+            ws = await self._reopen(n)
+
+    async def _listen(self, n: int, ws: Any) -> None:
         import json
 
         receipts = self.stats.receipts
@@ -318,11 +365,44 @@ class HoldClient:
                     self.other_messages += 1
         except Exception:
             pass
-        self.open.pop(n, None)
+        if self.open.get(n) is ws:
+            del self.open[n]
         code = str(ws.close_code)
         self.stats.close_codes[code] = self.stats.close_codes.get(code, 0) + 1
         if not self._closing:
             self.stats.closed_early += 1
+
+    async def _reopen(self, n: int) -> Any:
+        """Open connection ``n`` again after backing off; None if :meth:`close` came first."""
+        down = time.monotonic()
+        self.stats.outages.append((n, down, None))
+        slot = len(self.stats.outages) - 1
+        # A connection refused again right after reopening (e.g. 1013) keeps backing off.
+        attempt = self._streak.get(n, 0)
+        while not self._closing:
+            delay = jittered_backoff(attempt, self.backoff_base_s, self.backoff_max_s,
+                                     self._rng)
+            self.stats.reconnect_delays.append(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+            if self._closing:
+                break
+            attempt += 1
+            self.stats.reconnect_attempts += 1
+            try:
+                ws = await self._connect(n, open_timeout=10)
+            except Exception:  # the server is still away: back off further
+                self.stats.reconnect_failed += 1
+                continue
+            if self._closing:
+                await ws.close()
+                break
+            self.open[n] = ws
+            self._streak[n] = attempt
+            self.stats.reconnects += 1
+            self.stats.outages[slot] = (n, down, time.monotonic())
+            return ws
+        return None
 
     def received(self, kind: str) -> int:
         """Messages of a kind received so far."""
@@ -331,6 +411,7 @@ class HoldClient:
     async def close(self) -> None:
         """Close every open connection and wait for the readers."""
         self._closing = True
+        self._stop.set()
         conns = list(self.open.values())
         await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
         await asyncio.gather(*self._readers, return_exceptions=True)

@@ -251,12 +251,15 @@ class RedisServer:
 
     Args:
         workdir: Directory for its (empty) working files.
+        start_timeout: Longest wait for it to answer PING.
+        port: Port to listen on (0: a free one); give the port of a stopped one to
+            restart Redis where its clients expect it.
     """
 
-    def __init__(self, workdir: Path, start_timeout: float = 10.0) -> None:
+    def __init__(self, workdir: Path, start_timeout: float = 10.0, port: int = 0) -> None:
         binary = need_binary("redis-server", "redis-server")
         workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.child = Child([binary, "--port", str(self.port), "--bind", "127.0.0.1",
                             "--save", "", "--appendonly", "no", "--daemonize", "no",
@@ -278,6 +281,10 @@ class RedisServer:
     def stop(self) -> None:
         """Stop it."""
         self.child.stop(timeout=5)
+
+    def kill(self) -> None:
+        """Kill it at once (SIGKILL), as a crash would: clients see their sockets reset."""
+        self.child.stop(timeout=5, sig=signal.SIGKILL)
 
 
 class NginxFront:
@@ -306,6 +313,8 @@ class NginxFront:
                                      listen_port=self.port)["nginx.conf"])
         base = [binary, "-p", str(prefix), "-c", str(conf), "-e",
                 str(prefix / "logs" / "error.log")]
+        self.conf = conf
+        self._base = base
         check = subprocess.run([*base, "-t"], capture_output=True, text=True, timeout=30)
         if check.returncode != 0:
             last = (check.stderr.strip().splitlines() or ["no output"])[-1]
@@ -321,6 +330,63 @@ class NginxFront:
             time.sleep(0.05)
         self.stop()
         raise WslabError(f"nginx did not listen on port {self.port} in {start_timeout} s")
+
+    def workers(self) -> dict[int, bool]:
+        """nginx's worker processes now: pid -> whether it is shutting down (after a reload)."""
+        import psutil
+
+        out: dict[int, bool] = {}
+        with contextlib.suppress(psutil.Error):
+            for proc in psutil.Process(self.pid).children():
+                with contextlib.suppress(psutil.Error):
+                    title = " ".join(proc.cmdline())
+                    if "worker process" in title:
+                        out[proc.pid] = "shutting down" in title
+        return out
+
+    @property
+    def pid(self) -> int:
+        """The master process."""
+        return self.child.pid
+
+    def reload(self, main_directives: list[str] | None = None,
+               timeout: float = 10.0) -> dict[str, list[int]]:
+        """``nginx -s reload`` with the private prefix, optionally adding main-context lines.
+
+        Returns once the master runs as many fresh workers as before and every old one
+        has exited or says it is shutting down. Old workers finish
+        gracefully: they stop accepting, and an upgraded (WebSocket) connection keeps
+        them alive until it closes, unless ``worker_shutdown_timeout`` closes it first.
+
+        Args:
+            main_directives: Lines to add at the top of ``nginx.conf`` first, e.g.
+                ``["worker_shutdown_timeout 1s;"]``.
+            timeout: Longest wait for the new workers.
+
+        Returns:
+            ``{"old": [...], "new": [...]}`` worker pids.
+
+        Raises:
+            WslabError: nginx refused the config or the signal, or no new workers came up.
+        """
+        before = self.workers()
+        active = [p for p, leaving in before.items() if not leaving]
+        if main_directives:
+            self.conf.write_text("\n".join(main_directives) + "\n" + self.conf.read_text())
+        done = subprocess.run([*self._base, "-s", "reload"], capture_output=True, text=True,
+                              timeout=30)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise WslabError(f"nginx -s reload failed: {last}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = self.workers()
+            fresh = [p for p, leaving in now.items() if not leaving and p not in before]
+            told = all(now.get(p, True) for p in before)  # old ones gone or shutting down
+            if active and len(fresh) >= len(active) and told:
+                return {"old": sorted(before), "new": sorted(fresh)}
+            time.sleep(0.05)
+        raise WslabError(f"nginx did not start new workers within {timeout:g} s of a reload")
 
     def stop(self) -> None:
         """Fast shutdown (SIGTERM), then kill."""

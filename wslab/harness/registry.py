@@ -12,6 +12,13 @@ transports (``broker.py``).
 
 Bus messages are bytes: one flag byte (``T`` text, ``B`` binary), then for direct
 messages the target's label and a newline, then the application payload.
+
+Faults: when the broker comes back after losing Redis (its ``on_reconnect`` hooks), the
+node writes its registry entries again from the connections it holds (a restarted Redis
+without persistence has none, one with persistence may keep entries of connections that
+closed meanwhile). A broadcast or direct message that the broker could not publish is
+counted (``broadcasts_failed``, ``directs_failed``); the broker's own counters appear in
+:attr:`ClusterNode.counts` as ``broker_*``, so a worker's ``stats`` carries them.
 """
 
 from __future__ import annotations
@@ -189,11 +196,36 @@ class ClusterNode:
         self._idle = asyncio.Event()
         self._idle.set()
         self._writer: asyncio.Task[None] | None = None
-        self.counts = {"broadcasts_in": 0, "directs_in": 0, "directs_local": 0,
-                       "directs_remote": 0, "directs_unknown": 0, "register_errors": 0}
+        self._counts = {"broadcasts_in": 0, "broadcasts_failed": 0, "directs_in": 0,
+                        "directs_local": 0, "directs_remote": 0, "directs_unknown": 0,
+                        "directs_failed": 0, "register_errors": 0, "resyncs": 0,
+                        "reregistered": 0}
+        self._resync = False
         self._index = 0
         server.on_open.append(self._opened)
         server.on_close.append(self._closed)
+        hooks = getattr(broker, "on_reconnect", None)
+        if isinstance(hooks, list):
+            hooks.append(self.resync)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """This node's counters, with the broker's as ``broker_*`` (current values)."""
+        theirs = getattr(self.broker, "counts", None)
+        if isinstance(theirs, dict):
+            self._counts.update({f"broker_{k}": int(v) for k, v in theirs.items()})
+        return self._counts
+
+    async def resync(self) -> None:
+        """Rewrite this worker's registry entries from the connections it holds now.
+
+        Queued to the registry writer, so it cannot interleave with a batch of opens and
+        closes; returns once written.
+        """
+        self._resync = True
+        self._idle.clear()
+        self._wake.set()
+        await self.settle()
 
     def direct_channel(self, worker: str) -> str:
         """The channel a worker listens on for messages to its own connections."""
@@ -217,7 +249,7 @@ class ClusterNode:
 
     async def settle(self) -> None:
         """Wait until every registry update queued so far is written."""
-        while self._adds or self._drops or not self._idle.is_set():
+        while self._adds or self._drops or self._resync or not self._idle.is_set():
             await self._idle.wait()
             await asyncio.sleep(0)
 
@@ -228,12 +260,22 @@ class ClusterNode:
             self._wake.clear()
             adds, self._adds = self._adds, []
             drops, self._drops = self._drops, []
+            resync, self._resync = self._resync, False
             try:
+                if resync:
+                    held = list(self.server.sessions)
+                    await self.registry.purge_worker(self.worker)
+                    await self.registry.register(held, self.worker)
+                    self._counts["resyncs"] += 1
+                    self._counts["reregistered"] += len(held)
+                    adds = [c for c in adds if c not in self.server.sessions]
                 await self.registry.register(adds, self.worker)
                 await self.registry.unregister(drops, self.worker)
             except Exception:
-                self.counts["register_errors"] += len(adds) + len(drops)
-            if not self._adds and not self._drops:
+                self._counts["register_errors"] += len(adds) + len(drops)
+                if resync:
+                    self._counts["register_errors"] += 1
+            if not self._adds and not self._drops and not self._resync:
                 self._idle.set()
 
     def _queue(self, batch: list[str], conn: str) -> None:
@@ -247,24 +289,41 @@ class ClusterNode:
     def _closed(self, conn: str) -> None:
         self._queue(self._drops, conn)
 
-    async def broadcast(self, payload: bytes, is_text: bool = True) -> None:
-        """Publish to every worker (this one included)."""
-        await self.broker.publish(self.broadcast_channel, (b"T" if is_text else b"B") + payload)
+    async def broadcast(self, payload: bytes, is_text: bool = True) -> bool:
+        """Publish to every worker (this one included); ``False`` if the broker could not."""
+        ok = await self.broker.publish(self.broadcast_channel,
+                                       (b"T" if is_text else b"B") + payload)
+        if ok is False:
+            self._counts["broadcasts_failed"] += 1
+            return False
+        return True
 
     async def send_direct(self, conn: str, payload: bytes, is_text: bool = True) -> str:
-        """Deliver to one connection wherever it is: ``local``, ``remote`` or ``unknown``."""
+        """Deliver to one connection wherever it is.
+
+        Returns:
+            ``local``, ``remote``, ``unknown`` (not registered) or ``failed`` (the registry
+            or the broker could not be reached; counted, not raised).
+        """
         if conn in self.server.sessions:
             self._deliver([conn], payload, is_text)
-            self.counts["directs_local"] += 1
+            self._counts["directs_local"] += 1
             return "local"
-        worker = await self.registry.lookup(conn)
+        try:
+            worker = await self.registry.lookup(conn)
+        except Exception:  # Redis down: the message is counted as failed, not lost silently
+            self._counts["directs_failed"] += 1
+            return "failed"
         if worker is None:
-            self.counts["directs_unknown"] += 1
+            self._counts["directs_unknown"] += 1
             return "unknown"
         flag = b"T" if is_text else b"B"
-        await self.broker.publish(self.direct_channel(worker),
-                                  flag + conn.encode() + b"\n" + payload)
-        self.counts["directs_remote"] += 1
+        ok = await self.broker.publish(self.direct_channel(worker),
+                                       flag + conn.encode() + b"\n" + payload)
+        if ok is False:
+            self._counts["directs_failed"] += 1
+            return "failed"
+        self._counts["directs_remote"] += 1
         return "remote"
 
     def _deliver(self, conns: list[str] | None, payload: bytes, is_text: bool) -> int:
@@ -274,10 +333,10 @@ class ClusterNode:
                                    payload, is_text)
 
     def _on_broadcast(self, data: bytes) -> None:
-        self.counts["broadcasts_in"] += 1
+        self._counts["broadcasts_in"] += 1
         self._deliver(None, data[1:], data[:1] == b"T")
 
     def _on_direct(self, data: bytes) -> None:
-        self.counts["directs_in"] += 1
+        self._counts["directs_in"] += 1
         conn, _, payload = data[1:].partition(b"\n")
         self._deliver([conn.decode()], payload, data[:1] == b"T")
