@@ -19,6 +19,7 @@ from .compression import CompressionPanel
 from .content import ContentPanel
 from .data import bundled_names, fast_mode, load_trace, speed_up
 from .recommend import RecommendPanel
+from .scaling import ScalingPanel
 from .tasks import Debouncer, Progress, TaskRunner
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Panel",
     "Progress",
     "RecommendPanel",
+    "ScalingPanel",
     "TaskRunner",
     "bundled_names",
     "fast_mode",
