@@ -533,10 +533,6 @@ def test_breaker_opens_half_opens_and_closes_with_pending_queue_counts() -> None
     asyncio.run(run())
 
 
-@pytest.mark.xfail(strict=True, reason="a half-open trial that times out in the pending "
-                   "queue never reports back (Admission.give_up does not tell the breaker), "
-                   "so the breaker stays half-open with a trial 'running' and refuses every "
-                   "later connection until some handshake fails")
 def test_breaker_trial_that_times_out_in_the_queue_does_not_wedge_it() -> None:
     async def run() -> None:
         server = _storm_server()

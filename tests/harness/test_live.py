@@ -161,6 +161,8 @@ def test_metrics_endpoint_speaks_prometheus() -> None:
     assert "wslab_connections_total 1.0" in text
     assert "wslab_messages_received 10.0" in text
     assert "# TYPE wslab_compression_ratio gauge" in text
+    assert "wslab_admission_accepted 1.0" in text
+    assert 'wslab_admission_breaker{state="closed"} 1.0' in text
 
 
 def test_load_refuses_remote_targets() -> None:

@@ -79,6 +79,12 @@ class CircuitBreaker:
             self._failures.clear()
             self._move("open", now)
 
+    def abandon(self) -> None:
+        """The half-open trial ended without a verdict (it timed out waiting, or found the
+        server full): let the next connection be the trial instead."""
+        if self.state == "half-open":
+            self.trial_running = False
+
     def success(self, now: float) -> None:
         """A connection was accepted and opened fine."""
         if self.state == "half-open":
@@ -117,6 +123,7 @@ class Admission:
             self.counts["queued"] += 1
             return "wait", ""
         self.counts["rejected_full"] += 1
+        self.breaker.abandon()
         return "reject", "server full"
 
     def try_take_slot(self) -> bool:
@@ -128,10 +135,16 @@ class Admission:
             return True
         return False
 
-    def give_up(self) -> None:
-        """A waiting connection timed out (or went away) before a slot came free."""
+    def give_up(self, *, trial: bool = False) -> None:
+        """A waiting connection timed out (or went away) before a slot came free.
+
+        Args:
+            trial: It was the breaker's half-open trial, which therefore ends undecided.
+        """
         self.waiting -= 1
         self.counts["rejected_timeout"] += 1
+        if trial:
+            self.breaker.abandon()
 
     def release(self) -> None:
         """An accepted connection closed: its slot is free."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -124,9 +125,23 @@ class LiveMetrics:
             else:
                 self._firing.discard(rule)
 
-    def prometheus(self) -> bytes:
-        """The current figures in the Prometheus text exposition format."""
+    def prometheus(self, extra: Mapping[str, int | float | str] | None = None) -> bytes:
+        """The current figures in the Prometheus text exposition format.
+
+        Args:
+            extra: More figures (e.g. admission control's counters), exported as
+                ``wslab_admission_<name>``; a text value becomes a ``state`` label.
+        """
         registry = CollectorRegistry()
+        for name, value in (extra or {}).items():
+            key = "".join(c if c.isalnum() else "_" for c in name)
+            if isinstance(value, str):
+                state = Gauge(f"wslab_admission_{key}", f"admission {name} (1 = current)",
+                              ["state"], registry=registry)
+                state.labels(state=value).set(1.0)
+            else:
+                Gauge(f"wslab_admission_{key}", f"admission {name}",
+                      registry=registry).set(float(value))
         row = self.snapshot()
         for name in (*COUNTERS, "active", "queued", "rss_kib", "cpu_s"):
             gauge = Gauge(f"wslab_{name}", f"wslab server {name.replace('_', ' ')}",

@@ -345,6 +345,8 @@ def _summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, readies: list[di
         "directs_sent": directs["sent"], "direct_routes": directs.get("routes", {}),
         "directs_received": len(d_lat), "direct_latency_ms": _pct(d_lat),
         "registered": live_stats[0].get("registered") if live_stats else None,
+        "broker_publish_failed": sum(s.get("counts", {}).get("broker_publish_failed", 0)
+                                     for s in live_stats),
         "workers_died": died,
         "connections_lost": sum(r["closed_early"] for r in reports),
         "close_codes": _merge([r["close_codes"] for r in reports]),

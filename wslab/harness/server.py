@@ -246,7 +246,8 @@ class LiveServer:
     def _process_request(self, connection: ServerConnection,
                          request: Request) -> Response | None:
         if request.path in ("/metrics", "/healthz"):
-            body = self.metrics.prometheus() if request.path == "/metrics" else b"ok\n"
+            body = (self.metrics.prometheus(self.admission.snapshot())
+                    if request.path == "/metrics" else b"ok\n")
             headers = Headers([("Content-Type", "text/plain; version=0.0.4"),
                                ("Content-Length", str(len(body)))])
             return Response(HTTPStatus.OK.value, "OK", headers, body)
@@ -262,12 +263,13 @@ class LiveServer:
 
     async def _admit(self, ws: ServerConnection) -> bool:
         decision, reason = self.admission.arrive(time.monotonic())
+        trial = self.admission.breaker.state == "half-open"
         if decision == "wait":
             deadline = time.monotonic() + self.config.scaling.pending_timeout_s
             while not self.admission.try_take_slot():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    self.admission.give_up()
+                    self.admission.give_up(trial=trial)
                     decision, reason = "reject", "timed out waiting for a slot"
                     break
                 self._slot_freed.clear()
