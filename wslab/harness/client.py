@@ -180,7 +180,7 @@ class LoadClient:
         got = 0
         last = time.monotonic()
 
-        def on_message(payload: bytes, is_text: bool, t: float) -> None:
+        def on_message(payload: bytes, is_text: bool, t: float, key: int) -> None:
             nonlocal got, last
             got += 1
             last = t

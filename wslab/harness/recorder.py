@@ -53,10 +53,11 @@ class Recorder:
                           message_key(payload), len(payload), frame, t_flushed))
 
     def on_received(self, conn: str, direction: str, t_recv: float, payload: bytes,
-                    frame: int) -> None:
-        """A message came out of a received frame."""
-        self.received.append((conn, direction, t_recv, message_key(payload), len(payload),
-                              frame))
+                    frame: int) -> int:
+        """A message came out of a received frame; return its content key."""
+        key = message_key(payload)
+        self.received.append((conn, direction, t_recv, key, len(payload), frame))
+        return key
 
     def sent_frame(self) -> pd.DataFrame:
         """The sent log as a table."""

@@ -321,11 +321,11 @@ class LiveServer:
             self._spawn(self._replay(None))
         received = 0
 
-        def on_message(payload: bytes, is_text: bool, t: float) -> None:
+        def on_message(payload: bytes, is_text: bool, t: float, key: int) -> None:
             nonlocal received
             received += 1
-            self.metrics.bump("messages_received")
-            kind, prio = self._kinds.get(message_key(payload), ("message", "normal"))
+            self.metrics.counts["messages_received"] += 1
+            kind, prio = self._kinds.get(key, ("message", "normal"))
             self.bus.publish(kind, payload, t)
             if self.scenario == "echo":
                 session.push(received - 1, t, prio, kind, payload, is_text,

@@ -36,7 +36,8 @@ from wslab.harness.extension import selective_extension
 from wslab.harness.recorder import Recorder
 from wslab.pipeline import OutFrame, SendPipeline
 
-MessageHook = Callable[[bytes, bool, float], None]
+MessageHook = Callable[[bytes, bool, float, int], None]
+"""Called per received message: payload, is_text, receive time, content key."""
 
 
 class Session:
@@ -361,9 +362,9 @@ async def receive_loop(ws: Any, conn: str, direction: str, envelope: str | None,
                     await ws.close(1007, f"bad {envelope} envelope: {exc}"[:120])
                     break
             for payload, text in parts:
-                recorder.on_received(conn, direction, t, payload, frames)
+                key = recorder.on_received(conn, direction, t, payload, frames)
                 if on_message is not None:
-                    on_message(payload, text, t)
+                    on_message(payload, text, t, key)
             frames += 1
             if after_frame is not None:
                 await after_frame()
