@@ -214,6 +214,9 @@ def run_scale(config: TuningConfig, opts: ScaleOptions,
               progress: Progress | None = None) -> ScaleResult:
     """Run one scale experiment and return its figures.
 
+    ``progress`` may raise to cancel the run (a notebook's Cancel button does): the
+    exception propagates after every process the run started has been stopped.
+
     Raises:
         WslabError: The load cannot be reached (with why and the limit), a program is
             missing (with the package to install), Redis is unreachable, a port is taken.
@@ -224,7 +227,8 @@ def run_scale(config: TuningConfig, opts: ScaleOptions,
     try:
         return _execute(run, broker, plan)
     finally:
-        say("stopping every process started")
+        with contextlib.suppress(Exception):  # a cancelling callback must not skip the stop
+            say("stopping every process started")
         run.stop()
 
 

@@ -4,8 +4,10 @@ What lives here: the panel framework (``base``: config binding, debounced re-run
 figures updated in place, progress and background tasks; ``tasks``: the scheduling
 underneath), shared inputs (``data``: fast mode, traces, rate scaling, heatmap cells),
 plotting helpers (``figures``) and the panels themselves: :class:`ContentPanel`,
-:class:`BatchingPanel`, :class:`CompressionPanel` and :class:`RecommendPanel`. Logic stays
-in the core packages (``wslab.sim``, ``wslab.analysis``, ``wslab.tune``); a panel only
+:class:`BatchingPanel`, :class:`CompressionPanel`, :class:`ScalingPanel` and
+:class:`RecommendPanel`. Logic stays
+in the core packages (``wslab.sim``, ``wslab.analysis``, ``wslab.tune``, ``wslab.harness``); a
+panel only
 wires widgets to them.
 
 Example:

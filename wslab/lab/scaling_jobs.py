@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -338,12 +337,6 @@ class RunCancelled(WslabError):
     """Raised inside a scale run's thread, at its next step, after Cancel."""
 
 
-def _final_step(message: str) -> bool:
-    """True when the scale layer reports from its clean-up (never interrupt that)."""
-    caller = sys._getframe(2).f_code.co_name  # say() <- our callback <- the scale layer
-    return message.startswith("stopping") or caller == "run_scale"  # its ``finally``
-
-
 async def run_in_thread(fn: Callable[[Callable[[str], None]], T], progress: Progress,
                         steps: int) -> T:
     """Run a blocking scale-layer call in a thread; its messages become progress steps.
@@ -365,7 +358,7 @@ async def run_in_thread(fn: Callable[[Callable[[str], None]], T], progress: Prog
     def say(message: str) -> None:
         if not stop.is_set():
             loop.call_soon_threadsafe(progress.step, 1, message)
-        elif not raised.is_set() and not _final_step(message):
+        elif not raised.is_set():  # the scale layer still stops all it started
             raised.set()
             raise RunCancelled("cancelled")
 
