@@ -5,10 +5,8 @@ figures updated in place, progress and background tasks; ``tasks``: the scheduli
 underneath), shared inputs (``data``: fast mode, traces, rate scaling, heatmap cells),
 plotting helpers (``figures``) and the panels themselves: :class:`ContentPanel`,
 :class:`BatchingPanel`, :class:`CompressionPanel`, :class:`ScalingPanel` and
-:class:`RecommendPanel`. Logic stays
-in the core packages (``wslab.sim``, ``wslab.analysis``, ``wslab.tune``, ``wslab.harness``); a
-panel only
-wires widgets to them.
+:class:`RecommendPanel`. Logic stays in the core packages (``wslab.sim``,
+``wslab.analysis``, ``wslab.tune``, ``wslab.harness``); a panel only wires widgets to them.
 
 Example:
     >>> from wslab.lab import BatchingPanel
