@@ -133,7 +133,8 @@ class SendPipeline:
             compress = selector is not None and selector.decide(type, payload)
             return [OutFrame(payload, TEXT if is_text else BINARY, compress, [pending], now,
                              "immediate", type)]
-        return self._frames(self.batcher.push(pending, now))
+        batches = self.batcher.push(pending, now)
+        return [self._frame(b) for b in batches] if batches else []
 
     def poll(self, now: float) -> list[OutFrame]:
         """Frames whose batching deadline has come by ``now``."""

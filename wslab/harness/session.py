@@ -162,15 +162,19 @@ class Session:
         if backlogged and (self._slow(t_handoff) or priority == "background"):
             self.dropped_slow += 1
             return
-        pipeline = self.pipeline
+        pipeline = self._pipeline or self.pipeline
         before = pipeline.next_deadline()
-        # Batches due before this message leave first, exactly as the simulator drives the
-        # pipeline, so a timer that fires late (a busy loop) cannot change the grouping.
-        due: list[OutFrame] = []
-        while before is not None and before <= t_handoff:
-            due += pipeline.poll(before)
-            before = pipeline.next_deadline()
-        frames = due + pipeline.push(index, t_handoff, priority, type, payload, is_text)
+        if before is not None and before <= t_handoff:
+            # Batches due before this message leave first, exactly as the simulator drives
+            # the pipeline, so a timer that fires late (a busy loop) cannot change the
+            # grouping.
+            due: list[OutFrame] = []
+            while before is not None and before <= t_handoff:
+                due += pipeline.poll(before)
+                before = pipeline.next_deadline()
+            frames = due + pipeline.push(index, t_handoff, priority, type, payload, is_text)
+        else:
+            frames = pipeline.push(index, t_handoff, priority, type, payload, is_text)
         if frames and self.lazy and not drained_by_caller and not self._sending \
                 and not self._outbox:
             frames = self._write_now(frames)
@@ -178,7 +182,8 @@ class Session:
             self._queue(frames)
             if not drained_by_caller:
                 self._kick()
-        if pipeline.next_deadline() != before:
+                return
+        if pipeline.next_deadline() != before:  # a batch timer to arm (or re-arm)
             self._kick()
 
     def _kick(self) -> None:
@@ -327,11 +332,8 @@ class Session:
     def _sent(self, frame: OutFrame) -> None:
         if frame.compress and self._last_size is not None:
             self.pipeline.observe(frame, self._last_size)
-        record = self.recorder.on_sent
-        number = self.frames_sent
-        for m in frame.messages:
-            record(self.conn, self.direction, m.index, m.type, m.priority, m.seq, m.t,
-                   m.payload, number, frame.flushed_at)
+        self.recorder.on_sent_frame(self.conn, self.direction, frame.messages,
+                                    self.frames_sent, frame.flushed_at)
         self.frames_sent += 1
         self.messages_sent += len(frame.messages)
 
@@ -361,9 +363,9 @@ async def receive_loop(ws: Any, conn: str, direction: str, envelope: str | None,
                 except DecodeError as exc:
                     await ws.close(1007, f"bad {envelope} envelope: {exc}"[:120])
                     break
-            for payload, text in parts:
-                key = recorder.on_received(conn, direction, t, payload, frames)
-                if on_message is not None:
+            keys = recorder.on_received_frame(conn, direction, t, parts, frames)
+            if on_message is not None:
+                for (payload, text), key in zip(parts, keys, strict=True):
                     on_message(payload, text, t, key)
             frames += 1
             if after_frame is not None:
