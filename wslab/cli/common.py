@@ -28,3 +28,12 @@ def json_safe(value: Any) -> Any:
 def print_json(obj: Any) -> None:
     """Print one JSON object on stdout (the ``--json`` contract)."""
     print(json.dumps(json_safe(obj), indent=2, ensure_ascii=False))
+
+
+def fmt_value(value: Any) -> str:
+    """A figure for a table cell: ``-`` for none, thousands separators, 3 decimals below 100."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from wslab.cli.common import err, out, print_json
+from wslab.cli.common import err, fmt_value, out, print_json
 
 
 def _config(path: Path | None) -> Any:
@@ -52,11 +52,11 @@ def bench_table(summary: dict[str, Any]) -> Table:
                 "compression_ratio", "cpu_us_per_msg"):
         m, s = summary.get(key), p.get(key)
         diff = f"{(m - s) / s * 100:+.1f} %" if m is not None and s else ""
-        table.add_row(key, _fmt(m), _fmt(s), diff)
+        table.add_row(key, fmt_value(m), fmt_value(s), diff)
     for pct in ("p50", "p90", "p99", "max"):
         m, s = summary["latency_ms"][pct], p["latency_ms"][pct]
         diff = f"{(m - s) / s * 100:+.1f} %" if m is not None and s else ""
-        table.add_row(f"latency {pct} ms", _fmt(m), _fmt(s), diff)
+        table.add_row(f"latency {pct} ms", fmt_value(m), fmt_value(s), diff)
     table.add_row("lost/dup/reordered", f"{summary['lost']}/{summary['duplicated']}/"
                   f"{summary['reordered']}", "0/0/0", "")
     table.add_row("negotiated", str(summary.get("negotiated") or "none"), "", "")
@@ -65,13 +65,6 @@ def bench_table(summary: dict[str, Any]) -> Table:
                   f"{summary['cpu_server_s']:.2f} / {summary['rss_server_kib']:,}", "", "")
     return table
 
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def serve(

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from wslab.cli.common import err, out, print_json
+from wslab.cli.common import err, fmt_value, out, print_json
 
 
 def scale(
@@ -70,16 +70,9 @@ def _table(summary: dict[str, Any]) -> Table:
     table.add_column("value", justify="right")
     for key, value in summary.items():
         if isinstance(value, dict):
-            value = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+            value = ", ".join(f"{k} {fmt_value(v)}" for k, v in value.items())
         elif isinstance(value, list) and len(value) > 8:
             value = f"{len(value)} values"
-        table.add_row(key, _fmt(value))
+        table.add_row(key, fmt_value(value))
     return table
 
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
-    return str(value)
