@@ -31,7 +31,7 @@ from wslab.harness.broker import jittered_backoff
 from wslab.harness.extension import SelectiveClientDeflateFactory
 from wslab.harness.meter import count_connection, tcp_info
 from wslab.harness.recorder import Recorder
-from wslab.harness.server import CLIENT_HEADER, LIVE_ALGORITHMS, resolve_envelope
+from wslab.harness.server import CLIENT_HEADER, resolve_envelope, uses_live_deflate
 from wslab.harness.session import Session, receive_loop
 from wslab.pipeline import SendPipeline
 from wslab.traces.model import Message, Trace
@@ -40,11 +40,8 @@ from wslab.traces.model import Message, Trace
 def client_extensions(config: TuningConfig) -> list[ClientExtensionFactory]:
     """What a wslab client offers for this compression config."""
     c = config.compression
-    if c.algorithm == "none":
+    if not uses_live_deflate(c):
         return []
-    if c.algorithm not in LIVE_ALGORITHMS:
-        raise WslabError(f"compression.algorithm: {c.algorithm} runs in the simulator only; "
-                         "live runs support none or permessage-deflate")
     offer = offer_from_config(c)
     return [SelectiveClientDeflateFactory(
         mem_level=c.mem_level, level=c.level,

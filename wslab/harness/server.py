@@ -63,13 +63,18 @@ ROOM_HEADER = "X-Wslab-Room"
 LIVE_ALGORITHMS = ("none", "permessage-deflate")
 
 
-def server_extensions(compression: CompressionConfig) -> list[ServerExtensionFactory]:
-    """The extension factories a server with this compression config offers."""
-    if compression.algorithm == "none":
-        return []
+def uses_live_deflate(compression: CompressionConfig) -> bool:
+    """True for permessage-deflate, False for none; a simulator-only algorithm is an error."""
     if compression.algorithm not in LIVE_ALGORITHMS:
         raise ConfigError(f"compression.algorithm: {compression.algorithm} runs in the "
                           "simulator only; live runs support none or permessage-deflate")
+    return compression.algorithm == "permessage-deflate"
+
+
+def server_extensions(compression: CompressionConfig) -> list[ServerExtensionFactory]:
+    """The extension factories a server with this compression config offers."""
+    if not uses_live_deflate(compression):
+        return []
     limits = server_params_from_config(compression)
     return [SelectiveServerDeflateFactory(
         mem_level=compression.mem_level, level=compression.level,

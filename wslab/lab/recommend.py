@@ -31,6 +31,7 @@ import pandas as pd
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
+from wslab.harness.server import LIVE_ALGORITHMS
 from wslab.traces.io import write_trace
 from wslab.traces.model import Trace
 from wslab.tune.export import SINGLE_TARGETS, export, render
@@ -69,7 +70,6 @@ LIMIT_STEPS: dict[str, tuple[float, ...]] = {
 DEFAULT_LIMITS = {"max_p99_ms": 250.0, "max_kib_per_conn": 64.0, "max_cpu_us_per_msg": 50.0}
 OBJECTIVES = ("ws_bytes_per_msg", "tcp_bytes_per_msg", "latency_p99_ms", "latency_p50_ms",
               "cpu_us_per_msg", "mem_kib_per_conn")
-LIVE_ALGORITHMS = ("none", "permessage-deflate")
 """What the live harness can negotiate (zstd exists only in the simulator)."""
 
 

@@ -45,12 +45,13 @@ def validate_live(trace_path: Path, candidates: pd.DataFrame, link: str,
 
     Candidates whose compression only the simulator has (zstd) are skipped."""
     from wslab.harness.bench import run_bench
+    from wslab.harness.server import LIVE_ALGORITHMS
     from wslab.tune.recommend_pareto import row_config
 
     rows = []
     for _, cand in candidates.iterrows():
         config = row_config(cand)
-        if config.compression.algorithm not in ("none", "permessage-deflate"):
+        if config.compression.algorithm not in LIVE_ALGORITHMS:
             continue
         if say is not None:
             say(f"live: {cand['point']}")
