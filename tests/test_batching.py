@@ -72,6 +72,17 @@ def test_critical_goes_at_once_and_carries_what_is_due() -> None:
     assert b.next_deadline() == pytest.approx(0.251)
 
 
+def test_background_count_survives_a_size_flush() -> None:
+    # A background message that triggers a size flush must still count as waiting.
+    b = Batcher(BatchingConfig(strategy="size", max_bytes=500, background_queue_limit=1))
+    out = b.push(Pending(0, 0, 0.0, "critical", "x", b"a" * 101, True), 0.0)
+    out += b.push(Pending(1, 0, 0.0, "background", "x", b"a" * 400, True), 0.0)
+    out += b.push(Pending(2, 1, 0.0, "background", "x", b"", True), 0.0)
+    out += b.flush(0.0)
+    assert [[m.index for m in x.messages] for x in out] == [[0], [1]]
+    assert [m.index for m in b.dropped] == [2]
+
+
 def test_background_overflow_is_counted_not_silent() -> None:
     cfg = BatchingConfig(strategy="priority", background_queue_limit=2)
     b = Batcher(cfg)

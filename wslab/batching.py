@@ -170,11 +170,10 @@ class Batcher:
             return [Batch([message], now, "immediate")]
         message.order = self._arrivals
         self._arrivals += 1
-        if message.priority == "background":
-            if self._background_waiting >= self._background_limit:
-                self.dropped.append(message)
-                return []
-            self._background_waiting += 1
+        background = message.priority == "background"
+        if background and self._background_waiting >= self._background_limit:
+            self.dropped.append(message)
+            return []
         out: list[Batch] = []
         size = len(message.payload)
         lim = self._limits
@@ -186,6 +185,8 @@ class Batcher:
         queue.items.append(message)
         self._bytes += size
         self._count += 1
+        if background:  # counted once queued: a flush just above must not forget it
+            self._background_waiting += 1
         if self._bytes >= lim.max_bytes:
             out.append(self._take_all(now, "bytes"))
         elif self._count >= lim.max_messages:

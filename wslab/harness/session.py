@@ -56,6 +56,12 @@ class Session:
             run :meth:`run` (a server holding thousands of idle connections saves a task
             per connection).
     """
+    __slots__ = ("_backlogged_since", "_closing", "_last_size", "_make_pipeline", "_outbox",
+                 "_pipeline", "_sending", "_timer", "_waiter", "_woken", "backlog_limit",
+                 "closed_slow", "conn", "direction", "dropped_slow", "ext", "frames_sent",
+                 "lazy", "messages_sent", "outbox_bytes", "recorder", "slow_timeout_s",
+                 "task", "ws")
+
 
     __slots__ = (
         "_backlogged_since",
