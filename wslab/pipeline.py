@@ -30,6 +30,7 @@ from wslab.errors import WslabError
 TEXT = 1
 BINARY = 2
 MIXED_KEY = "(batch)"
+_PRIORITY_SLOT = {"critical": 0, "normal": 1, "background": 2}
 
 
 class Selector(Protocol):
@@ -87,7 +88,13 @@ class SendPipeline:
         batching: False when the peer did not agree on an envelope subprotocol: every
             message then goes alone, whatever the config says.
         selector: Override the selector built from the config (tests, oracles).
+
+    Without batching there is no batcher at all (``batcher`` is None): every message leaves
+    at once, so a server holding 10,000 unbatched connections keeps one small object per
+    connection here, and building it costs next to nothing.
     """
+
+    __slots__ = ("_opcode", "_seq", "batched", "batcher", "config", "envelope", "selector")
 
     def __init__(
         self,
@@ -110,42 +117,53 @@ class SendPipeline:
                 raise WslabError(f"unknown envelope {chosen!r}; known: "
                                  f"{', '.join(envelopes.ENVELOPES)}")
             self.envelope = chosen
-            self.batcher = Batcher(bcfg)
+            self.batcher: Batcher | None = Batcher(bcfg)
         else:
-            self.batcher = Batcher(bcfg.model_copy(update={"strategy": "none"}))
+            self.batcher = None
         self._opcode = TEXT if self.envelope in envelopes.TEXT_ENVELOPES else BINARY
         self.selector = selector if selector is not None else make_selector(config.compression)
-        self._seq = {"critical": 0, "normal": 0, "background": 0}
+        self._seq = [0, 0, 0]  # per priority, numbered from 0 (see _PRIORITY_SLOT)
 
     @property
     def dropped(self) -> list[Pending]:
         """Messages the batcher refused (background queue full), never silently lost."""
-        return self.batcher.dropped
+        return self.batcher.dropped if self.batcher is not None else []
+
+    @property
+    def waiting(self) -> int:
+        """Messages held by the batcher, not yet in a frame."""
+        return self.batcher.waiting if self.batcher is not None else 0
 
     def push(self, index: int, now: float, priority: str, type: str, payload: bytes,
              is_text: bool) -> list[OutFrame]:
         """Hand over one application message; return the frames to send now."""
-        seq = self._seq[priority]
-        self._seq[priority] = seq + 1
+        slot = _PRIORITY_SLOT[priority]
+        seq = self._seq[slot]
+        self._seq[slot] = seq + 1
         pending = Pending(index, seq, now, priority, type, payload, is_text)
         if self.envelope is None:  # every message is its own frame: no batch to build
             selector = self.selector
             compress = selector is not None and selector.decide(type, payload)
             return [OutFrame(payload, TEXT if is_text else BINARY, compress, [pending], now,
                              "immediate", type)]
+        assert self.batcher is not None  # an envelope is agreed only when batching
         batches = self.batcher.push(pending, now)
         return [self._frame(b) for b in batches] if batches else []
 
     def poll(self, now: float) -> list[OutFrame]:
         """Frames whose batching deadline has come by ``now``."""
+        if self.batcher is None:
+            return []
         return self._frames(self.batcher.poll(now))
 
     def next_deadline(self) -> float | None:
         """When to call :meth:`poll` next (None: nothing waits on a timer)."""
-        return self.batcher.next_deadline()
+        return self.batcher.next_deadline() if self.batcher is not None else None
 
     def flush(self, now: float) -> list[OutFrame]:
         """Everything still waiting (end of stream)."""
+        if self.batcher is None:
+            return []
         return self._frames(self.batcher.flush(now))
 
     def observe(self, frame: OutFrame, compressed_size: int) -> None:

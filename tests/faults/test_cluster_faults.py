@@ -32,7 +32,6 @@ from websockets.exceptions import ConnectionClosed
 
 from wslab.config import TuningConfig
 from wslab.harness.admission import CircuitBreaker
-from wslab.harness.client import HoldClient
 from wslab.harness.cluster import (
     Child,
     NginxFront,
@@ -40,6 +39,7 @@ from wslab.harness.cluster import (
     free_port_block,
     python_child,
 )
+from wslab.harness.holder import HoldClient
 from wslab.harness.server import CLIENT_HEADER, LiveServer
 
 

@@ -138,8 +138,13 @@ def test_process_sampler_sees_cpu_grow_under_a_busy_loop() -> None:
 def test_process_sampler_of_another_process_with_children() -> None:
     import subprocess
 
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    # The child says when it has started: sampled while Python is still starting, its
+    # memory would grow between the two readings below.
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import sys, time; print('up', flush=True); time.sleep(5)"],
+                             stdout=subprocess.PIPE, text=True)
     try:
+        assert child.stdout is not None and child.stdout.readline() == "up\n"
         me = ProcessSampler(children=True).sample()
         alone = ProcessSampler().sample()
         other = ProcessSampler(child.pid).sample()

@@ -28,6 +28,8 @@ def scale(
     port: Annotated[int, typer.Option("--port", help="listen port (0: any free one)")] = 0,
     broadcasts: Annotated[int, typer.Option("--broadcasts", min=0)] = 5,
     size: Annotated[int, typer.Option("--size", help="broadcast message bytes")] = 256,
+    interval: Annotated[float, typer.Option(
+        "--broadcast-interval", min=0.0, help="seconds between broadcasts")] = 0.5,
     directs: Annotated[int, typer.Option("--directs", min=0)] = 20,
     idle: Annotated[float, typer.Option("--idle", help="seconds idle with heartbeats")] = 3.0,
     rate: Annotated[float, typer.Option("--rate", help="connections/s (0: as fast as can be)")
@@ -35,6 +37,9 @@ def scale(
     shared: Annotated[bool, typer.Option(
         "--shared-broadcast", help="compress each broadcast once (no context takeover)")
     ] = False,
+    gc_freeze: Annotated[bool, typer.Option(
+        "--gc-freeze/--no-gc-freeze",
+        help="workers freeze long-lived objects out of Python's full GC scans")] = True,
     storm: Annotated[bool, typer.Option(
         "--storm", help="admission control: --connections beyond max_connections")] = False,
     memory: Annotated[bool, typer.Option(
@@ -48,8 +53,8 @@ def scale(
     config = TuningConfig.load(config_path) if config_path else TuningConfig()
     opts = ScaleOptions(connections=connections, workers=workers, balancer=balancer,
                         broker=broker, redis_url=redis, port=port, broadcasts=broadcasts,
-                        message_size=size, directs=directs, idle_s=idle, rate=rate,
-                        shared_broadcast=shared)
+                        message_size=size, broadcast_interval_s=interval, directs=directs,
+                        idle_s=idle, rate=rate, shared_broadcast=shared, gc_freeze=gc_freeze)
     say = None if json_out else (lambda m: err.print(f"[dim]{m}[/dim]"))
     summary: dict[str, Any]
     if storm:

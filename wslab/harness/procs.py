@@ -29,6 +29,7 @@ from typing import Any
 
 from wslab.config import TuningConfig
 from wslab.harness.client import LoadClient
+from wslab.harness.gcfreeze import GcFreezer
 from wslab.harness.server import LiveServer
 from wslab.traces.io import read_trace
 
@@ -148,8 +149,15 @@ def _worker(args: argparse.Namespace) -> int:
         server = LiveServer(config, scenario="echo", host=args.host, port=args.port,
                             reuse_port=args.reuse_port, shared_broadcast=args.shared_broadcast)
         node = ClusterNode(server, broker, registry, args.worker_id, args.namespace)
+        freezer = None
+        if args.gc_freeze:
+            freezer = GcFreezer(lambda: server.metrics.active,
+                                lambda: server.metrics.counts["connections_total"]
+                                - server.metrics.active)
         try:
             await node.start()
+            if freezer is not None:
+                freezer.start()
             try:
                 port = await server.start()
             except OSError as exc:
@@ -159,10 +167,12 @@ def _worker(args: argparse.Namespace) -> int:
             print(port, flush=True)
 
             async def handle(cmd: dict[str, Any]) -> dict[str, Any] | None:
-                return await _worker_command(cmd, server, node, args)
+                return await _worker_command(cmd, server, node, args, freezer)
 
             await _command_loop(handle)
         finally:
+            if freezer is not None:
+                await freezer.stop()
             await server.stop()
             await node.stop()
             await broker.close()
@@ -181,14 +191,17 @@ def _message(kind: str, seq: int, size: int, **extra: Any) -> bytes:
 
 
 async def _worker_command(cmd: dict[str, Any], server: LiveServer, node: Any,
-                          args: argparse.Namespace) -> dict[str, Any] | None:
+                          args: argparse.Namespace,
+                          freezer: GcFreezer | None = None) -> dict[str, Any] | None:
     what = cmd.get("cmd")
     if what == "broadcast":
         first = int(cmd.get("start_seq", 0))
-        for i in range(int(cmd["count"])):
+        count = int(cmd["count"])
+        for i in range(count):
+            if i:
+                await asyncio.sleep(float(cmd.get("interval_s", 0.5)))
             await node.broadcast(_message("b", first + i, int(cmd.get("size", 256)),
                                           w=args.worker_id))
-            await asyncio.sleep(float(cmd.get("interval_s", 0.2)))
         return {"sent": int(cmd["count"])}
     if what == "direct":
         exclude = args.worker_id if args.broker == "redis" else None
@@ -206,6 +219,8 @@ async def _worker_command(cmd: dict[str, Any], server: LiveServer, node: Any,
         shared = server.shared
         return {"worker": args.worker_id, "held": len(server.sessions),
                 "registered": await node.registry.count(), "counts": node.counts,
+                "fanout_ms": [round(1e3 * t, 3) for t in node.fanout_s],
+                "gc": freezer.snapshot() if freezer is not None else None,
                 "admission": server.admission.snapshot(),
                 "metrics": dict(server.metrics.counts),
                 "compress_ns": server.compress_ns + sum(e.encode_ns for e in exts),
@@ -221,8 +236,8 @@ async def _worker_command(cmd: dict[str, Any], server: LiveServer, node: Any,
 
 
 def _holder(args: argparse.Namespace) -> int:
-    from wslab.harness.client import HoldClient
     from wslab.harness.cluster import raise_nofile
+    from wslab.harness.holder import HoldClient
 
     raise_nofile()
     config = TuningConfig.load(args.config)
@@ -302,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--namespace", default="wslab")
     w.add_argument("--reuse-port", action="store_true")
     w.add_argument("--shared-broadcast", action="store_true")
+    w.add_argument("--gc-freeze", action="store_true")
     h = roles.add_parser("holder")
     h.add_argument("--url", required=True)
     h.add_argument("--config", required=True)

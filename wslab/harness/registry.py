@@ -202,6 +202,7 @@ class ClusterNode:
                         "reregistered": 0}
         self._resync = False
         self._index = 0
+        self.fanout_s: list[float] = []  # per broadcast received: time to hand it to all
         server.on_open.append(self._opened)
         server.on_close.append(self._closed)
         hooks = getattr(broker, "on_reconnect", None)
@@ -334,7 +335,9 @@ class ClusterNode:
 
     def _on_broadcast(self, data: bytes) -> None:
         self._counts["broadcasts_in"] += 1
+        began = time.perf_counter()
         self._deliver(None, data[1:], data[:1] == b"T")
+        self.fanout_s.append(time.perf_counter() - began)
 
     def _on_direct(self, data: bytes) -> None:
         self._counts["directs_in"] += 1

@@ -59,10 +59,12 @@ class ScaleOptions:
     port: int = 0
     broadcasts: int = 5
     message_size: int = 256
+    broadcast_interval_s: float = 0.5
     directs: int = 20
     idle_s: float = 3.0
     rate: float = 0.0
     shared_broadcast: bool = False
+    gc_freeze: bool = True
     kill_worker: int | None = None
     timeout_s: float = 120.0
 
@@ -146,6 +148,8 @@ class _Run:
             common += ["--redis-url", redis_url]
         if opts.shared_broadcast:
             common.append("--shared-broadcast")
+        if opts.gc_freeze:
+            common.append("--gc-freeze")
         port = base
         for i in range(opts.workers):
             wport = base + i if nginx else port
@@ -277,7 +281,8 @@ def _execute(run: _Run, broker: str, plan: LoadPlan) -> ScaleResult:
         origin.ask({"cmd": "purge", "worker": str(d["worker"])})
     say(f"{opts.broadcasts} broadcast(s) of {opts.message_size} B")
     cpu_a = _sample(samplers, run.workers)
-    origin.ask({"cmd": "broadcast", "count": opts.broadcasts, "size": opts.message_size},
+    origin.ask({"cmd": "broadcast", "count": opts.broadcasts, "size": opts.message_size,
+                "interval_s": opts.broadcast_interval_s},
                timeout=opts.timeout_s)
     for h in run.holders:
         h.ask({"cmd": "wait", "kind": "b", "per_connection": opts.broadcasts,
@@ -309,6 +314,10 @@ def _summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, readies: list[di
     alive = {(p, n) for p, rep in enumerate(reports) for n in rep["alive"]}
     b_lat = [(r[5] - r[4]) * 1e3 for r in receipts if r[2] == "b"]
     d_lat = [(r[5] - r[4]) * 1e3 for r in receipts if r[2] == "d"]
+    by_seq: dict[int, list[float]] = {}
+    for r in receipts:
+        if r[2] == "b":
+            by_seq.setdefault(r[3], []).append((r[5] - r[4]) * 1e3)
     integrity = _integrity(receipts, alive, opts.broadcasts)
     ramp = [t - started for t in done]
     per_second = np.bincount(np.floor(ramp).astype(int)).tolist() if ramp else []
@@ -336,13 +345,19 @@ def _summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, readies: list[di
         "idle_s": opts.idle_s, "idle_cpu_s": idle_cpu,
         "idle_cpu_percent": 100 * idle_cpu / opts.idle_s if opts.idle_s else None,
         "broadcasts": opts.broadcasts, "message_size": opts.message_size,
+        "broadcast_interval_s": opts.broadcast_interval_s,
         "broadcast_latency_ms": _pct(b_lat), "broadcast_receipts": len(b_lat),
+        "broadcast_p99_ms_each": [_pct(by_seq[k])["p99"] for k in sorted(by_seq)],
+        # the worker's own part: handing each broadcast to all its connections
+        "broadcast_fanout_ms": [s.get("fanout_ms", []) for s in live_stats],
         "broadcast_cpu_s": bcast_cpu,
         "broadcast_cpu_ms_per_broadcast": 1e3 * bcast_cpu / opts.broadcasts
         if opts.broadcasts else None,
         "compress_ms": sum(s.get("compress_ns", 0) + s.get("shared_encode_ns", 0)
                            for s in live_stats) / 1e6,
         "shared_broadcast": opts.shared_broadcast,
+        "gc_freeze": opts.gc_freeze,
+        "gc": [s.get("gc") for s in live_stats],
         "shared_compressions": sum(s.get("shared_compressions", 0) for s in live_stats),
         "shared_frames": sum(s.get("shared_frames", 0) for s in live_stats),
         **integrity,

@@ -56,12 +56,6 @@ class Session:
             run :meth:`run` (a server holding thousands of idle connections saves a task
             per connection).
     """
-    __slots__ = ("_backlogged_since", "_closing", "_last_size", "_make_pipeline", "_outbox",
-                 "_pipeline", "_sending", "_timer", "_waiter", "_woken", "backlog_limit",
-                 "closed_slow", "conn", "direction", "dropped_slow", "ext", "frames_sent",
-                 "lazy", "messages_sent", "outbox_bytes", "recorder", "slow_timeout_s",
-                 "task", "ws")
-
 
     __slots__ = (
         "_backlogged_since",
@@ -246,7 +240,7 @@ class Session:
     @property
     def queued(self) -> int:
         """Frames waiting to be written plus messages held by the batcher."""
-        held = self._pipeline.batcher.waiting if self._pipeline is not None else 0
+        held = self._pipeline.waiting if self._pipeline is not None else 0
         return (len(self._outbox) if self._outbox is not None else 0) + held
 
     async def _wait(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -298,7 +292,7 @@ class Session:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         if self.lazy and self.task is None and self._pipeline is not None \
-                and (self._pipeline.batcher.waiting or self._outbox):
+                and (self._pipeline.waiting or self._outbox):
             self.task = asyncio.get_running_loop().create_task(self.run())
 
     def _write_now(self, frames: list[OutFrame]) -> list[OutFrame]:
