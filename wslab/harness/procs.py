@@ -246,6 +246,11 @@ def _holder(args: argparse.Namespace) -> int:
         client = HoldClient(args.url, config, connections=args.connections, rate=args.rate,
                             concurrency=args.concurrency, source_addresses=args.source or None,
                             prefix=args.prefix)
+        # The holders are the instrument: a full GC walk over thousands of held connections
+        # would show up as fan-out latency, so they keep their heap frozen as the worker does.
+        freezer = GcFreezer(lambda: len(client.open),
+                            lambda: sum(client.stats.close_codes.values()))
+        freezer.start()
         stats = await client.ramp()
         print(json.dumps({"event": "ready", "opened": stats.opened, "failed": stats.failed,
                           "first_error": stats.first_error, "started": stats.started,
@@ -274,6 +279,7 @@ def _holder(args: argparse.Namespace) -> int:
             return {"error": f"unknown command {what!r}"}
 
         await _command_loop(handle)
+        await freezer.stop()
         await client.close()
         return 0
 
