@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
 from wslab.harness.cluster import free_port
-from wslab.harness.scale import ScaleOptions, run_scale, run_storm
+from wslab.harness.scale import ScaleOptions, run_scale
+from wslab.harness.scale_modes import run_storm
 
 
 def _have(name: str) -> bool:

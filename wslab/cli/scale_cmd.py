@@ -1,8 +1,9 @@
 """``wslab scale``: many connections, worker processes, Redis fan-out, nginx in front.
 
 What lives here: the typer command :func:`scale` (argument parsing and printing only; the
-run is :func:`wslab.harness.scale.run_scale`, the storm :func:`~wslab.harness.scale.run_storm`
-and the memory comparison :func:`~wslab.harness.scale.memory_matrix`).
+run is :func:`wslab.harness.scale.run_scale`, the storm
+:func:`~wslab.harness.scale_modes.run_storm` and the memory comparison
+:func:`~wslab.harness.scale_modes.memory_matrix`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def scale(
 ) -> None:
     """Hold many connections over workers and measure ramp, memory, CPU and fan-out."""
     from wslab.config import TuningConfig
-    from wslab.harness.scale import ScaleOptions, memory_matrix, run_scale, run_storm
+    from wslab.harness.scale import ScaleOptions, run_scale
+    from wslab.harness.scale_modes import memory_matrix, run_storm
 
     config = TuningConfig.load(config_path) if config_path else TuningConfig()
     opts = ScaleOptions(connections=connections, workers=workers, balancer=balancer,

@@ -3,11 +3,10 @@
 What lives here: :func:`run_scale` (plan the load, start a private redis-server if needed,
 K workers balanced by ``SO_REUSEPORT`` or by nginx, holder processes spread over 127.0.0.x
 source addresses; ramp, idle with heartbeats, broadcast, direct messages; stop everything
-it started, also on error or Ctrl-C) with its figures, :func:`run_storm` (admission control
-under more clients than ``max_connections``) and :func:`memory_matrix` (memory per
-connection with compression off, websockets' default deflate and the configured settings).
-What must not live here: process plumbing (``cluster.py``), the worker's and holder's
-insides (``procs.py``), printing (the CLI).
+it started, also on error or Ctrl-C) with its figures, and :class:`ScaleRun`, what one run
+started. What must not live here: the storm and the memory matrix (``scale_modes.py``),
+process plumbing (``cluster.py``), the worker's and holder's insides (``procs.py``),
+printing (the CLI).
 
 Latency of a broadcast or direct message: from the worker's hand-off (``time.monotonic()``
 written into the message just before it is published) to the holder's receipt; the clock
@@ -106,7 +105,7 @@ def _integrity(receipts: list[list[Any]], alive: set[tuple[int, int]],
     return {"lost": lost, "duplicated": duplicated, "reordered": reordered}
 
 
-class _Run:
+class ScaleRun:
     """Everything one run started, so :meth:`stop` can stop it all."""
 
     def __init__(self, config: TuningConfig, opts: ScaleOptions, say: Progress) -> None:
@@ -227,7 +226,7 @@ def run_scale(config: TuningConfig, opts: ScaleOptions,
     """
     say = progress or (lambda _m: None)
     broker, plan = _resolve(config, opts)
-    run = _Run(config, opts, say)
+    run = ScaleRun(config, opts, say)
     try:
         return _execute(run, broker, plan)
     finally:
@@ -236,7 +235,7 @@ def run_scale(config: TuningConfig, opts: ScaleOptions,
         run.stop()
 
 
-def _execute(run: _Run, broker: str, plan: LoadPlan) -> ScaleResult:
+def _execute(run: ScaleRun, broker: str, plan: LoadPlan) -> ScaleResult:
     opts, say = run.opts, run.say
     redis_url = opts.redis_url
     if broker == "redis" and redis_url is None:
@@ -368,7 +367,7 @@ def _summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, readies: list[di
                                      for s in live_stats),
         "workers_died": died,
         "connections_lost": sum(r["closed_early"] for r in reports),
-        "close_codes": _merge([r["close_codes"] for r in reports]),
+        "close_codes": merge_counts([r["close_codes"] for r in reports]),
     }
 
 
@@ -383,74 +382,10 @@ def _sample(samplers: list[ProcessSampler], workers: list[Child]) -> list[Any]:
     return out
 
 
-def _merge(dicts: list[dict[str, int]]) -> dict[str, int]:
+def merge_counts(dicts: list[dict[str, int]]) -> dict[str, int]:
+    """Sum counters key by key (close codes over holders)."""
     out: dict[str, int] = {}
     for d in dicts:
         for k, v in d.items():
             out[k] = out.get(k, 0) + v
     return out
-
-
-def memory_matrix(config: TuningConfig, opts: ScaleOptions,
-                  progress: Progress | None = None) -> dict[str, float | None]:
-    """Memory per connection (KiB) with compression off, websockets' default deflate
-    (window bits 12, memLevel 5) and the configured settings, each after one broadcast."""
-    from wslab.config import CompressionConfig
-
-    variants = {
-        "off": config.updated({"compression.algorithm": "none"}),
-        "websockets_default_deflate": config.model_copy(update={
-            "compression": CompressionConfig()}),
-        "configured": config,
-    }
-    out: dict[str, float | None] = {}
-    for name, cfg in variants.items():
-        if progress:
-            progress(f"memory per connection: {name}")
-        one = ScaleOptions(**{**opts.__dict__, "broadcasts": 1, "directs": 0, "idle_s": 0.5})
-        out[name] = run_scale(cfg, one, progress).summary["memory_per_connection_kib"]
-    return out
-
-
-def run_storm(config: TuningConfig, clients: int, *, settle_s: float | None = None,
-              progress: Progress | None = None) -> dict[str, Any]:
-    """More clients than ``scaling.max_connections`` at once against one worker.
-
-    Returns:
-        How many were held, refused with 1013, failed otherwise; the worker's admission
-        counters; whether it is still alive and answering ``/healthz``.
-    """
-    say = progress or (lambda _m: None)
-    sc = config.scaling
-    opts = ScaleOptions(connections=clients, workers=1, broker="memory")
-    plan = plan_load(clients, 1)
-    if plan.problems:
-        raise WslabError("cannot reach the requested load: " + "; ".join(plan.problems))
-    run = _Run(config, opts, say)
-    try:
-        run.start_workers("memory", None, "wslab:storm")
-        say(f"storm: {clients} clients against max_connections {sc.max_connections}, "
-            f"pending queue {sc.pending_queue}")
-        run.start_holders(plan)
-        readies = [h.read_json(opts.timeout_s) for h in run.holders]
-        time.sleep(settle_s if settle_s is not None else sc.pending_timeout_s + 2.0)
-        counts = [h.ask({"cmd": "count"}) for h in run.holders]
-        stats = run.worker_stats()[0]
-        import urllib.request
-
-        port = run.url.rsplit(":", 1)[1].strip("/")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
-            healthy = resp.status == 200
-        codes = _merge([c["close_codes"] for c in counts])
-        return {
-            "clients": clients, "max_connections": sc.max_connections,
-            "pending_queue": sc.pending_queue, "pending_timeout_s": sc.pending_timeout_s,
-            "opened": sum(r["opened"] for r in readies),
-            "handshake_failed": sum(r["failed"] for r in readies),
-            "held": sum(c["open"] for c in counts), "held_by_worker": stats["held"],
-            "refused_1013": codes.get("1013", 0), "close_codes": codes,
-            "admission": stats["admission"], "worker_alive": run.workers[0].alive(),
-            "healthz_ok": healthy,
-        }
-    finally:
-        run.stop()

@@ -24,7 +24,8 @@ import ipywidgets as W
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
-from wslab.harness.scale import ScaleOptions, ScaleResult, run_scale, run_storm
+from wslab.harness.scale import ScaleOptions, ScaleResult, run_scale
+from wslab.harness.scale_modes import run_storm
 from wslab.traces.model import Trace, TraceMeta
 
 from .base import Panel
