@@ -62,6 +62,17 @@ def test_broadcast_across_two_reuseport_workers_via_redis() -> None:
     assert s["direct_routes"] == {"remote": 15} and s["directs_received"] == 15
     assert s["registered"] == 300
     assert s["memory_per_connection_kib"] is not None and s["connections_per_s"] > 0
+    # One p99 per broadcast; each worker timed its own hand-off of each of them.
+    assert len(s["broadcast_p99_ms_each"]) == 4
+    assert [len(w) for w in s["broadcast_fanout_ms"]] == [4, 4]
+    assert s["gc_freeze"] and s["gc"]["gc_freezes"] >= 2  # each worker froze at least once
+
+
+def test_without_gc_freeze_workers_report_no_freezes() -> None:
+    s = run_scale(TuningConfig(), ScaleOptions(connections=100, broadcasts=1, directs=0,
+                                               idle_s=0.2, gc_freeze=False)).summary
+    assert s["gc"] == {} and not s["gc_freeze"]
+    assert s["broadcast_receipts"] == 100 and s["lost"] == 0
 
 
 @needs_redis

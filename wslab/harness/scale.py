@@ -346,7 +346,8 @@ def _summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, readies: list[di
         "broadcasts": opts.broadcasts, "message_size": opts.message_size,
         "broadcast_interval_s": opts.broadcast_interval_s,
         "broadcast_latency_ms": _pct(b_lat), "broadcast_receipts": len(b_lat),
-        "broadcast_p99_ms_each": [_pct(by_seq[k])["p99"] for k in sorted(by_seq)],
+        "broadcast_p99_ms_each": [round(p, 3) for k in sorted(by_seq)
+                                  if (p := _pct(by_seq[k])["p99"]) is not None],
         # the worker's own part: handing each broadcast to all its connections
         "broadcast_fanout_ms": [s.get("fanout_ms", []) for s in live_stats],
         "broadcast_cpu_s": bcast_cpu,
@@ -356,7 +357,7 @@ def _summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, readies: list[di
                            for s in live_stats) / 1e6,
         "shared_broadcast": opts.shared_broadcast,
         "gc_freeze": opts.gc_freeze,
-        "gc": [s.get("gc") for s in live_stats],
+        "gc": merge_counts([s["gc"] for s in live_stats if s.get("gc")]),
         "shared_compressions": sum(s.get("shared_compressions", 0) for s in live_stats),
         "shared_frames": sum(s.get("shared_frames", 0) for s in live_stats),
         **integrity,
