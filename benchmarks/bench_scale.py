@@ -3,9 +3,11 @@
 Every figure comes from real processes on loopback: wslab workers (``wslab scale``) and, as
 the peer, the smallest websockets server that can hold connections and broadcast (no wslab
 code: ``serve`` + a set of connections + the library's ``broadcast()``), both loaded by the
-same wslab holder processes and measured the same way: RSS growth of the server process
-from before the ramp to after one broadcast, divided by the connections held. Heartbeats
-are on (ping every 5 s) while the connections idle.
+same wslab holder processes (``wslab/harness/holder.py``) and measured the same way: RSS
+growth of the server process from before the ramp to after its broadcasts, divided by the
+connections held (the peer sends one broadcast; wslab's compression-off run sends five, so
+if anything its figure is the larger). Heartbeats are on (ping every 5 s) while the
+connections idle.
 
 - 10,000 connections on one worker (2,000 with ``--quick``): memory per connection with
   compression off (target at most 16 KiB) and websockets' default deflate (at most 64 KiB);
@@ -96,6 +98,10 @@ def _peer_memory(n: int, compression: str) -> float:
             server.stop()
 
 
+def _ms(values: list[float]) -> str:
+    return "/".join(f"{v:.0f}" for v in values)
+
+
 def _wslab(config: TuningConfig, **kw: Any) -> dict[str, Any]:
     return run_scale(config, ScaleOptions(**kw)).summary
 
@@ -134,12 +140,20 @@ def run(quick: bool) -> list[dict[str, Any]]:
                                             one_off["broadcast_p99_ms_each"]]),
                     worker_fanout_max_ms=max(fanout) if fanout else None,
                     peer_p99_each_ms=json.dumps([round(v, 1) for v in
-                                                 plain_gc["broadcast_p99_ms_each"]])))
+                                                 plain_gc["broadcast_p99_ms_each"]]),
+                    note=(f"{one_off['broadcasts']} broadcasts "
+                          f"{one_off['broadcast_interval_s']:g} s apart; p99 of each "
+                          f"{_ms(one_off['broadcast_p99_ms_each'])} ms; the worker's own "
+                          f"hand-off to all at most {max(fanout):.0f} ms; without the freeze "
+                          f"{_ms(plain_gc['broadcast_p99_ms_each'])} ms")
+                    if fanout else ""))
     rows.append(row("scale", f"ramp to {n} connections", one_off["connections_per_s"],
                     "connections/s", peer="the same run without the GC freeze",
                     peer_value=plain_gc["connections_per_s"],
                     time_to_n_s=one_off["time_to_n_s"],
-                    peer_time_to_n_s=plain_gc["time_to_n_s"]))
+                    peer_time_to_n_s=plain_gc["time_to_n_s"],
+                    note=f"{n} open in {one_off['time_to_n_s']:.1f} s "
+                         f"({plain_gc['time_to_n_s']:.1f} s without the freeze)"))
     rows.append(row("scale", f"idle CPU with {n} connections, ping every 5 s",
                     one_off["idle_cpu_percent"], "% of one core"))
     # SO_REUSEPORT does not split exactly in half: leave room above n2 / 2 per worker, or
@@ -154,7 +168,11 @@ def run(quick: bool) -> list[dict[str, Any]]:
                     direct_p99_ms=two["direct_latency_ms"]["p99"],
                     held_per_worker=json.dumps(two["held_per_worker"]),
                     time_to_n_s=two["time_to_n_s"],
-                    close_codes=json.dumps(two["close_codes"])))
+                    close_codes=json.dumps(two["close_codes"]),
+                    note=f"{two['broadcast_receipts']} receipts; held per worker "
+                         f"{two['held_per_worker']}; {n2} open in {two['time_to_n_s']:.1f} s; "
+                         f"broadcast p99 {two['broadcast_latency_ms']['p99']:.0f} ms, "
+                         f"direct across workers p99 {two['direct_latency_ms']['p99']:.0f} ms"))
     nct = TuningConfig().updated({**hb, "compression.server_no_context_takeover": True})
     m = 2000
     per = _wslab(nct, connections=m, broadcasts=5, message_size=4096, directs=0, idle_s=0.5)
