@@ -250,13 +250,13 @@ def test_redis_restart_is_noticed_resubscribed_and_outage_publishes_are_counted(
                                        "both brokers to reconnect")
             for s, outage_sent in zip(after, (5, 3), strict=True):
                 c = s["counts"]
-                assert c["broker_publish_failed"] == outage_sent
-                assert c["broadcasts_failed"] == outage_sent
-                assert c["broker_disconnects"] == 1 and c["broker_reconnects"] == 1
-                assert c["broker_resubscribed"] == 2  # broadcast + own direct channel
+                assert c["broker_publish_failed"] == outage_sent, c
+                assert c["broadcasts_failed"] == outage_sent, c
+                assert c["broker_disconnects"] == 1 and c["broker_reconnects"] == 1, c
+                assert c["broker_resubscribed"] == 2, c  # broadcast + own direct channel
                 assert c["broker_reconnect_attempts"] >= 1
                 # Redis came back empty; each worker wrote what it holds again.
-                assert c["resyncs"] == 1 and c["reregistered"] == s["held"]
+                assert c["resyncs"] == 1 and c["reregistered"] == s["held"], c
             assert sum(s["held"] for s in after) == conns
             assert after[0]["registered"] == conns
             assert sorted(set((await cluster.registry()).values())) == ["0", "1"]

@@ -103,3 +103,44 @@ def test_registry_holder_lookup_and_purge(kind: str, redis_url: str) -> None:
             await client.aclose()
 
     asyncio.run(run())
+
+
+class _FlakyRegistry(MemoryRegistry):
+    """Fails the first ``failures`` purges, as a pooled connection to a restarted Redis does."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def purge_worker(self, worker: str) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("Connection reset by peer")
+        return await super().purge_worker(worker)
+
+
+@pytest.mark.parametrize(("failures", "resyncs", "errors"), [(0, 1, 0), (2, 1, 2), (20, 0, 9)])
+def test_a_failed_resync_is_retried_with_backoff_then_given_up(
+        failures: int, resyncs: int, errors: int) -> None:
+    from wslab.config import TuningConfig
+    from wslab.harness import registry as registry_module
+    from wslab.harness.registry import ClusterNode
+    from wslab.harness.server import LiveServer
+
+    async def main() -> None:
+        server = LiveServer(TuningConfig(), scenario="echo")
+        reg = _FlakyRegistry(failures)
+        node = ClusterNode(server, MemoryBroker(), reg, "0")
+        server.sessions.update({"a": None, "b": None})  # type: ignore[dict-item]
+        await node.start()
+        try:
+            await asyncio.wait_for(node.resync(), 30)  # returns once written or given up
+            c = node.counts
+            assert (c["resyncs"], c["resync_errors"]) == (resyncs, errors)
+            assert errors <= registry_module.RESYNC_RETRIES + 1
+            assert await reg.count() == (2 if resyncs else 0)
+        finally:
+            server.sessions.clear()
+            await node.stop()
+
+    asyncio.run(main())

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from typing import Any, Protocol
 
-from wslab.harness.broker import Broker
+from wslab.harness.broker import Broker, jittered_backoff
 from wslab.harness.server import LiveServer
 from wslab.harness.session import Session
 
@@ -171,6 +172,10 @@ class RedisRegistry:
         return len(members)
 
 
+RESYNC_RETRIES = 8
+"""Failed resyncs in a row before a worker waits for the broker's next reconnect."""
+
+
 class ClusterNode:
     """One worker's membership of the cluster.
 
@@ -199,8 +204,10 @@ class ClusterNode:
         self._counts = {"broadcasts_in": 0, "broadcasts_failed": 0, "directs_in": 0,
                         "directs_local": 0, "directs_remote": 0, "directs_unknown": 0,
                         "directs_failed": 0, "register_errors": 0, "resyncs": 0,
-                        "reregistered": 0}
+                        "reregistered": 0, "resync_errors": 0}
         self._resync = False
+        self._resync_failures = 0  # in a row; retried with backoff up to RESYNC_RETRIES
+        self._rng = random.Random()
         self._index = 0
         self.fanout_s: list[float] = []  # per broadcast received: time to hand it to all
         server.on_open.append(self._opened)
@@ -275,9 +282,30 @@ class ClusterNode:
             except Exception:
                 self._counts["register_errors"] += len(adds) + len(drops)
                 if resync:
-                    self._counts["register_errors"] += 1
-            if not self._adds and not self._drops and not self._resync:
+                    self._counts["resync_errors"] += 1
+                    self._retry_resync()
+            else:
+                if resync:
+                    self._resync_failures = 0
+            if not self._adds and not self._drops and not self._resync \
+                    and not self._resync_failures:
                 self._idle.set()
+
+    def _retry_resync(self) -> None:
+        """Try a failed resync again after a backoff (Redis just came back: the first
+        command may meet a stale pooled connection). :meth:`settle` waits meanwhile; after
+        ``RESYNC_RETRIES`` failures in a row it gives up until the broker's next reconnect."""
+        self._resync_failures += 1
+        if self._resync_failures > RESYNC_RETRIES:
+            self._resync_failures = 0
+            return
+
+        def again() -> None:
+            self._resync = True
+            self._wake.set()
+
+        delay = jittered_backoff(self._resync_failures - 1, 0.05, 1.0, self._rng)
+        asyncio.get_running_loop().call_later(delay, again)
 
     def _queue(self, batch: list[str], conn: str) -> None:
         batch.append(conn)
