@@ -393,3 +393,15 @@ def test_cli_command(tmp_path: Path) -> None:
     assert isinstance(bad.exception, WslabError)
     assert "known targets: " + ", ".join(TARGETS) in str(bad.exception)
     assert not (tmp_path / "x").exists()
+
+
+def test_websockets_module_notes_the_gc_pause_only_for_large_caps() -> None:
+    from wslab.config import TuningConfig
+
+    small = render(TuningConfig().updated({"scaling.max_connections": 1000}),
+                   "websockets")["server.py"]
+    large = render(TuningConfig().updated({"scaling.max_connections": 20000}),
+                   "websockets")["server.py"]
+    assert "gc.freeze()" not in small
+    assert "at 20000 connections" in large and "gc.freeze()" in large
+    compile(large, "server.py", "exec")
