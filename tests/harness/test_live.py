@@ -170,3 +170,22 @@ def test_load_refuses_remote_targets() -> None:
 
     with pytest.raises(WslabError, match="--allow-remote"):
         LoadClient("ws://192.0.2.10:80/", TuningConfig())
+
+
+def test_a_server_without_records_keeps_counts_only_and_still_echoes() -> None:
+    from wslab.harness.recorder import CountingRecorder
+
+    async def main() -> None:
+        config = TuningConfig().updated({"compression.algorithm": "none"})
+        async with LiveServer(config, scenario="echo", record=False) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/", compression=None) as ws:
+                for i in range(20):
+                    await ws.send(f"m{i}")
+                    assert await ws.recv() == f"m{i}"
+            rec = server.recorder
+            assert isinstance(rec, CountingRecorder)
+            assert (rec.messages_sent, rec.messages_received) == (20, 20)
+            assert rec.sent == [] and rec.received == []
+            assert len(rec.sent_frame()) == 0
+
+    asyncio.run(main())

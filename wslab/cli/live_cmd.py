@@ -89,7 +89,7 @@ def serve(
 
     async def main() -> None:
         server = LiveServer(config, scenario=scenario, trace=trace, speed=speed, host=host,
-                            port=port, origins=origin or None)
+                            port=port, origins=origin or None, record=False)
         try:
             bound = await server.start()
         except OSError as exc:

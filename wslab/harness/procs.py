@@ -147,7 +147,8 @@ def _worker(args: argparse.Namespace) -> int:
         registry = (RedisRegistry(broker.redis, args.namespace)  # type: ignore[union-attr]
                     if args.broker == "redis" else MemoryRegistry())
         server = LiveServer(config, scenario="echo", host=args.host, port=args.port,
-                            reuse_port=args.reuse_port, shared_broadcast=args.shared_broadcast)
+                            reuse_port=args.reuse_port, shared_broadcast=args.shared_broadcast,
+                            record=False)  # integrity is counted at the holders
         node = ClusterNode(server, broker, registry, args.worker_id, args.namespace)
         freezer = None
         if args.gc_freeze:

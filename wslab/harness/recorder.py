@@ -106,6 +106,43 @@ class Recorder:
         write_table(self.received_frame(), d / f"{prefix}-received.parquet")
 
 
+@dataclass(slots=True)
+class CountingRecorder(Recorder):
+    """A recorder that keeps no rows, only how many messages went each way.
+
+    For servers that run indefinitely or hold many connections (``wslab serve``, the scale
+    workers): their integrity is checked at the clients, and a row per message would grow
+    without bound (about 0.25 KiB per message: 2.5 MB per broadcast to 10,000 clients).
+    Received messages still get their content keys, for hooks that match on them.
+    """
+
+    messages_sent: int = 0
+    messages_received: int = 0
+
+    def on_sent(self, conn: str, direction: str, index: int, type: str, priority: str,
+                seq: int, t_handoff: float, payload: bytes, frame: int,
+                t_flushed: float) -> None:
+        """Count a message that left."""
+        self.messages_sent += 1
+
+    def on_sent_frame(self, conn: str, direction: str, messages: list[Any], frame: int,
+                      t_flushed: float) -> None:
+        """Count the messages of a frame that left."""
+        self.messages_sent += len(messages)
+
+    def on_received_frame(self, conn: str, direction: str, t_recv: float,
+                          payloads: list[tuple[bytes, bool]], frame: int) -> list[int]:
+        """Count the messages of a received frame; return their content keys."""
+        self.messages_received += len(payloads)
+        return [message_key(p) for p, _ in payloads]
+
+    def on_received(self, conn: str, direction: str, t_recv: float, payload: bytes,
+                    frame: int) -> int:
+        """Count a received message; return its content key."""
+        self.messages_received += 1
+        return message_key(payload)
+
+
 def load_logs(directory: str | Path, prefix: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read what :meth:`Recorder.save` wrote."""
     d = Path(directory)

@@ -50,7 +50,7 @@ from wslab.harness.admission import Admission
 from wslab.harness.events import EventBus, ProcessingQueue
 from wslab.harness.extension import SelectiveServerDeflateFactory, SharedDeflate
 from wslab.harness.livemetrics import LiveMetrics
-from wslab.harness.recorder import Recorder, message_key
+from wslab.harness.recorder import CountingRecorder, Recorder, message_key
 from wslab.harness.session import Session, receive_loop
 from wslab.pipeline import SendPipeline
 from wslab.traces.model import Trace
@@ -128,6 +128,9 @@ class LiveServer:
         reuse_port: Listen with ``SO_REUSEPORT`` so other processes can share the port.
         shared_broadcast: Compress a message once for all connections that negotiated
             ``server_no_context_takeover`` (needs it configured when deflate is on).
+        record: Keep a row per message sent and received (for ``wslab bench``'s join);
+            False keeps counts only (:class:`~wslab.harness.recorder.CountingRecorder`),
+            for servers that run indefinitely or hold many connections.
     """
 
     def __init__(self, config: TuningConfig, *, scenario: str = "echo",
@@ -135,7 +138,7 @@ class LiveServer:
                  port: int = 0, expect_clients: int = 1, rooms: int = 4,
                  origins: list[str] | None = None,
                  processing: ProcessingQueue | None = None, reuse_port: bool = False,
-                 shared_broadcast: bool = False) -> None:
+                 shared_broadcast: bool = False, record: bool = True) -> None:
         if scenario not in SCENARIOS:
             raise ConfigError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
         if scenario in ("replay", "broadcast") and trace is None:
@@ -155,7 +158,7 @@ class LiveServer:
         self.rooms = max(1, rooms)
         self.origins = origins
         self.envelope = resolve_envelope(config, trace)
-        self.recorder = Recorder()
+        self.recorder = Recorder() if record else CountingRecorder()
         self.metrics = LiveMetrics()
         self.admission = Admission(config.scaling.max_connections, config.scaling.pending_queue)
         self.sessions: dict[str, Session] = {}
