@@ -102,6 +102,10 @@ def _ms(values: list[float]) -> str:
     return "/".join(f"{v:.0f}" for v in values)
 
 
+def _ms_or_none(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
 def _wslab(config: TuningConfig, **kw: Any) -> dict[str, Any]:
     return run_scale(config, ScaleOptions(**kw)).summary
 
@@ -152,8 +156,14 @@ def run(quick: bool) -> list[dict[str, Any]]:
                     peer_value=plain_gc["connections_per_s"],
                     time_to_n_s=one_off["time_to_n_s"],
                     peer_time_to_n_s=plain_gc["time_to_n_s"],
+                    gc_full_pause_max_ms=one_off["gc_full_pause_max_ms"],
+                    peer_gc_full_pause_max_ms=plain_gc["gc_full_pause_max_ms"],
                     note=f"{n} open in {one_off['time_to_n_s']:.1f} s "
-                         f"({plain_gc['time_to_n_s']:.1f} s without the freeze)"))
+                         f"({plain_gc['time_to_n_s']:.1f} s without the freeze); worker's "
+                         f"full collections: {one_off['gc_full_collections']}, longest "
+                         f"{_ms_or_none(one_off['gc_full_pause_max_ms'])} ms "
+                         f"(without: {plain_gc['gc_full_collections']}, longest "
+                         f"{_ms_or_none(plain_gc['gc_full_pause_max_ms'])} ms)"))
     rows.append(row("scale", f"idle CPU with {n} connections, ping every 5 s",
                     one_off["idle_cpu_percent"], "% of one core"))
     # SO_REUSEPORT does not split exactly in half: leave room above n2 / 2 per worker, or

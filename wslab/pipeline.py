@@ -94,7 +94,7 @@ class SendPipeline:
     connection here, and building it costs next to nothing.
     """
 
-    __slots__ = ("_opcode", "_seq", "batched", "batcher", "config", "envelope", "selector")
+    __slots__ = ("_opcode", "_seq", "batcher", "config", "envelope", "selector")
 
     def __init__(
         self,
@@ -106,9 +106,8 @@ class SendPipeline:
     ) -> None:
         self.config = config
         bcfg = config.batching
-        self.batched = batching and bcfg.strategy != "none"
         self.envelope: str | None = None
-        if self.batched:
+        if batching and bcfg.strategy != "none":
             chosen = envelope or (None if bcfg.envelope == "auto" else bcfg.envelope)
             if chosen is None:
                 raise WslabError("batching with envelope auto needs the envelope resolved "
@@ -141,13 +140,13 @@ class SendPipeline:
         seq = self._seq[slot]
         self._seq[slot] = seq + 1
         pending = Pending(index, seq, now, priority, type, payload, is_text)
-        if self.envelope is None:  # every message is its own frame: no batch to build
+        batcher = self.batcher
+        if batcher is None:  # every message is its own frame: no batch to build
             selector = self.selector
             compress = selector is not None and selector.decide(type, payload)
             return [OutFrame(payload, TEXT if is_text else BINARY, compress, [pending], now,
                              "immediate", type)]
-        assert self.batcher is not None  # an envelope is agreed only when batching
-        batches = self.batcher.push(pending, now)
+        batches = batcher.push(pending, now)
         return [self._frame(b) for b in batches] if batches else []
 
     def poll(self, now: float) -> list[OutFrame]:
@@ -175,22 +174,21 @@ class SendPipeline:
         return [self._frame(b) for b in batches]
 
     def _frame(self, batch: Batch) -> OutFrame:
+        """One batch as an envelope frame (batches exist only when batching)."""
+        envelope = self.envelope
+        assert envelope is not None
         msgs = batch.messages
         first = msgs[0]
-        if self.envelope is None:
-            payload, key = first.payload, first.type
-            opcode = TEXT if first.is_text else BINARY
+        key = first.type
+        if len(msgs) == 1:
+            payload = envelopes.encode(envelope, (first.payload,), (first.is_text,))
         else:
-            opcode = self._opcode
-            key = first.type
-            if len(msgs) == 1:
-                payload = envelopes.encode(self.envelope, (first.payload,), (first.is_text,))
-            else:
-                payload = envelopes.encode(self.envelope, [m.payload for m in msgs],
-                                           [m.is_text for m in msgs])
-                for m in msgs:
-                    if m.type != key:
-                        key = MIXED_KEY
-                        break
+            payload = envelopes.encode(envelope, [m.payload for m in msgs],
+                                       [m.is_text for m in msgs])
+            for m in msgs:
+                if m.type != key:
+                    key = MIXED_KEY
+                    break
         compress = self.selector is not None and self.selector.decide(key, payload)
-        return OutFrame(payload, opcode, compress, msgs, batch.flushed_at, batch.reason, key)
+        return OutFrame(payload, self._opcode, compress, msgs, batch.flushed_at, batch.reason,
+                        key)

@@ -65,3 +65,21 @@ def test_runs_in_the_background_and_stop_unfreezes() -> None:
         asyncio.run(main())
     finally:
         gc.unfreeze()
+
+
+def test_full_collections_are_timed_and_only_while_installed() -> None:
+    from wslab.harness.gcfreeze import GcPauses
+
+    pauses = GcPauses()
+    gc.collect()  # not installed yet: not counted
+    pauses.start()
+    try:
+        gc.collect(1)  # a young collection: not a full one
+        gc.collect()
+        gc.collect()
+    finally:
+        pauses.stop()
+    gc.collect()  # removed again: not counted
+    snap = pauses.snapshot()
+    assert snap["full_collections"] == 2
+    assert 0 < snap["full_longest_ms"] <= snap["full_total_ms"]

@@ -66,12 +66,14 @@ def test_broadcast_across_two_reuseport_workers_via_redis() -> None:
     assert len(s["broadcast_p99_ms_each"]) == 4
     assert [len(w) for w in s["broadcast_fanout_ms"]] == [4, 4]
     assert s["gc_freeze"] and s["gc"]["gc_freezes"] >= 2  # each worker froze at least once
+    assert s["gc_full_pause_max_ms"] is not None  # each worker timed its full collections
 
 
 def test_without_gc_freeze_workers_report_no_freezes() -> None:
     s = run_scale(TuningConfig(), ScaleOptions(connections=100, broadcasts=1, directs=0,
                                                idle_s=0.2, gc_freeze=False)).summary
     assert s["gc"] == {} and not s["gc_freeze"]
+    assert s["gc_full_pause_max_ms"] is not None  # timed with the freeze off too
     assert s["broadcast_receipts"] == 100 and s["lost"] == 0
 
 

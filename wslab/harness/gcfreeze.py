@@ -1,6 +1,7 @@
 """Keeping a server's long-lived connection objects out of Python's full GC scans.
 
-What lives here: :class:`GcFreezer`, a small policy the scale worker runs beside its server.
+What lives here: :class:`GcFreezer`, a small policy the scale worker runs beside its server,
+and :class:`GcPauses`, which times every full collection so a run reports what they cost.
 What must not live here: anything about sockets or messages.
 
 Why: CPython's cyclic collector runs a full (generation 2) collection once the objects that
@@ -8,7 +9,8 @@ survived into the old generation grow by a quarter, and a full collection walks 
 tracked object. A worker holding 10,000 websockets connections tracks roughly 90 objects per
 connection, about 900,000 in all; on this machine one full walk then takes 0.3-0.4 s, and
 the event loop sends nothing meanwhile: a broadcast that meets it is late by that much.
-Measured during a 10k ramp: nine full collections, 37 ms to 412 ms each, collecting nothing.
+A 10k run times them (:class:`GcPauses`; ``benchmarks/bench_scale.py`` reports both): here
+ten full collections, the longest 413 ms, against eight, the longest 75 ms, with the policy.
 
 The policy (after the ``gc.freeze()`` practice of large Python web services):
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -106,3 +109,42 @@ class GcFreezer:
         """Counters for the worker's stats."""
         return {"gc_freezes": self.freezes, "gc_thaws": self.thaws,
                 "gc_frozen_objects": gc.get_freeze_count()}
+
+
+@dataclass
+class GcPauses:
+    """Times CPython's full (generation 2) collections while installed.
+
+    The event loop runs nothing during a collection, so the longest one is a floor under
+    the worst latency of anything the process sends meanwhile.
+    """
+
+    full: int = 0
+    total_s: float = 0.0
+    longest_s: float = 0.0
+    _began: float = field(default=0.0, repr=False)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._began = time.perf_counter()
+            return
+        took = time.perf_counter() - self._began
+        self.full += 1
+        self.total_s += took
+        self.longest_s = max(self.longest_s, took)
+
+    def start(self) -> None:
+        """Start timing."""
+        gc.callbacks.append(self._callback)
+
+    def stop(self) -> None:
+        """Stop timing."""
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+    def snapshot(self) -> dict[str, float]:
+        """Full collections so far, their total and longest pause in ms."""
+        return {"full_collections": self.full, "full_total_ms": round(1e3 * self.total_s, 3),
+                "full_longest_ms": round(1e3 * self.longest_s, 3)}

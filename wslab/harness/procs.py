@@ -29,7 +29,7 @@ from typing import Any
 
 from wslab.config import TuningConfig
 from wslab.harness.client import LoadClient
-from wslab.harness.gcfreeze import GcFreezer
+from wslab.harness.gcfreeze import GcFreezer, GcPauses
 from wslab.harness.server import LiveServer
 from wslab.traces.io import read_trace
 
@@ -150,6 +150,8 @@ def _worker(args: argparse.Namespace) -> int:
                             reuse_port=args.reuse_port, shared_broadcast=args.shared_broadcast,
                             record=False)  # integrity is counted at the holders
         node = ClusterNode(server, broker, registry, args.worker_id, args.namespace)
+        pauses = GcPauses()  # timed with or without the freeze, to compare the two
+        pauses.start()
         freezer = None
         if args.gc_freeze:
             freezer = GcFreezer(lambda: server.metrics.active,
@@ -168,10 +170,11 @@ def _worker(args: argparse.Namespace) -> int:
             print(port, flush=True)
 
             async def handle(cmd: dict[str, Any]) -> dict[str, Any] | None:
-                return await _worker_command(cmd, server, node, args, freezer)
+                return await _worker_command(cmd, server, node, args, freezer, pauses)
 
             await _command_loop(handle)
         finally:
+            pauses.stop()
             if freezer is not None:
                 await freezer.stop()
             await server.stop()
@@ -193,7 +196,8 @@ def _message(kind: str, seq: int, size: int, **extra: Any) -> bytes:
 
 async def _worker_command(cmd: dict[str, Any], server: LiveServer, node: Any,
                           args: argparse.Namespace,
-                          freezer: GcFreezer | None = None) -> dict[str, Any] | None:
+                          freezer: GcFreezer | None = None,
+                          pauses: GcPauses | None = None) -> dict[str, Any] | None:
     what = cmd.get("cmd")
     if what == "broadcast":
         first = int(cmd.get("start_seq", 0))
@@ -222,6 +226,7 @@ async def _worker_command(cmd: dict[str, Any], server: LiveServer, node: Any,
                 "registered": await node.registry.count(), "counts": node.counts,
                 "fanout_ms": [round(1e3 * t, 3) for t in node.fanout_s],
                 "gc": freezer.snapshot() if freezer is not None else None,
+                "gc_pauses": pauses.snapshot() if pauses is not None else None,
                 "admission": server.admission.snapshot(),
                 "metrics": dict(server.metrics.counts),
                 "compress_ns": server.compress_ns + sum(e.encode_ns for e in exts),

@@ -311,12 +311,12 @@ def _summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, readies: list[di
                directs: dict[str, Any], died: list[dict[str, Any]]) -> dict[str, Any]:
     receipts = [[p, *r] for p, rep in enumerate(reports) for r in rep["receipts"]]
     alive = {(p, n) for p, rep in enumerate(reports) for n in rep["alive"]}
-    b_lat = [(r[5] - r[4]) * 1e3 for r in receipts if r[2] == "b"]
     d_lat = [(r[5] - r[4]) * 1e3 for r in receipts if r[2] == "d"]
-    by_seq: dict[int, list[float]] = {}
+    by_seq: dict[int, list[float]] = {}  # broadcast latencies, per broadcast
     for r in receipts:
         if r[2] == "b":
             by_seq.setdefault(r[3], []).append((r[5] - r[4]) * 1e3)
+    b_lat = [lat for lats in by_seq.values() for lat in lats]
     integrity = _integrity(receipts, alive, opts.broadcasts)
     ramp = [t - started for t in done]
     per_second = np.bincount(np.floor(ramp).astype(int)).tolist() if ramp else []
@@ -358,6 +358,11 @@ def _summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, readies: list[di
         "shared_broadcast": opts.shared_broadcast,
         "gc_freeze": opts.gc_freeze,
         "gc": merge_counts([s["gc"] for s in live_stats if s.get("gc")]),
+        # the worker's longest full collection: a pause no message it sends can escape
+        "gc_full_pause_max_ms": max((s["gc_pauses"]["full_longest_ms"] for s in live_stats
+                                     if s.get("gc_pauses")), default=None),
+        "gc_full_collections": sum(s["gc_pauses"]["full_collections"] for s in live_stats
+                                   if s.get("gc_pauses")),
         "shared_compressions": sum(s.get("shared_compressions", 0) for s in live_stats),
         "shared_frames": sum(s.get("shared_frames", 0) for s in live_stats),
         **integrity,
