@@ -19,4 +19,7 @@ def test_latency_summary() -> None:
     s = latency_summary(np.array([1.0, 2.0, 3.0, np.nan, 100.0]))
     assert s["max"] == 100.0
     assert s["p50"] == pytest.approx(2.5)
-    assert latency_summary(np.array([])) == {"p50": None, "p90": None, "p99": None, "max": None}
+    # Linear interpolation between order statistics: rank 0.95 * 3 = 2.85 of [1, 2, 3, 100].
+    assert s["p95"] == pytest.approx(3 + 0.85 * 97)
+    assert latency_summary(np.array([])) == {"p50": None, "p90": None, "p95": None,
+                                             "p99": None, "max": None}

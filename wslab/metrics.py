@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0}
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
 
 
 def integrity_counts(
@@ -72,7 +72,7 @@ def integrity_arrays(
 
 
 def latency_summary(latency_ms: np.ndarray | pd.Series) -> dict[str, float | None]:
-    """p50, p90, p99 and max of latencies in ms (NaN entries ignored; None when empty)."""
+    """p50, p90, p95, p99 and max of latencies in ms (NaN entries ignored; None when empty)."""
     values = np.asarray(latency_ms, dtype=np.float64)
     values = values[~np.isnan(values)]
     if values.size == 0:

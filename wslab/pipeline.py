@@ -1,48 +1,47 @@
-"""The send pipeline: batcher + compression selector -> frames. Sans-I/O.
+"""The send pipeline: batcher + envelopes -> frames. Sans-I/O.
 
-What lives here: :class:`SendPipeline`, the one object that decides what goes on the wire,
-shared by the offline simulator and the live harness (only their I/O differs; that is what
-makes "simulated vs measured" an honest comparison). It does not compress: it says, per
-frame, whether the frame should be compressed, and learns from the compressed size the
-caller reports back through :meth:`SendPipeline.observe`. No clocks: time is passed in.
+What lives here: :class:`SendPipeline`, the one object that decides what goes into which
+frame and when, shared by the offline simulator and the live harness (only their I/O
+differs; that is what makes "simulated vs measured" an honest comparison). It neither
+compresses nor decides what to compress: each frame it releases goes, in release order, to
+a :class:`wslab.compressor.FrameCompressor` (the simulator's, or the live extension's),
+which asks the selector, compresses and feeds back the size in one step. No clocks: time is
+passed in.
 
 Flow for one message::
 
-    push(message, now) -> Batcher -> Batch -> envelope (if batching) -> selector -> OutFrame
+    push(message, now) -> [batches due by now] + Batcher -> Batch -> envelope -> OutFrame
 
 - Without batching (strategy ``none``, or a peer that did not agree on a ``wslab.v1.*``
   subprotocol) every message is its own frame with its own opcode and no envelope.
 - With batching every frame is an envelope, even for one message (see ``envelopes.py``).
-- The selector's key for a frame is its messages' type when they share one, else
-  ``"(batch)"``; its input is the frame payload the codec would see.
+- Time only moves forward through :meth:`SendPipeline.push` and :meth:`SendPipeline.poll`,
+  and both first release every batch whose deadline has come, each at its own deadline.
+  The simulator (virtual clock) and the live session (a timer that may fire late on a busy
+  loop) therefore see the same grouping and the same release times for the same hand-off
+  times: "poll whatever is due" exists once, here.
+- A frame's key (what the selector learns by, and what picks a per-type dictionary) is its
+  messages' type when they share one, else ``"(batch)"``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from wslab import envelopes
 from wslab.batching import Batch, Batcher, Pending
-from wslab.config import CompressionConfig, TuningConfig
+from wslab.config import TuningConfig
 from wslab.errors import WslabError
+
+if TYPE_CHECKING:
+    from wslab.traces.model import Trace
 
 TEXT = 1
 BINARY = 2
 MIXED_KEY = "(batch)"
 _PRIORITY_SLOT = {"critical": 0, "normal": 1, "background": 2}
-
-
-class Selector(Protocol):
-    """Decides per frame whether to compress; learns from real compressed sizes."""
-
-    def decide(self, key: str, payload: bytes) -> bool:
-        """True to compress this frame."""
-        ...
-
-    def observe(self, key: str, original: int, compressed: int) -> None:
-        """Feed back the real compressed size of a frame that was compressed."""
-        ...
+_FOREVER = float("inf")
 
 
 @dataclass(slots=True)
@@ -52,33 +51,47 @@ class OutFrame:
     Attributes:
         payload: Frame payload before compression (the envelope when batching).
         opcode: 1 (text) or 2 (binary).
-        compress: The selector's decision (RSV1 set, payload deflated/zstd'ed).
         messages: The messages inside, in arrival order.
         flushed_at: When the batcher released it (the caller's clock).
         reason: Why it left then (``immediate``, ``interval``, ``bytes``, ...).
-        key: The selector key used for the decision.
+        key: The frame's message type, or ``"(batch)"`` for a batch of several types.
     """
 
     payload: bytes
     opcode: int
-    compress: bool
     messages: list[Pending]
     flushed_at: float
     reason: str
     key: str
 
 
-def make_selector(compression: CompressionConfig) -> Selector | None:
-    """The selector a compression config asks for (None when nothing is compressed)."""
-    if compression.algorithm == "none" or compression.policy == "never":
-        return None
-    from wslab.analysis.selector import CompressionSelector
+def resolve_envelope(config: TuningConfig, trace: Trace | None) -> str | None:
+    """The envelope a batching config uses on a trace (None: no batching).
 
-    return CompressionSelector.from_config(compression)
+    ``auto`` picks the smallest envelope that carries every message of the trace
+    (:func:`wslab.envelopes.choose_envelope`), or ``length-prefixed`` (which carries
+    anything) when no trace is known; a named envelope is checked against the trace.
+    The simulator, the live server and the load client all ask here, so they agree.
+    The answer is remembered per trace.
+    """
+    envelope = config.batching.envelope
+    if config.batching.strategy == "none":
+        return None
+    if trace is None:
+        return "length-prefixed" if envelope == "auto" else envelope
+
+    def fits(t: Trace) -> str:
+        pairs = ((m.payload, m.is_text) for m in t.messages)
+        if envelope == "auto":
+            return envelopes.choose_envelope(pairs)
+        envelopes.check_envelope(envelope, pairs)
+        return envelope
+
+    return trace.derived(f"envelope:{envelope}", fits)
 
 
 class SendPipeline:
-    """Selector + batcher -> :class:`OutFrame`, for one sending side of one connection.
+    """Batcher + envelope -> :class:`OutFrame`, for one sending side of one connection.
 
     Args:
         config: The whole tuning config (its ``batching`` and ``compression`` sections).
@@ -87,14 +100,13 @@ class SendPipeline:
             ignored without batching.
         batching: False when the peer did not agree on an envelope subprotocol: every
             message then goes alone, whatever the config says.
-        selector: Override the selector built from the config (tests, oracles).
 
     Without batching there is no batcher at all (``batcher`` is None): every message leaves
     at once, so a server holding 10,000 unbatched connections keeps one small object per
     connection here, and building it costs next to nothing.
     """
 
-    __slots__ = ("_opcode", "_seq", "batcher", "config", "envelope", "selector")
+    __slots__ = ("_opcode", "_seq", "batcher", "config", "envelope")
 
     def __init__(
         self,
@@ -102,7 +114,6 @@ class SendPipeline:
         *,
         envelope: str | None = None,
         batching: bool = True,
-        selector: Selector | None = None,
     ) -> None:
         self.config = config
         bcfg = config.batching
@@ -120,7 +131,6 @@ class SendPipeline:
         else:
             self.batcher = None
         self._opcode = TEXT if self.envelope in envelopes.TEXT_ENVELOPES else BINARY
-        self.selector = selector if selector is not None else make_selector(config.compression)
         self._seq = [0, 0, 0]  # per priority, numbered from 0 (see _PRIORITY_SLOT)
 
     @property
@@ -135,43 +145,55 @@ class SendPipeline:
 
     def push(self, index: int, now: float, priority: str, type: str, payload: bytes,
              is_text: bool) -> list[OutFrame]:
-        """Hand over one application message; return the frames to send now."""
+        """Hand over one application message; return the frames to send now, in order.
+
+        Batches whose deadline came before ``now`` leave first (see :meth:`poll`).
+        """
         slot = _PRIORITY_SLOT[priority]
         seq = self._seq[slot]
         self._seq[slot] = seq + 1
         pending = Pending(index, seq, now, priority, type, payload, is_text)
         batcher = self.batcher
         if batcher is None:  # every message is its own frame: no batch to build
-            selector = self.selector
-            compress = selector is not None and selector.decide(type, payload)
-            return [OutFrame(payload, TEXT if is_text else BINARY, compress, [pending], now,
+            return [OutFrame(payload, TEXT if is_text else BINARY, [pending], now,
                              "immediate", type)]
+        due = batcher.next_deadline()
+        frames = self.poll(now) if due is not None and due <= now else []
         batches = batcher.push(pending, now)
-        return [self._frame(b) for b in batches] if batches else []
+        if batches:
+            frames += [self._frame(b) for b in batches]
+        return frames
 
     def poll(self, now: float) -> list[OutFrame]:
-        """Frames whose batching deadline has come by ``now``."""
-        if self.batcher is None:
+        """Every batch whose deadline has come by ``now``, each released at its deadline.
+
+        A caller that is late (a timer firing after a busy loop iteration) gets the same
+        frames, with the same ``flushed_at``, as one that was on time.
+        """
+        batcher = self.batcher
+        if batcher is None:
             return []
-        return self._frames(self.batcher.poll(now))
+        frames: list[OutFrame] = []
+        deadline = batcher.next_deadline()
+        while deadline is not None and deadline <= now:
+            frames += [self._frame(b) for b in batcher.poll(deadline)]
+            deadline = batcher.next_deadline()
+        return frames
 
     def next_deadline(self) -> float | None:
         """When to call :meth:`poll` next (None: nothing waits on a timer)."""
         return self.batcher.next_deadline() if self.batcher is not None else None
 
     def flush(self, now: float) -> list[OutFrame]:
-        """Everything still waiting (end of stream)."""
+        """Everything still waiting, at once (a connection closing)."""
         if self.batcher is None:
             return []
-        return self._frames(self.batcher.flush(now))
+        return [self._frame(b) for b in self.batcher.flush(now)]
 
-    def observe(self, frame: OutFrame, compressed_size: int) -> None:
-        """Report the real compressed size of a frame that was compressed."""
-        if self.selector is not None:
-            self.selector.observe(frame.key, len(frame.payload), compressed_size)
-
-    def _frames(self, batches: list[Batch]) -> list[OutFrame]:
-        return [self._frame(b) for b in batches]
+    def finish(self, now: float) -> list[OutFrame]:
+        """End of a stream whose last message came at ``now``: every timer runs out (each
+        batch at its deadline), then whatever has no deadline leaves at ``now``."""
+        return self.poll(_FOREVER) + self.flush(now)
 
     def _frame(self, batch: Batch) -> OutFrame:
         """One batch as an envelope frame (batches exist only when batching)."""
@@ -189,6 +211,4 @@ class SendPipeline:
                 if m.type != key:
                     key = MIXED_KEY
                     break
-        compress = self.selector is not None and self.selector.decide(key, payload)
-        return OutFrame(payload, self._opcode, compress, msgs, batch.flushed_at, batch.reason,
-                        key)
+        return OutFrame(payload, self._opcode, msgs, batch.flushed_at, batch.reason, key)

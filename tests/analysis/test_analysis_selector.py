@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from wslab.analysis.selector import CompressionSelector
 from wslab.codecs.deflate import DeflateEncoder
 from wslab.config import CompressionConfig
+from wslab.selector import CompressionSelector
 
 from .conftest import chat_json, random_blob
 

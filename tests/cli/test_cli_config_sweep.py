@@ -62,7 +62,7 @@ def test_simulate_json_has_the_contract_keys(small_trace: Path, tmp_path: Path,
                 "tcp_bytes", "tcp_segments", "compression_ratio", "cpu_us_per_msg",
                 "latency_ms", "lost", "duplicated", "reordered", "by_dir"):
         assert key in s
-    assert set(s["latency_ms"]) == {"p50", "p90", "p99", "max"}
+    assert set(s["latency_ms"]) == {"p50", "p90", "p95", "p99", "max"}
     assert s["messages"] == 300
     assert s["frames"] < 300
     assert s["by_dir"]["s2c"]["messages"] + s["by_dir"]["c2s"]["messages"] == 300

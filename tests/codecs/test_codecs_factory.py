@@ -11,8 +11,8 @@ from wslab.codecs import (
     ZstdEncoder,
     make_decoder,
     make_encoder,
-    train_dictionary,
 )
+from wslab.codecs.zstd_dict import DictionarySet, train_dictionary_set
 from wslab.config import CompressionConfig
 from wslab.errors import ConfigError
 
@@ -60,17 +60,17 @@ def test_zstd_stream() -> None:
     assert [dec.decode(enc.encode(m)) for m in MESSAGES] == MESSAGES
 
 
-def test_zstd_dict_needs_a_dictionary() -> None:
+def test_zstd_dict_needs_dictionaries() -> None:
     cfg = CompressionConfig(algorithm="zstd-dict")
-    with pytest.raises(ConfigError, match="zstd-dict needs a dictionary"):
+    with pytest.raises(ConfigError, match="zstd-dict needs dictionaries"):
         make_encoder(cfg, "server")
-    with pytest.raises(ConfigError, match="zstd-dict needs a dictionary"):
-        make_decoder(cfg, "client")
-    dictionary = train_dictionary(MESSAGES[:40], 1024)
-    enc = make_encoder(cfg, "server", dictionary=dictionary)
-    dec = make_decoder(cfg, "client", dictionary=dictionary)
+    with pytest.raises(ConfigError, match="zstd-dict needs dictionaries"):
+        make_decoder(cfg, "client", DictionarySet())
+    dictionaries = train_dictionary_set({"m": MESSAGES[:40]}, 1024)
+    enc = make_encoder(cfg, "server", dictionaries)
+    dec = make_decoder(cfg, "client", dictionaries)
     assert enc is not None and dec is not None and enc.algorithm == "zstd-dict"
-    assert [dec.decode(enc.encode(m)) for m in MESSAGES] == MESSAGES
+    assert [dec.decode(enc.encode(m, "m")) for m in MESSAGES] == MESSAGES
 
 
 def test_bad_side() -> None:

@@ -49,16 +49,31 @@ MESSAGES = [b'{"type":"chat","text":"hello hello hello hello"}' * (i + 1) for i 
 DECISIONS = [True, False, True, True, False, False, True, False]
 
 
+class _Scripted:
+    """A selector that answers from a script and notes what it is told, in order."""
+
+    def __init__(self, answers: list[bool]) -> None:
+        self.answers = list(answers)
+        self.calls: list[tuple[str, str, int, int]] = []
+
+    def decide(self, key: str, payload: bytes) -> bool:
+        self.calls.append(("decide", key, len(payload), 0))
+        return self.answers.pop(0)
+
+    def observe(self, key: str, original: int, compressed: int) -> None:
+        self.calls.append(("observe", key, original, compressed))
+
+
 async def _exchange(no_context: bool) -> tuple[list[bytes], list[tuple[bool, int]],
-                                                 list[tuple[int, int]]]:
-    sizes: list[tuple[int, int]] = []
+                                                 list[tuple[str, str, int, int]]]:
+    selector = _Scripted(DECISIONS)
 
     async def handler(ws: ServerConnection) -> None:
         ext = selective_extension(ws.protocol.extensions)
         assert ext is not None
-        ext.on_compressed = lambda a, b: sizes.append((a, b))
-        for payload, decision in zip(MESSAGES, DECISIONS, strict=True):
-            ext.decisions.append(decision)
+        ext.compressor.selector = selector
+        for n, payload in enumerate(MESSAGES):
+            ext.keys.append(f"k{n}")
             await ws.send(payload)
         await ws.wait_closed()
 
@@ -74,12 +89,12 @@ async def _exchange(no_context: bool) -> tuple[list[bytes], list[tuple[bool, int
             negotiated = ws.response.headers["Sec-WebSocket-Extensions"]
     assert "server_max_window_bits=10" in negotiated
     texts = [g if isinstance(g, bytes) else g.encode() for g in got]
-    return texts, client_factory.made[-1].seen, sizes
+    return texts, client_factory.made[-1].seen, selector.calls
 
 
 def test_skipped_messages_go_out_uncompressed_and_context_survives() -> None:
     for no_context in (False, True):
-        got, seen, sizes = asyncio.run(_exchange(no_context))
+        got, seen, calls = asyncio.run(_exchange(no_context))
         assert got == MESSAGES
         assert [rsv1 for rsv1, _ in seen] == DECISIONS
         for (rsv1, wire_len), payload in zip(seen, MESSAGES, strict=True):
@@ -87,12 +102,15 @@ def test_skipped_messages_go_out_uncompressed_and_context_survives() -> None:
                 assert wire_len == len(payload)
         # The compressor saw exactly the compressed messages, in order: replaying them
         # through a fresh zlib stream with the same settings gives the same sizes.
+        # Each frame is decided with its queued key, and a compressed one is observed
+        # before the next frame is decided (the simulator's order).
         comp = zlib.compressobj(6, zlib.DEFLATED, -10, 5)
-        expected = []
-        for payload, decision in zip(MESSAGES, DECISIONS, strict=True):
+        expected: list[tuple[str, str, int, int]] = []
+        for n, (payload, decision) in enumerate(zip(MESSAGES, DECISIONS, strict=True)):
+            expected.append(("decide", f"k{n}", len(payload), 0))
             if decision:
                 if no_context:
                     comp = zlib.compressobj(6, zlib.DEFLATED, -10, 5)
                 out = comp.compress(payload) + comp.flush(zlib.Z_SYNC_FLUSH)
-                expected.append((len(payload), len(out) - 4))
-        assert sizes == expected
+                expected.append(("observe", f"k{n}", len(payload), len(out) - 4))
+        assert calls == expected

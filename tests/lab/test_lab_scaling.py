@@ -123,7 +123,7 @@ def test_live_run_reports_progress_and_fills_the_plots() -> None:
     xs, ys = data(panel, "ramp", "x"), data(panel, "ramp")
     assert ys[-1] == 200 and xs[-1] > 0
     fanout = data(panel, "fanout")
-    assert list(panel.figures["fanout"].data[0].x) == ["p50", "p90", "p99", "max"]
+    assert list(panel.figures["fanout"].data[0].x) == ["p50", "p90", "p95", "p99", "max"]
     assert np.all(fanout > 0) and np.all(np.diff(fanout) >= 0)
     measured = data(panel, MEMORY, trace=2)
     assert np.isnan(measured[0]) and measured[1] > 0 and np.isnan(measured[2])

@@ -36,11 +36,11 @@ from typing import Any, Literal
 import pandas as pd
 
 from wslab.codecs.deflate import DeflateEncoder
+from wslab.selector import CompressionSelector
 from wslab.traces.model import Trace
 
 from .bundled import bundled_traces as bundled_traces
 from .ratios import CodecSettings
-from .selector import CompressionSelector
 
 Mode = Literal["no-context", "context"]
 

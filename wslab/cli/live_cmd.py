@@ -53,7 +53,7 @@ def bench_table(summary: dict[str, Any]) -> Table:
         m, s = summary.get(key), p.get(key)
         diff = f"{(m - s) / s * 100:+.1f} %" if m is not None and s else ""
         table.add_row(key, fmt_value(m), fmt_value(s), diff)
-    for pct in ("p50", "p90", "p99", "max"):
+    for pct in ("p50", "p90", "p95", "p99", "max"):
         m, s = summary["latency_ms"][pct], p["latency_ms"][pct]
         diff = f"{(m - s) / s * 100:+.1f} %" if m is not None and s else ""
         table.add_row(f"latency {pct} ms", fmt_value(m), fmt_value(s), diff)

@@ -56,7 +56,7 @@ def summary_table(summary: dict[str, Any], title: str = "") -> Table:
     ]
     for label, key, fmt in rows:
         table.add_row(label, *(_fmt(b.get(key), fmt) for b in blocks))
-    for pct in ("p50", "p90", "p99", "max"):
+    for pct in ("p50", "p90", "p95", "p99", "max"):
         table.add_row(f"latency {pct} ms", *(_fmt(b["latency_ms"][pct], "{:.1f}")
                                              for b in blocks))
     table.add_row("lost/dup/reord", f"{summary['lost']}/{summary['duplicated']}/"

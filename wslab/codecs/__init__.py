@@ -19,7 +19,19 @@ from wslab.codecs.negotiation import (
     server_accept,
     server_params_from_config,
 )
-from wslab.codecs.zstd import ZstdDecoder, ZstdEncoder, train_dictionary
+
+_ZSTD_NAMES = ("ZstdDecoder", "ZstdEncoder", "train_dictionary")
+
+
+def __getattr__(name: str) -> object:
+    # zstd lives behind an attribute look-up so that deflate users (every live server,
+    # the pipeline) never import zstandard.
+    if name in _ZSTD_NAMES:
+        from wslab.codecs import zstd
+
+        return getattr(zstd, name)
+    raise AttributeError(f"module 'wslab.codecs' has no attribute {name!r}")
+
 
 __all__ = [
     "AgreedDeflate",

@@ -17,8 +17,14 @@ class MessageEncoder(Protocol):
 
     algorithm: str
 
-    def encode(self, payload: bytes) -> bytes:
-        """Return the bytes that go on the wire for ``payload``."""
+    def encode(self, payload: bytes, key: str = "") -> bytes:
+        """Return the bytes that go on the wire for ``payload``.
+
+        Args:
+            payload: The message (or batch envelope) to compress.
+            key: The frame's message type (the selector's key); a codec with one
+                dictionary per type picks by it, every other codec ignores it.
+        """
         ...
 
 

@@ -66,7 +66,7 @@ class DeflateEncoder:
     def _new(self) -> zlib._Compress:
         return zlib.compressobj(self.level, zlib.DEFLATED, -self.window_bits, self.mem_level)
 
-    def encode(self, payload: bytes) -> bytes:
+    def encode(self, payload: bytes, key: str = "") -> bytes:
         """Compress one message and strip the sync-flush tail.
 
         An empty message becomes the single byte ``00`` (RFC 7692 section 7.2.3.6).

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 from wslab.codecs.base import MessageDecoder, MessageEncoder
 from wslab.codecs.deflate import MIN_ENCODER_WINDOW_BITS, DeflateDecoder, DeflateEncoder
 from wslab.codecs.deflate_params import Side
-from wslab.codecs.zstd import ZstdDecoder, ZstdEncoder
 from wslab.errors import ConfigError
 
 if TYPE_CHECKING:
+    from wslab.codecs.zstd_dict import DictionarySet
     from wslab.config import CompressionConfig
 
 _SIDES = ("server", "client")
@@ -37,17 +37,18 @@ def _deflate_params(compression: CompressionConfig, sender: Side) -> tuple[int, 
     return compression.client_max_window_bits, compression.client_no_context_takeover
 
 
-def _need_dictionary(dictionary: bytes | None) -> bytes:
-    if not dictionary:
+def _need_dictionaries(dictionaries: DictionarySet | None) -> DictionarySet:
+    if dictionaries is None or not len(dictionaries):
         raise ConfigError(
-            "compression.algorithm: zstd-dict needs a dictionary, and none was given "
-            "(train one with wslab.codecs.train_dictionary on sample messages)"
+            "compression.algorithm: zstd-dict needs dictionaries, and none were given "
+            "(train a set with wslab.codecs.zstd_dict.train_dictionary_set on earlier "
+            "messages of each type)"
         )
-    return dictionary
+    return dictionaries
 
 
 def make_encoder(
-    compression: CompressionConfig, side: Side, dictionary: bytes | None = None
+    compression: CompressionConfig, side: Side, dictionaries: DictionarySet | None = None
 ) -> MessageEncoder | None:
     """The compressor ``side`` sends with, or ``None`` when ``algorithm`` is ``none``.
 
@@ -57,10 +58,10 @@ def make_encoder(
     Args:
         compression: The ``compression`` section of the config.
         side: ``"server"`` or ``"client"``: whose messages this encoder compresses.
-        dictionary: Raw zstd dictionary bytes, required for ``zstd-dict``.
+        dictionaries: The pre-shared dictionary set, required for ``zstd-dict``.
 
     Raises:
-        ConfigError: ``zstd-dict`` without a dictionary.
+        ConfigError: ``zstd-dict`` without dictionaries.
     """
     _check_side(side)
     algorithm = compression.algorithm
@@ -74,15 +75,19 @@ def make_encoder(
             level=compression.level,
             no_context_takeover=no_takeover,
         )
+    from wslab.codecs.zstd import ZstdEncoder
+
     if algorithm == "zstd-stream":
         return ZstdEncoder(compression.zstd_level, stream=True)
     if algorithm == "zstd-dict":
-        return ZstdEncoder(compression.zstd_level, dictionary=_need_dictionary(dictionary))
+        from wslab.codecs.zstd_dict import ZstdDictSetEncoder
+
+        return ZstdDictSetEncoder(_need_dictionaries(dictionaries), compression.zstd_level)
     raise ConfigError(f"compression.algorithm: unknown algorithm {algorithm!r}")
 
 
 def make_decoder(
-    compression: CompressionConfig, side: Side, dictionary: bytes | None = None, *,
+    compression: CompressionConfig, side: Side, dictionaries: DictionarySet | None = None, *,
     zlib_sender: bool = False,
 ) -> MessageDecoder | None:
     """The decompressor ``side`` reads its peer's messages with, or ``None`` for ``none``.
@@ -90,12 +95,12 @@ def make_decoder(
     Args:
         compression: The ``compression`` section of the config.
         side: ``"server"`` or ``"client"``: who owns this decoder (it reads the other).
-        dictionary: Raw zstd dictionary bytes, required for ``zstd-dict``.
+        dictionaries: The pre-shared dictionary set, required for ``zstd-dict``.
         zlib_sender: The peer is known to compress with zlib and sync flushes (the
             simulator's own encoder), so the deflate decoder need not prepare for BFINAL.
 
     Raises:
-        ConfigError: ``zstd-dict`` without a dictionary.
+        ConfigError: ``zstd-dict`` without dictionaries.
     """
     _check_side(side)
     algorithm = compression.algorithm
@@ -106,8 +111,12 @@ def make_decoder(
         bits, no_takeover = _deflate_params(compression, peer)
         return DeflateDecoder(window_bits=bits, no_context_takeover=no_takeover,
                               zlib_sender=zlib_sender)
+    from wslab.codecs.zstd import ZstdDecoder
+
     if algorithm == "zstd-stream":
         return ZstdDecoder(stream=True)
     if algorithm == "zstd-dict":
-        return ZstdDecoder(dictionary=_need_dictionary(dictionary))
+        from wslab.codecs.zstd_dict import ZstdDictSetDecoder
+
+        return ZstdDictSetDecoder(_need_dictionaries(dictionaries))
     raise ConfigError(f"compression.algorithm: unknown algorithm {algorithm!r}")

@@ -160,7 +160,7 @@ class ZstdEncoder:
                                               write_content_size=True, write_checksum=False)
         self._cobj = self._cctx.compressobj() if stream else None
 
-    def encode(self, payload: bytes) -> bytes:
+    def encode(self, payload: bytes, key: str = "") -> bytes:
         """Compress one message."""
         if self._cobj is None:
             return self._cctx.compress(payload)

@@ -29,9 +29,9 @@ from wslab.errors import WslabError
 from wslab.harness.extension import SelectiveClientDeflateFactory
 from wslab.harness.meter import count_connection, tcp_info
 from wslab.harness.recorder import Recorder
-from wslab.harness.server import CLIENT_HEADER, resolve_envelope, uses_live_deflate
+from wslab.harness.server import CLIENT_HEADER, uses_live_deflate
 from wslab.harness.session import Session, receive_loop
-from wslab.pipeline import SendPipeline
+from wslab.pipeline import SendPipeline, resolve_envelope
 from wslab.traces.model import Message, Trace
 
 
@@ -210,6 +210,6 @@ class LoadClient:
         row.update(counter.as_dict())
         row.update({"messages_sent": session.messages_sent, "frames_sent": session.frames_sent,
                     "messages_received": got, "close_code": ws.close_code,
-                    "compress_ns": session.ext.encode_ns if session.ext else 0})
+                    "compress_ns": session.ext.compressor.encode_ns if session.ext else 0})
         if info is not None:
             row.update({f"tcp_{k}": v for k, v in info.as_dict().items()})

@@ -1,33 +1,38 @@
-"""permessage-deflate for the live harness, with a per-message "do not compress".
+"""permessage-deflate for the live harness, with a per-frame "do not compress".
 
-What lives here: an extension that plugs into the websockets library's own negotiation
-(subclasses of its factories, so the handshake is the library's) but sends with wslab's
-:class:`~wslab.codecs.deflate.DeflateEncoder` and obeys the send pipeline's per-frame
-decision. A skipped message goes out with RSV1 clear and never touches the compression
-context (RFC 7692 section 6 lets a sender leave any message uncompressed). Receiving is the
-library's own decoder, with its ``max_size`` guard against decompression bombs.
+What lives here: :class:`SelectiveSender`, what every wslab sending extension shares (the
+frame keys the session queues and the :class:`~wslab.compressor.FrameCompressor` that
+decides, compresses and learns per frame), and :class:`SelectiveDeflate`, which plugs into
+the websockets library's own negotiation (subclasses of its factories, so the handshake is
+the library's) but sends with wslab's :class:`~wslab.codecs.deflate.DeflateEncoder`. A
+skipped message goes out with RSV1 clear and never touches the compression context (RFC
+7692 section 6 lets a sender leave any message uncompressed). Receiving is the library's
+own decoder, with its ``max_size`` guard against decompression bombs. ``x-wslab-zstd`` is
+the other :class:`SelectiveSender` (``zstd_extension.py``).
 
-How a decision reaches a frame: the sender appends one boolean per data message to
-:attr:`SelectiveDeflate.decisions` right before handing the message to the connection;
-``encode`` takes them in order. The connection serialises sends, so order is enough. With
-no decision queued the message is compressed (the library's default behaviour). After each
-compressed message ``on_compressed(original, compressed)`` is called, which is how the
-adaptive selector learns real sizes.
+How a frame meets its decision: the session appends the frame's key (its message type) to
+:attr:`SelectiveSender.keys` right before handing the frame to the connection; ``encode``
+takes them in order (the connection serialises sends, so order is enough) and asks the
+compressor, which asks the selector *then*, compresses and reports the real size back
+before the next frame. That is the simulator's order too (``wslab/compressor.py``). With no
+key queued (a frame the session did not send) the key is ``""``; with no selector set
+every frame is compressed, the library's own behaviour.
 
 Compress once, send to many: without context takeover a message's compressed bytes depend
 only on the message and the (window bits, memLevel, level) it is compressed with, so a
 broadcast can be compressed once and the same frame payload sent to every connection. A
-:class:`SharedDeflate` attached to a connection's :class:`SelectiveDeflate` (``shared``)
-does that: it keeps the last few results by content and parameters. It is consulted only
-for messages the sender decided to compress (RSV1 set) on connections that negotiated
-``server_no_context_takeover``; every other message takes the connection's own path.
+:class:`SharedDeflate` attached to a connection's :class:`SelectiveDeflate` (``shared``,
+before its first compressed frame) does that: it keeps the last few results by content and
+parameters. It is consulted only for frames the selector chose to compress on connections
+that negotiated ``server_no_context_takeover``; every other frame takes the connection's
+own path.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from websockets.exceptions import ProtocolError
@@ -40,9 +45,9 @@ from websockets.extensions.permessage_deflate import (
 from websockets.frames import CONT, CTRL_OPCODES, Frame
 from websockets.typing import ExtensionParameter
 
+from wslab.codecs.base import MessageEncoder
 from wslab.codecs.deflate import DeflateEncoder
-
-SizeHook = Callable[[int, int], None]
+from wslab.compressor import FrameCompressor
 
 
 class SharedDeflate:
@@ -78,7 +83,49 @@ class SharedDeflate:
         return data
 
 
-class SelectiveDeflate(PerMessageDeflate):
+class _SharedEncoder:
+    """A connection's view of a :class:`SharedDeflate`: the MessageEncoder interface."""
+
+    algorithm = "permessage-deflate"
+
+    def __init__(self, shared: SharedDeflate, window_bits: int, mem_level: int,
+                 level: int) -> None:
+        self.shared = shared
+        self.params = (window_bits, mem_level, level)
+        self.frames = 0
+
+    def encode(self, payload: bytes, key: str = "") -> bytes:
+        self.frames += 1
+        return self.shared.encode(payload, *self.params)
+
+
+class SelectiveSender:
+    """What every wslab sending extension has: queued frame keys and a frame compressor.
+
+    Subclasses set :attr:`compressor` (around their own codec) and call
+    :meth:`encode_data` from their ``encode`` for data frames.
+    """
+
+    keys: deque[str]
+    compressor: FrameCompressor
+
+    def encode_data(self, frame: Frame) -> Frame:
+        """A data frame as it goes on the wire: compressed (RSV1 set) or as it was."""
+        if frame.opcode is CONT or not frame.fin:
+            raise ProtocolError("wslab sends every message in one frame; fragments unsupported")
+        key = self.keys.popleft() if self.keys else ""
+        data = self.compressor.encode(bytes(frame.data), key)
+        if data is None:
+            return frame
+        return Frame(frame.opcode, data, True, True, frame.rsv2, frame.rsv3)
+
+    @property
+    def shared_frames(self) -> int:
+        """Frames whose payload came from a shared compression (0 for most extensions)."""
+        return 0
+
+
+class SelectiveDeflate(SelectiveSender, PerMessageDeflate):
     """A negotiated permessage-deflate whose sender may skip messages.
 
     Args:
@@ -100,55 +147,29 @@ class SelectiveDeflate(PerMessageDeflate):
         self.local_no_context_takeover = negotiated.local_no_context_takeover
         self.mem_level = mem_level
         self.level = level
-        # Built on the first compressed message: an idle connection holds no compressor.
-        self._codec: DeflateEncoder | None = None
         self.shared: SharedDeflate | None = None
-        self.sent_shared = 0
-        self.decisions: deque[bool] = deque()
-        self.on_compressed: SizeHook | None = None
-        self.sent_compressed = 0
-        self.sent_plain = 0
-        self.bytes_in = 0  # into the compressor
-        self.bytes_out = 0  # out of it
-        self.encode_ns = 0  # CPU spent compressing (wall time of the codec calls)
+        self.keys = deque()
+        # The codec is built on the first compressed frame: an idle connection holds none.
+        self.compressor = FrameCompressor(self._new_encoder)
+
+    def _new_encoder(self) -> MessageEncoder:
+        bits = self.local_max_window_bits or 15
+        if self.shared is not None and self.local_no_context_takeover:
+            return _SharedEncoder(self.shared, bits, self.mem_level, self.level)
+        return DeflateEncoder(window_bits=bits, mem_level=self.mem_level, level=self.level,
+                              no_context_takeover=self.local_no_context_takeover)
 
     @property
-    def codec(self) -> DeflateEncoder:
-        """This connection's own compressor."""
-        if self._codec is None:
-            self._codec = DeflateEncoder(
-                window_bits=self.local_max_window_bits or 15,
-                mem_level=self.mem_level,
-                level=self.level,
-                no_context_takeover=self.local_no_context_takeover,
-            )
-        return self._codec
+    def shared_frames(self) -> int:
+        """Frames whose payload came from the shared compressor."""
+        enc = self.compressor.built
+        return enc.frames if isinstance(enc, _SharedEncoder) else 0
 
     def encode(self, frame: Frame) -> Frame:
-        """Compress a data frame unless the sender asked to skip it."""
+        """Compress a data frame unless the selector says to skip it."""
         if frame.opcode in CTRL_OPCODES:
             return frame
-        if frame.opcode is CONT or not frame.fin:
-            raise ProtocolError("wslab sends every message in one frame; fragments unsupported")
-        compress = self.decisions.popleft() if self.decisions else True
-        if not compress:
-            self.sent_plain += 1
-            return frame
-        original = bytes(frame.data)
-        if self.shared is not None and self.local_no_context_takeover:
-            data = self.shared.encode(original, self.local_max_window_bits or 15,
-                                      self.mem_level, self.level)
-            self.sent_shared += 1
-        else:
-            started = time.perf_counter_ns()
-            data = self.codec.encode(original)
-            self.encode_ns += time.perf_counter_ns() - started
-        self.sent_compressed += 1
-        self.bytes_in += len(original)
-        self.bytes_out += len(data)
-        if self.on_compressed is not None:
-            self.on_compressed(len(original), len(data))
-        return Frame(frame.opcode, data, True, True, frame.rsv2, frame.rsv3)
+        return self.encode_data(frame)
 
 
 class SelectiveServerDeflateFactory(ServerPerMessageDeflateFactory):
@@ -183,9 +204,9 @@ class SelectiveClientDeflateFactory(ClientPerMessageDeflateFactory):
         return SelectiveDeflate(negotiated, self.mem_level, self.level)
 
 
-def selective_extension(extensions: Sequence[Extension]) -> SelectiveDeflate | None:
-    """The selective deflate among a connection's negotiated extensions, if any."""
+def selective_extension(extensions: Sequence[Extension]) -> SelectiveSender | None:
+    """The wslab sending extension among a connection's negotiated ones, if any."""
     for ext in extensions:
-        if isinstance(ext, SelectiveDeflate):
+        if isinstance(ext, SelectiveSender):
             return ext
     return None

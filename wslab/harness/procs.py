@@ -229,9 +229,9 @@ async def _worker_command(cmd: dict[str, Any], server: LiveServer, node: Any,
                 "gc_pauses": pauses.snapshot() if pauses is not None else None,
                 "admission": server.admission.snapshot(),
                 "metrics": dict(server.metrics.counts),
-                "compress_ns": server.compress_ns + sum(e.encode_ns for e in exts),
-                "compressed_frames": sum(e.sent_compressed for e in exts),
-                "shared_frames": sum(e.sent_shared for e in exts),
+                "compress_ns": server.compress_ns + sum(e.compressor.encode_ns for e in exts),
+                "compressed_frames": sum(e.compressor.compressed for e in exts),
+                "shared_frames": sum(e.shared_frames for e in exts),
                 "shared_compressions": shared.compressions if shared else 0,
                 "shared_encode_ns": shared.encode_ns if shared else 0}
     if what == "purge":

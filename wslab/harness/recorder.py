@@ -1,9 +1,11 @@
 """What each live process saw, and joining the two sides into the simulator's tables.
 
 What lives here: :class:`Recorder`, the append-only logs a live server or client keeps
-(every message handed to a send pipeline, every message taken out of a received frame),
-their files, and :func:`join_stream`, which pairs one direction's sent and received logs into
-per-message rows with latency and integrity. Nothing here does I/O beyond writing and
+(every message handed to a send pipeline, every message taken out of a received frame, and
+every data frame sent with its key, sizes and whether it was compressed: the live sequence
+of compress/skip decisions, compared with the simulator's), their files, and
+:func:`join_stream`, which pairs one direction's sent and received logs into per-message
+rows with latency and integrity. Nothing here does I/O beyond writing and
 reading those log files.
 
 No tag is added to any message (so live byte counts stay comparable to the simulator's).
@@ -21,7 +23,7 @@ from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -32,6 +34,8 @@ from wslab.tune.results import read_table, write_table
 SENT_COLUMNS = ("conn", "dir", "index", "type", "priority", "seq", "t_handoff", "key", "size",
                 "frame", "t_flushed")
 RECV_COLUMNS = ("conn", "dir", "t_recv", "key", "size", "frame")
+FRAME_COLUMNS = ("conn", "dir", "frame", "key", "payload_bytes", "wire_payload_bytes",
+                 "compressed")
 
 
 def message_key(payload: bytes) -> int:
@@ -45,6 +49,14 @@ class Recorder:
 
     sent: list[tuple[object, ...]] = field(default_factory=list)
     received: list[tuple[object, ...]] = field(default_factory=list)
+    coded: list[tuple[object, ...]] = field(default_factory=list)
+    keeps_frames: ClassVar[bool] = True
+
+    def on_frame_coded(self, conn: str, direction: str, frame: int, key: str,
+                       payload_bytes: int, wire_payload_bytes: int, compressed: bool) -> None:
+        """A data frame left: its selector key, size before and after, compressed or not."""
+        self.coded.append((conn, direction, frame, key, payload_bytes, wire_payload_bytes,
+                           compressed))
 
     def on_sent(self, conn: str, direction: str, index: int, type: str, priority: str,
                 seq: int, t_handoff: float, payload: bytes, frame: int,
@@ -98,12 +110,18 @@ class Recorder:
         """The received log as a table."""
         return pd.DataFrame(self.received, columns=list(RECV_COLUMNS))
 
+    def coded_frame(self) -> pd.DataFrame:
+        """The sent data frames, one row each, in the order they left per connection."""
+        return pd.DataFrame(self.coded, columns=list(FRAME_COLUMNS))
+
     def save(self, directory: str | Path, prefix: str) -> None:
-        """Write ``PREFIX-sent.parquet`` and ``PREFIX-received.parquet`` in ``directory``."""
+        """Write ``PREFIX-sent``, ``PREFIX-received`` and ``PREFIX-frames`` (``.parquet``)
+        in ``directory``."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         write_table(self.sent_frame(), d / f"{prefix}-sent.parquet")
         write_table(self.received_frame(), d / f"{prefix}-received.parquet")
+        write_table(self.coded_frame(), d / f"{prefix}-frames.parquet")
 
 
 @dataclass(slots=True)
@@ -118,6 +136,7 @@ class CountingRecorder(Recorder):
 
     messages_sent: int = 0
     messages_received: int = 0
+    keeps_frames: ClassVar[bool] = False
 
     def on_sent(self, conn: str, direction: str, index: int, type: str, priority: str,
                 seq: int, t_handoff: float, payload: bytes, frame: int,
@@ -144,10 +163,15 @@ class CountingRecorder(Recorder):
 
 
 def load_logs(directory: str | Path, prefix: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read what :meth:`Recorder.save` wrote."""
+    """Read the message logs :meth:`Recorder.save` wrote (sent, received)."""
     d = Path(directory)
     return (read_table(d / f"{prefix}-sent.parquet"),
             read_table(d / f"{prefix}-received.parquet"))
+
+
+def load_coded_frames(directory: str | Path, prefix: str) -> pd.DataFrame:
+    """Read the sent-frame log :meth:`Recorder.save` wrote."""
+    return read_table(Path(directory) / f"{prefix}-frames.parquet")
 
 
 def join_stream(sent: pd.DataFrame, received: pd.DataFrame) -> tuple[pd.DataFrame,

@@ -48,11 +48,15 @@ from wslab.config import CompressionConfig, TuningConfig
 from wslab.errors import ConfigError
 from wslab.harness.admission import Admission
 from wslab.harness.events import EventBus, ProcessingQueue
-from wslab.harness.extension import SelectiveServerDeflateFactory, SharedDeflate
+from wslab.harness.extension import (
+    SelectiveDeflate,
+    SelectiveServerDeflateFactory,
+    SharedDeflate,
+)
 from wslab.harness.livemetrics import LiveMetrics
 from wslab.harness.recorder import CountingRecorder, Recorder, message_key
 from wslab.harness.session import Session, receive_loop
-from wslab.pipeline import SendPipeline
+from wslab.pipeline import SendPipeline, resolve_envelope
 from wslab.traces.model import Trace
 
 log = logging.getLogger("wslab.server")
@@ -83,18 +87,6 @@ def server_extensions(compression: CompressionConfig) -> list[ServerExtensionFac
         server_max_window_bits=limits.server_max_window_bits,
         client_max_window_bits=limits.client_max_window_bits,
     )]
-
-
-def resolve_envelope(config: TuningConfig, trace: Trace | None) -> str | None:
-    """The envelope both sides agree on for this config and trace (None: no batching)."""
-    if config.batching.strategy == "none":
-        return None
-    if config.batching.envelope != "auto":
-        return config.batching.envelope
-    if trace is None:
-        return "length-prefixed"  # carries anything
-    return trace.derived("envelope:auto", lambda t: envelopes.choose_envelope(
-        (m.payload, m.is_text) for m in t.messages))
 
 
 def serve_kwargs(config: TuningConfig) -> dict[str, Any]:
@@ -307,7 +299,7 @@ class LiveServer:
                                                batching=envelope is not None),
                           self.recorder, backlog_limit=scaling.write_limit,
                           slow_timeout_s=scaling.slow_consumer_timeout_s, lazy=True)
-        if self.shared is not None and session.ext is not None:
+        if self.shared is not None and isinstance(session.ext, SelectiveDeflate):
             session.ext.shared = self.shared
         self.sessions[conn] = session
         for hook in self.on_open:
@@ -364,9 +356,10 @@ class LiveServer:
         self.metrics.bump("frames_sent", session.frames_sent)
         self.metrics.bump("messages_dropped", session.dropped)
         if session.ext is not None:
-            self.metrics.bump("compressed_bytes_in", session.ext.bytes_in)
-            self.metrics.bump("compressed_bytes_out", session.ext.bytes_out)
-            self.compress_ns += session.ext.encode_ns
+            comp = session.ext.compressor
+            self.metrics.bump("compressed_bytes_in", comp.bytes_in)
+            self.metrics.bump("compressed_bytes_out", comp.bytes_out)
+            self.compress_ns += comp.encode_ns
         code = 1008 if session.closed_slow else ws.close_code
         if code in (1007, 1008, 1009):
             self.metrics.bump(f"closes_{code}")

@@ -7,9 +7,12 @@ The server and the load client both use these, so both sides behave the same way
 Decisions live in the pipeline; this module only moves bytes and keeps time with
 ``time.monotonic()`` (the same clock as the event loop's).
 
-A frame's "compress or not" reaches the wire through the selective deflate extension: the
-decision is queued right before ``send`` and taken by the extension when it encodes that
-frame; the compressed size it reports goes back to the pipeline's selector.
+A frame reaches its compress-or-not decision through the negotiated wslab extension
+(permessage-deflate or ``x-wslab-zstd``): its key is queued right before ``send`` and the
+extension's :class:`~wslab.compressor.FrameCompressor` decides, compresses and learns when
+the library encodes that frame, exactly as the simulator does per frame. Batches due before
+a message are released by the pipeline itself (``SendPipeline.push`` / ``poll``), so the
+timers here only decide *when* to look, never what goes in a frame.
 
 A peer that stops reading (a slow consumer) cannot make the process grow without bound:
 the library's write buffer stops at ``write_limit`` (``send`` waits), and once the frames
@@ -31,6 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from wslab import envelopes
+from wslab.compressor import make_selector
 from wslab.errors import DecodeError
 from wslab.harness.extension import selective_extension
 from wslab.harness.recorder import Recorder
@@ -60,7 +64,6 @@ class Session:
     __slots__ = (
         "_backlogged_since",
         "_closing",
-        "_last_size",
         "_make_pipeline",
         "_outbox",
         "_pipeline",
@@ -99,8 +102,6 @@ class Session:
         self.direction = direction
         self.recorder = recorder
         self.ext = selective_extension(ws.protocol.extensions)
-        if self.ext is not None:
-            self.ext.on_compressed = self._on_compressed
         self._pipeline: SendPipeline | None = None
         self._make_pipeline: Callable[[], SendPipeline] | None = None
         if isinstance(pipeline, SendPipeline):
@@ -113,15 +114,14 @@ class Session:
         self._woken = False
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._last_size: int | None = None
         self._closing = False
         self._sending = False
         self.lazy = lazy
         self.task: asyncio.Task[None] | None = None
 
     def _adopt(self, pipeline: SendPipeline) -> SendPipeline:
-        if self.ext is None:
-            pipeline.selector = None  # nothing negotiated: nothing can be compressed
+        if self.ext is not None:  # compressed frames are chosen by this side's policy
+            self.ext.compressor.selector = make_selector(pipeline.config.compression)
         self._pipeline = pipeline
         return pipeline
 
@@ -146,9 +146,6 @@ class Session:
         held = len(self._pipeline.dropped) if self._pipeline is not None else 0
         return self.dropped_slow + held
 
-    def _on_compressed(self, original: int, compressed: int) -> None:
-        self._last_size = compressed
-
     def push(self, index: int, t_handoff: float, priority: str, type: str, payload: bytes,
              is_text: bool, *, drained_by_caller: bool = False) -> None:
         """Hand one application message to this connection's pipeline.
@@ -164,17 +161,9 @@ class Session:
             return
         pipeline = self._pipeline or self.pipeline
         before = pipeline.next_deadline()
-        if before is not None and before <= t_handoff:
-            # Batches due before this message leave first, exactly as the simulator drives
-            # the pipeline, so a timer that fires late (a busy loop) cannot change the
-            # grouping.
-            due: list[OutFrame] = []
-            while before is not None and before <= t_handoff:
-                due += pipeline.poll(before)
-                before = pipeline.next_deadline()
-            frames = due + pipeline.push(index, t_handoff, priority, type, payload, is_text)
-        else:
-            frames = pipeline.push(index, t_handoff, priority, type, payload, is_text)
+        # Batches due before this message come out first, each at its deadline (the
+        # pipeline's rule), so a timer that fires late cannot change the grouping.
+        frames = pipeline.push(index, t_handoff, priority, type, payload, is_text)
         if frames and self.lazy and not drained_by_caller and not self._sending \
                 and not self._outbox:
             frames = self._write_now(frames)
@@ -272,11 +261,7 @@ class Session:
                         self._timer.cancel()
                         self._timer = None
                 if self._pipeline is not None:
-                    now = time.monotonic()
-                    deadline = self._pipeline.next_deadline()
-                    while deadline is not None and deadline <= now:
-                        self._queue(self._pipeline.poll(deadline))
-                        deadline = self._pipeline.next_deadline()
+                    self._queue(self._pipeline.poll(time.monotonic()))
                 await self.drain()
             if self._pipeline is not None:
                 self._queue(self._pipeline.flush(time.monotonic()))
@@ -311,8 +296,7 @@ class Session:
                     or transport is None or transport.get_write_buffer_size() >= limit:
                 return frames[position:]
             if self.ext is not None:
-                self.ext.decisions.append(frame.compress)
-            self._last_size = None
+                self.ext.keys.append(frame.key)
             if frame.opcode == 1:
                 ws.protocol.send_text(frame.payload)
             else:
@@ -322,18 +306,21 @@ class Session:
         return []
 
     async def _send(self, frame: OutFrame) -> None:
-        ext = self.ext
-        if ext is not None:
-            ext.decisions.append(frame.compress)
-        self._last_size = None
+        if self.ext is not None:
+            self.ext.keys.append(frame.key)
         await self.ws.send(frame.payload, text=frame.opcode == 1)
         self._sent(frame)
 
     def _sent(self, frame: OutFrame) -> None:
-        if frame.compress and self._last_size is not None:
-            self.pipeline.observe(frame, self._last_size)
-        self.recorder.on_sent_frame(self.conn, self.direction, frame.messages,
-                                    self.frames_sent, frame.flushed_at)
+        recorder = self.recorder
+        recorder.on_sent_frame(self.conn, self.direction, frame.messages, self.frames_sent,
+                               frame.flushed_at)
+        if recorder.keeps_frames:
+            comp = self.ext.compressor if self.ext is not None else None
+            recorder.on_frame_coded(
+                self.conn, self.direction, self.frames_sent, frame.key, len(frame.payload),
+                comp.last_wire if comp is not None else len(frame.payload),
+                comp is not None and comp.last_compressed)
         self.frames_sent += 1
         self.messages_sent += len(frame.messages)
 

@@ -303,7 +303,7 @@ def draw_live(ramp_fig: Any, fanout_fig: Any, summary: dict[str, Any]) -> None:
     """Put a ``run_scale`` summary into the ramp and fan-out figures."""
     xs, ys = ramp_points(summary)
     lat = summary.get("broadcast_latency_ms") or {}
-    names = [k for k in ("p50", "p90", "p99", "max") if lat.get(k) is not None]
+    names = [k for k in ("p50", "p90", "p95", "p99", "max") if lat.get(k) is not None]
     with ramp_fig.batch_update():
         ramp_fig.data[0].x, ramp_fig.data[0].y = xs, ys
     with fanout_fig.batch_update():

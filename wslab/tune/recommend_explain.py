@@ -24,6 +24,7 @@ LABELS = {
     "tcp_bytes_per_msg": ("TCP bytes per message", "B"),
     "latency_p50_ms": ("p50 latency", "ms"),
     "latency_p90_ms": ("p90 latency", "ms"),
+    "latency_p95_ms": ("p95 latency", "ms"),
     "latency_p99_ms": ("p99 latency", "ms"),
     "latency_max_ms": ("max latency", "ms"),
     "cpu_us_per_msg": ("CPU per message", "µs"),

@@ -75,6 +75,7 @@ def point_row(config: TuningConfig, summary: dict[str, Any]) -> dict[str, Any]:
         "tcp_bytes_per_msg": summary["tcp_bytes"] / n,
         "cpu_us_per_msg": summary["cpu_us_per_msg"],
         "latency_p50_ms": lat["p50"], "latency_p90_ms": lat["p90"],
+        "latency_p95_ms": lat["p95"],
         "latency_p99_ms": lat["p99"], "latency_max_ms": lat["max"],
         "mem_kib_per_conn": memory_estimate_kib(config),
         "lost": summary["lost"], "duplicated": summary["duplicated"],

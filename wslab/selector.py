@@ -1,30 +1,63 @@
-"""Per-message compress-or-not decisions: the ``policy`` of ``CompressionConfig``.
+"""Per-frame compress-or-not decisions: the ``policy`` of ``CompressionConfig``. Core, sans-I/O.
 
-What lives here: :class:`CompressionSelector`, which the send pipeline asks for every
-message (``decide``) and tells what compression really achieved (``observe``). Policies:
+What lives here: the :class:`Selector` protocol and :class:`CompressionSelector`, which is
+asked for every frame (``decide``) and told what compression really achieved (``observe``)
+right after that frame is compressed. The caller that keeps that order is
+:class:`wslab.compressor.FrameCompressor`, used by the simulator and by the live extensions
+alike, so the same frames give the same decisions offline and live.
 
-- ``never`` / ``always``;
-- ``threshold``: compress a message of at least ``threshold_bytes`` bytes (Node ``ws``
-  semantics: smaller payloads go out uncompressed);
-- ``adaptive``: learn per message type from measured results, see :meth:`decide`.
+The policies, as rules (the first that applies wins):
 
-What must not live here: compressing (the pipeline calls the codec), clocks, randomness,
-I/O. The selector is deterministic: the same calls in the same order give the same answers.
-``decide`` is on the hot path of every message, so it does a handful of attribute reads
-and comparisons and allocates nothing after a type's first message (the content check
+| policy      | rule                                                          | answer      |
+|-------------|---------------------------------------------------------------|-------------|
+| ``never``   | always                                                        | skip        |
+| ``always``  | always                                                        | compress    |
+| ``threshold``| payload < ``threshold_bytes`` (Node ``ws`` semantics)        | skip        |
+|             | otherwise                                                     | compress    |
+| ``adaptive``| payload < ``min_bytes`` (and < ``threshold_bytes``, a floor)  | skip        |
+|             | the frame joins its key's *plain* or *noisy* stream: noisy    |             |
+|             | = not ASCII, >= ``sample_bytes`` long and >= ``noisy_distinct``|             |
+|             | distinct values in its first 32 bytes (a content check that   |             |
+|             | works before any size was measured, so an unseen type carrying|             |
+|             | random blobs is told apart from its JSON)                     |             |
+|             | the stream has fewer than ``warmup`` measured frames          | compress    |
+|             | stream's running ratio (real sizes) <= ``max_ratio``          | compress    |
+|             | ``probe_every`` .. ``max_probe_every`` skips since the last   | compress    |
+|             | probe (a re-probe: a type that turned compressible is noticed;|  (probe)    |
+|             | a probe that pays resets the stream's average and its gap, one|             |
+|             | that does not doubles the gap)                                |             |
+|             | otherwise                                                     | skip        |
+
+What must not live here: compressing (the codec), clocks, randomness, I/O, pandas or
+zstandard. The selector is deterministic: the same calls in the same order give the same
+answers. ``decide`` is on the hot path of every frame, so it does a handful of attribute
+reads and comparisons and allocates nothing after a key's first frame (the content check
 slices at most 32 bytes of a non-ASCII payload).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from wslab.config import CompressionConfig
+if TYPE_CHECKING:
+    from wslab.config import CompressionConfig
 
 PolicyName = Literal["never", "always", "threshold", "adaptive"]
 
 _NEVER, _ALWAYS, _THRESHOLD, _ADAPTIVE = 0, 1, 2, 3
 _CODES = {"never": _NEVER, "always": _ALWAYS, "threshold": _THRESHOLD, "adaptive": _ADAPTIVE}
+
+
+class Selector(Protocol):
+    """Decides per frame whether to compress; learns from real compressed sizes."""
+
+    def decide(self, key: str, payload: bytes) -> bool:
+        """True to compress this frame."""
+        ...
+
+    def observe(self, key: str, original: int, compressed: int) -> None:
+        """Feed back the real compressed size of the frame just compressed."""
+        ...
 
 
 class _Stream:
@@ -207,6 +240,10 @@ class CompressionSelector:
             s.probing = False
             s.interval = self.probe_every if paid else min(s.interval * 2,
                                                            self.max_probe_every)
+
+    def skips_anything(self) -> bool:
+        """Whether this policy can ever leave a frame uncompressed."""
+        return self._code != _ALWAYS
 
     def ratio(self, type: str) -> float | None:
         """The running measured ratio of a type's plain stream (None before any data)."""

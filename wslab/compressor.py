@@ -1,0 +1,132 @@
+"""Decide, compress, learn: one frame at a time, in that order. Sans-I/O.
+
+What lives here: :class:`FrameCompressor`, the one place where a frame's compress-or-not
+decision is taken and the compressed size is fed back to the selector. Per frame it does,
+without anything in between:
+
+1. ``selector.decide(key, payload)`` (skip: the frame goes out plain, RSV1 clear, and the
+   codec's context is not touched);
+2. ``encoder.encode(payload, key)`` (the real codec; its CPU time is measured);
+3. ``selector.observe(key, len(payload), len(compressed))``.
+
+The simulator calls it for each frame the pipeline releases, in release order; the live
+extensions (``harness/extension.py`` for permessage-deflate, ``harness/zstd_extension.py``
+for ``x-wslab-zstd``) call it from their ``encode``, when the library turns that very frame
+into bytes, which is also release order. So one trace and one config give one sequence of
+decisions offline and live: the feedback reaches the selector at the same moment (right
+after the frame it measures) on both sides.
+
+What must not live here: batching (``pipeline.py``), the rules of a policy
+(``selector.py``), negotiation, sockets, clocks other than the codec's CPU timing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from wslab.selector import CompressionSelector, Selector
+
+if TYPE_CHECKING:
+    from wslab.codecs.base import MessageEncoder
+    from wslab.config import CompressionConfig
+
+
+def make_selector(compression: CompressionConfig) -> Selector | None:
+    """The selector a compression config asks for; None means "compress every frame".
+
+    ``always`` needs no selector (no per-frame work at all); ``never`` is a selector that
+    says no, so a connection that negotiated compression still sends everything plain.
+    """
+    if compression.algorithm == "none":
+        return CompressionSelector("never")
+    if compression.policy == "always":
+        return None
+    return CompressionSelector.from_config(compression)
+
+
+class FrameCompressor:
+    """A sending side's selector and codec, driven frame by frame.
+
+    Args:
+        make_encoder: Builds the codec on the first frame that is compressed (an idle
+            live connection then holds no compressor).
+        selector: Which frames to compress (None: all of them).
+        log: Keep one ``(key, payload bytes, wire bytes, compressed)`` tuple per frame in
+            :attr:`frames` (tests and ``wslab bench`` compare them with the simulator's).
+
+    Attributes:
+        compressed / plain: Frames compressed and frames sent as they were.
+        bytes_in / bytes_out: Bytes into and out of the codec (compressed frames only).
+        encode_ns: CPU time of the codec calls, nanoseconds.
+        last_ns: CPU time of the latest codec call (0 after a skipped frame).
+        last_wire: Payload bytes of the latest frame as sent (compressed or not).
+        last_compressed: Whether the latest frame was compressed.
+    """
+
+    __slots__ = ("_encoder", "_make_encoder", "bytes_in", "bytes_out", "compressed",
+                 "encode_ns", "frames", "last_compressed", "last_ns", "last_wire", "plain",
+                 "selector")
+
+    def __init__(self, make_encoder: Callable[[], MessageEncoder],
+                 selector: Selector | None = None, *, log: bool = False) -> None:
+        self._make_encoder = make_encoder
+        self._encoder: MessageEncoder | None = None
+        self.selector = selector
+        self.compressed = 0
+        self.plain = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.encode_ns = 0
+        self.last_ns = 0
+        self.last_wire = 0
+        self.last_compressed = False
+        self.frames: list[tuple[str, int, int, bool]] | None = [] if log else None
+
+    @classmethod
+    def from_config(cls, compression: CompressionConfig,
+                    make_encoder: Callable[[], MessageEncoder], *,
+                    log: bool = False) -> FrameCompressor:
+        """The compressor a ``compression`` section asks for, around ``make_encoder``."""
+        return cls(make_encoder, make_selector(compression), log=log)
+
+    @property
+    def encoder(self) -> MessageEncoder:
+        """The codec (built now if no frame was compressed yet)."""
+        if self._encoder is None:
+            self._encoder = self._make_encoder()
+        return self._encoder
+
+    @property
+    def built(self) -> MessageEncoder | None:
+        """The codec if a frame was compressed already, else None (nothing is built)."""
+        return self._encoder
+
+    def encode(self, payload: bytes, key: str) -> bytes | None:
+        """The frame's compressed payload, or None when it goes out as it is."""
+        selector = self.selector
+        if selector is not None and not selector.decide(key, payload):
+            self.plain += 1
+            self.last_ns = 0
+            self.last_wire = len(payload)
+            self.last_compressed = False
+            if self.frames is not None:
+                self.frames.append((key, len(payload), len(payload), False))
+            return None
+        encoder = self._encoder or self.encoder
+        started = time.perf_counter_ns()
+        data = encoder.encode(payload, key)
+        took = time.perf_counter_ns() - started
+        self.last_ns = took
+        self.last_wire = len(data)
+        self.last_compressed = True
+        self.encode_ns += took
+        if selector is not None:
+            selector.observe(key, len(payload), len(data))
+        self.compressed += 1
+        self.bytes_in += len(payload)
+        self.bytes_out += len(data)
+        if self.frames is not None:
+            self.frames.append((key, len(payload), len(data), True))
+        return data
