@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from mixed_blobs import BLOB_TYPES, blob_trace
 
 from wslab.config import TuningConfig
 from wslab.harness.bench import run_bench
+from wslab.traces.io import write_trace
+from wslab.traces.model import Trace
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -47,3 +50,39 @@ def test_shaped_latency_matches_the_simulator(tmp_path: Path) -> None:
     assert predicted > 20  # the link's one-way delay is in it
     assert measured == pytest.approx(predicted, rel=0.25)
     assert s["link"] == "ten"
+
+
+def test_adaptive_takes_the_simulators_decisions_live(tmp_path: Path) -> None:
+    path = tmp_path / "blobs.jsonl"
+    write_trace(blob_trace(4.0), path)
+    runs = {}
+    for policy in ("adaptive", "always"):
+        config = TuningConfig().updated({"compression.policy": policy})
+        runs[policy] = run_bench(path, config, connections=1, duration=None, speed=2.0,
+                                 drain_timeout=2.0).summary
+    s, p = runs["adaptive"], runs["adaptive"]["predicted"]
+    assert (s["lost"], s["duplicated"], s["reordered"]) == (0, 0, 0)
+    assert s["messages"] == p["messages"]
+    # Frame by frame, live compressed exactly what the simulator compressed.
+    assert s["decisions"]["compared"] == s["frames"] == p["frames"]
+    assert s["decisions"]["differ"] == 0
+    assert s["frames_plain"] > 0
+    assert set(s["plain_by_key"]) == set(BLOB_TYPES) == set(p["plain_by_key"])
+    assert s["frames_compressed"] == pytest.approx(p["frames_compressed"], rel=0.005)
+    assert s["compressed_bytes"] == pytest.approx(p["compressed_bytes"], rel=0.005)
+    always = runs["always"]
+    assert always["frames_plain"] == 0
+    assert s["compressed_bytes"] < always["compressed_bytes"]
+    assert s["cpu_us_per_msg"] < always["cpu_us_per_msg"]
+
+
+def test_measured_and_predicted_cover_the_same_messages(tmp_path: Path) -> None:
+    # A trace with no client messages: the client must not send the server's side too.
+    only_down = Trace([m for m in blob_trace(2.0) if m.dir == "s2c"])
+    path = tmp_path / "down.jsonl"
+    write_trace(only_down, path)
+    result = run_bench(path, TuningConfig(), connections=2, duration=60.0, speed=2.0,
+                       drain_timeout=2.0)
+    s = result.summary
+    assert s["messages"] == s["predicted"]["messages"] == 2 * len(only_down)
+    assert s["by_dir"]["c2s"]["messages"] == 0

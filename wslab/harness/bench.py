@@ -12,6 +12,14 @@ Live wire figures come from counting the bytes each connection really wrote and 
 client's sockets: payload bytes and data segments, plus 52 bytes of headers per segment as
 in the wire model; the sockets are on loopback, so segments follow loopback's MSS, and the
 kernel counts include the opening handshake and control frames).
+
+Measured and predicted cover the same messages: the client sends only the trace's ``c2s``
+side (the server plays ``s2c``), the prediction simulates the very trace replayed (scaled
+and cut to ``--duration``) once per connection, and with ``zstd-dict`` both replay the
+messages after the dictionaries' training prefix, with the same dictionary set (written to
+the run's directory and loaded by both processes). Each side logs every data frame it sent
+with its compress/skip decision, so the live decision sequence is compared with the
+simulator's frame by frame (``decisions``).
 """
 
 from __future__ import annotations
@@ -34,18 +42,21 @@ import pandas as pd
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
 from wslab.harness.meter import ProcessSampler
-from wslab.harness.recorder import join_stream, load_logs
-from wslab.link import LinkProfile, get_profile
+from wslab.harness.recorder import join_stream, load_coded_frames, load_logs
+from wslab.link import get_profile
 from wslab.metrics import summarise
-from wslab.sim import simulate
+from wslab.sim import SimResult, selector_summary, simulate
 from wslab.traces.io import read_trace, write_trace
 from wslab.traces.model import Trace
 from wslab.tune.results import read_table
 from wslab.wire import TCP_IP_HEADER_BYTES
 
 Progress = Callable[[str], None]
-PREDICTED_KEYS = ("frames", "payload_bytes", "compressed_bytes", "ws_bytes", "tcp_bytes",
-                  "tcp_segments", "compression_ratio", "cpu_us_per_msg")
+PREDICTED_KEYS = ("messages", "frames", "payload_bytes", "compressed_bytes", "ws_bytes",
+                  "tcp_bytes", "tcp_segments", "compression_ratio", "cpu_us_per_msg",
+                  "frames_compressed", "frames_plain")
+_PER_CONNECTION = ("messages", "frames", "payload_bytes", "compressed_bytes", "ws_bytes",
+                   "tcp_bytes", "tcp_segments", "frames_compressed", "frames_plain")
 
 
 @dataclass
@@ -116,6 +127,13 @@ def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None 
     trace = _scaled(read_trace(trace_path), speed, duration)
     if not trace.messages:
         raise WslabError(f"{trace_path}: no messages within --duration {duration}")
+    dictionaries = None
+    if config.compression.algorithm == "zstd-dict":
+        from wslab.sim.dictionaries import dictionary_plan
+
+        plan = dictionary_plan(trace, config.compression)
+        trace, dictionaries = plan.scored, plan.dictionaries
+        say(plan.note)
     n_s2c = sum(1 for m in trace.messages if m.dir == "s2c")
     py = sys.executable
     server = shaper = client = None
@@ -125,11 +143,16 @@ def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None 
         config.save(cfg_path)
         tr_path = work / "trace.jsonl"
         write_trace(trace, tr_path)
+        extra: list[str] = []
+        if dictionaries is not None:
+            dict_path = work / "dictionaries.json"
+            dictionaries.save(dict_path)
+            extra = ["--dictionaries", str(dict_path)]
         try:
             say("starting server")
             server = _start([py, "-m", "wslab.harness.procs", "server", "--config",
                              str(cfg_path), "--trace", str(tr_path), "--scenario", "replay",
-                             "--log-dir", str(work)])
+                             "--log-dir", str(work), *extra])
             port = _read_port(server, "the server")
             server_cpu = ProcessSampler(server.pid)
             before = server_cpu.sample()
@@ -143,8 +166,8 @@ def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None 
             client = _start([py, "-m", "wslab.harness.procs", "client", "--url",
                              f"ws://127.0.0.1:{port}/", "--config", str(cfg_path), "--trace",
                              str(tr_path), "--connections", str(connections),
-                             "--expect-s2c", str(n_s2c), "--drain-timeout",
-                             str(drain_timeout), "--log-dir", str(work)])
+                             "--c2s-only", "--expect-s2c", str(n_s2c), "--drain-timeout",
+                             str(drain_timeout), "--log-dir", str(work), *extra])
             client_cpu = ProcessSampler(client.pid)
             client_before = client_cpu.sample()
             client_after = client_before
@@ -169,17 +192,16 @@ def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None 
                 shaper.stop()
             _stop(client)
             _stop(server)
-        result = _collect(work, trace, config, profile, connections, before, after,
-                          client_before, client_after, seed)
+        predicted = simulate(trace, config, link=profile, seed=seed, dictionaries=dictionaries)
+        result = _collect(work, predicted, connections, before, after, client_before,
+                          client_after)
         result.summary["rss_server_peak_kib"] = server_peak_kib
         result.summary["kib_per_connection"] = (server_peak_kib - before.rss_kib) / connections
         return result
 
 
-def _collect(work: Path, trace: Trace, config: TuningConfig, link: LinkProfile,
-             connections: int,
-             before: Any, after: Any, client_before: Any, client_after: Any,
-             seed: int) -> BenchResult:
+def _collect(work: Path, sim: SimResult, connections: int, before: Any, after: Any,
+             client_before: Any, client_after: Any) -> BenchResult:
     s_sent, s_recv = load_logs(work, "server")
     c_sent, c_recv = load_logs(work, "client")
     conns = read_table(work / "client-connections.parquet")
@@ -211,10 +233,14 @@ def _collect(work: Path, trace: Trace, config: TuningConfig, link: LinkProfile,
                "note": "ping/pong/close frames after the handshake; the handshake itself is "
                        "in the kernel's tcp counts only"}
     summary = summarise(messages, wire, integrity=integrity, control=control)
+    coded = pd.concat([load_coded_frames(work, "server"), load_coded_frames(work, "client")],
+                      ignore_index=True)
+    summary.update(selector_summary(coded, sim.config.compression.algorithm != "none"))
+    summary["decisions"] = compare_decisions(coded, sim.frames)
     first = conns.iloc[0] if len(conns) else pd.Series(dtype=object)
     errors = conns["error"].dropna() if "error" in conns else pd.Series(dtype=object)
     summary.update({
-        "mode": "live", "link": link.name, "connections": connections,
+        "mode": "live", "link": sim.link.name, "connections": connections,
         "connection_errors": len(errors),
         "negotiated": first.get("extensions"), "subprotocol": first.get("subprotocol"),
         "cpu_server_s": after.cpu_s - before.cpu_s,
@@ -222,10 +248,35 @@ def _collect(work: Path, trace: Trace, config: TuningConfig, link: LinkProfile,
         "rss_server_kib": after.rss_kib,
         "admission": server_info.get("admission"), "alerts": server_info.get("alerts"),
     })
-    sim = simulate(trace, config, link=link, seed=seed)
-    predicted = {k: sim.summary[k] * (connections if k in ("frames", "payload_bytes",
-                 "compressed_bytes", "ws_bytes", "tcp_bytes", "tcp_segments") else 1)
+    predicted = {k: sim.summary[k] * (connections if k in _PER_CONNECTION else 1)
                  for k in PREDICTED_KEYS if sim.summary.get(k) is not None}
     predicted["latency_ms"] = sim.summary["latency_ms"]
+    predicted["plain_by_key"] = {k: v * connections
+                                 for k, v in sim.summary.get("plain_by_key", {}).items()}
     summary["predicted"] = predicted
+    summary["notes"] = sim.notes
     return BenchResult(summary, messages, conns, predicted)
+
+
+def compare_decisions(live: pd.DataFrame, simulated: pd.DataFrame) -> dict[str, Any]:
+    """Live compress/skip decisions beside the simulator's, frame by frame.
+
+    Every live connection replays the same trace, so each one's frames in one direction
+    are compared in order with the simulator's frames of that direction. ``differ`` counts
+    positions where one compressed and the other did not; ``compared`` the positions both
+    have (with batching, live timing may group a message differently near a deadline,
+    which shifts the rest; without batching the frames are the same one for one).
+    """
+    compared = differ = 0
+    if not len(live) or not len(simulated):
+        return {"compared": 0, "differ": 0, "match": None}
+    for direction, sim_part in simulated.groupby("dir", sort=False):
+        want = sim_part["compressed"].to_numpy(dtype=bool)
+        mine = live[live["dir"] == direction]
+        for _conn, frames in mine.groupby("conn", sort=False):
+            got = frames.sort_values("frame")["compressed"].to_numpy(dtype=bool)
+            n = min(len(got), len(want))
+            compared += n
+            differ += int((got[:n] != want[:n]).sum())
+    return {"compared": compared, "differ": differ,
+            "match": 1.0 - differ / compared if compared else None}

@@ -88,7 +88,8 @@ class LoadClient:
     Args:
         url: Target ``ws://`` URL.
         config: Batching and compression for the client side.
-        trace: Messages; the ``c2s`` ones are sent (all of them if the trace has none).
+        trace: Messages; the ``c2s`` ones are sent (all of them if the trace has none and
+            ``c2s_only`` is False: traffic for an echo server).
         connections: How many connections.
         rate: Connections opened per second.
         speed: Trace time divided by this is the send schedule.
@@ -97,13 +98,16 @@ class LoadClient:
         source_addresses: Local addresses to spread connections over (127.0.0.x).
         allow_remote: Permit a non-loopback target.
         prefix: Connection label prefix (labels are ``PREFIX-N``).
+        send: Send the trace's messages at all (False: only read).
+        c2s_only: Send only the trace's ``c2s`` messages, none when it has none (a replay
+            against a server that plays the ``s2c`` side, as in ``wslab bench``).
     """
 
     def __init__(self, url: str, config: TuningConfig, *, trace: Trace | None = None,
                  connections: int = 1, rate: float = 200.0, speed: float = 1.0,
                  expect_s2c: int | None = None, drain_timeout: float = 5.0,
                  source_addresses: list[str] | None = None, allow_remote: bool = False,
-                 prefix: str = "c", send: bool = True) -> None:
+                 prefix: str = "c", send: bool = True, c2s_only: bool = False) -> None:
         check_target(url, allow_remote)
         self.url = url
         self.config = config
@@ -118,14 +122,14 @@ class LoadClient:
         self.send = send
         self.recorder = Recorder()
         self.envelope = resolve_envelope(config, trace)
-        self._outgoing = self._client_messages(trace) if send else []
+        self._outgoing = self._client_messages(trace, c2s_only) if send else []
 
     @staticmethod
-    def _client_messages(trace: Trace | None) -> list[tuple[int, Message]]:
+    def _client_messages(trace: Trace | None, c2s_only: bool) -> list[tuple[int, Message]]:
         if trace is None:
             return []
         mine = [(i, m) for i, m in enumerate(trace.messages) if m.dir == "c2s"]
-        return mine or list(enumerate(trace.messages))
+        return mine if mine or c2s_only else list(enumerate(trace.messages))
 
     async def run(self) -> ClientResult:
         """Open every connection, run them all, return what was seen."""

@@ -69,7 +69,8 @@ def _client(args: argparse.Namespace) -> int:
     client = LoadClient(args.url, config, trace=trace, connections=args.connections,
                         rate=args.rate, speed=args.speed, expect_s2c=args.expect_s2c,
                         drain_timeout=args.drain_timeout, prefix=args.prefix,
-                        source_addresses=args.source or None, allow_remote=args.allow_remote)
+                        source_addresses=args.source or None, allow_remote=args.allow_remote,
+                        c2s_only=args.c2s_only)
     result = asyncio.run(client.run())
     if args.log_dir:
         import pandas as pd
@@ -318,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--prefix", default="client")
     c.add_argument("--source", action="append")
     c.add_argument("--allow-remote", action="store_true")
+    c.add_argument("--c2s-only", action="store_true")
     c.add_argument("--log-dir")
     w = roles.add_parser("worker")
     w.add_argument("--config", required=True)
