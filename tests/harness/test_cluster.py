@@ -111,7 +111,8 @@ def test_shared_broadcast_compresses_once_and_delivers_identical_messages() -> N
     assert len(got) == 7 and server.shared is not None
     assert server.shared.compressions == 3  # one per message, not one per connection
     assert server.shared.reused == 3 * 5
-    assert server.compress_ns == 0  # no connection compressed anything itself
+    # Each connection's compressor timed its calls, which hold the three real compressions.
+    assert server.compress_ns >= server.shared.encode_ns > 0
     assert server.metrics.counts["compressed_bytes_in"] > \
         server.metrics.counts["compressed_bytes_out"]
 

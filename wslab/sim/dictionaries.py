@@ -1,7 +1,8 @@
 """Which messages train the zstd dictionaries, and which are scored. Run layer.
 
-What lives here: :func:`dictionary_plan`, the one rule for ``zstd-dict`` everywhere a trace
-is simulated or replayed live (``wslab simulate``, sweeps, ``wslab bench``):
+What lives here: :func:`dictionary_plan` and :func:`held_out`, the one rule for
+``zstd-dict`` everywhere a trace is simulated or replayed live (``wslab simulate``, sweeps,
+``wslab bench``):
 
 | messages of one type (both directions) | train its dictionary | scored              |
 |----------------------------------------|----------------------|---------------------|
@@ -11,7 +12,8 @@ is simulated or replayed live (``wslab simulate``, sweeps, ``wslab bench``):
 The fallback dictionary (for types without their own and batches mixing types) learns from
 all training messages together. A deployment ships dictionaries trained on earlier traffic,
 so no scored message was ever seen by the trainer: figures are not flattered by messages
-the dictionary memorised. The split is the one ``wslab analyse`` uses
+the dictionary memorised. A sweep that holds any ``zstd-dict`` point scores *every* point on
+:func:`held_out` (the same messages), so rows stay comparable. The split is the one ``wslab analyse`` uses
 (:func:`wslab.analysis.ratios.dictionary_split`).
 
 What must not live here: training itself (``wslab/codecs/zstd_dict.py``), simulation.
@@ -57,19 +59,28 @@ def training_indices(messages: list[Message]) -> list[int]:
     return sorted(out)
 
 
+def held_out(trace: Trace) -> Trace:
+    """``trace`` without the messages that train dictionaries (remembered per trace)."""
+
+    def build(t: Trace) -> Trace:
+        held = set(training_indices(t.messages))
+        return Trace([m for i, m in enumerate(t.messages) if i not in held], t.meta)
+
+    return trace.derived("zstd-dict-held-out", build)
+
+
 def dictionary_plan(trace: Trace, compression: CompressionConfig) -> DictionaryPlan:
     """Train a dictionary set on ``trace``'s prefix per type (remembered per trace)."""
     size = compression.zstd_dict_bytes
 
     def build(t: Trace) -> DictionaryPlan:
         train = training_indices(t.messages)
-        held = set(train)
         samples: dict[str, list[bytes]] = {}
         for i in train:
             m = t.messages[i]
             samples.setdefault(m.type, []).append(m.payload)
         dictionaries = train_dictionary_set(samples, size)
-        scored = Trace([m for i, m in enumerate(t.messages) if i not in held], t.meta)
+        scored = held_out(t)
         note = (f"zstd dictionaries: {len(dictionaries.by_key)} per type"
                 f"{' + a fallback' if dictionaries.fallback is not None else ''} "
                 f"({dictionaries.nbytes:,} bytes) trained on the first {len(train):,} "

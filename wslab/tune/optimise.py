@@ -73,7 +73,8 @@ def run_optimise(trace_path: str | Path, space: Space, out: str | Path, *, trial
     if progress:
         progress(len(done), trials)
     with open(partial, "a", encoding="utf-8") as sink, ProcessPoolExecutor(
-        max_workers=workers, initializer=init_worker, initargs=(str(trace_path),)
+        max_workers=workers, initializer=init_worker,
+        initargs=(str(trace_path), _may_use_dictionaries(space, base_dict))
     ) as pool:
         budget = trials * 5  # a small space repeats points; do not ask for ever
         while len(done) < trials and budget > 0:
@@ -97,3 +98,11 @@ def run_optimise(trace_path: str | Path, space: Space, out: str | Path, *, trial
 
 
 __all__ = ["OBJECTIVES", "point_key", "run_optimise"]
+
+
+def _may_use_dictionaries(space: Space, base: dict[str, Any]) -> bool:
+    """Whether a trial can be ``zstd-dict`` (then every trial is scored held out)."""
+    if base.get("compression", {}).get("algorithm") == "zstd-dict":
+        return True
+    return any(d.field == "compression.algorithm" and "zstd-dict" in (d.values or ())
+               for d in space.dimensions)

@@ -25,6 +25,7 @@ from wslab.tune.space import Space, point_key
 Progress = Callable[[int, int], None]
 
 _TRACE: Any = None
+_HOLD_OUT = False
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -84,21 +85,38 @@ def point_row(config: TuningConfig, summary: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def init_worker(trace_path: str) -> None:
-    """Load the trace once per worker process."""
-    global _TRACE
+def init_worker(trace_path: str, hold_out: bool = False) -> None:
+    """Load the trace once per worker process.
+
+    Args:
+        trace_path: The trace file.
+        hold_out: Score every point on the messages after the zstd dictionaries' training
+            prefix (the sweep holds a ``zstd-dict`` point; ``wslab/sim/dictionaries.py``).
+    """
+    global _TRACE, _HOLD_OUT
     from wslab.traces.io import read_trace
 
     _TRACE = read_trace(trace_path)
+    _HOLD_OUT = hold_out
 
 
 def run_point(point: dict[str, Any], base: dict[str, Any], seed: int) -> dict[str, Any]:
     """Simulate one point in a worker; return its result row."""
     from wslab.sim import simulate
+    from wslab.sim.dictionaries import held_out
 
     config = TuningConfig.from_dict(base).updated(point)
-    result = simulate(_TRACE, config, seed=seed)
+    # zstd-dict sets its own training prefix aside (the same messages held_out drops).
+    dict_point = config.compression.algorithm == "zstd-dict"
+    trace = held_out(_TRACE) if _HOLD_OUT and not dict_point else _TRACE
+    result = simulate(trace, config, seed=seed)
     return {"point": point_key(point), "mode": "sim", **point_row(config, result.summary)}
+
+
+def holds_dictionaries(points: list[dict[str, Any]], base: dict[str, Any]) -> bool:
+    """Whether any point of a sweep uses ``zstd-dict`` (then every point is held out)."""
+    return any(TuningConfig.from_dict(base).updated(p).compression.algorithm == "zstd-dict"
+               for p in points)
 
 
 def partial_path(out: Path) -> Path:
@@ -156,7 +174,8 @@ def run_sweep(
     if todo:
         workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
         with open(partial, "a", encoding="utf-8") as sink, ProcessPoolExecutor(
-            max_workers=workers, initializer=init_worker, initargs=(str(trace_path),)
+            max_workers=workers, initializer=init_worker,
+            initargs=(str(trace_path), holds_dictionaries(points, base_dict))
         ) as pool:
             futures = [pool.submit(run_point, p, base_dict, seed) for p in todo]
             for future in as_completed(futures):
