@@ -43,6 +43,24 @@ def best_of(fn: Callable[[], object], repeats: int = 5) -> float:
     return best
 
 
+def alternating(fns: list[Callable[[], object]], repeats: int = 3) -> list[float]:
+    """Median wall-clock seconds of each of ``fns``, timed in turns (a, b, a, b, ...).
+
+    Taking turns spreads whatever else the machine does over every contender, and the
+    median of at least three turns ignores one disturbed run either way. One untimed call
+    of each comes first, so no contender pays for imports or caches warming up.
+    """
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(max(3, repeats)):
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - start)
+    return [sorted(t)[len(t) // 2] for t in times]
+
+
 def row(
     benchmark: str,
     metric: str,

@@ -6,27 +6,28 @@ right after that frame is compressed. The caller that keeps that order is
 :class:`wslab.compressor.FrameCompressor`, used by the simulator and by the live extensions
 alike, so the same frames give the same decisions offline and live.
 
-The policies, as rules (the first that applies wins):
+The policies, as rules (within a policy, the first row that applies wins):
 
-| policy      | rule                                                          | answer      |
-|-------------|---------------------------------------------------------------|-------------|
-| ``never``   | always                                                        | skip        |
-| ``always``  | always                                                        | compress    |
-| ``threshold``| payload < ``threshold_bytes`` (Node ``ws`` semantics)        | skip        |
-|             | otherwise                                                     | compress    |
-| ``adaptive``| payload < ``min_bytes`` (and < ``threshold_bytes``, a floor)  | skip        |
-|             | the frame joins its key's *plain* or *noisy* stream: noisy    |             |
-|             | = not ASCII, >= ``sample_bytes`` long and >= ``noisy_distinct``|             |
-|             | distinct values in its first 32 bytes (a content check that   |             |
-|             | works before any size was measured, so an unseen type carrying|             |
-|             | random blobs is told apart from its JSON)                     |             |
-|             | the stream has fewer than ``warmup`` measured frames          | compress    |
-|             | stream's running ratio (real sizes) <= ``max_ratio``          | compress    |
-|             | ``probe_every`` .. ``max_probe_every`` skips since the last   | compress    |
-|             | probe (a re-probe: a type that turned compressible is noticed;|  (probe)    |
-|             | a probe that pays resets the stream's average and its gap, one|             |
-|             | that does not doubles the gap)                                |             |
-|             | otherwise                                                     | skip        |
+| policy    | rule                                                              | frame    |
+|-----------|-------------------------------------------------------------------|----------|
+| never     | always                                                            | plain    |
+| always    | always                                                            | compress |
+| threshold | payload < ``threshold_bytes`` (Node ``ws`` semantics)             | plain    |
+| threshold | otherwise                                                         | compress |
+| adaptive  | payload < max(``min_bytes``, ``threshold_bytes``): a size floor   | plain    |
+| adaptive  | its stream (below) has < ``warmup`` measured frames               | compress |
+| adaptive  | its stream's running ratio of real sizes <= ``max_ratio``         | compress |
+| adaptive  | ``probe_every`` .. ``max_probe_every`` skips since the last probe | compress |
+| adaptive  | otherwise                                                         | plain    |
+
+An adaptive *stream* is a key (the frame's message type) and a content class: *noisy*
+when the payload is >= ``sample_bytes`` long and its first 32 bytes are not ASCII and hold
+>= ``noisy_distinct`` distinct values, else *plain*. The content check needs no
+measurement, so the random blobs of a type that also carries JSON, or of a type never seen
+before, do not borrow the JSON's ratio. A probe compresses a skipped stream anyway so a
+type that turned compressible is noticed: a probe that pays replaces the stream's average
+and resets its gap to ``probe_every``; one that does not doubles the gap, up to
+``max_probe_every``.
 
 What must not live here: compressing (the codec), clocks, randomness, I/O, pandas or
 zstandard. The selector is deterministic: the same calls in the same order give the same
@@ -65,10 +66,12 @@ class _Stream:
 
     ``orig``/``comp`` are exponentially weighted averages of the real original and
     compressed sizes fed to :meth:`CompressionSelector.observe`; their quotient is the
-    stream's running byte-weighted ratio. Nothing here is an estimate.
+    stream's running byte-weighted ratio. Nothing here is an estimate. ``pays`` is what
+    they say about the next frame (still warming up, or saving enough), worked out once
+    per observation so that ``decide`` only reads it.
     """
 
-    __slots__ = ("comp", "interval", "orig", "probing", "samples", "skipped")
+    __slots__ = ("comp", "interval", "orig", "pays", "probing", "samples", "skipped")
 
     def __init__(self, probe_every: int) -> None:
         self.orig = 0.0
@@ -77,15 +80,15 @@ class _Stream:
         self.skipped = 0
         self.interval = probe_every
         self.probing = False
+        self.pays = True
 
 
 class _TypeState:
-    __slots__ = ("last", "noisy", "plain")
+    __slots__ = ("noisy", "plain")
 
     def __init__(self, probe_every: int) -> None:
         self.plain = _Stream(probe_every)
         self.noisy = _Stream(probe_every)
-        self.last = self.plain
 
 
 class CompressionSelector:
@@ -107,16 +110,17 @@ class CompressionSelector:
             gap, up to ``max_probe_every``; a probe that finds savings resets it.
         max_probe_every: Longest gap between probes.
         content_check: Split each type into "plain" and "noisy" content, learned apart:
-            a payload is noisy when it is not ASCII, is at least ``sample_bytes`` long and
-            its first 32 bytes hold at least ``noisy_distinct`` distinct values (random
-            bytes give ~30 of 32; text and structured binary far fewer). This keeps one
-            type that carries both JSON and, say, encrypted blobs from averaging them.
+            a payload is noisy when it is at least ``sample_bytes`` long and its first 32
+            bytes are not all ASCII and hold at least ``noisy_distinct`` distinct values
+            (random bytes give ~30 of 32 and are all ASCII with odds of 2^-32; text and
+            structured binary give far fewer). This keeps one type that carries both
+            JSON and, say, encrypted blobs from averaging them.
         sample_bytes: Payload size from which the content check runs.
         noisy_distinct: Distinct values among the first 32 bytes that mark noise.
     """
 
     __slots__ = (
-        "_code", "_states", "alpha", "content_check", "max_probe_every", "max_ratio",
+        "_code", "_last", "_states", "alpha", "content_check", "max_probe_every", "max_ratio",
         "min_bytes", "noisy_distinct", "policy", "probe_every", "sample_bytes",
         "threshold_bytes", "warmup",
     )
@@ -155,6 +159,7 @@ class CompressionSelector:
         self.sample_bytes = max(sample_bytes, 32)
         self.noisy_distinct = noisy_distinct
         self._states: dict[str, _TypeState] = {}
+        self._last: _Stream | None = None
 
     @classmethod
     def from_config(cls, cfg: CompressionConfig) -> CompressionSelector:
@@ -176,35 +181,22 @@ class CompressionSelector:
         ``probe_every`` .. ``max_probe_every`` skips so that it can change its mind: a
         probe that saves enough replaces the stream's average (see :meth:`observe`).
         """
-        code = self._code
-        if code == _ALWAYS:
-            return True
-        if code == _NEVER:
-            return False
         n = len(payload)
-        if code == _THRESHOLD:
-            return n >= self.threshold_bytes
+        code = self._code
+        if code != _ADAPTIVE:
+            return code == _ALWAYS or (code == _THRESHOLD and n >= self.threshold_bytes)
         if n < self.min_bytes:
             return False
         state = self._states.get(type)
         if state is None:
             state = self._states[type] = _TypeState(self.probe_every)
-        if (
-            self.content_check
-            and n >= self.sample_bytes
-            and not payload.isascii()
-            and len(set(payload[:32])) >= self.noisy_distinct
-        ):
-            stream = state.noisy
-        else:
-            stream = state.plain
-        state.last = stream
-        if stream.samples < self.warmup:
-            stream.probing = False
-            return True
-        if stream.comp <= self.max_ratio * stream.orig:
-            stream.skipped = 0
-            stream.probing = False
+        stream = state.plain
+        if n >= self.sample_bytes and self.content_check:
+            head = payload[:32]
+            if not head.isascii() and len(set(head)) >= self.noisy_distinct:
+                stream = state.noisy
+        self._last = stream
+        if stream.pays:
             return True
         stream.skipped += 1
         if stream.skipped >= stream.interval:
@@ -216,15 +208,13 @@ class CompressionSelector:
     def observe(self, type: str, original: int, compressed: int) -> None:
         """Feed back the real sizes of a message that ``decide`` said to compress.
 
-        Call it right after compressing, before the next ``decide`` of the same type (the
-        pipeline does): the sizes are booked to the stream that message was decided in.
+        Call it right after compressing, before the next ``decide``
+        (:class:`~wslab.compressor.FrameCompressor` does): the sizes are booked to the
+        stream the latest decision was taken in.
         """
-        if self._code != _ADAPTIVE:
+        s = self._last
+        if s is None:  # not adaptive, or nothing decided yet
             return
-        state = self._states.get(type)
-        if state is None:
-            return
-        s = state.last
         paid = compressed <= self.max_ratio * original
         if s.samples == 0 or (s.probing and paid):
             # A first sample, or a probe that found savings where the average said there
@@ -240,10 +230,9 @@ class CompressionSelector:
             s.probing = False
             s.interval = self.probe_every if paid else min(s.interval * 2,
                                                            self.max_probe_every)
-
-    def skips_anything(self) -> bool:
-        """Whether this policy can ever leave a frame uncompressed."""
-        return self._code != _ALWAYS
+        s.pays = s.samples < self.warmup or s.comp <= self.max_ratio * s.orig
+        if s.pays:
+            s.skipped = 0  # skips are counted from the moment the stream stops paying
 
     def ratio(self, type: str) -> float | None:
         """The running measured ratio of a type's plain stream (None before any data)."""
@@ -255,3 +244,4 @@ class CompressionSelector:
     def reset(self) -> None:
         """Forget everything learned (e.g. for a new connection's fresh context)."""
         self._states.clear()
+        self._last = None
