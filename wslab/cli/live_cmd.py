@@ -59,6 +59,13 @@ def bench_table(summary: dict[str, Any]) -> Table:
         table.add_row(f"latency {pct} ms", fmt_value(m), fmt_value(s), diff)
     table.add_row("lost/dup/reordered", f"{summary['lost']}/{summary['duplicated']}/"
                   f"{summary['reordered']}", "0/0/0", "")
+    table.add_row("frames sent uncompressed", fmt_value(summary.get("frames_plain")),
+                  fmt_value(p.get("frames_plain")), "")
+    decisions = summary.get("decisions") or {}
+    if decisions.get("compared"):
+        table.add_row("compress decisions as simulated",
+                      f"{decisions['compared'] - decisions['differ']:,} of "
+                      f"{decisions['compared']:,} frames", "", "")
     table.add_row("negotiated", str(summary.get("negotiated") or "none"), "", "")
     table.add_row("subprotocol", str(summary.get("subprotocol") or "none"), "", "")
     table.add_row("server CPU s / RSS KiB",

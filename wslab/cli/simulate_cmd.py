@@ -61,6 +61,10 @@ def summary_table(summary: dict[str, Any], title: str = "") -> Table:
                                              for b in blocks))
     table.add_row("lost/dup/reord", f"{summary['lost']}/{summary['duplicated']}/"
                   f"{summary['reordered']}", "", "")
+    if summary.get("frames_plain"):
+        kinds = ", ".join(f"{k} {v:,}" for k, v in
+                          sorted(summary["plain_by_key"].items(), key=lambda kv: -kv[1])[:4])
+        table.add_row("sent uncompressed", f"{summary['frames_plain']:,} frames", kinds, "")
     return table
 
 

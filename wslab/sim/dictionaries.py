@@ -12,9 +12,9 @@ What lives here: :func:`dictionary_plan` and :func:`held_out`, the one rule for
 The fallback dictionary (for types without their own and batches mixing types) learns from
 all training messages together. A deployment ships dictionaries trained on earlier traffic,
 so no scored message was ever seen by the trainer: figures are not flattered by messages
-the dictionary memorised. A sweep that holds any ``zstd-dict`` point scores *every* point on
-:func:`held_out` (the same messages), so rows stay comparable. The split is the one ``wslab analyse`` uses
-(:func:`wslab.analysis.ratios.dictionary_split`).
+the dictionary memorised. A sweep that holds any ``zstd-dict`` point scores *every* point
+on :func:`held_out` (the same messages), so rows stay comparable. The split is the one
+``wslab analyse`` uses (:func:`wslab.analysis.ratios.dictionary_split`).
 
 What must not live here: training itself (``wslab/codecs/zstd_dict.py``), simulation.
 """
