@@ -1,0 +1,129 @@
+"""SendPipeline and FrameCompressor: one rule for due batches, one order for decisions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wslab.codecs.deflate import DeflateEncoder
+from wslab.compressor import FrameCompressor, make_selector
+from wslab.config import CompressionConfig, TuningConfig
+from wslab.pipeline import OutFrame, SendPipeline
+from wslab.selector import CompressionSelector
+
+HYBRID = TuningConfig().updated({"batching.strategy": "hybrid", "batching.interval_ms": 10,
+                                 "batching.max_messages": 5, "batching.envelope": "ndjson"})
+
+
+def _shape(frames: list[OutFrame]) -> list[tuple[float, str, tuple[int, ...]]]:
+    return [(f.flushed_at, f.reason, tuple(m.index for m in f.messages)) for f in frames]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 0.2), min_size=1, max_size=60),
+       st.lists(st.floats(0.0, 0.05), min_size=0, max_size=20))
+def test_a_late_or_missing_timer_cannot_change_the_frames(gaps: list[float],
+                                                          late: list[float]) -> None:
+    """Pushes alone (the simulator) and pushes plus timers firing late (a busy live loop)
+    release the same frames at the same times."""
+    times = []
+    t = 0.0
+    for g in gaps:
+        t += g
+        times.append(t)
+    only_pushes = SendPipeline(HYBRID)
+    with_timers = SendPipeline(HYBRID)
+    a: list[OutFrame] = []
+    b: list[OutFrame] = []
+    for i, now in enumerate(times):
+        deadline = with_timers.next_deadline()
+        if deadline is not None and i < len(late) and deadline + late[i] < now:
+            b += with_timers.poll(deadline + late[i])  # a timer that fired late
+        a += only_pushes.push(i, now, "normal", "t", b'{"n":%d}' % i, True)
+        b += with_timers.push(i, now, "normal", "t", b'{"n":%d}' % i, True)
+    a += only_pushes.finish(times[-1])
+    b += with_timers.finish(times[-1])
+    assert _shape(a) == _shape(b)
+    assert sorted(i for _, _, idx in _shape(a) for i in idx) == list(range(len(times)))
+
+
+def test_poll_releases_each_batch_at_its_own_deadline() -> None:
+    pipe = SendPipeline(HYBRID)
+    pipe.push(0, 0.000, "normal", "t", b"{}", True)
+    frames = pipe.push(1, 0.050, "normal", "t", b"{}", True)  # 40 ms past the deadline
+    assert [(f.flushed_at, f.reason) for f in frames] == [(0.010, "interval")]
+    assert pipe.next_deadline() == pytest.approx(0.060)
+
+
+class _Script:
+    def __init__(self, answers: list[bool]) -> None:
+        self.answers = answers
+        self.log: list[tuple[str, str, int]] = []
+
+    def decide(self, key: str, payload: bytes) -> bool:
+        self.log.append(("decide", key, len(payload)))
+        return self.answers.pop(0)
+
+    def observe(self, key: str, original: int, compressed: int) -> None:
+        self.log.append(("observe", key, compressed))
+
+
+def test_frame_compressor_decides_compresses_and_observes_in_that_order() -> None:
+    script = _Script([True, False, True])
+    built: list[int] = []
+
+    def make() -> DeflateEncoder:
+        built.append(1)
+        return DeflateEncoder(12, 5, 6)
+
+    comp = FrameCompressor(make, script, log=True)
+    payloads = [b"hello hello hello hello", b"skip me", b"hello hello hello hello"]
+    out = [comp.encode(p, f"k{n}") for n, p in enumerate(payloads)]
+    assert out[1] is None and out[0] is not None and out[2] is not None
+    reference = DeflateEncoder(12, 5, 6)
+    assert out[0] == reference.encode(payloads[0]) and out[2] == reference.encode(payloads[2])
+    assert script.log == [("decide", "k0", 23), ("observe", "k0", len(out[0])),
+                          ("decide", "k1", 7),
+                          ("decide", "k2", 23), ("observe", "k2", len(out[2]))]
+    assert built == [1]  # the codec was built once, on the first compressed frame
+    assert comp.frames == [("k0", 23, len(out[0]), True), ("k1", 7, 7, False),
+                           ("k2", 23, len(out[2]), True)]
+    assert (comp.compressed, comp.plain) == (2, 1)
+
+
+def test_an_idle_compressor_builds_no_codec() -> None:
+    comp = FrameCompressor(lambda: DeflateEncoder(), CompressionSelector("never"))
+    assert comp.encode(b"x" * 100, "t") is None
+    assert comp.built is None
+
+
+def test_make_selector_follows_the_policy() -> None:
+    assert make_selector(CompressionConfig()) is None  # always: no per-frame work
+    never = make_selector(CompressionConfig(policy="never"))
+    assert never is not None and not never.decide("t", b"x" * 1000)
+    off = make_selector(CompressionConfig(algorithm="none", policy="always"))
+    assert off is not None and not off.decide("t", b"x" * 1000)
+
+
+def test_the_send_path_imports_neither_pandas_nor_zstandard() -> None:
+    code = (
+        "import sys\n"
+        "from wslab.config import TuningConfig\n"
+        "from wslab.pipeline import SendPipeline\n"
+        "from wslab.compressor import FrameCompressor\n"
+        "from wslab.codecs.factory import make_encoder\n"
+        "c = TuningConfig().updated({'compression.policy': 'adaptive'})\n"
+        "p = SendPipeline(c)\n"
+        "fc = FrameCompressor.from_config(c.compression,"
+        " lambda: make_encoder(c.compression, 'server'))\n"
+        "for f in p.push(0, 0.0, 'normal', 't', b'{\"a\": 1, \"b\": [1, 2, 3]}', True):\n"
+        "    assert fc.encode(f.payload, f.key) is not None\n"
+        "print(sorted(m for m in ('pandas', 'zstandard', 'numpy') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
