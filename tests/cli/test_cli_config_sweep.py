@@ -76,7 +76,7 @@ def test_simulate_unknown_link_lists_known(small_trace: Path,
     assert "slow-3g" in err and "Traceback" not in err
 
 
-def test_sweep_grid_writes_one_row_per_point_and_resumes(
+def test_sweep_grid_writes_one_row_per_distinct_config_and_resumes(
     small_trace: Path, tmp_path: Path
 ) -> None:
     space = tmp_path / "space.yaml"
@@ -89,7 +89,12 @@ def test_sweep_grid_writes_one_row_per_point_and_resumes(
     assert run(["sweep", str(small_trace), "--space", str(space), "-o", str(out),
                 "--workers", "1"]) == 0
     table = pd.read_parquet(out)
-    assert len(table) == 6
+    # 6 requested points; without batching the interval cannot matter: 1 + 3 configs.
+    assert len(table) == 4
+    unbatched = table[table["batching.strategy"] == "none"]
+    assert len(unbatched) == 1 and int(unbatched["requested_count"].iloc[0]) == 3
+    assert {q["batching.interval_ms"] for q in json.loads(unbatched["requested"].iloc[0])} == {
+        0, 10, 20}
     assert {"batching.strategy", "compression.level", "ws_bytes", "latency_p99_ms",
             "mem_kib_per_conn"} <= set(table.columns)
     hybrid = table[table["batching.strategy"] == "hybrid"].sort_values("batching.interval_ms")
@@ -105,8 +110,29 @@ def test_sweep_grid_writes_one_row_per_point_and_resumes(
     assert run(["sweep", str(small_trace), "--space", str(space), "-o", str(out2),
                 "--workers", "1"]) == 0
     again = pd.read_csv(out2)
-    assert len(again) == 6
+    assert len(again) == 4
     assert (again["frames"] == -12345).sum() == 1
+
+
+def test_sweep_clients_sets_the_client_window_browsers_use(
+    small_trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"compression.server_max_window_bits": [10, 12]}))
+    windows = {}
+    for clients in ("browser", "custom"):
+        out = tmp_path / f"{clients}.parquet"
+        assert run(["sweep", str(small_trace), "--space", str(space), "-o", str(out),
+                    "--workers", "1", "--clients", clients]) == 0
+        windows[clients] = set(pd.read_parquet(out)["compression.client_max_window_bits"])
+        err = capsys.readouterr().err
+        assert ("client_max_window_bits 12 -> 15" in err) == (clients == "browser")
+    assert windows == {"browser": {15}, "custom": {TuningConfig().compression
+                                                   .client_max_window_bits}}
+    assert run(["sweep", str(small_trace), "--space", str(space), "-o",
+                str(tmp_path / "x.parquet"), "--clients", "robots"]) == 2
+    assert "unknown clients 'robots'" in capsys.readouterr().err
+    assert not (tmp_path / "x.parquet").exists()
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ import pytest
 from wslab.lab import RecommendPanel
 from wslab.lab.data import load_trace
 from wslab.lab.recommend_jobs import FAST_GRID, grid_points, with_baselines
+from wslab.tune.canonical import plan_points
+from wslab.tune.clients import client_exclusions
 from wslab.tune.export import SINGLE_TARGETS, render
 
 INF = math.inf
@@ -98,9 +100,34 @@ def test_objective_dropdown_changes_what_is_minimised(panel: RecommendPanel) -> 
     assert rec is not None and rec.chosen is not None
     table = panel.table
     assert table is not None
-    ok = (table["mem_kib_per_conn"] <= 64) & (table["cpu_us_per_msg"] <= 50)
+    ok = ((table["mem_kib_per_conn"] <= 64) & (table["cpu_us_per_msg"] <= 50)
+          & (client_exclusions(table, "browser") == ""))  # the panel's default population
     assert rec.chosen["latency_p99_ms"] == pytest.approx(table[ok]["latency_p99_ms"].min())
     panel.set(objective="ws_bytes_per_msg")
+
+
+def test_clients_dropdown_lets_zstd_compete_and_says_what_browsers_miss(
+        panel: RecommendPanel) -> None:
+    table = panel.table
+    assert table is not None
+    zstd = table[table["compression.algorithm"] == "zstd-stream"]
+    assert len(zstd) > 0
+    panel.set(max_kib_per_conn=INF, max_cpu_us_per_msg=INF, max_p99_ms=INF)
+    browser = panel.result.rec  # type: ignore[union-attr]
+    assert browser is not None and browser.clients == "browser" and browser.chosen is not None
+    assert browser.chosen["compression.algorithm"] != "zstd-stream"
+    assert "Left out for browser clients" in panel.explanation.value
+    left = browser.left_out.set_index("rule")
+    assert int(left.loc["zstd", "rows"]) == len(zstd)
+    panel.set(clients="custom")
+    custom = panel.result.rec  # type: ignore[union-attr]
+    assert custom is not None and custom.chosen is not None and custom.left_out.empty
+    everything = table[table["mode"] == "sim"]
+    assert custom.chosen["ws_bytes_per_msg"] == pytest.approx(
+        everything["ws_bytes_per_msg"].min())
+    assert "Left out" not in panel.explanation.value
+    panel.set(clients="browser", max_kib_per_conn=64.0, max_cpu_us_per_msg=50.0,
+              max_p99_ms=250.0)
 
 
 def test_impossible_constraint_shows_what_to_relax(panel: RecommendPanel) -> None:
@@ -156,15 +183,16 @@ def test_sweep_job_reports_progress_and_cancels(tmp_path: Path) -> None:
         return done, cancelled, seen
 
     done, cancelled, seen = asyncio.run(main())
-    assert done.tasks.state == "done" and done.progress.value == len(points)
-    assert seen == sorted(seen) and len(set(seen)) > 2  # counted point by point
-    assert done.table is not None and len(done.table) == len(points)
+    configs = len(plan_points(done.points, done.config))  # each simulated once
+    assert done.tasks.state == "done" and done.progress.value == configs
+    assert seen == sorted(seen) and len(set(seen)) > 2  # counted config by config
+    assert done.table is not None and len(done.table) == configs
     assert done.result is not None and done.result.rec is not None
     assert marker(done).size == 2
     assert (tmp_path / "a" / "sweep.parquet").exists()
     assert (tmp_path / "a" / "sweep-1" / "parts" / "000.parquet").exists()
     assert cancelled.tasks.state == "cancelled" and cancelled.status.value == "cancelled"
-    assert 0 < cancelled.tasks.progress.done < len(points)
+    assert 0 < cancelled.tasks.progress.done < configs
     assert cancelled.table is None and cancelled.cancel_button.disabled
 
 

@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from wslab.traces.io import read_trace, write_trace
+from wslab.tune.canonical import canonical_key
 from wslab.tune.optimise import OBJECTIVES, run_optimise
 from wslab.tune.recommend import pareto_front
+from wslab.tune.recommend_pareto import row_config
 from wslab.tune.space import Space
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -39,8 +41,17 @@ def test_trials_are_rows_and_the_search_finds_compressing_points(trace_path: Pat
     assert set(OBJECTIVES) <= set(table.columns)
     assert (tmp_path / "opt.csv").exists() and not (tmp_path / "opt.parquet.partial.jsonl").exists()
     assert len(pd.read_csv(tmp_path / "opt.csv")) == 16
+    # Each row is one distinct config: its point keeps only the fields that matter for it,
+    # and every trial that asked for it is listed with all the space's fields.
     points = [json.loads(p) for p in table["point"]]
-    assert all(set(p) == set(SPACE.fields) for p in points)
+    assert all(set(p) <= set(SPACE.fields) for p in points)
+    plain = [p for p in points if p["batching.strategy"] == "none"]
+    assert all("batching.interval_ms" not in p for p in plain)
+    asked = [q for text in table["requested"] for q in json.loads(text)]
+    assert all(set(q) == set(SPACE.fields) for q in asked)
+    assert int(table["requested_count"].sum()) == len(asked) >= len(table)
+    keys = [canonical_key(row_config(r)) for r in table.to_dict("records")]
+    assert len(set(keys)) == len(keys)
     front = pareto_front(table)
     assert len(front) >= 1
     assert (front["compression.algorithm"] == "permessage-deflate").any()

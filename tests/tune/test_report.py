@@ -66,8 +66,12 @@ def _parse(text: str) -> _Collect:
 def test_mini_sweep_recommend_loads(sweep: tuple[Path, Path, pd.DataFrame],
                                     tmp_path: Path) -> None:
     trace, _, df = sweep
-    assert len(df) == 8 and (df[["lost", "duplicated", "reordered"]] == 0).all().all()
-    rec = recommend(df, max_p99_ms=float(df["latency_p99_ms"].max()), trace=trace)
+    # 2 batching x (no compression + 2 window sizes): the window sizes of the 4 requested
+    # no-compression points cannot matter, so 6 distinct configs are simulated.
+    assert len(df) == 6 and (df[["lost", "duplicated", "reordered"]] == 0).all().all()
+    assert sorted(df["requested_count"]) == [1, 1, 1, 1, 2, 2]
+    rec = recommend(df, max_p99_ms=float(df["latency_p99_ms"].max()), trace=trace,
+                    clients="custom")
     assert rec.feasible and rec.chosen is not None
     assert rec.chosen["ws_bytes_per_msg"] == df["ws_bytes_per_msg"].min()
     assert rec.baseline_sources == {"defaults": "table", "plain": "table"}
@@ -86,7 +90,7 @@ def test_mini_sweep_recommend_loads(sweep: tuple[Path, Path, pd.DataFrame],
 def test_missing_baselines_simulated_from_trace(sweep: tuple[Path, Path, pd.DataFrame]) -> None:
     trace, _, df = sweep
     batched = df[df["batching.strategy"] == "hybrid"]
-    rec = recommend(batched, trace=trace)
+    rec = recommend(batched, trace=trace, clients="custom")
     assert rec.baseline_sources == {"defaults": "simulated", "plain": "simulated"}
     base = df[(df["batching.strategy"] == "none")
               & (df["compression.algorithm"] == "none")].iloc[0]
@@ -116,7 +120,7 @@ def test_report_self_contained_and_complete(sweep: tuple[Path, Path, pd.DataFram
                                             tmp_path: Path) -> None:
     trace, _, df = sweep
     table = _with_live(df)
-    rec = recommend(table)
+    rec = recommend(table, clients="custom")
     out = tmp_path / "report.html"
     path = write_report(table, out, recommendation=rec, analysis_df=analyse(read_trace(trace)),
                         title="mini <report>")

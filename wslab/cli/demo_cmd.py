@@ -36,17 +36,22 @@ def demo(
     max_kib_per_conn: Annotated[float | None, typer.Option("--max-kib-per-conn")] = 64.0,
     max_cpu_us_per_msg: Annotated[float | None, typer.Option("--max-cpu-us-per-msg")] = 50.0,
     live: Annotated[int, typer.Option("--live", min=0, help="candidates to run live")] = 3,
+    clients: Annotated[str, typer.Option(
+        "--clients", help="who must negotiate the recommendation: browser or custom")
+    ] = "browser",
 ) -> None:
     """Analyse, sweep in simulation, validate live, recommend, export and report."""
     from wslab.link import get_profile
+    from wslab.tune.clients import check_clients
     from wslab.tune.demo import run_demo
 
-    get_profile(link)  # an unknown link fails before any work
+    get_profile(link)  # an unknown link or population fails before any work
+    check_clients(clients)
     source = trace or bundled_trace(bundled)
     started = time.monotonic()
     result = run_demo(source, out_dir, link=link, messages=messages, speedup=speedup,
                       max_p99_ms=max_p99_ms, max_kib_per_conn=max_kib_per_conn,
-                      max_cpu_us_per_msg=max_cpu_us_per_msg, live=live,
+                      max_cpu_us_per_msg=max_cpu_us_per_msg, live=live, clients=clients,
                       say=lambda m: err.print(f"[dim]{m}[/dim]"))
     rec = result.recommendation
     out.print()
@@ -74,13 +79,19 @@ def _print_live(results: object) -> None:
         return
     sim = results[results["mode"] == "sim"].drop_duplicates("point").set_index("point")
     table = Table(title="top candidates: simulated vs measured live")
-    for col in ("strategy", "deflate", "ws B/msg sim", "live", "p99 ms sim", "live", "lost"):
-        table.add_column(col, justify="left" if col in ("strategy", "deflate") else "right")
+    for col in ("strategy", "compression", "ws B/msg sim", "live", "p99 ms sim", "live",
+                "lost"):
+        table.add_column(col, justify="left" if col in ("strategy", "compression") else "right")
     for _, row in live.iterrows():
         twin = sim.loc[row["point"]] if row["point"] in sim.index else None
-        deflate = ("off" if row["compression.algorithm"] == "none" else
-                   f"{row['compression.server_max_window_bits']}/{row['compression.mem_level']} "
-                   f"{row['compression.policy']}")
+        algorithm = str(row["compression.algorithm"])
+        if algorithm == "none":
+            deflate = "off"
+        elif algorithm == "permessage-deflate":
+            deflate = (f"deflate {row['compression.server_max_window_bits']}/"
+                       f"{row['compression.mem_level']} {row['compression.policy']}")
+        else:
+            deflate = f"{algorithm} {row['compression.zstd_level']} {row['compression.policy']}"
         strategy = str(row["batching.strategy"])
         if strategy != "none":
             strategy += f" {row['batching.interval_ms']:g} ms"

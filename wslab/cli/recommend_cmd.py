@@ -31,6 +31,9 @@ TraceOpt = Annotated[Path | None, typer.Option(
     "--trace", help="the trace the sweep ran on: simulates baselines missing from the table")]
 Seed = Annotated[int, typer.Option("--seed", help="link seed for simulated baselines "
                                    "(use the sweep's)")]
+Clients = Annotated[str, typer.Option(
+    "--clients", help="who must negotiate it: browser (leaves out zstd and client windows "
+    "below 15 bits, and says what they would save) or custom")]
 
 
 def recommend(
@@ -42,11 +45,15 @@ def recommend(
     objective: Objective = "ws_bytes_per_msg",
     trace: TraceOpt = None,
     seed: Seed = 0,
+    clients: Clients = "browser",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     output: Annotated[Path | None, typer.Option(
         "-o", "--output", help="write the chosen config here (YAML, or JSON for .json)")] = None,
 ) -> None:
     """Choose the config from RESULTS that minimises the objective under the constraints.
+
+    With --clients browser (the default) configs browsers cannot negotiate are left out,
+    and the explanation says what the best of them would have saved.
 
     Exits 1 (after saying which constraint to relax, and by how much) when no point meets
     the constraints; nothing is written then.
@@ -57,7 +64,7 @@ def recommend(
     table = read_table(results)
     rec = choose(table, max_p99_ms=max_p99_ms, max_kib_per_conn=max_kib_per_conn,
                  max_cpu_us_per_msg=max_cpu_us_per_msg, objective=objective, trace=trace,
-                 seed=seed, where=str(results))
+                 seed=seed, clients=clients, where=str(results))
     if rec.chosen is not None and output is not None:
         rec.config.save(output)
     if as_json:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from wslab.cli.common import out
-from wslab.cli.recommend_cmd import MaxCpu, MaxKib, MaxP99, Objective, Seed, TraceOpt
+from wslab.cli.recommend_cmd import Clients, MaxCpu, MaxKib, MaxP99, Objective, Seed, TraceOpt
 
 
 def report(
@@ -27,6 +27,7 @@ def report(
     max_cpu_us_per_msg: MaxCpu = None,
     objective: Objective = "ws_bytes_per_msg",
     seed: Seed = 0,
+    clients: Clients = "browser",
     title: Annotated[str, typer.Option("--title", help="page title")] = "wslab tuning report",
 ) -> None:
     """Write the frontier, the chosen point, sim vs live and per-type compression as HTML.
@@ -49,7 +50,7 @@ def report(
         analysis = analyse(loaded)
     rec = choose(table, max_p99_ms=max_p99_ms, max_kib_per_conn=max_kib_per_conn,
                  max_cpu_us_per_msg=max_cpu_us_per_msg, objective=objective, trace=loaded,
-                 seed=seed, where=str(results))
+                 seed=seed, clients=clients, where=str(results))
     path = write_report(table, output, recommendation=rec, analysis_df=analysis, title=title)
     size = path.stat().st_size / 1e6
     out.print(f"wrote {path} ({size:.1f} MB, opens offline)", markup=False)

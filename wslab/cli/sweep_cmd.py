@@ -1,4 +1,4 @@
-"""``wslab sweep``: many configs over one trace, one tidy row per point."""
+"""``wslab sweep``: many configs over one trace, one tidy row per distinct config."""
 
 from __future__ import annotations
 
@@ -29,8 +29,16 @@ def sweep(
                                           help="run the best N points live as well")] = 0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     workers: Annotated[int | None, typer.Option("--workers", min=1)] = None,
+    clients: Annotated[str, typer.Option(
+        "--clients", help="browser: start from the client window browsers really use (15 "
+        "bits); custom: the base config as given")] = "browser",
 ) -> None:
     """Simulate every point of a search space on TRACE; resumable, results as a table.
+
+    Points that differ only in settings that cannot matter (window bits with compression
+    off, an interval without batching, ...) are simulated once and listed once.
+    With --clients browser (the default) the base config's client_max_window_bits is 15,
+    the window Firefox and Safari compress with, unless the space varies it.
 
     With --validate N the N best points (fewest bytes per message, nothing lost) also run
     live through `wslab bench`, and their rows (mode "live") join the table beside their
@@ -50,7 +58,15 @@ def sweep(
         raise WslabError(f"unknown search {search!r}; known: {', '.join(SEARCHES)}")
     read_meta(trace_path)  # a missing or malformed trace fails here, before any work
     space = Space.load(space_path)
-    base = TuningConfig.load(config_path) if config_path else TuningConfig()
+    from wslab.tune.clients import holdable_config
+
+    given = TuningConfig.load(config_path) if config_path else TuningConfig()
+    base = holdable_config(given, clients)
+    if base != given:
+        err.print(f"[dim]--clients {clients}: compression.client_max_window_bits "
+                  f"{given.compression.client_max_window_bits} -> "
+                  f"{base.compression.client_max_window_bits} (what browsers compress with; "
+                  "--clients custom keeps the config's)[/dim]")
     if link is not None:
         get_profile(link)
         base = base.updated({"link.profile": link})
@@ -77,10 +93,11 @@ def sweep(
         from wslab.tune.results import write_tables
         from wslab.tune.validate import best_candidates, validate_live
 
-        picked = best_candidates(table.assign(mode="sim"), "ws_bytes_per_msg", {}, validate)
+        picked = best_candidates(table.assign(mode="sim"), "ws_bytes_per_msg", {}, validate,
+                                 clients=clients)
         rows = validate_live(trace_path, picked, base.link.profile,
                              say=lambda m: err.print(f"[dim]{m}[/dim]"))
         table = pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
         write_tables(table, output)
-    out.print(f"wrote {output} (and its .csv/.parquet twin): {len(table)} rows x "
-              f"{len(table.columns)} columns")
+    out.print(f"wrote {output} (and its .csv/.parquet twin): {len(table)} rows (one per "
+              f"distinct config) x {len(table.columns)} columns")

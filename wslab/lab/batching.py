@@ -222,7 +222,7 @@ def _stat_rows(c: WireCost, b: WireCost, wait_p99: float) -> list[tuple[str, str
         ("wire bytes per second",
          fmt_bytes(c.per_second(c.payload + c.ws_header + c.tcp_header)) + "/s",
          fmt_bytes(b.per_second(b.payload + b.ws_header + b.tcp_header)) + "/s"),
-        ("latency p50", fmt_ms(c.latency["p50"]), fmt_ms(b.latency["p50"])),
-        ("latency p99", fmt_ms(c.latency["p99"]), fmt_ms(b.latency["p99"])),
+        *((f"latency {q}", fmt_ms(c.latency[q]), fmt_ms(b.latency[q]))
+          for q in ("p50", "p95", "p99")),
         ("batch wait p99 (added by batching)", fmt_ms(wait_p99), fmt_ms(0.0)),
     ]

@@ -4,14 +4,18 @@ What lives here: :class:`CompressionPanel`. Its controls drive the ``compression
 (algorithm, window bits for both sides, memLevel, level, threshold, context takeover,
 adaptive selection) and the link profile. Every move re-simulates the trace and shows the
 ratio, CPU per message, memory per connection (zlib's formula) and latency on the link,
-beside the same trace sent uncompressed. A button fills a window-bits x memLevel heatmap of
-the deflate ratio for this trace, cell by cell, as a cancellable background job.
+beside the same trace sent uncompressed. With policy ``threshold`` or ``adaptive`` a second
+table sets the run beside the same config with policy ``always`` (bytes and compression
+CPU per message) and says which frames went uncompressed, of which message types. A button
+fills a window-bits x memLevel heatmap of the deflate ratio for this trace, cell by cell,
+as a cancellable background job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import html
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +30,7 @@ from wslab.config import TuningConfig
 from wslab.link import PROFILES
 from wslab.sim import simulate
 from wslab.traces.model import Trace
+from wslab.tune.recommend_explain import plain_frames_text
 from wslab.tune.sweep import memory_estimate_kib
 
 from .base import Panel
@@ -38,8 +43,35 @@ ALGORITHMS = ("none", "permessage-deflate", "zstd-stream", "zstd-dict")
 
 
 @dataclass(slots=True)
+class PolicyRun:
+    """What the selector did in one run: frames sent plain (and of which types), CPU."""
+
+    cost: WireCost
+    cpu_us: float
+    frames_plain: int
+    plain_by_key: dict[str, int]
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any], seconds: float) -> PolicyRun:
+        """Read it out of a simulation summary record (missing keys count as 0)."""
+        return cls(WireCost.from_summary(summary, seconds), float(summary["cpu_us_per_msg"]),
+                   int(summary.get("frames_plain", 0)),
+                   {str(k): int(v) for k, v in (summary.get("plain_by_key") or {}).items()})
+
+    @property
+    def plain_text(self) -> str:
+        """``"190 of 1,120 frames went uncompressed (media.chunk 160)"``."""
+        return plain_frames_text(self.frames_plain, self.cost.frames,
+                                 json.dumps(self.plain_by_key))
+
+
+@dataclass(slots=True)
 class CompressionResult:
-    """One run of the compression panel."""
+    """One run of the compression panel.
+
+    ``run`` is this config's selector record; ``always`` the same config with policy
+    ``always`` (``None`` unless the policy is ``threshold`` or ``adaptive``).
+    """
 
     cost: WireCost
     baseline: WireCost
@@ -49,6 +81,8 @@ class CompressionResult:
     memory_kib: float
     curve: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
     baseline_curve: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+    run: PolicyRun | None = None
+    always: PolicyRun | None = None
 
 
 def derive_policy(adaptive: bool, threshold: int) -> str:
@@ -72,6 +106,7 @@ class CompressionPanel(Panel[CompressionResult]):
     def __init__(self, trace: Trace | str, config: TuningConfig | None = None,
                  **kwargs: Any) -> None:
         self._baselines: dict[str, tuple[WireCost, npt.NDArray[np.float64]]] = {}
+        self._always: dict[str, PolicyRun] = {}
         self.wbits_axis, self.mem_axis = heatmap_axes()
         super().__init__(trace, config, **kwargs)
 
@@ -109,6 +144,7 @@ class CompressionPanel(Panel[CompressionResult]):
         self.bind(W.Dropdown(options=list(PROFILES), description="link", style=style),
                   "link.profile")
         self.stats = W.HTML()
+        self.policy_stats = W.HTML()
         self.figures["latency"] = figure(
             "Latency per message on the link", x="latency (ms, log)", y="share of messages",
             traces=[go.Scatter(x=[], y=[], mode="lines", name="this config",
@@ -165,15 +201,26 @@ class CompressionPanel(Panel[CompressionResult]):
                                     base.messages["latency_ms"].to_numpy(dtype=np.float64))
         base_cost, base_latency = self._baselines[key]
         s = run.summary
+        always = None
+        c = config.compression
+        if c.algorithm != "none" and c.policy in ("threshold", "adaptive"):
+            twin = config.updated({"compression.policy": "always"})
+            twin_key = json.dumps(twin.to_dict(), sort_keys=True)
+            if twin_key not in self._always:
+                self._always[twin_key] = PolicyRun.from_summary(
+                    simulate(self.trace, twin, verify=False).summary, seconds)
+            always = self._always[twin_key]
         return CompressionResult(
             cost=WireCost.from_summary(s, seconds),
             baseline=base_cost,
             ratio=float(s["compression_ratio"]),
             cpu_us=float(s["cpu_us_per_msg"]),
             decompress_us=float(s.get("decompress_us_per_msg", 0.0)),
-            memory_kib=memory_estimate_kib(config),
+            memory_kib=memory_estimate_kib(config, int(s.get("dictionary_bytes") or 0)),
             curve=quantile_curve(run.messages["latency_ms"].to_numpy(dtype=np.float64)),
             baseline_curve=quantile_curve(base_latency),
+            run=PolicyRun.from_summary(s, seconds),
+            always=always,
         )
 
     def draw(self, result: CompressionResult) -> None:
@@ -195,15 +242,19 @@ class CompressionPanel(Panel[CompressionResult]):
             ("compress CPU per message", f"{result.cpu_us:.1f} \u00b5s", "0 \u00b5s"),
             ("decompress CPU per message", f"{result.decompress_us:.1f} \u00b5s", "0 \u00b5s"),
             ("codec memory per connection", f"{result.memory_kib:.0f} KiB", "0 KiB"),
-            ("latency p50", fmt_ms(c.latency["p50"]), fmt_ms(b.latency["p50"])),
-            ("latency p99", fmt_ms(c.latency["p99"]), fmt_ms(b.latency["p99"])),
+            *((f"latency {q}", fmt_ms(c.latency[q]), fmt_ms(b.latency[q]))
+              for q in ("p50", "p95", "p99")),
         ]
+        if result.run is not None:
+            rows.append(("frames sent uncompressed", f"{result.run.frames_plain:,}", "all"))
         self.stats.value = stat_table(rows, headers=("", "this config", "uncompressed"))
+        self.policy_stats.value = _policy_table(self.config.compression.policy, result)
 
     def body(self) -> Any:
         """Numbers, latency beside bytes, then the heatmap with its button."""
         return W.VBox([
             self.stats,
+            self.policy_stats,
             W.HBox([self.figures["latency"], self.figures["bytes"]],
                    layout=W.Layout(flex_flow="row wrap")),
             self.heatmap_button,
@@ -255,3 +306,22 @@ class CompressionPanel(Panel[CompressionResult]):
             self._put_cell(w, m, deflate_ratio_cell(self.trace, w, m, level=level,
                                                     context_takeover=context))
         return [list(row) for row in self.figures["heatmap"].data[0].z]
+
+
+def _policy_table(policy: str, result: CompressionResult) -> str:
+    """This policy beside ``always`` on the same config, and why they differ ("" if n/a)."""
+    run, always = result.run, result.always
+    if run is None or always is None:
+        return ""
+
+    def per_msg(w: WireCost) -> str:
+        return f"{w.per_message(w.payload + w.ws_header):,.1f} B"
+
+    rows = [
+        ("WebSocket bytes per message", per_msg(run.cost), per_msg(always.cost)),
+        ("compress CPU per message", f"{run.cpu_us:.1f} \u00b5s", f"{always.cpu_us:.1f} \u00b5s"),
+        ("frames sent uncompressed", f"{run.frames_plain:,}", f"{always.frames_plain:,}"),
+    ]
+    why = html.escape(f"Policy {policy}: {run.plain_text}.")
+    return (stat_table(rows, headers=("", f"policy {policy}", "policy always"))
+            + f"<p class='wslab-policy-why'>{why}</p>")

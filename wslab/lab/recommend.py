@@ -2,10 +2,13 @@
 
 What lives here: :class:`RecommendPanel` and its :class:`RecommendResult`. A button runs a
 simulated sweep (``wslab.tune.sweep.run_sweep``) as a cancellable background job; after it,
-three constraint sliders and an objective dropdown re-run ``wslab.tune.recommend.recommend``
-on the table (debounced, tens of milliseconds) and redraw a bytes-vs-p99 scatter with the
-Pareto frontier, the feasible points and the chosen one, the explanation (or what to
-relax), the chosen config as YAML and a preview of every export target's files
+three constraint sliders, a client-population dropdown (``browser`` leaves out what
+browsers cannot negotiate and says what it would have saved; ``custom`` does not) and an
+objective dropdown re-run ``wslab.tune.recommend.recommend`` on the table (debounced, tens
+of milliseconds) and redraw a bytes-vs-p99 scatter with the Pareto frontier, the feasible
+points and the chosen one, the explanation (or what to relax; it includes where the
+policy changed what was sent, against ``always``), a table of the chosen config's policy
+variants, the chosen config as YAML and a preview of every export target's files
 (``wslab.tune.export.render``). Further buttons validate the best candidates live
 (``wslab.tune.validate.validate_live``, measured beside simulated), export every target to a
 folder and write the HTML report. Nothing here chooses, renders or measures by itself;
@@ -14,6 +17,9 @@ the sweep grids, the long jobs and the figures are in ``recommend_jobs``.
 The working trace is the first ``messages`` messages replayed ``speedup`` times faster (as
 ``wslab demo`` does). Live runs replay only its first ``live_seconds`` of trace time, and
 each is paired with a simulation of that same slice, so the comparison is like for like.
+The sweep starts from the config a browser population can be held to (a 15-bit client
+window, ``wslab.tune.clients.holdable_config``), which custom clients can be held to too,
+so switching the population compares like with like.
 """
 
 from __future__ import annotations
@@ -31,9 +37,10 @@ import pandas as pd
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
-from wslab.harness.server import LIVE_ALGORITHMS
 from wslab.traces.io import write_trace
 from wslab.traces.model import Trace
+from wslab.tune.canonical import plan_points
+from wslab.tune.clients import CLIENTS, client_exclusions, holdable_config
 from wslab.tune.export import SINGLE_TARGETS, export, render
 from wslab.tune.recommend import Recommendation, recommend
 from wslab.tune.recommend_constraints import CONSTRAINTS
@@ -55,6 +62,7 @@ from .recommend_jobs import (
     grid_points,
     live_figure,
     live_trace,
+    policy_table,
     validate_async,
     with_baselines,
 )
@@ -68,9 +76,8 @@ LIMIT_STEPS: dict[str, tuple[float, ...]] = {
     "max_cpu_us_per_msg": (0, 1, 2, 3, 5, 7, 10, 15, 20, 50, 100, NO_LIMIT),
 }
 DEFAULT_LIMITS = {"max_p99_ms": 250.0, "max_kib_per_conn": 64.0, "max_cpu_us_per_msg": 50.0}
-OBJECTIVES = ("ws_bytes_per_msg", "tcp_bytes_per_msg", "latency_p99_ms", "latency_p50_ms",
-              "cpu_us_per_msg", "mem_kib_per_conn")
-"""What the live harness can negotiate (zstd exists only in the simulator)."""
+OBJECTIVES = ("ws_bytes_per_msg", "tcp_bytes_per_msg", "latency_p99_ms", "latency_p95_ms",
+              "latency_p50_ms", "cpu_us_per_msg", "mem_kib_per_conn")
 
 
 def _limit(value: float) -> float | None:
@@ -102,7 +109,8 @@ class RecommendPanel(Panel[RecommendResult]):
     """Sweep a trace once, then pick a config under constraints and export it.
 
     Controls: ``max_p99_ms``, ``max_kib_per_conn``, ``max_cpu_us_per_msg`` (steps in
-    :data:`LIMIT_STEPS`; ``math.inf`` is "no limit") and ``objective``. Figures:
+    :data:`LIMIT_STEPS`; ``math.inf`` is "no limit"), ``clients`` (``browser`` or
+    ``custom``) and ``objective``. Figures:
     ``frontier`` and ``live``. Jobs: :meth:`start_sweep` / :meth:`sweep`,
     :meth:`start_validation`; files: :meth:`export_all`, :meth:`write_report`.
 
@@ -150,12 +158,12 @@ class RecommendPanel(Panel[RecommendResult]):
         write_trace(self.trace, self.trace_path)
 
     def default_config(self) -> TuningConfig:
-        """The library defaults on the panel's link."""
-        return TuningConfig().updated({"link.profile": self.link})
+        """The library defaults on the panel's link, with the client window browsers use."""
+        return holdable_config(TuningConfig().updated({"link.profile": self.link}), "browser")
 
     def default_params(self) -> dict[str, Any]:
-        """The three constraints (see :data:`DEFAULT_LIMITS`) and the objective."""
-        return {**DEFAULT_LIMITS, "objective": "ws_bytes_per_msg"}
+        """The three constraints (see :data:`DEFAULT_LIMITS`), clients and the objective."""
+        return {**DEFAULT_LIMITS, "clients": "browser", "objective": "ws_bytes_per_msg"}
 
     # -- widgets -------------------------------------------------------------------------
 
@@ -169,10 +177,13 @@ class RecommendPanel(Panel[RecommendResult]):
             options = [(_limit_label(v, unit), float(v)) for v in LIMIT_STEPS[name]]
             self.bind(W.SelectionSlider(options=options, description=text, style=style,
                                         layout=wide, continuous_update=True), name)
+        self.bind(W.Dropdown(options=list(CLIENTS), description="clients", style=style),
+                  "clients")
         self.bind(W.Dropdown(options=[(label(c), c) for c in OBJECTIVES],
                              description="minimise", style=style), "objective")
         self.stats = W.HTML()
         self.explanation = W.HTML()
+        self.policy = W.HTML()
         area = W.Layout(width="98%", height="260px")
         self.yaml_area = W.Textarea(disabled=True, layout=area)
         self.preview = W.Textarea(disabled=True, layout=area)
@@ -201,7 +212,7 @@ class RecommendPanel(Panel[RecommendResult]):
         b = self.buttons
         return W.VBox([
             W.HBox([b["Run sweep"], b["Validate live"], b["Write report"]]),
-            self.stats, self.figures["frontier"], self.explanation,
+            self.stats, self.figures["frontier"], self.explanation, self.policy,
             W.HBox([W.VBox([W.HTML("<b>chosen config</b>"), self.yaml_area],
                            layout=W.Layout(width="45%")),
                     W.VBox([W.HBox([self.target, self.file]), self.preview],
@@ -252,7 +263,9 @@ class RecommendPanel(Panel[RecommendResult]):
         return self.start_task(self.sweep_job, note="sweeping")
 
     def _sweep_note(self) -> str:
-        return (f"sweep: {len(self.points)} configs on {len(self.trace):,} messages "
+        configs = len(plan_points(self.points, self.config))
+        return (f"sweep: {configs} distinct configs of {len(self.points)} points "
+                f"on {len(self.trace):,} messages "
                 f"({self.speedup:g}x speed, link {self.config.link.profile})")
 
     # -- recommending --------------------------------------------------------------------
@@ -263,7 +276,7 @@ class RecommendPanel(Panel[RecommendResult]):
         if self.table is None:
             return RecommendResult(None, limits)
         rec = recommend(self.table, objective=params["objective"], trace=self.trace,
-                        max_p99_ms=limits["max_p99_ms"],
+                        clients=params["clients"], max_p99_ms=limits["max_p99_ms"],
                         max_kib_per_conn=limits["max_kib_per_conn"],
                         max_cpu_us_per_msg=limits["max_cpu_us_per_msg"])
         if not rec.feasible:
@@ -300,6 +313,7 @@ class RecommendPanel(Panel[RecommendResult]):
                 rows.append((label(r["metric"]), fmt(r["metric"], r["chosen"]),
                              fmt(r["metric"], r["base"])))
         self.stats.value = stat_table(rows, headers=("", "recommended", "library defaults"))
+        self.policy.value = policy_table(rec)
         self._show_preview(keep_file=True)
 
     # -- export preview and files --------------------------------------------------------
@@ -361,7 +375,8 @@ class RecommendPanel(Panel[RecommendResult]):
         """The chosen point and the next best feasible ones the live harness can run."""
         rec = self._rec()
         assert self.table is not None and self.result is not None
-        runnable = self.table[self.table["compression.algorithm"].isin(LIVE_ALGORITHMS)]
+        # every algorithm runs live (zstd through x-wslab-zstd)
+        runnable = self.table[client_exclusions(self.table, rec.clients) == ""]
         chosen = rec.chosen["point"] if rec.chosen is not None else None
         return best_candidates(runnable, rec.objective, dict(self.result.limits),
                                count or self.live_candidates, chosen)
@@ -383,6 +398,7 @@ class RecommendPanel(Panel[RecommendResult]):
     def start_validation(self) -> Any:
         """Start live validation of :meth:`candidates` in the background."""
         if self.candidates().empty:  # fail now, in the status line
-            raise WslabError("no feasible candidate the live harness can run (zstd exists "
-                             "only in the simulator): relax the constraints")
+            raise WslabError("no feasible candidate the clients can negotiate: relax the "
+                             "constraints")
         return self.start_task(self.validation_job, note="validating live")
+

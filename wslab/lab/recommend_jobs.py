@@ -6,8 +6,9 @@ What lives here: the lab's sweep grids (:data:`FAST_GRID`, :data:`FULL_GRID`, bu
 whose progress counts points and whose cancellation lands between chunks), and live
 validation: the trace slice a live run replays, the simulated twin of a candidate on that
 same slice, :func:`validate_async` (``wslab.tune.validate.validate_live`` one candidate at a
-time) and the measured-beside-simulated figure; and the frontier scatter (its shape and
-:func:`draw_frontier`, which fills it from a table and a recommendation).
+time) and the measured-beside-simulated figure; the frontier scatter (its shape and
+:func:`draw_frontier`, which fills it from a table and a recommendation); and
+:func:`policy_table`, the chosen config's policy variants against ``always``.
 The panel itself (widgets, recommending, the text it shows) is in ``recommend.py``.
 """
 
@@ -29,16 +30,17 @@ from wslab.config import TuningConfig
 from wslab.sim import simulate
 from wslab.traces.io import read_trace, write_trace
 from wslab.traces.model import Trace
+from wslab.tune.canonical import plan_points
 from wslab.tune.recommend import Recommendation
 from wslab.tune.recommend_baseline import baseline_spec, find_row
 from wslab.tune.recommend_constraints import CONSTRAINTS
-from wslab.tune.recommend_explain import describe_config, fmt, label
+from wslab.tune.recommend_explain import describe_config, fmt, label, plain_frames_text
 from wslab.tune.recommend_pareto import integrity_ok, row_config
 from wslab.tune.space import Space, point_key
 from wslab.tune.sweep import point_row, run_sweep
 from wslab.tune.validate import validate_live
 
-from .figures import COLOURS, figure
+from .figures import COLOURS, figure, stat_table
 from .tasks import Progress
 
 Axis = Sequence[dict[str, Any]]
@@ -111,10 +113,20 @@ class Sweep:
     base: TuningConfig
     workers: int | None = None
 
+    def configs(self) -> int:
+        """How many distinct configs the points ask for (what the sweep simulates)."""
+        return len(plan_points(self.points, self.base))
+
     def chunks(self) -> list[list[dict[str, Any]]]:
-        """The points in chunks of four per worker."""
+        """The points in chunks of four distinct configs per worker.
+
+        Points with the same canonical config stay in one chunk, so each config is
+        simulated and listed once across the chunks.
+        """
         size = 4 * (self.workers or 2)
-        return [self.points[i:i + size] for i in range(0, len(self.points), size)]
+        plan = plan_points(self.points, self.base)
+        return [[q for p in plan[i:i + size] for q in p.requested]
+                for i in range(0, len(plan), size)]
 
     def run_chunk(self, i: int, chunk: list[dict[str, Any]],
                   report: Callable[[int, int], None]) -> pd.DataFrame:
@@ -126,7 +138,7 @@ class Sweep:
 
     def blocking(self, progress: Progress) -> pd.DataFrame:
         """Every chunk in this thread; returns the whole table."""
-        progress.start(len(self.points), progress.note)
+        progress.start(self.configs(), progress.note)
         parts = []
         for i, chunk in enumerate(self.chunks()):
             offset = progress.done
@@ -146,7 +158,7 @@ class Sweep:
             if not stopped.is_set():
                 progress.step(done - progress.done)
 
-        progress.start(len(self.points), progress.note)
+        progress.start(self.configs(), progress.note)
         parts = []
         try:
             for i, chunk in enumerate(self.chunks()):
@@ -279,3 +291,20 @@ def draw_frontier(fig: Any, table: pd.DataFrame, rec: Recommendation,
         p99 = limits.get("max_p99_ms")
         fig.data[5].x = [] if p99 is None else [sim[x].min(), sim[x].max()]
         fig.data[5].y = [] if p99 is None else [p99, p99]
+
+
+def policy_table(rec: Recommendation) -> str:
+    """The chosen config's threshold/adaptive variants against always ("" if none)."""
+    if rec.policy.empty:
+        return ""
+    rows = []
+    for e in rec.policy.to_dict(orient="records"):
+        rows.append((f"policy {e['policy']}: bytes per message",
+                     fmt("ws_bytes_per_msg", e["ws_bytes_per_msg"]),
+                     fmt("ws_bytes_per_msg", e["always_ws_bytes_per_msg"])))
+        rows.append((f"policy {e['policy']}: compress CPU per message",
+                     fmt("cpu_us_per_msg", e["cpu_us_per_msg"]),
+                     fmt("cpu_us_per_msg", e["always_cpu_us_per_msg"])))
+        rows.append((f"policy {e['policy']}: uncompressed frames",
+                     plain_frames_text(e["frames_plain"], e["frames"], e["plain_keys"]), "0"))
+    return stat_table(rows, headers=("", "this policy", "policy always"))

@@ -305,9 +305,9 @@ class ScalingPanel(Panel[Estimate]):
             ("CPU while idle with heartbeats",
              f"{s['idle_cpu_percent']:.1f} %" if s.get("idle_cpu_percent") is not None
              else "n/a", f"over {s.get('idle_s', 0):g} s"),
-            ("broadcast p50 / p99 / max",
+            ("broadcast p50 / p95 / p99 / max",
              " / ".join(fmt_ms(lat[k]) if lat.get(k) is not None else "n/a"
-                        for k in ("p50", "p99", "max")),
+                        for k in ("p50", "p95", "p99", "max")),
              f"{s.get('broadcast_receipts', 0):,} receipts"),
             ("lost / duplicated / reordered",
              f"{s.get('lost')} / {s.get('duplicated')} / {s.get('reordered')}",

@@ -9,6 +9,13 @@ The working trace is the first ``messages`` messages of the chosen trace replaye
 connection; speeding them up stands for a busier one). The simulator sweeps that trace;
 the top candidates then run live on loopback through the link shaper with the very same
 trace, so each live row has a simulated twin with identical timing.
+
+The space (:data:`DEMO_SPACE`) asks for every combination of its lists; the sweep folds
+the combinations that cannot differ (compression settings with compression off, the
+interval of the ``priority`` strategy, ...; ``canonical.py``) and simulates each distinct
+config once. It holds ``zstd-stream`` so that, for the default ``clients: browser``, the
+recommendation says what zstd would have saved; the sweep starts from the config a browser
+population can be held to (``clients.holdable_config``: a 15-bit client window).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from wslab.atomic import atomic_write_text
 from wslab.config import TuningConfig
 from wslab.traces.io import read_trace, write_trace
 from wslab.traces.model import Trace
+from wslab.tune.clients import check_clients, holdable_config
 from wslab.tune.space import Space
 from wslab.tune.sweep import run_sweep
 from wslab.tune.validate import best_candidates, validate_live
@@ -34,7 +42,7 @@ from wslab.tune.validate import best_candidates, validate_live
 DEMO_SPACE: dict[str, Any] = {
     "batching.strategy": ["none", "hybrid", "priority"],
     "batching.interval_ms": [5, 16, 50],
-    "compression.algorithm": ["none", "permessage-deflate"],
+    "compression.algorithm": ["none", "permessage-deflate", "zstd-stream"],
     "compression.server_max_window_bits": [9, 12, 15],
     "compression.mem_level": [4, 8],
     "compression.policy": ["always", "adaptive"],
@@ -65,7 +73,7 @@ def working_trace(source: Path, messages: int, speedup: float) -> Trace:
 def run_demo(trace_path: Path, out: Path, *, link: str = "4g", messages: int = 4000,
              speedup: float = 16.0, max_p99_ms: float | None = 250.0,
              max_kib_per_conn: float | None = 64.0, max_cpu_us_per_msg: float | None = 50.0,
-             live: int = 3, space: Space | None = None,
+             live: int = 3, space: Space | None = None, clients: str = "browser",
              say: Say | None = None) -> DemoResult:
     """Run the whole tuning loop on one trace; write every result into ``out``.
 
@@ -81,6 +89,8 @@ def run_demo(trace_path: Path, out: Path, *, link: str = "4g", messages: int = 4
         live: How many top candidates to validate live (0: none); each replays the whole
             working trace, so its simulated twin is the sweep's row for the same point.
         space: The search space (default: :data:`DEMO_SPACE`).
+        clients: Who must negotiate the recommendation: ``browser`` (default) or
+            ``custom`` (see ``wslab/tune/clients.py``).
         say: Progress lines.
     """
     from wslab.analysis import analyse, analysis_json
@@ -88,6 +98,7 @@ def run_demo(trace_path: Path, out: Path, *, link: str = "4g", messages: int = 4
     from wslab.tune.recommend import recommend
     from wslab.tune.report import sim_vs_live, write_report
 
+    clients = check_clients(clients)
     tell = say or (lambda _m: None)
     result = DemoResult()
     out.mkdir(parents=True, exist_ok=True)
@@ -112,24 +123,26 @@ def run_demo(trace_path: Path, out: Path, *, link: str = "4g", messages: int = 4
     lap("analyse")
     tell(f"analysed {len(analysis)} message types")
 
-    base = TuningConfig().updated({"link.profile": link})
+    base = holdable_config(TuningConfig().updated({"link.profile": link}), clients)
     points = (space or Space.from_dict(DEMO_SPACE, where="demo space")).grid()
     table = run_sweep(work_trace, points, out / "sweep.parquet", base=base,
                       progress=lambda d, t: tell(f"sweep {d}/{t}") if d == t else None)
+    tell(f"sweep: {len(points)} requested points, {len(table)} distinct configs simulated")
     lap("sweep")
     limits = {"max_p99_ms": max_p99_ms, "max_kib_per_conn": max_kib_per_conn,
               "max_cpu_us_per_msg": max_cpu_us_per_msg}
     def choose(rows: pd.DataFrame) -> Any:
         return recommend(rows, trace=trace, max_p99_ms=max_p99_ms,
                          max_kib_per_conn=max_kib_per_conn,
-                         max_cpu_us_per_msg=max_cpu_us_per_msg)
+                         max_cpu_us_per_msg=max_cpu_us_per_msg, clients=clients)
 
     rec = choose(table)
     lap("recommend (sim)")
 
     if live and rec.feasible:
         live_rows = validate_live(work_trace, best_candidates(table, rec.objective, limits,
-                                                              live, rec.chosen["point"]),
+                                                              live, rec.chosen["point"],
+                                                              clients),
                                   link, tell)
         table = pd.concat([table, pd.DataFrame(live_rows)], ignore_index=True)
         lap("live validation")

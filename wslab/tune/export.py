@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
@@ -32,6 +33,9 @@ from wslab.tune.exporters.node_ws import render_ws
 from wslab.tune.exporters.uwebsockets import render_uwebsockets
 from wslab.tune.exporters.websockets_py import render_websockets
 from wslab.tune.exporters.wslab_yaml import render_wslab
+
+if TYPE_CHECKING:
+    from wslab.codecs.zstd_dict import DictionarySet
 
 __all__ = [
     "SINGLE_TARGETS",
@@ -76,12 +80,15 @@ def _check_options(options: dict[str, object]) -> tuple[int, int]:
     return ports[0], ports[1]
 
 
-def render(config: TuningConfig, target: str, **options: int) -> dict[str, str]:
+def render(config: TuningConfig, target: str, *, dictionaries: DictionarySet | None = None,
+           **options: int) -> dict[str, str]:
     """Render one target (or ``all``) without writing anything.
 
     Args:
         config: The tuned configuration.
         target: One of :data:`TARGETS`.
+        dictionaries: The pre-shared zstd dictionary set of a ``zstd-dict`` config; the
+            websockets target ships it as ``dictionaries.json`` (others ignore it).
         **options: ``upstream_port`` (first backend port for nginx, default 8765) and
             ``listen_port`` (nginx's own port, default 8080).
 
@@ -96,7 +103,7 @@ def render(config: TuningConfig, target: str, **options: int) -> dict[str, str]:
     upstream_port, listen_port = _check_options(dict(options))
     renderers: dict[str, Callable[[TuningConfig], dict[str, str]]] = {
         "wslab": render_wslab,
-        "websockets": render_websockets,
+        "websockets": lambda c: render_websockets(c, dictionaries),
         "ws": render_ws,
         "nginx": lambda c: render_nginx(c, upstream_port=upstream_port,
                                         listen_port=listen_port),
@@ -112,7 +119,8 @@ def render(config: TuningConfig, target: str, **options: int) -> dict[str, str]:
     return files
 
 
-def export(config: TuningConfig, target: str, out_dir: Path, **options: int) -> list[Path]:
+def export(config: TuningConfig, target: str, out_dir: Path, *,
+           dictionaries: DictionarySet | None = None, **options: int) -> list[Path]:
     """Render ``target`` and write its files into ``out_dir``, all or nothing.
 
     Args:
@@ -120,6 +128,7 @@ def export(config: TuningConfig, target: str, out_dir: Path, **options: int) -> 
         target: One of :data:`TARGETS`.
         out_dir: Output directory (created if missing). Existing files of the same names
             are replaced; other files are left alone.
+        dictionaries: As for :func:`render`.
         **options: As for :func:`render`.
 
     Returns:
@@ -129,7 +138,7 @@ def export(config: TuningConfig, target: str, out_dir: Path, **options: int) -> 
         WslabError: Unknown target or option, a bad port, or an output directory that
             cannot be written (nothing is left half-written).
     """
-    files = render(config, target, **options)
+    files = render(config, target, dictionaries=dictionaries, **options)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,15 @@ Rules (stated once):
   ``allow_dropped``) one whose background queue dropped messages;
 - constraints are upper bounds: ``max_p99_ms`` on ``latency_p99_ms``, ``max_kib_per_conn``
   on ``mem_kib_per_conn``, ``max_cpu_us_per_msg`` on ``cpu_us_per_msg``;
+- rows the client population cannot negotiate (``clients``, default ``browser``: zstd, a
+  client window below 15 bits; see ``clients.py``) never compete; the best of them that
+  meets the constraints is set beside the choice (``left_out``), so the explanation says
+  what they would have saved;
 - the chosen row minimises the objective among feasible rows, ties broken by the other
   objectives in order, so it is on the frontier;
+- where the table holds the chosen config with another policy, each ``threshold`` or
+  ``adaptive`` variant is set beside its ``always`` twin (``policy``): bytes and CPU per
+  message, and which frames went uncompressed;
 - the binding constraint is the one whose removal improves the objective most, else the one
   the chosen row has least headroom under;
 - infeasible constraints are an answer, not an error: the smallest relaxation of one
@@ -35,6 +42,8 @@ from wslab.config import TuningConfig
 from wslab.errors import WslabError
 from wslab.traces.model import Trace
 from wslab.tune import recommend_explain as explain
+from wslab.tune.clients import check_clients
+from wslab.tune.policy import EFFECT_COLUMNS, family_effects
 from wslab.tune.recommend_baseline import (
     BASELINES,
     SimulateFn,
@@ -42,6 +51,7 @@ from wslab.tune.recommend_baseline import (
     compare,
     trace_simulator,
 )
+from wslab.tune.recommend_clients import LEFT_OUT_COLUMNS, left_out, split_clients
 from wslab.tune.recommend_constraints import CONSTRAINTS, binding_constraint, relaxations
 from wslab.tune.recommend_pareto import (
     DEFAULT_OBJECTIVES,
@@ -75,7 +85,14 @@ class Recommendation:
         relax_options: Every single-constraint relaxation that would suffice.
         comparison: One row per (baseline, metric): chosen, base, change, change_pct.
         baseline_sources: Per baseline: ``table``, ``simulated`` or ``missing``.
-        counts: Points in the table, competing, eligible, feasible, on the frontier.
+        counts: Points in the table, competing, eligible, feasible, on the frontier, and
+            left out for the client population.
+        clients: The client population (``browser`` or ``custom``).
+        left_out: Per client rule that left rows out: how many, how many met the
+            constraints, the best of those and what it would have saved against the
+            chosen row (``recommend_clients.LEFT_OUT_COLUMNS``).
+        policy: The chosen config's ``threshold``/``adaptive`` variants against their
+            ``always`` twin (``policy.EFFECT_COLUMNS``); empty when the table has none.
         explanation: The reasons in plain words, one sentence a line.
     """
 
@@ -91,6 +108,10 @@ class Recommendation:
     comparison: pd.DataFrame
     baseline_sources: dict[str, str]
     counts: dict[str, int]
+    clients: str = "browser"
+    left_out: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=LEFT_OUT_COLUMNS))
+    policy: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=EFFECT_COLUMNS))
     explanation: list[str] = field(default_factory=list)
 
     @property
@@ -125,6 +146,10 @@ class Recommendation:
             "baseline_sources": self.baseline_sources,
             "counts": self.counts,
             "frontier": [plain_row(r) for _, r in self.frontier.iterrows()],
+            "clients": self.clients,
+            "left_out": self.left_out.to_dict(orient="records"),
+            "policy": self.policy.drop(columns=["family"], errors="ignore")
+                      .to_dict(orient="records"),
             "explanation": self.explanation,
         }))
 
@@ -150,6 +175,7 @@ def recommend(
     mode: str = "sim",
     objectives: dict[str, Direction] | None = None,
     allow_dropped: bool = False,
+    clients: str = "browser",
     where: str = "results",
 ) -> Recommendation:
     """Choose the config that minimises ``objective`` under the given upper bounds.
@@ -168,13 +194,16 @@ def recommend(
         mode: Which rows compete (``sim``); all rows if the table has none of that mode.
         objectives: The frontier's objectives (default: bytes, p99, CPU, memory).
         allow_dropped: Let rows that dropped background messages compete.
+        clients: Who must negotiate the config: ``browser`` (default; rows browsers
+            cannot negotiate are left out, see ``clients.py``) or ``custom`` (no limit).
         where: The table's name in error messages.
 
     Raises:
-        WslabError: If the table lacks a needed column, a limit is negative, or the given
-            trace is not the one the results came from.
+        WslabError: If the table lacks a needed column, a limit is negative, ``clients``
+            is unknown, or the given trace is not the one the results came from.
     """
     objectives = dict(objectives or DEFAULT_OBJECTIVES)
+    population = check_clients(clients)
     limits = _limits(max_p99_ms, max_kib_per_conn, max_cpu_us_per_msg)
     negative = [f"{k}={v:g}" for k, v in limits.items() if not v >= 0]
     if negative:
@@ -184,23 +213,25 @@ def recommend(
     pool = df
     if "mode" in df.columns and (df["mode"].astype(str) == mode).any():
         pool = df[(df["mode"].astype(str) == mode).to_numpy()]
-    ok = eligible_mask(pool, dict.fromkeys([objective, *objectives, *metrics]))
-    if not allow_dropped and "dropped" in pool.columns:
-        ok &= pd.to_numeric(pool["dropped"], errors="coerce").fillna(0).to_numpy() == 0
-    eligible = pool[ok.to_numpy()]
+    pool, excluded = split_clients(pool, population)
+    eligible = _eligible(pool, [objective, *objectives, *metrics], allow_dropped)
+    excluded = _eligible(excluded, [objective, *objectives, *metrics], allow_dropped)
     frontier = pareto_front(eligible, objectives)
     feasible_mask = np.ones(len(eligible), dtype=bool)
     for name, limit in limits.items():
         feasible_mask &= eligible[CONSTRAINTS[name]].to_numpy(dtype=float) <= limit
     feasible = eligible[feasible_mask]
     counts = {"points": len(df), "competing": len(pool), "eligible": len(eligible),
-              "feasible": len(feasible), "frontier": len(frontier)}
+              "feasible": len(feasible), "frontier": len(frontier),
+              "left_out": len(excluded)}
     empty_cmp = compare(pd.Series(dtype=float), {})
     if feasible.empty:
         relax, options = relaxations(eligible, limits, objective)
         rec = Recommendation(False, objective, limits, None, frontier,
-                             pd.DataFrame(), None, relax, options, empty_cmp, {}, counts)
-        rec.explanation = explain.infeasible(rec)
+                             pd.DataFrame(), None, relax, options, empty_cmp, {}, counts,
+                             population, left_out(excluded, population, limits, objective,
+                                                  None))
+        rec.explanation = explain.infeasible(rec) + explain.left_out_lines(rec)
         return rec
     order = [objective, *(c for c in objectives if c != objective)]
     chosen_row = feasible.sort_values(order, kind="stable").iloc[0]
@@ -210,7 +241,19 @@ def recommend(
         simulate_fn = trace_simulator(trace, seed=seed)
     search = df if baseline_df is None else pd.concat([df, baseline_df], ignore_index=True)
     base_rows, sources = baseline_rows(search, chosen_row, chosen_cfg, simulate_fn)
-    rec = Recommendation(True, objective, limits, plain_row(chosen_row), frontier, table,
-                         binding, [], [], compare(chosen_row, base_rows), sources, counts)
-    rec.explanation = explain.feasible(rec, BASELINES)
+    chosen = plain_row(chosen_row)
+    rec = Recommendation(True, objective, limits, chosen, frontier, table,
+                         binding, [], [], compare(chosen_row, base_rows), sources, counts,
+                         population, left_out(excluded, population, limits, objective, chosen),
+                         family_effects(df, chosen))
+    rec.explanation = (explain.feasible(rec, BASELINES) + explain.policy_lines(rec)
+                       + explain.left_out_lines(rec))
     return rec
+
+
+def _eligible(rows: pd.DataFrame, columns: list[str], allow_dropped: bool) -> pd.DataFrame:
+    """Rows that may be recommended: intact, finite, and (unless allowed) nothing dropped."""
+    ok = eligible_mask(rows, dict.fromkeys(columns))
+    if not allow_dropped and "dropped" in rows.columns:
+        ok &= pd.to_numeric(rows["dropped"], errors="coerce").fillna(0).to_numpy() == 0
+    return rows[ok.to_numpy()]

@@ -33,6 +33,7 @@ COMPARE_METRICS = (
     "ws_bytes_per_msg",
     "tcp_bytes_per_msg",
     "latency_p50_ms",
+    "latency_p95_ms",
     "latency_p99_ms",
     "cpu_us_per_msg",
     "mem_kib_per_conn",

@@ -2,14 +2,17 @@
 
 What lives here: :func:`describe_config` (a config row in one phrase), :func:`feasible` and
 :func:`infeasible` (the explanation lines of a :class:`~wslab.tune.recommend.Recommendation`),
-and the metric labels and units every printed figure uses. Every number comes from the
-recommendation's own tables; nothing here computes a metric.
+:func:`policy_lines` (the chosen config's policy variants against ``always``, and why),
+:func:`left_out_lines` (what the rows the client population cannot negotiate would have
+saved), and the metric labels and units every printed figure uses. Every number comes from
+the recommendation's own tables; nothing here computes a metric.
 
 What must not live here: choosing, comparing or simulating; printing; I/O.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -152,7 +155,9 @@ def feasible(rec: Recommendation, baselines: Mapping[str, str]) -> list[str]:
         f"Recommended: {describe_config(chosen)}.",
         f"Why: the lowest {label(obj)} ({fmt(obj, chosen.get(obj))}) among the "
         f"{c['feasible']} of {c['eligible']} intact points that meet {_limits_text(rec.limits)} "
-        f"({c['points']} rows in the table, {c['frontier']} on the Pareto frontier).",
+        f"({c['points']} rows in the table, {c['frontier']} on the Pareto frontier"
+        + (f", {c['left_out']} left out for {rec.clients} clients" if c.get("left_out") else "")
+        + ").",
         "It runs at " + ", ".join(f"{label(m)} {fmt(m, chosen.get(m))}" for m in _COSTS
                                  if m in chosen) + ".",
     ]
@@ -188,6 +193,9 @@ def infeasible(rec: Recommendation) -> list[str]:
     """The answer when no point meets the constraints: what to relax, and by how much."""
     c = rec.counts
     obj = rec.objective
+    if c["competing"] == 0 and c.get("left_out", 0):
+        return [f"No recommendation for {rec.clients} clients: all {c['left_out']} intact "
+                f"points of the table are configs {rec.clients} clients cannot negotiate."]
     if c["eligible"] == 0:
         return [f"No recommendation: none of the {c['competing']} points kept every message "
                 "intact (lost, duplicated, reordered or dropped), so none can be recommended."]
@@ -210,4 +218,132 @@ def infeasible(rec: Recommendation) -> list[str]:
                           f"{fmt(s['metric'], s['needed'])} (+{fmt(s['metric'], s['by'])})"
                           for s in rec.relax)
         lines.append(f"No single constraint is enough; relax together: {steps}.")
+    return lines
+
+
+def plain_frames_text(frames_plain: Any, frames: Any, plain_keys: Any) -> str:
+    """``"190 of 1,120 frames went uncompressed (media.chunk 160, upload.part 30)"``."""
+    try:
+        n, total = int(float(frames_plain)), int(float(frames))
+    except (TypeError, ValueError):
+        return "how many frames went uncompressed is not recorded"
+    if n == 0:
+        return f"all {total:,} frames were compressed"
+    try:
+        types = json.loads(plain_keys) if isinstance(plain_keys, str) else {}
+    except json.JSONDecodeError:
+        types = {}
+    ranked = sorted(types.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
+    shown = ", ".join(f"{k} {int(v):,}" for k, v in ranked[:4])
+    more = f", {len(ranked) - 4} more types" if len(ranked) > 4 else ""
+    which = f" ({shown}{more})" if shown else ""
+    return f"{n:,} of {total:,} frames went uncompressed{which}"
+
+
+def _policy_name(policy: str, threshold: Any) -> str:
+    if policy == "threshold":
+        return f"threshold (≥ {_n({'t': threshold}, 't')} B)"
+    return policy
+
+
+def policy_lines(rec: Recommendation) -> list[str]:
+    """The chosen config's threshold/adaptive variants against ``always``, and why."""
+    chosen = rec.chosen or {}
+    lines: list[str] = []
+    for e in rec.policy.to_dict(orient="records"):
+        name = _policy_name(str(e["policy"]), e["threshold_bytes"])
+        lead = "The chosen policy" if e["point"] == chosen.get("point") else "Policy"
+        why = plain_frames_text(e["frames_plain"], e["frames"], e["plain_keys"])
+        if e["bytes_change"] == 0 and float(e["frames_plain"] or 0) == 0:
+            cpu = change_text("cpu_us_per_msg", e["always_cpu_us_per_msg"],
+                              e["cpu_us_per_msg"], e["cpu_change_pct"])
+            lines.append(f"{lead} {name} against always (same config otherwise): the same "
+                         f"frames and bytes, since {why}; compression CPU per message {cpu} "
+                         "is the same codec work timed twice.")
+            continue
+        size = change_text("ws_bytes_per_msg", e["always_ws_bytes_per_msg"],
+                           e["ws_bytes_per_msg"], e["bytes_change_pct"])
+        cpu = change_text("cpu_us_per_msg", e["always_cpu_us_per_msg"], e["cpu_us_per_msg"],
+                          e["cpu_change_pct"])
+        lines.append(f"{lead} {name} against always (same config otherwise): bytes per "
+                     f"message {size}, compression CPU per message {cpu}: {why}.")
+    policy = str(chosen.get("compression.policy", "always"))
+    if (not lines and chosen.get("compression.algorithm") not in (None, "none")
+            and policy in ("threshold", "adaptive")):
+        why = plain_frames_text(chosen.get("frames_plain"), chosen.get("frames"),
+                                chosen.get("plain_keys"))
+        name = _policy_name(policy, chosen.get("compression.threshold_bytes"))
+        lines.append(f"The chosen policy {name}: {why} (the table has no 'always' twin to "
+                     "set beside it).")
+    return lines
+
+
+_BYTES = ("ws_bytes_per_msg", "tcp_bytes_per_msg")
+
+
+def _broken(rec: Recommendation, row: Mapping[str, Any]) -> str:
+    """``"memory per connection 1,400 KiB of 64.0 KiB allowed"`` for each limit it breaks."""
+    from wslab.tune.recommend_constraints import CONSTRAINTS
+
+    parts = []
+    for name, limit in rec.limits.items():
+        metric = CONSTRAINTS[name]
+        value = _get(row, metric)
+        if value is not None and float(value) > limit:
+            parts.append(f"{label(metric)} {fmt(metric, value)} of {fmt(metric, limit)} "
+                         "allowed")
+    return "; ".join(parts)
+
+
+def _gain(obj: str, pct: float) -> str:
+    if obj in _BYTES:
+        return f"saved a further {pct:.1f} % of {label(obj)}"
+    return f"lowered {label(obj)} by a further {pct:.1f} %"
+
+
+def left_out_lines(rec: Recommendation) -> list[str]:
+    """What the rows the client population cannot negotiate would have given."""
+    from wslab.tune.clients import browser_send_caveat
+
+    obj = rec.objective
+    who = f"{rec.clients} clients"
+    lines: list[str] = []
+    for r in rec.left_out.to_dict(orient="records"):
+        best, best_any = r["best"], r["best_any"]
+        cannot = f"{rec.clients.capitalize()}s cannot {r['cannot']}."
+        count = f"{int(r['rows'])} config{'s' if int(r['rows']) != 1 else ''}"
+        if best is None and best_any is not None:
+            pct = float(r["saving_any_pct"])
+            than = (f", {pct:.1f} % below the choice" if rec.chosen is not None
+                    and math.isfinite(pct) and pct > 0 else "")
+            lines.append(f"Left out for {who}: {count}, none within the constraints; the "
+                         f"best, {describe_config(best_any)}, reaches {label(obj)} "
+                         f"{fmt(obj, r['value_any'])}{than} but needs "
+                         f"{_broken(rec, best_any)}. {cannot}")
+        elif best is None:
+            lines.append(f"Left out for {who}: {count}. {cannot}")
+        elif rec.chosen is None:
+            lines.append(f"Left out for {who}: {describe_config(best)} would meet the "
+                         f"constraints ({label(obj)} {fmt(obj, r['value'])}). {cannot}")
+        elif r["saving"] > 0:
+            lines.append(f"Left out for {who}: {describe_config(best)} would have "
+                         f"{_gain(obj, float(r['saving_pct']))} "
+                         f"({fmt(obj, r['chosen_value'])} → {fmt(obj, r['value'])}) under the "
+                         f"same constraints. {cannot}")
+        else:
+            lines.append(f"Left out for {who}: {count}; the best of them under these "
+                         f"constraints ({label(obj)} {fmt(obj, r['value'])}) does not beat "
+                         f"the choice. {cannot}")
+    chosen = rec.chosen
+    rules = set(rec.left_out["rule"]) if not rec.left_out.empty else set()
+    if "client_window" in rules and (chosen is None or
+                                     chosen.get("compression.algorithm") != "permessage-deflate"):
+        lines.append("To weigh permessage-deflate settings browsers can be held to, sweep with "
+                     "compression.client_max_window_bits 15 (wslab sweep and wslab demo do "
+                     "with --clients browser).")
+    if rec.clients == "browser" and chosen is not None:
+        c2s = chosen.get("c2s_messages")
+        caveat = browser_send_caveat(chosen)
+        if caveat is not None and (c2s is None or float(c2s) > 0):
+            lines.append(caveat)
     return lines

@@ -1,7 +1,9 @@
 """The tuning report: one self-contained HTML page that opens offline.
 
 What lives here: :func:`write_report` (assembles the page: the frontier, the chosen config
-with its reasons, simulated against live, per-type compression) and :func:`sim_vs_live`
+with its reasons, what the client population could not negotiate and what it would have
+saved, where the compression policy changed what was sent, simulated against live,
+per-type compression) and :func:`sim_vs_live`
 (live rows beside their simulated twins, as a tidy table). plotly.js is embedded inline
 exactly once; the page loads nothing from the network. The file is written atomically.
 
@@ -19,14 +21,15 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from wslab.atomic import atomic_write_text
+from wslab.tune.policy import policy_effects
 from wslab.tune.recommend import Recommendation, recommend
 from wslab.tune.recommend_baseline import BASELINES
-from wslab.tune.recommend_explain import describe_config, fmt, label
+from wslab.tune.recommend_explain import describe_config, fmt, label, plain_frames_text
 from wslab.tune.recommend_pareto import check_results, row_config
 from wslab.tune.report_figures import compression_figure, frontier_figure, sim_live_figure
 
-LIVE_METRICS = ("ws_bytes_per_msg", "tcp_bytes_per_msg", "latency_p50_ms", "latency_p99_ms",
-                "cpu_us_per_msg", "mem_kib_per_conn")
+LIVE_METRICS = ("ws_bytes_per_msg", "tcp_bytes_per_msg", "latency_p50_ms", "latency_p95_ms",
+                "latency_p99_ms", "cpu_us_per_msg", "mem_kib_per_conn")
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1200px;
@@ -111,8 +114,10 @@ class _Page:
 def _frontier_section(page: _Page, df: pd.DataFrame, rec: Recommendation) -> None:
     page.h2("Pareto frontier")
     c = rec.counts
+    left = (f", {c['left_out']} intact rows left out for {rec.clients} clients"
+            if c.get("left_out") else "")
     page.p(f"{c['points']} rows; {c['competing']} compete ({c['eligible']} with every message "
-           f"intact); {c['frontier']} on the frontier over bytes per message, p99 latency, "
+           f"intact{left}); {c['frontier']} on the frontier over bytes per message, p99 latency, "
            "CPU per message and memory per connection. Hover a point for its config; the "
            "menu switches the colour between CPU and memory.", "note")
     pool = df
@@ -123,8 +128,11 @@ def _frontier_section(page: _Page, df: pd.DataFrame, rec: Recommendation) -> Non
     summary = pd.DataFrame({
         "config": [describe_config(r) for r in shown.to_dict(orient="records")],
         **{label(m): shown[m].to_numpy() for m in
-           ("ws_bytes_per_msg", "latency_p99_ms", "cpu_us_per_msg", "mem_kib_per_conn")},
+           ("ws_bytes_per_msg", "latency_p95_ms", "latency_p99_ms", "cpu_us_per_msg",
+            "mem_kib_per_conn") if m in shown.columns},
     })
+    if "frames_plain" in shown.columns:
+        summary["frames sent uncompressed"] = shown["frames_plain"].to_numpy()
     page.raw(_table(summary, max_rows=40))
 
 
@@ -148,6 +156,67 @@ def _chosen_section(page: _Page, rec: Recommendation) -> None:
     yaml_text = row_config(rec.chosen, where="chosen row").to_yaml()
     page.raw(f"<p>The chosen config (load it with <code>TuningConfig.load</code>):</p>"
              f"<pre>{html.escape(yaml_text)}</pre>")
+
+
+def _clients_section(page: _Page, rec: Recommendation) -> None:
+    page.h2(f"Left out for {rec.clients} clients")
+    if rec.left_out.empty:
+        text = ("custom clients can be given any config: nothing was left out."
+                if rec.clients == "custom" else
+                f"Every row of the table is one {rec.clients} clients can negotiate.")
+        page.p(text, "note")
+        return
+    obj = rec.objective
+    shown = pd.DataFrame({
+        "rule": rec.left_out["rule"],
+        f"{rec.clients}s cannot": rec.left_out["cannot"],
+        "rows left out": rec.left_out["rows"],
+        "meeting the constraints": rec.left_out["feasible"],
+        "best of them within the constraints": [
+            describe_config(b) if isinstance(b, dict) else "none" for b in rec.left_out["best"]],
+        f"its {label(obj)}": rec.left_out["value"],
+        f"chosen {label(obj)}": rec.left_out["chosen_value"],
+        "it would have saved %": rec.left_out["saving_pct"],
+        "best of them ignoring the constraints": [
+            describe_config(b) if isinstance(b, dict) else "" for b in rec.left_out["best_any"]],
+        f"its {label(obj)} ": rec.left_out["value_any"],
+        "memory per connection": [_get_number(b, "mem_kib_per_conn")
+                                  for b in rec.left_out["best_any"]],
+    })
+    page.raw(_table(shown))
+
+
+def _get_number(row: Any, column: str) -> float:
+    value = row.get(column) if isinstance(row, dict) else None
+    return float(value) if value is not None else float("nan")
+
+
+def _policy_section(page: _Page, df: pd.DataFrame) -> None:
+    page.h2("Compression policy against always")
+    pool = df
+    if "mode" in df.columns and (df["mode"].astype(str) == "sim").any():
+        pool = df[(df["mode"].astype(str) == "sim").to_numpy()]
+    effects = policy_effects(pool)
+    if effects.empty:
+        page.p("No threshold or adaptive row has its 'always' twin (the same config with "
+               "policy always) in this table: sweep compression.policy to see what the "
+               "policy changes.", "note")
+        return
+    page.p("Each threshold or adaptive row beside the same config with policy always: the "
+           "difference in bytes and compression CPU per message, and the frames the policy "
+           "sent uncompressed.", "note")
+    effects = effects.sort_values("bytes_change_pct", kind="stable")
+    shown = pd.DataFrame({
+        "config": effects["config"], "policy": effects["policy"],
+        "bytes/msg, always": effects["always_ws_bytes_per_msg"],
+        "bytes/msg": effects["ws_bytes_per_msg"], "bytes change %": effects["bytes_change_pct"],
+        "CPU µs/msg, always": effects["always_cpu_us_per_msg"],
+        "CPU µs/msg": effects["cpu_us_per_msg"], "CPU change %": effects["cpu_change_pct"],
+        "why": [plain_frames_text(p, f, k) for p, f, k in
+                zip(effects["frames_plain"], effects["frames"], effects["plain_keys"],
+                    strict=True)],
+    })
+    page.raw(_table(shown, max_rows=40))
 
 
 def _live_section(page: _Page, tidy: pd.DataFrame) -> None:
@@ -192,23 +261,26 @@ def write_report(
     analysis_df: pd.DataFrame | None = None,
     sim_vs_live_df: pd.DataFrame | None = None,
     title: str = "wslab tuning report",
+    clients: str = "browser",
 ) -> Path:
     """Write the report page atomically and return its path.
 
     Args:
         results_df: A results table (``run_sweep``'s shape; live rows optional).
         out_html: Where the page goes.
-        recommendation: The recommendation to show (default: ``recommend(results_df)``,
-            no constraints, bytes per message minimised).
+        recommendation: The recommendation to show (default: ``recommend(results_df,
+            clients=clients)``, no constraints, bytes per message minimised).
         analysis_df: ``wslab.analysis.analyse`` output for the per-type section.
         sim_vs_live_df: A ready :func:`sim_vs_live` table (default: built from the rows).
         title: The page title.
+        clients: The client population of the default recommendation.
 
     Raises:
         WslabError: If the results table lacks a needed column.
     """
     check_results(results_df)
-    rec = recommendation if recommendation is not None else recommend(results_df)
+    rec = (recommendation if recommendation is not None
+           else recommend(results_df, clients=clients))
     tidy = sim_vs_live_df if sim_vs_live_df is not None else sim_vs_live(results_df)
     page = _Page(title)
     if rec.chosen is not None:
@@ -217,6 +289,8 @@ def write_report(
                f"{fmt(obj, rec.chosen.get(obj))}.")
     _frontier_section(page, results_df, rec)
     _chosen_section(page, rec)
+    _clients_section(page, rec)
+    _policy_section(page, results_df)
     _live_section(page, tidy)
     _compression_section(page, analysis_df)
     path = Path(out_html)

@@ -1,9 +1,17 @@
-"""Sweeps: run many configs over one trace and collect one tidy row per point.
+"""Sweeps: run many configs over one trace and collect one tidy row per distinct config.
 
 What lives here: :func:`run_sweep` (simulation mode; both cores through a process pool), the
-row layout (every config field flattened as ``section.field``, then the summary metrics),
-and resuming: each finished point is appended to ``OUT.partial.jsonl`` as it arrives, a
-rerun skips the points already there, and the final table is written atomically at the end.
+row layout (every config field flattened as ``section.field``, then the summary metrics,
+then what the selector did and, for ``threshold``/``adaptive`` rows, the difference to the
+same config with policy ``always``), and resuming: each finished point is appended to
+``OUT.partial.jsonl`` as it arrives, a rerun skips the configs already there, and the final
+table is written atomically at the end.
+
+Requested points are folded by canonical config first (``canonical.py``): points that
+differ only in fields that cannot matter (window bits with compression off, an interval
+without batching, ...) are simulated once and listed once. The row's ``point`` is the
+first such point without those fields; ``requested`` lists every point that mapped onto
+it (JSON) and ``requested_count`` how many.
 """
 
 from __future__ import annotations
@@ -19,6 +27,9 @@ import pandas as pd
 
 from wslab.codecs.deflate import deflate_memory_bytes
 from wslab.config import TuningConfig
+from wslab.errors import WslabError
+from wslab.tune.canonical import PlannedPoint, canonical_key, plan_points
+from wslab.tune.policy import add_policy_columns
 from wslab.tune.results import write_tables
 from wslab.tune.space import Space, point_key
 
@@ -40,11 +51,13 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def memory_estimate_kib(config: TuningConfig) -> float:
+def memory_estimate_kib(config: TuningConfig, dictionary_bytes: int = 0) -> float:
     """Compression memory per connection from the codec's documented formula, in KiB.
 
     Deflate: the server's compressor plus its decompressor for the client's window (zlib's
-    formula). zstd: the contexts' own size estimates. 0 without compression.
+    formula). zstd: the contexts' own size estimates, plus for ``zstd-dict`` the trained
+    dictionaries (``dictionary_bytes``, the summary record's ``dictionary_bytes``). 0
+    without compression.
     """
     c = config.compression
     if c.algorithm == "none":
@@ -55,14 +68,27 @@ def memory_estimate_kib(config: TuningConfig) -> float:
     import zstandard
 
     cctx = zstandard.ZstdCompressor(level=c.zstd_level)
-    return float(cctx.memory_size() + zstandard.estimate_decompression_context_size()) / 1024
+    contexts = cctx.memory_size() + zstandard.estimate_decompression_context_size()
+    extra = dictionary_bytes if c.algorithm == "zstd-dict" else 0
+    return float(contexts + extra) / 1024
+
+
+def _compact(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def point_row(config: TuningConfig, summary: dict[str, Any]) -> dict[str, Any]:
-    """One result row: the whole config flattened, then the metrics."""
+    """One result row: the whole config flattened, then the metrics.
+
+    ``frames_plain`` counts frames sent uncompressed although compression was on,
+    ``plain_keys`` says of which message types (compact JSON, type -> frames) and
+    ``c2s_messages`` how many messages the client sent; each is missing (None) when the
+    summary does not carry it.
+    """
     row = flatten(config.to_dict())
     n = summary["messages"] or 1
     lat = summary["latency_ms"]
+    c2s = summary.get("by_dir", {}).get("c2s", {}).get("messages")
     row.update({
         "messages": summary["messages"],
         "frames": summary["frames"],
@@ -78,9 +104,14 @@ def point_row(config: TuningConfig, summary: dict[str, Any]) -> dict[str, Any]:
         "latency_p50_ms": lat["p50"], "latency_p90_ms": lat["p90"],
         "latency_p95_ms": lat["p95"],
         "latency_p99_ms": lat["p99"], "latency_max_ms": lat["max"],
-        "mem_kib_per_conn": memory_estimate_kib(config),
+        "mem_kib_per_conn": memory_estimate_kib(config,
+                                                int(summary.get("dictionary_bytes") or 0)),
         "lost": summary["lost"], "duplicated": summary["duplicated"],
         "reordered": summary["reordered"], "dropped": summary["dropped"],
+        "frames_compressed": summary.get("frames_compressed"),
+        "frames_plain": summary.get("frames_plain"),
+        "plain_keys": _compact(summary.get("plain_by_key")),
+        "c2s_messages": c2s,
     })
     return row
 
@@ -138,6 +169,25 @@ def load_partial(path: Path) -> Iterator[dict[str, Any]]:
                     continue
 
 
+def row_key(row: dict[str, Any]) -> str | None:
+    """The canonical key of the config a results row holds (None if it cannot be rebuilt)."""
+    from wslab.tune.recommend_pareto import row_config
+
+    try:
+        return canonical_key(row_config(row))
+    except WslabError:
+        return None
+
+
+def listed_row(row: dict[str, Any], planned: PlannedPoint) -> dict[str, Any]:
+    """A finished row as the table lists it: its canonical point and the points it stands for."""
+    out = dict(row)
+    out["point"] = point_key(planned.point)
+    out["requested"] = json.dumps(list(planned.requested), sort_keys=True, default=str)
+    out["requested_count"] = len(planned.requested)
+    return out
+
+
 def run_sweep(
     trace_path: str | Path,
     points: list[dict[str, Any]],
@@ -148,47 +198,52 @@ def run_sweep(
     workers: int | None = None,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """Simulate every point on the trace; write and return the results table.
+    """Simulate every distinct config the points ask for; write and return the results table.
 
     Args:
         trace_path: The trace to replay.
-        points: Dotted-field overrides, one dict per point (from :class:`Space`).
+        points: Dotted-field overrides, one dict per point (from :class:`Space`). Points
+            with the same canonical config (see ``canonical.py``) share one simulation
+            and one row.
         out: Where the table goes (``.parquet`` or ``.csv``; the other format is written
             beside it).
         base: The config the points modify (default: defaults).
         seed: Link seed, the same for every point so points differ only by config.
         workers: Processes (default: every core).
-        progress: Called with (done, total) as points finish.
+        progress: Called with (done, total) as configs finish (total: distinct configs).
     """
     out = Path(out)
-    base_dict = (base or TuningConfig()).to_dict()
-    for point in points:  # fail before any work on a point the config rejects
-        TuningConfig.from_dict(base_dict).updated(point)
+    base_config = base or TuningConfig()
+    base_dict = base_config.to_dict()
+    plan = plan_points(points, base_config)  # fails before any work on a rejected point
     partial = partial_path(out)
-    done = {row["point"]: row for row in load_partial(partial)}
-    todo = [p for p in points if point_key(p) not in done]
-    total = len(points)
+    done: dict[str, dict[str, Any]] = {}
+    for row in load_partial(partial):
+        key = row_key(row)
+        if key is not None:
+            done[key] = row
+    todo = [p for p in plan if p.key not in done]
+    total = len(plan)
     finished = total - len(todo)
     if progress:
         progress(finished, total)
     if todo:
         workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+        hold_out = holds_dictionaries(points, base_dict)
         with open(partial, "a", encoding="utf-8") as sink, ProcessPoolExecutor(
-            max_workers=workers, initializer=init_worker,
-            initargs=(str(trace_path), holds_dictionaries(points, base_dict))
+            max_workers=workers, initializer=init_worker, initargs=(str(trace_path), hold_out)
         ) as pool:
-            futures = [pool.submit(run_point, p, base_dict, seed) for p in todo]
+            futures = {pool.submit(run_point, p.overrides, base_dict, seed): p
+                       for p in todo}
             for future in as_completed(futures):
                 row = future.result()
-                done[row["point"]] = row
+                done[futures[future].key] = row
                 sink.write(json.dumps(row, default=str) + "\n")
                 sink.flush()
                 finished += 1
                 if progress:
                     progress(finished, total)
-    order = {point_key(p): i for i, p in enumerate(points)}
-    rows = sorted((r for k, r in done.items() if k in order), key=lambda r: order[r["point"]])
-    table = pd.DataFrame(rows)
+    table = add_policy_columns(pd.DataFrame([listed_row(done[p.key], p) for p in plan]))
     write_tables(table, out)
     partial.unlink(missing_ok=True)
     return table
@@ -200,6 +255,4 @@ def load_space_points(space: Space, mode: str, samples: int, seed: int) -> list[
         return space.grid()
     if mode == "random":
         return space.sample(samples, seed)
-    from wslab.errors import WslabError
-
     raise WslabError(f"unknown sweep mode {mode!r}; known: grid, random")

@@ -23,11 +23,17 @@ LIMIT_COLUMNS = {"max_p99_ms": "latency_p99_ms", "max_kib_per_conn": "mem_kib_pe
 
 
 def best_candidates(table: pd.DataFrame, objective: str, limits: dict[str, float | None],
-                    count: int, chosen: str | None = None) -> pd.DataFrame:
+                    count: int, chosen: str | None = None,
+                    clients: str | None = None) -> pd.DataFrame:
     """The chosen point (if given) and the next best simulated points that meet every
-    constraint and lost nothing, best ``objective`` first."""
+    constraint and lost nothing, best ``objective`` first; with ``clients``, only points
+    that population can negotiate (``wslab/tune/clients.py``)."""
+    from wslab.tune.clients import client_exclusions
+
     ok = (table["mode"] == "sim") & (table[["lost", "duplicated", "reordered"]].sum(axis=1)
                                      == 0)
+    if clients is not None:
+        ok &= client_exclusions(table, clients) == ""
     for name, column in LIMIT_COLUMNS.items():
         if limits.get(name) is not None:
             ok &= table[column] <= limits[name]
@@ -43,16 +49,13 @@ def validate_live(trace_path: Path, candidates: pd.DataFrame, link: str,
     """Run each candidate live on the whole trace (``wslab bench``), one row each with
     ``mode`` ``live`` and the candidate's ``point``, so it pairs with its simulated row.
 
-    Candidates whose compression only the simulator has (zstd) are skipped."""
+    Every algorithm runs live (zstd through ``x-wslab-zstd``)."""
     from wslab.harness.bench import run_bench
-    from wslab.harness.server import LIVE_ALGORITHMS
     from wslab.tune.recommend_pareto import row_config
 
     rows = []
     for _, cand in candidates.iterrows():
         config = row_config(cand)
-        if config.compression.algorithm not in LIVE_ALGORITHMS:
-            continue
         if say is not None:
             say(f"live: {cand['point']}")
         bench = run_bench(trace_path, config, link=link, duration=None, drain_timeout=2.0)

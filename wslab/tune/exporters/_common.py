@@ -55,11 +55,37 @@ class DeflatePlan:
         return 6 if self.level < 0 else self.level
 
 
-def deflate_plan(config: TuningConfig) -> DeflatePlan:
+ZSTD_WHO = (
+    "Browsers cannot speak it: their WebSocket API offers permessage-deflate only, so a web "
+    "page needs a JS/wasm zstd decoder and an application-level scheme instead, as Discord's "
+    "gateway does (compress=zlib-stream or zstd-stream in the gateway URL, decompressed by the "
+    "client from plain binary messages: Discord developer docs, Gateway, 'Transport "
+    "Compression')."
+)
+
+
+def zstd_note(algorithm: str, speaks_zstd: bool) -> str:
+    """What an export does with a zstd algorithm: ships x-wslab-zstd, or falls back."""
+    if speaks_zstd:
+        return (f"compression: algorithm {algorithm} is offered as x-wslab-zstd, wslab's "
+                "private extension (no standard WebSocket extension carries zstd), from "
+                "zstd_extension.py; only clients that implement it negotiate it (wslab's own "
+                f"client does). {ZSTD_WHO} Every other client gets permessage-deflate with "
+                "this config's deflate fields.")
+    return (f"compression: algorithm {algorithm} cannot be expressed by this target: no "
+            "standard WebSocket extension carries zstd, and wslab's private x-wslab-zstd "
+            "ships only with the websockets (Python) export. Fallback: permessage-deflate "
+            "with this config's deflate fields (window bits, memLevel, level, context "
+            "takeover).")
+
+
+def deflate_plan(config: TuningConfig, *, speaks_zstd: bool = False) -> DeflatePlan:
     """Map the config's compression section onto plain permessage-deflate.
 
     Args:
         config: The tuned configuration.
+        speaks_zstd: The target ships x-wslab-zstd (the websockets export), so a zstd
+            config's note says so instead of naming a fallback.
 
     Returns:
         The plan, with one note per choice the targets cannot follow literally.
@@ -75,11 +101,7 @@ def deflate_plan(config: TuningConfig) -> DeflatePlan:
         notes.append("compression: policy never -> permessage-deflate is not offered at all "
                      "(negotiating it and never using it would only cost memory).")
     elif comp.algorithm in ("zstd-stream", "zstd-dict"):
-        notes.append(
-            f"compression: algorithm {comp.algorithm} has no standard WebSocket extension and "
-            "no target here speaks it; nearest: permessage-deflate with this config's deflate "
-            "fields (window bits, memLevel, level, context takeover)."
-        )
+        notes.append(zstd_note(comp.algorithm, speaks_zstd))
     if enabled and comp.policy == "adaptive":
         notes.append(
             "compression: policy adaptive (wslab picks per message type) cannot be expressed; "

@@ -114,6 +114,10 @@ def render_nginx(
         "compression: nginx does not compress WebSocket messages; it passes the "
         "Sec-WebSocket-Extensions offer and answer through untouched, so the backends "
         "negotiate permessage-deflate end to end.",
+        *(["compression: x-wslab-zstd passes through nginx the same way: backends from the "
+           "websockets export agree on it end to end with clients that offer it, the rest "
+           "get the backends' permessage-deflate."]
+          if config.compression.algorithm in ("zstd-stream", "zstd-dict") else []),
         f"scaling: max_size {sc.max_size} B, max_queue, write_limit are enforced by the "
         "backends; nginx has no per-message limit for upgraded connections.",
         f"scaling: pending_queue {sc.pending_queue} / pending_timeout_s "

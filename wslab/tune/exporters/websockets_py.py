@@ -4,33 +4,82 @@ What lives here: :func:`render_websockets`, which writes ``server.py`` (needs on
 ``websockets`` package): an echo server with the tuned permessage-deflate factory, message
 and buffer limits, heartbeat and a connection cap. The deflate arguments come from the
 same :class:`~wslab.codecs.negotiation.ServerDeflateLimits` that wslab negotiates with, so
-``server_accept`` predicts the exported server's answer exactly. What must not live here:
-writing files (``export.py``) or other targets.
+``server_accept`` predicts the exported server's answer exactly. For ``zstd-stream`` and
+``zstd-dict`` it also ships ``zstd_extension.py`` (x-wslab-zstd server-side, the text of
+``shipped_zstd_extension.py``; needs ``zstandard`` too) and, given the pre-shared set,
+``dictionaries.json``; permessage-deflate stays behind it for every other client. What must
+not live here: writing files (``export.py``) or other targets.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from wslab.config import TuningConfig
 from wslab.tune.exporters._common import comment_block, deflate_plan, header_lines, limits_section
 
+if TYPE_CHECKING:
+    from wslab.codecs.zstd_dict import DictionarySet
+
 FILENAME = "server.py"
+ZSTD_MODULE = "zstd_extension.py"
+DICTIONARY_FILE = "dictionaries.json"
+_SHIPPED = Path(__file__).with_name("shipped_zstd_extension.py")
 GC_NOTE_CONNECTIONS = 5000
 """From this connection cap up, the module's notes recommend freezing the GC heap."""
 
 
-def render_websockets(config: TuningConfig) -> dict[str, str]:
-    """Render the Python server module.
+def _zstd_settings(config: TuningConfig, dictionaries: DictionarySet | None,
+                   own: list[str]) -> str:
+    """The ``ZSTD = {...}`` constant of server.py for a zstd config."""
+    comp = config.compression
+    stream = comp.algorithm == "zstd-stream"
+    with_set = comp.algorithm == "zstd-dict" and dictionaries is not None
+    if comp.algorithm == "zstd-dict" and dictionaries is None:
+        own.append("compression: zstd-dict was exported without its dictionary set, so "
+                   "x-wslab-zstd is offered in mode=message without a dictionary (nearest); "
+                   "export with the set to ship dictionaries.json and accept dict offers.")
+    if with_set:
+        assert dictionaries is not None
+        own.append(f"compression: {DICTIONARY_FILE} is the pre-shared dictionary set (id "
+                   f"{dictionaries.id}, {len(dictionaries)} dictionaries, "
+                   f"{dictionaries.nbytes} bytes held once per process): clients must hold "
+                   "the same file and name its id in their offer.")
+    if comp.policy == "threshold" and comp.threshold_bytes:
+        own.append(f"compression: x-wslab-zstd leaves messages under {comp.threshold_bytes} B "
+                   "uncompressed (min_size); the deflate fallback compresses every message.")
+    min_size = comp.threshold_bytes if comp.policy == "threshold" else 0
+    return (
+        "ZSTD = {  # x-wslab-zstd (zstd_extension.py); None: not offered\n"
+        f'    "level": {comp.zstd_level},  # zstd level of what this server sends\n'
+        f'    "stream": {stream!r},  # accept mode=stream (one context per connection)\n'
+        f'    "message": {not stream and not with_set!r},  # accept per-message frames, '
+        "no dictionary\n"
+        f'    "dictionaries": {DICTIONARY_FILE if with_set else None!r},  # beside this file\n'
+        f'    "min_size": {min_size},  # smaller messages go out uncompressed\n'
+        "}\n"
+    )
+
+
+def render_websockets(config: TuningConfig,
+                      dictionaries: DictionarySet | None = None) -> dict[str, str]:
+    """Render the Python server module (and, for zstd, its extension and dictionaries).
 
     Args:
         config: The tuned configuration.
+        dictionaries: The pre-shared zstd dictionary set, shipped for ``zstd-dict``.
 
     Returns:
-        ``{"server.py": text}``.
+        ``{"server.py": text}``, plus ``zstd_extension.py`` for a zstd algorithm and
+        ``dictionaries.json`` for ``zstd-dict`` with ``dictionaries``.
     """
-    plan = deflate_plan(config)
+    plan = deflate_plan(config, speaks_zstd=True)
     sc = config.scaling
     own: list[str] = []
-    if plan.enabled and plan.threshold_bytes:
+    zstd = plan.enabled and config.compression.algorithm in ("zstd-stream", "zstd-dict")
+    zstd_constant = _zstd_settings(config, dictionaries, own) if zstd else "ZSTD = None\n"
+    if plan.enabled and plan.threshold_bytes and not zstd:
         own.append(
             f"compression: policy threshold ({plan.threshold_bytes} B): websockets compresses "
             "every message once the extension is agreed and its asyncio API has no per-message "
@@ -88,6 +137,7 @@ def render_websockets(config: TuningConfig) -> dict[str, str]:
         deflate = "DEFLATE = None  # permessage-deflate is not offered\n"
     constants = (
         deflate
+        + zstd_constant
         + f"MAX_SIZE = {sc.max_size}  # bytes, after decompression\n"
         + f"MAX_QUEUE = {sc.max_queue}  # incoming frames buffered before reading stops\n"
         + f"WRITE_LIMIT = {sc.write_limit}  # bytes: write buffer high-water mark\n"
@@ -98,13 +148,20 @@ def render_websockets(config: TuningConfig) -> dict[str, str]:
     text = (
         "#!/usr/bin/env python3\n"
         + doc
-        + '"""A tuned python-websockets echo server exported by wslab (needs only websockets)."""\n'
+        + '"""A tuned python-websockets echo server exported by wslab '
+        + ('(needs websockets, and zstandard for zstd_extension.py)."""\n' if zstd
+           else '(needs only websockets)."""\n')
         + _IMPORTS
         + "\n"
         + constants
         + _BODY
     )
-    return {FILENAME: text}
+    files = {FILENAME: text}
+    if zstd:
+        files[ZSTD_MODULE] = _SHIPPED.read_text(encoding="utf-8")
+        if config.compression.algorithm == "zstd-dict" and dictionaries is not None:
+            files[DICTIONARY_FILE] = dictionaries.to_json() + "\n"
+    return files
 
 
 _IMPORTS = """
@@ -115,6 +172,7 @@ import asyncio
 import contextlib
 import signal
 from http import HTTPStatus
+from pathlib import Path
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
@@ -157,7 +215,17 @@ def server_options() -> dict[str, object]:
         # through extensions when deflate is enabled.
         "compression": None,
     }
-    if DEFLATE is not None:
+    if ZSTD is not None:
+        # x-wslab-zstd first, permessage-deflate behind it for every other client; this
+        # import needs zstandard and the zstd_extension.py shipped beside this file.
+        import zstd_extension
+
+        settings = dict(ZSTD)
+        if settings["dictionaries"] is not None:
+            path = Path(__file__).with_name(str(settings["dictionaries"]))
+            settings["dictionaries"] = zstd_extension.DictionaryFile(path)
+        options["extensions"] = zstd_extension.server_extensions(settings, DEFLATE)
+    elif DEFLATE is not None:
         options["extensions"] = [ServerPerMessageDeflateFactory(**DEFLATE)]
     return options
 
@@ -168,7 +236,11 @@ async def main(host: str, port: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
-    async with serve(echo, host, port, **server_options()) as server:
+    try:
+        options = server_options()
+    except (OSError, ValueError) as exc:  # a missing or damaged dictionaries.json
+        raise SystemExit(f"error: {exc}") from None
+    async with serve(echo, host, port, **options) as server:
         bound = server.sockets[0].getsockname()
         print(f"listening on ws://{bound[0]}:{bound[1]}", flush=True)
         await stop
