@@ -92,6 +92,11 @@ class CompressionConfig(_Section):
         0, ge=0, description="with policy threshold: compress messages of at least this size"
     )
     zstd_level: int = Field(3, ge=-7, le=22, description="zstd level for zstd-stream and zstd-dict")
+    zstd_window_log: int = Field(
+        15, ge=10, le=22,
+        description="largest zstd window, 2^N bytes; a zstd-stream connection keeps it and "
+                    "tables sized by it on both sides (15: ~0.5 MiB compressor + ~0.2 MiB "
+                    "decompressor at level 3; the level's own 21 would be ~6 MiB)")
     zstd_dict_bytes: int = Field(
         16384, ge=256, le=1 << 20, description="size of the trained zstd dictionary"
     )

@@ -66,7 +66,7 @@ def signature(config: TuningConfig) -> tuple[Any, ...]:
 COMPRESSION_ALT: dict[str, Any] = {
     "server_max_window_bits": 9, "client_max_window_bits": 9, "mem_level": 1, "level": 1,
     "server_no_context_takeover": True, "client_no_context_takeover": True,
-    "zstd_level": 19, "zstd_dict_bytes": 1024, "policy": "never",
+    "zstd_level": 19, "zstd_window_log": 10, "zstd_dict_bytes": 1024, "policy": "never",
 }
 BATCHING_ALT: dict[str, Any] = {
     "interval_ms": 3, "max_bytes": 300, "max_messages": 2,

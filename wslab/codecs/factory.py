@@ -78,11 +78,13 @@ def make_encoder(
     from wslab.codecs.zstd import ZstdEncoder
 
     if algorithm == "zstd-stream":
-        return ZstdEncoder(compression.zstd_level, stream=True)
+        return ZstdEncoder(compression.zstd_level, stream=True,
+                           window_log=compression.zstd_window_log)
     if algorithm == "zstd-dict":
         from wslab.codecs.zstd_dict import ZstdDictSetEncoder
 
-        return ZstdDictSetEncoder(_need_dictionaries(dictionaries), compression.zstd_level)
+        return ZstdDictSetEncoder(_need_dictionaries(dictionaries), compression.zstd_level,
+                                  window_log=compression.zstd_window_log)
     raise ConfigError(f"compression.algorithm: unknown algorithm {algorithm!r}")
 
 
@@ -114,9 +116,10 @@ def make_decoder(
     from wslab.codecs.zstd import ZstdDecoder
 
     if algorithm == "zstd-stream":
-        return ZstdDecoder(stream=True)
+        return ZstdDecoder(stream=True, max_window_log=compression.zstd_window_log)
     if algorithm == "zstd-dict":
         from wslab.codecs.zstd_dict import ZstdDictSetDecoder
 
-        return ZstdDictSetDecoder(_need_dictionaries(dictionaries))
+        return ZstdDictSetDecoder(_need_dictionaries(dictionaries),
+                                  max_window_log=compression.zstd_window_log)
     raise ConfigError(f"compression.algorithm: unknown algorithm {algorithm!r}")

@@ -41,7 +41,8 @@ _SKIPPABLE_MAGIC = 0x184D2A50
 class _BlockWalker:
     """Tracks where a zstd stream is: between frames or inside one, and its limits."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_window: int | None = None) -> None:
+        self.max_window = max_window
         self.in_frame = False
         self.block_max = _BLOCK_MAX
         self.checksum = False
@@ -93,6 +94,9 @@ class _BlockWalker:
             raise DecodeError(f"zstd frame header does not parse: {exc}") from exc
         if size > len(rest):
             raise DecodeError("zstd message ends inside a frame header")
+        if self.max_window is not None and params.window_size > self.max_window:
+            raise DecodeError(f"zstd frame needs a {params.window_size}-byte window, past the "
+                              f"agreed {self.max_window}")
         declared = params.content_size
         if (max_size is not None and declared != zstandard.CONTENTSIZE_UNKNOWN
                 and declared > max_size):
@@ -146,19 +150,29 @@ class ZstdEncoder:
         stream: Keep one context for the connection and flush per message.
         dictionary: Raw dictionary bytes (from :func:`train_dictionary`) to prime every
             message; not combined with ``stream``.
+        window_log: Largest back-reference window, 2^N bytes (None: the level's own, up
+            to 8 MiB). A stream keeps that window and hash tables sized by it for the
+            connection's life, so it sets the memory per connection
+            (:func:`zstd_memory_bytes`); the receiver must accept at least as much.
     """
 
     def __init__(self, level: int = 3, *, stream: bool = False,
-                 dictionary: bytes | None = None) -> None:
+                 dictionary: bytes | None = None, window_log: int | None = None) -> None:
         if stream and dictionary is not None:
             raise ValueError("a zstd stream and a dictionary are separate modes; pick one")
         self.level = level
         self.stream = stream
+        self.window_log = window_log
         self.algorithm = "zstd-stream" if stream else ("zstd-dict" if dictionary else "zstd")
         dict_data = zstandard.ZstdCompressionDict(dictionary) if dictionary else None
-        self._cctx = zstandard.ZstdCompressor(level=level, dict_data=dict_data,
-                                              write_content_size=True, write_checksum=False)
+        self._cctx = zstandard.ZstdCompressor(dict_data=dict_data,
+                                              **compressor_params(level, window_log))
         self._cobj = self._cctx.compressobj() if stream else None
+
+    @property
+    def memory_bytes(self) -> int:
+        """What the compression context holds now (zstd's own count)."""
+        return int(self._cctx.memory_size())
 
     def encode(self, payload: bytes, key: str = "") -> bytes:
         """Compress one message."""
@@ -174,16 +188,21 @@ class ZstdDecoder:
         stream: The peer keeps one context for the connection (messages are blocks of one
             never-ending frame).
         dictionary: The raw dictionary the peer's encoder was primed with.
+        max_window_log: Refuse (DecodeError) a frame whose window is larger than 2^N
+            bytes: a peer cannot make this side allocate more than agreed (zstd itself
+            accepts windows up to 128 MiB). None: zstd's own limit.
     """
 
-    def __init__(self, *, stream: bool = False, dictionary: bytes | None = None) -> None:
+    def __init__(self, *, stream: bool = False, dictionary: bytes | None = None,
+                 max_window_log: int | None = None) -> None:
         if stream and dictionary is not None:
             raise ValueError("a zstd stream and a dictionary are separate modes; pick one")
         self.stream = stream
         self.algorithm = "zstd-stream" if stream else ("zstd-dict" if dictionary else "zstd")
         dict_data = zstandard.ZstdCompressionDict(dictionary) if dictionary else None
-        self._dctx = zstandard.ZstdDecompressor(dict_data=dict_data)
-        self._walker = _BlockWalker()
+        limit = {} if max_window_log is None else {"max_window_size": 1 << max_window_log}
+        self._dctx = zstandard.ZstdDecompressor(dict_data=dict_data, **limit)
+        self._walker = _BlockWalker(None if max_window_log is None else 1 << max_window_log)
         self._dobj = (self._dctx.decompressobj(write_size=_WRITE_SIZE, read_across_frames=True)
                       if stream else None)
         self._broken = False
@@ -210,13 +229,53 @@ class ZstdDecoder:
     def _decode_frame(self, data: bytes, max_size: int | None) -> bytes:
         if not data:
             raise DecodeError("empty zstd message: a per-message frame is never empty")
-        walker = _BlockWalker()
+        walker = _BlockWalker(self._walker.max_window)
         dobj = self._dctx.decompressobj(write_size=_WRITE_SIZE)
         out = _inflate(dobj, walker, data, max_size)
         if walker.in_frame or walker.frames_ended != 1:
             what = "is truncated" if walker.in_frame else "holds more than one frame"
             raise DecodeError(f"zstd message {what}")
         return out
+
+
+    @property
+    def memory_bytes(self) -> int:
+        """What the decompression context holds now (zstd's own count)."""
+        return int(self._dctx.memory_size())
+
+
+def compressor_params(level: int, window_log: int | None) -> dict[str, object]:
+    """``ZstdCompressor`` keyword arguments for a level, its window capped at 2^N bytes.
+
+    Every frame declares its content size and its dictionary's id (if any) and carries no
+    checksum (the WebSocket frame and TCP already guard the bytes). The level's hash and chain tables are capped at the
+    window too: a table larger than the window it indexes costs memory and finds nothing
+    more.
+    """
+    if window_log is None:
+        return {"level": level, "write_content_size": True, "write_checksum": False,
+                "write_dict_id": True}
+    base = zstandard.ZstdCompressionParameters.from_level(level)
+    return {"compression_params": zstandard.ZstdCompressionParameters.from_level(
+        level, window_log=window_log, hash_log=min(base.hash_log, window_log),
+        chain_log=min(base.chain_log, window_log), write_content_size=1, write_checksum=0,
+        write_dict_id=1)}
+
+
+_MEMORY_PROBE = b'{"type":"memory.probe","n":0,"text":"what one message makes zstd allocate"}'
+
+
+def zstd_memory_bytes(level: int, window_log: int | None, *, stream: bool) -> tuple[int, int]:
+    """(compressor, decompressor) bytes one connection holds, measured by zstd itself.
+
+    Both contexts are built with these settings and one message goes through them (zstd
+    allocates its window and tables on first use, sized by the settings and, for a single
+    message frame, by the message); the figures are each context's ``memory_size()``.
+    """
+    enc = ZstdEncoder(level, stream=stream, window_log=window_log)
+    dec = ZstdDecoder(stream=stream, max_window_log=window_log)
+    dec.decode(enc.encode(_MEMORY_PROBE))
+    return enc.memory_bytes, dec.memory_bytes
 
 
 FAST_SEGMENT = 200  # zstd's cover parameters used when not searching (k, d)

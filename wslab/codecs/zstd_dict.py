@@ -41,7 +41,7 @@ from typing import Any
 import zstandard
 
 from wslab.atomic import atomic_write_text
-from wslab.codecs.zstd import ZstdDecoder
+from wslab.codecs.zstd import ZstdDecoder, compressor_params
 from wslab.errors import DecodeError, WslabError
 
 FIRST_ID = 32768  # zstd reserves dict ids below 32768 for registered dictionaries
@@ -201,15 +201,17 @@ class ZstdDictSetEncoder:
     Args:
         dictionaries: The set both peers hold.
         level: zstd level.
+        window_log: Largest window a frame may use, 2^N bytes (None: the level's own).
     """
 
     algorithm = "zstd-dict"
 
-    def __init__(self, dictionaries: DictionarySet, level: int = 3) -> None:
+    def __init__(self, dictionaries: DictionarySet, level: int = 3,
+                 window_log: int | None = None) -> None:
         self.dictionaries = dictionaries
         self.level = level
-        self._plain = zstandard.ZstdCompressor(level=level, write_content_size=True,
-                                               write_checksum=False)
+        self._params = compressor_params(level, window_log)
+        self._plain = zstandard.ZstdCompressor(**self._params)
         ids = dictionaries.ids()
         self._fallback = (self._cctx(ids[FIRST_ID]) if dictionaries.fallback is not None
                           else self._plain)
@@ -219,9 +221,12 @@ class ZstdDictSetEncoder:
 
     def _cctx(self, raw: bytes) -> zstandard.ZstdCompressor:
         d = zstandard.ZstdCompressionDict(raw)
-        d.precompute_compress(level=self.level)
-        return zstandard.ZstdCompressor(level=self.level, dict_data=d, write_content_size=True,
-                                        write_checksum=False, write_dict_id=True)
+        params = self._params.get("compression_params")
+        if params is None:
+            d.precompute_compress(level=self.level)
+        else:
+            d.precompute_compress(compression_params=params)
+        return zstandard.ZstdCompressor(dict_data=d, **self._params)
 
     def encode(self, payload: bytes, key: str = "") -> bytes:
         """One complete zstd frame for ``payload``, primed with ``key``'s dictionary."""
@@ -231,16 +236,18 @@ class ZstdDictSetEncoder:
 class ZstdDictSetDecoder:
     """Decompress frames of a :class:`ZstdDictSetEncoder`, picking by each frame's dict id.
 
-    Bounded like :class:`~wslab.codecs.zstd.ZstdDecoder`: never grows past ``max_size``.
+    Bounded like :class:`~wslab.codecs.zstd.ZstdDecoder`: never grows past ``max_size``
+    and refuses frames whose window passes ``max_window_log``.
     """
 
     algorithm = "zstd-dict"
 
-    def __init__(self, dictionaries: DictionarySet) -> None:
+    def __init__(self, dictionaries: DictionarySet, *,
+                 max_window_log: int | None = None) -> None:
         self.dictionaries = dictionaries
-        self._by_id: dict[int, ZstdDecoder] = {0: ZstdDecoder()}
+        self._by_id: dict[int, ZstdDecoder] = {0: ZstdDecoder(max_window_log=max_window_log)}
         for dict_id, raw in dictionaries.ids().items():
-            self._by_id[dict_id] = ZstdDecoder(dictionary=raw)
+            self._by_id[dict_id] = ZstdDecoder(dictionary=raw, max_window_log=max_window_log)
 
     def decode(self, data: bytes, max_size: int | None = None) -> bytes:
         """The original message; DecodeError for a dict id outside the set."""

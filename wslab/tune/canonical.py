@@ -15,14 +15,14 @@ fields each codec reads) and ``wslab/selector.py`` (which policy reads ``thresho
 
 Compression: which other fields can matter, per ``compression.algorithm`` (wbits: both
 window bits; takeover: both ``*_no_context_takeover``; mem/level: ``mem_level`` and
-``level``; dict bytes: ``zstd_dict_bytes``)
+``level``; zstd: ``zstd_level`` and ``zstd_window_log``; dict bytes: ``zstd_dict_bytes``)
 
-| algorithm            | wbits | mem/level | takeover | zstd_level | dict bytes | policy |
-|----------------------|-------|-----------|----------|------------|------------|--------|
-| none                 | -     | -         | -        | -          | -          | -      |
-| permessage-deflate   | yes   | yes       | yes      | -          | -          | yes    |
-| zstd-stream          | -     | -         | -        | yes        | -          | yes    |
-| zstd-dict            | -     | -         | -        | yes        | yes        | yes    |
+| algorithm            | wbits | mem/level | takeover | zstd | dict bytes | policy |
+|----------------------|-------|-----------|----------|------|------------|--------|
+| none                 | -     | -         | -        | -    | -          | -      |
+| permessage-deflate   | yes   | yes       | yes      | -    | -          | yes    |
+| zstd-stream          | -     | -         | -        | yes  | -          | yes    |
+| zstd-dict            | -     | -         | -        | yes  | yes        | yes    |
 
 and, where the policy matters, per ``compression.policy``
 
@@ -72,8 +72,8 @@ _DEFLATE = ("server_max_window_bits", "client_max_window_bits", "mem_level", "le
 ALGORITHM_FIELDS: dict[str, tuple[str, ...]] = {
     "none": (),
     "permessage-deflate": (*_DEFLATE, "policy"),
-    "zstd-stream": ("zstd_level", "policy"),
-    "zstd-dict": ("zstd_level", "zstd_dict_bytes", "policy"),
+    "zstd-stream": ("zstd_level", "zstd_window_log", "policy"),
+    "zstd-dict": ("zstd_level", "zstd_window_log", "zstd_dict_bytes", "policy"),
 }
 """``compression.algorithm`` -> the other compression fields that can matter under it."""
 

@@ -16,6 +16,7 @@ it (JSON) and ``requested_count`` how many.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -52,12 +53,14 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def memory_estimate_kib(config: TuningConfig, dictionary_bytes: int = 0) -> float:
-    """Compression memory per connection from the codec's documented formula, in KiB.
+    """Compression memory per connection on the server, in KiB.
 
     Deflate: the server's compressor plus its decompressor for the client's window (zlib's
-    formula). zstd: the contexts' own size estimates, plus for ``zstd-dict`` the trained
-    dictionaries (``dictionary_bytes``, the summary record's ``dictionary_bytes``). 0
-    without compression.
+    formula). zstd: the server's compression and decompression contexts as zstd itself
+    counts them once a message has gone through (``zstd_memory_bytes``: with
+    ``zstd-stream`` they hold the agreed window and tables for the connection's life),
+    plus for ``zstd-dict`` the trained dictionaries (``dictionary_bytes``, the summary
+    record's ``dictionary_bytes``). 0 without compression.
     """
     c = config.compression
     if c.algorithm == "none":
@@ -65,12 +68,18 @@ def memory_estimate_kib(config: TuningConfig, dictionary_bytes: int = 0) -> floa
     if c.algorithm == "permessage-deflate":
         comp = deflate_memory_bytes(c.server_max_window_bits, c.mem_level, decoder=False)
         return (comp + (1 << c.client_max_window_bits)) / 1024
-    import zstandard
 
-    cctx = zstandard.ZstdCompressor(level=c.zstd_level)
-    contexts = cctx.memory_size() + zstandard.estimate_decompression_context_size()
+    compressor, decompressor = _zstd_memory(c.zstd_level, c.zstd_window_log,
+                                            c.algorithm == "zstd-stream")
     extra = dictionary_bytes if c.algorithm == "zstd-dict" else 0
-    return float(contexts + extra) / 1024
+    return float(compressor + decompressor + extra) / 1024
+
+
+@functools.lru_cache(maxsize=64)
+def _zstd_memory(level: int, window_log: int, stream: bool) -> tuple[int, int]:
+    from wslab.codecs.zstd import zstd_memory_bytes
+
+    return zstd_memory_bytes(level, window_log, stream=stream)
 
 
 def _compact(value: Any) -> str | None:
