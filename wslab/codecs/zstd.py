@@ -165,8 +165,7 @@ class ZstdEncoder:
         self.window_log = window_log
         self.algorithm = "zstd-stream" if stream else ("zstd-dict" if dictionary else "zstd")
         dict_data = zstandard.ZstdCompressionDict(dictionary) if dictionary else None
-        self._cctx = zstandard.ZstdCompressor(dict_data=dict_data,
-                                              **compressor_params(level, window_log))
+        self._cctx = new_compressor(level, window_log, dict_data)
         self._cobj = self._cctx.compressobj() if stream else None
 
     @property
@@ -244,22 +243,30 @@ class ZstdDecoder:
         return int(self._dctx.memory_size())
 
 
-def compressor_params(level: int, window_log: int | None) -> dict[str, object]:
-    """``ZstdCompressor`` keyword arguments for a level, its window capped at 2^N bytes.
+def new_compressor(level: int, window_log: int | None,
+                   dict_data: zstandard.ZstdCompressionDict | None = None,
+                   ) -> zstandard.ZstdCompressor:
+    """A ``ZstdCompressor`` for a level, its window capped at 2^N bytes (None: no cap).
 
     Every frame declares its content size and its dictionary's id (if any) and carries no
-    checksum (the WebSocket frame and TCP already guard the bytes). The level's hash and chain tables are capped at the
-    window too: a table larger than the window it indexes costs memory and finds nothing
-    more.
+    checksum (the WebSocket frame and TCP already guard the bytes). With a cap, the level's
+    hash and chain tables are capped at the window too: a table larger than the window it
+    indexes costs memory and finds nothing more.
     """
     if window_log is None:
-        return {"level": level, "write_content_size": True, "write_checksum": False,
-                "write_dict_id": True}
+        if dict_data is not None and level != 0:  # zstd reads level 0 as "unset"
+            dict_data.precompute_compress(level=level)
+        return zstandard.ZstdCompressor(level=level, dict_data=dict_data,
+                                        write_content_size=True, write_checksum=False,
+                                        write_dict_id=True)
     base = zstandard.ZstdCompressionParameters.from_level(level)
-    return {"compression_params": zstandard.ZstdCompressionParameters.from_level(
+    params = zstandard.ZstdCompressionParameters.from_level(
         level, window_log=window_log, hash_log=min(base.hash_log, window_log),
         chain_log=min(base.chain_log, window_log), write_content_size=1, write_checksum=0,
-        write_dict_id=1)}
+        write_dict_id=1)
+    if dict_data is not None:
+        dict_data.precompute_compress(compression_params=params)
+    return zstandard.ZstdCompressor(dict_data=dict_data, compression_params=params)
 
 
 _MEMORY_PROBE = b'{"type":"memory.probe","n":0,"text":"what one message makes zstd allocate"}'

@@ -41,7 +41,7 @@ from typing import Any
 import zstandard
 
 from wslab.atomic import atomic_write_text
-from wslab.codecs.zstd import ZstdDecoder, compressor_params
+from wslab.codecs.zstd import ZstdDecoder, new_compressor
 from wslab.errors import DecodeError, WslabError
 
 FIRST_ID = 32768  # zstd reserves dict ids below 32768 for registered dictionaries
@@ -210,8 +210,8 @@ class ZstdDictSetEncoder:
                  window_log: int | None = None) -> None:
         self.dictionaries = dictionaries
         self.level = level
-        self._params = compressor_params(level, window_log)
-        self._plain = zstandard.ZstdCompressor(**self._params)
+        self.window_log = window_log
+        self._plain = new_compressor(level, window_log)
         ids = dictionaries.ids()
         self._fallback = (self._cctx(ids[FIRST_ID]) if dictionaries.fallback is not None
                           else self._plain)
@@ -220,13 +220,7 @@ class ZstdDictSetEncoder:
             self._by_key[key] = self._cctx(ids[FIRST_ID + n])
 
     def _cctx(self, raw: bytes) -> zstandard.ZstdCompressor:
-        d = zstandard.ZstdCompressionDict(raw)
-        params = self._params.get("compression_params")
-        if params is None:
-            d.precompute_compress(level=self.level)
-        else:
-            d.precompute_compress(compression_params=params)
-        return zstandard.ZstdCompressor(dict_data=d, **self._params)
+        return new_compressor(self.level, self.window_log, zstandard.ZstdCompressionDict(raw))
 
     def encode(self, payload: bytes, key: str = "") -> bytes:
         """One complete zstd frame for ``payload``, primed with ``key``'s dictionary."""
