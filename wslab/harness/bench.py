@@ -69,7 +69,10 @@ class BenchResult:
     predicted: dict[str, Any]
 
 
-def _scaled(trace: Trace, speed: float, duration: float | None) -> Trace:
+def scaled_trace(path: str | Path, speed: float, duration: float | None) -> Trace:
+    """The trace ``wslab bench`` replays: times from 0, divided by ``speed``, cut at
+    ``duration`` seconds (None: all of it)."""
+    trace = read_trace(path)
     base = trace.messages[0].t if trace.messages else 0.0
     kept = [dataclasses.replace(m, t=(m.t - base) / speed) for m in trace.messages
             if duration is None or (m.t - base) / speed <= duration]
@@ -124,7 +127,7 @@ def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None 
     say = progress or (lambda _msg: None)
     profile = get_profile(link or config.link.profile)
     shaped = profile.name != "loopback"
-    trace = _scaled(read_trace(trace_path), speed, duration)
+    trace = scaled_trace(trace_path, speed, duration)
     if not trace.messages:
         raise WslabError(f"{trace_path}: no messages within --duration {duration}")
     dictionaries = None
