@@ -140,3 +140,28 @@ def test_panel_displays_as_a_widget(chat) -> None:  # type: ignore[no-untyped-de
     bundle = p._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert "first" in p.widget.children[0].value or "messages" in p.widget.children[0].value
+
+
+def test_compression_panel_sets_adaptive_beside_always_and_says_why() -> None:
+    from mixed_blobs import BLOB_TYPES, blob_trace
+
+    p = CompressionPanel(blob_trace(seconds=2.0))
+    assert p.policy_stats.value == ""  # policy always: nothing to set beside it
+    assert "latency p95" in p.stats.value
+    p.set(adaptive=True)
+    result = p.result
+    assert result is not None and result.run is not None and result.always is not None
+    assert result.always.frames_plain == 0
+    assert set(result.run.plain_by_key) == set(BLOB_TYPES)
+    assert result.run.frames_plain == sum(result.run.plain_by_key.values()) > 0
+    assert result.run.cpu_us < result.always.cpu_us
+    table = p.policy_stats.value
+    assert "policy adaptive" in table and "policy always" in table
+    assert all(kind in table for kind in BLOB_TYPES)
+    assert f"{result.run.frames_plain:,}" in table
+
+
+def test_batching_panel_lists_p95(chat) -> None:  # type: ignore[no-untyped-def]
+    p = BatchingPanel(chat)
+    assert "latency p95" in p.stats.value
+    assert "latency p50" in p.stats.value and "latency p99" in p.stats.value

@@ -20,6 +20,7 @@ from faults.rawws import RawClient, frame
 from tune.export_support import MESSAGES, python_server, read_port, start, stop
 from websockets.asyncio.client import connect
 
+from wslab.codecs.zstd import ZstdEncoder, new_compressor
 from wslab.codecs.zstd_dict import DictionarySet, train_dictionary_set
 from wslab.config import TuningConfig
 from wslab.harness.client import client_extensions
@@ -96,7 +97,8 @@ def test_exported_stream_server_speaks_zstd_and_deflate(tmp_path: Path) -> None:
         stock = talk(port, None)
     finally:
         stop(proc)  # type: ignore[arg-type]
-    assert zstd.header == "x-wslab-zstd; mode=stream" and zstd.name == "x-wslab-zstd"
+    assert zstd.header == "x-wslab-zstd; mode=stream; max_window_log=15"
+    assert zstd.name == "x-wslab-zstd"
     assert zstd.echoes == MESSAGES
     assert zstd.compressed_in == len(MESSAGES)  # every echo came back compressed (RSV1)
     assert stock.header is not None and stock.header.startswith("permessage-deflate")
@@ -114,7 +116,7 @@ def test_exported_dictionary_server_holds_the_set(tmp_path: Path, dset: Dictiona
         wrong_set = talk(port, list(client_extensions(DICT, other)))
     finally:
         stop(proc)  # type: ignore[arg-type]
-    assert zstd.header == f"x-wslab-zstd; mode=message; dict={dset.id}"
+    assert zstd.header == f"x-wslab-zstd; mode=message; dict={dset.id}; max_window_log=15"
     assert zstd.echoes == MESSAGES
     # min_size is the threshold: only the one-byte message came back plain.
     assert zstd.compressed_in == sum(len(m) >= 8 for m in MESSAGES)
@@ -122,12 +124,14 @@ def test_exported_dictionary_server_holds_the_set(tmp_path: Path, dset: Dictiona
 
 
 def test_exported_server_refuses_bombs_and_garbage(tmp_path: Path, dset: DictionarySet) -> None:
-    bomb = zstandard.ZstdCompressor(level=1).compressobj()
+    bomb = new_compressor(1, 15).compressobj()  # within the agreed window (15)
     stream_bomb = bomb.compress(b"\0" * (1 << 24)) + bomb.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
-    frame_bomb = zstandard.ZstdCompressor().compress(b"\0" * (1 << 24))
+    frame_bomb = new_compressor(1, 15).compress(b"\0" * (1 << 24))
+    wide = ZstdEncoder(3, stream=True, window_log=21).encode(b"hello " * 40)
     cases = [
-        (STREAM, "x-wslab-zstd; mode=stream", stream_bomb, 1009),
-        (STREAM, "x-wslab-zstd; mode=stream", b"\x05garbage!", 1002),
+        (STREAM, "x-wslab-zstd; mode=stream; max_window_log=15", stream_bomb, 1009),
+        (STREAM, "x-wslab-zstd; mode=stream; max_window_log=15", b"\x05garbage!", 1002),
+        (STREAM, "x-wslab-zstd; mode=stream; max_window_log=15", wide, 1002),
         (DICT, f"x-wslab-zstd; dict={dset.id}", frame_bomb, 1009),
         (DICT, f"x-wslab-zstd; dict={dset.id}", b"garbage, not zstd", 1002),
     ]
@@ -164,7 +168,11 @@ def test_zstd_dict_without_its_set_offers_plain_frames_and_says_so(tmp_path: Pat
         return raw.handshake.headers.get("sec-websocket-extensions")
 
     try:
-        assert asyncio.run(offer("x-wslab-zstd")) == "x-wslab-zstd; mode=message"
+        assert asyncio.run(offer("x-wslab-zstd")) == "x-wslab-zstd; mode=message; max_window_log=15"
+        assert asyncio.run(offer("x-wslab-zstd; max_window_log=12")) == (
+            "x-wslab-zstd; mode=message; max_window_log=12")
+        bad = asyncio.run(offer("x-wslab-zstd; max_window_log=09, permessage-deflate"))
+        assert bad is not None and bad.startswith("permessage-deflate")
         fallback = asyncio.run(offer("x-wslab-zstd; mode=stream, permessage-deflate"))
         assert fallback is not None and fallback.startswith("permessage-deflate")
     finally:

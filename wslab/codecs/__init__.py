@@ -2,7 +2,8 @@
 
 What lives here: the codec interfaces (``base``), the deflate and zstd codecs, the
 ``Sec-WebSocket-Extensions`` grammar (``extheader``), permessage-deflate negotiation
-(``negotiation``) and the config-to-codec factory (``factory``). No I/O, no clocks, no
+(``negotiation``), ``x-wslab-zstd`` negotiation (``zstd_negotiation``) and the
+config-to-codec factory (``factory``). No I/O, no clocks, no
 imports from layers above the core.
 """
 

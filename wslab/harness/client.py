@@ -6,6 +6,8 @@ each connection's own :class:`~wslab.pipeline.SendPipeline`, takes apart every f
 receives, records both sides for the integrity and latency join, and reads each socket's
 kernel counters before closing. It works against any WebSocket server (``wslab load``), not
 only wslab's; batching is offered as a ``wslab.v1.*`` subprotocol and used only if agreed.
+``client_extensions`` (from ``offers.py``, re-exported here) is what every wslab client
+offers: ``x-wslab-zstd`` first for the zstd algorithms, permessage-deflate behind it.
 """
 
 from __future__ import annotations
@@ -15,39 +17,25 @@ import contextlib
 import ipaddress
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from websockets.asyncio.client import connect
-from websockets.extensions.base import ClientExtensionFactory
 from websockets.typing import Subprotocol
 
 from wslab import envelopes
-from wslab.codecs.negotiation import offer_from_config
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
-from wslab.harness.extension import SelectiveClientDeflateFactory
 from wslab.harness.meter import count_connection, tcp_info
+from wslab.harness.offers import client_extensions as client_extensions  # re-exported
 from wslab.harness.recorder import Recorder
-from wslab.harness.server import CLIENT_HEADER, uses_live_deflate
+from wslab.harness.server import CLIENT_HEADER
 from wslab.harness.session import Session, receive_loop
 from wslab.pipeline import SendPipeline, resolve_envelope
 from wslab.traces.model import Message, Trace
 
-
-def client_extensions(config: TuningConfig) -> list[ClientExtensionFactory]:
-    """What a wslab client offers for this compression config."""
-    c = config.compression
-    if not uses_live_deflate(c):
-        return []
-    offer = offer_from_config(c)
-    return [SelectiveClientDeflateFactory(
-        mem_level=c.mem_level, level=c.level,
-        server_no_context_takeover=offer.server_no_context_takeover,
-        client_no_context_takeover=offer.client_no_context_takeover,
-        server_max_window_bits=offer.server_max_window_bits,
-        client_max_window_bits=offer.client_max_window_bits,
-    )]
+if TYPE_CHECKING:
+    from wslab.codecs.zstd_dict import DictionarySet
 
 
 def check_target(url: str, allow_remote: bool) -> tuple[str, int]:
@@ -101,14 +89,18 @@ class LoadClient:
         send: Send the trace's messages at all (False: only read).
         c2s_only: Send only the trace's ``c2s`` messages, none when it has none (a replay
             against a server that plays the ``s2c`` side, as in ``wslab bench``).
+        dictionaries: The pre-shared zstd dictionary set; required for ``zstd-dict``.
     """
 
     def __init__(self, url: str, config: TuningConfig, *, trace: Trace | None = None,
                  connections: int = 1, rate: float = 200.0, speed: float = 1.0,
                  expect_s2c: int | None = None, drain_timeout: float = 5.0,
                  source_addresses: list[str] | None = None, allow_remote: bool = False,
-                 prefix: str = "c", send: bool = True, c2s_only: bool = False) -> None:
+                 prefix: str = "c", send: bool = True, c2s_only: bool = False,
+                 dictionaries: DictionarySet | None = None) -> None:
         check_target(url, allow_remote)
+        client_extensions(config, dictionaries)  # zstd-dict without its set fails here
+        self.dictionaries = dictionaries
         self.url = url
         self.config = config
         self.trace = trace
@@ -156,7 +148,8 @@ class LoadClient:
         t0 = time.monotonic()
         try:
             async with connect(
-                self.url, extensions=client_extensions(self.config), compression=None,
+                self.url, extensions=client_extensions(self.config, self.dictionaries),
+                compression=None,
                 subprotocols=subprotocols, additional_headers={CLIENT_HEADER: conn},
                 max_size=s.max_size, max_queue=s.max_queue, write_limit=s.write_limit,
                 ping_interval=s.heartbeat_interval_s, ping_timeout=s.heartbeat_timeout_s,

@@ -4,7 +4,9 @@ What lives here: two small command lines (``python -m wslab.harness.procs server
 ``... client ...``) that run a :class:`~wslab.harness.server.LiveServer` or a
 :class:`~wslab.harness.client.LoadClient` in their own process and leave their logs in a
 directory for the orchestrator (``bench.py``) to join. The server prints its port as its
-first line and stops cleanly on SIGTERM or SIGINT, saving its logs.
+first line and stops cleanly on SIGTERM or SIGINT, saving its logs. For ``zstd-dict`` both
+take ``--dictionaries PATH``, the pre-shared :class:`~wslab.codecs.zstd_dict.DictionarySet`
+file; a bad file or a missing set is one ``error:`` line on stderr and exit code 2.
 
 ``wslab scale`` (``scale.py``) starts two more roles, driven by JSON lines on stdin with one
 JSON line answered per command: ``worker`` (a server joined to the cluster through a broker
@@ -25,23 +27,42 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wslab.config import TuningConfig
+from wslab.errors import WslabError
 from wslab.harness.client import LoadClient
 from wslab.harness.gcfreeze import GcFreezer, GcPauses
 from wslab.harness.server import LiveServer
 from wslab.traces.io import read_trace
 
+if TYPE_CHECKING:
+    from wslab.codecs.zstd_dict import DictionarySet
+
+DICTIONARIES_HELP = "zstd-dict: the pre-shared DictionarySet JSON file (both sides load it)"
+
+
+def _dictionaries(path: str | None) -> DictionarySet | None:
+    """The DictionarySet file named by ``--dictionaries``, or None (zstandard only if given)."""
+    if not path:
+        return None
+    from wslab.codecs.zstd_dict import DictionarySet
+
+    return DictionarySet.load(path)
+
 
 def _server(args: argparse.Namespace) -> int:
     config = TuningConfig.load(args.config)
     trace = read_trace(args.trace) if args.trace else None
-
-    async def main() -> None:
+    try:
+        dictionaries = _dictionaries(args.dictionaries)
         server = LiveServer(config, scenario=args.scenario, trace=trace, speed=args.speed,
                             host=args.host, port=args.port, expect_clients=args.expect_clients,
-                            rooms=args.rooms)
+                            rooms=args.rooms, dictionaries=dictionaries)
+    except WslabError as exc:
+        return _fail(str(exc))
+
+    async def main() -> None:
         port = await server.start()
         print(port, flush=True)
         stop = asyncio.Event()
@@ -66,11 +87,15 @@ def _server(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> int:
     config = TuningConfig.load(args.config)
     trace = read_trace(args.trace) if args.trace else None
-    client = LoadClient(args.url, config, trace=trace, connections=args.connections,
-                        rate=args.rate, speed=args.speed, expect_s2c=args.expect_s2c,
-                        drain_timeout=args.drain_timeout, prefix=args.prefix,
-                        source_addresses=args.source or None, allow_remote=args.allow_remote,
-                        c2s_only=args.c2s_only)
+    try:
+        client = LoadClient(args.url, config, trace=trace, connections=args.connections,
+                            rate=args.rate, speed=args.speed, expect_s2c=args.expect_s2c,
+                            drain_timeout=args.drain_timeout, prefix=args.prefix,
+                            source_addresses=args.source or None,
+                            allow_remote=args.allow_remote, c2s_only=args.c2s_only,
+                            dictionaries=_dictionaries(args.dictionaries))
+    except WslabError as exc:
+        return _fail(str(exc))
     result = asyncio.run(client.run())
     if args.log_dir:
         import pandas as pd
@@ -132,7 +157,6 @@ def _fail(message: str) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from wslab.errors import WslabError
     from wslab.harness.broker import connect_broker
     from wslab.harness.cluster import raise_nofile
     from wslab.harness.registry import ClusterNode, MemoryRegistry, RedisRegistry
@@ -307,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--expect-clients", type=int, default=1)
     s.add_argument("--rooms", type=int, default=4)
     s.add_argument("--log-dir")
+    s.add_argument("--dictionaries", help=DICTIONARIES_HELP)
     c = roles.add_parser("client")
     c.add_argument("--url", required=True)
     c.add_argument("--config", required=True)
@@ -321,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--allow-remote", action="store_true")
     c.add_argument("--c2s-only", action="store_true")
     c.add_argument("--log-dir")
+    c.add_argument("--dictionaries", help=DICTIONARIES_HELP)
     w = roles.add_parser("worker")
     w.add_argument("--config", required=True)
     w.add_argument("--host", default="127.0.0.1")

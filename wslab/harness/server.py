@@ -5,6 +5,9 @@ sessions, the four scenarios, ``/metrics``), and :func:`serve_kwargs`, the one m
 ``TuningConfig`` to the library's ``serve()`` arguments. Batching and the per-message
 compression decision come from the shared :class:`~wslab.pipeline.SendPipeline` through
 :class:`~wslab.harness.session.Session`; nothing here decides what goes in a frame.
+Which extensions each algorithm accepts (``x-wslab-zstd`` first for zstd, permessage-deflate
+behind it) is ``offers.py``; ``server_extensions``, ``OFFERS`` and ``negotiated_extension``
+are re-exported here.
 
 Scenarios (what the server sends):
 
@@ -34,66 +37,47 @@ import time
 from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.extensions.base import ServerExtensionFactory
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from wslab import envelopes
-from wslab.codecs.negotiation import server_params_from_config
-from wslab.config import CompressionConfig, TuningConfig
+from wslab.config import TuningConfig
 from wslab.errors import ConfigError
 from wslab.harness.admission import Admission
 from wslab.harness.events import EventBus, ProcessingQueue
-from wslab.harness.extension import (
-    SelectiveDeflate,
-    SelectiveServerDeflateFactory,
-    SharedDeflate,
-)
+from wslab.harness.extension import SelectiveDeflate, SharedDeflate
 from wslab.harness.livemetrics import LiveMetrics
+from wslab.harness.offers import OFFERS as OFFERS  # re-exported: the algorithm's offers
+from wslab.harness.offers import negotiated_extension as negotiated_extension
+from wslab.harness.offers import server_extensions as server_extensions
 from wslab.harness.recorder import CountingRecorder, Recorder, message_key
 from wslab.harness.session import Session, receive_loop
 from wslab.pipeline import SendPipeline, resolve_envelope
 from wslab.traces.model import Trace
+
+if TYPE_CHECKING:
+    from wslab.codecs.zstd_dict import DictionarySet
 
 log = logging.getLogger("wslab.server")
 
 SCENARIOS = ("echo", "replay", "broadcast", "room")
 CLIENT_HEADER = "X-Wslab-Client"
 ROOM_HEADER = "X-Wslab-Room"
-LIVE_ALGORITHMS = ("none", "permessage-deflate")
+def serve_kwargs(config: TuningConfig,
+                 dictionaries: DictionarySet | None = None) -> dict[str, Any]:
+    """``websockets.asyncio.server.serve`` keyword arguments for a config.
 
-
-def uses_live_deflate(compression: CompressionConfig) -> bool:
-    """True for permessage-deflate, False for none; a simulator-only algorithm is an error."""
-    if compression.algorithm not in LIVE_ALGORITHMS:
-        raise ConfigError(f"compression.algorithm: {compression.algorithm} runs in the "
-                          "simulator only; live runs support none or permessage-deflate")
-    return compression.algorithm == "permessage-deflate"
-
-
-def server_extensions(compression: CompressionConfig) -> list[ServerExtensionFactory]:
-    """The extension factories a server with this compression config offers."""
-    if not uses_live_deflate(compression):
-        return []
-    limits = server_params_from_config(compression)
-    return [SelectiveServerDeflateFactory(
-        mem_level=compression.mem_level, level=compression.level,
-        server_no_context_takeover=limits.server_no_context_takeover,
-        client_no_context_takeover=limits.client_no_context_takeover,
-        server_max_window_bits=limits.server_max_window_bits,
-        client_max_window_bits=limits.client_max_window_bits,
-    )]
-
-
-def serve_kwargs(config: TuningConfig) -> dict[str, Any]:
-    """``websockets.asyncio.server.serve`` keyword arguments for a config."""
+    Args:
+        config: The tuning config.
+        dictionaries: The pre-shared zstd dictionary set (``zstd-dict`` only).
+    """
     s = config.scaling
     return {
-        "extensions": server_extensions(config.compression),
+        "extensions": server_extensions(config.compression, dictionaries),
         "compression": None,
         "max_size": s.max_size,
         "max_queue": s.max_queue,
@@ -123,6 +107,7 @@ class LiveServer:
         record: Keep a row per message sent and received (for ``wslab bench``'s join);
             False keeps counts only (:class:`~wslab.harness.recorder.CountingRecorder`),
             for servers that run indefinitely or hold many connections.
+        dictionaries: The pre-shared zstd dictionary set; required for ``zstd-dict``.
     """
 
     def __init__(self, config: TuningConfig, *, scenario: str = "echo",
@@ -130,7 +115,8 @@ class LiveServer:
                  port: int = 0, expect_clients: int = 1, rooms: int = 4,
                  origins: list[str] | None = None,
                  processing: ProcessingQueue | None = None, reuse_port: bool = False,
-                 shared_broadcast: bool = False, record: bool = True) -> None:
+                 shared_broadcast: bool = False, record: bool = True,
+                 dictionaries: DictionarySet | None = None) -> None:
         if scenario not in SCENARIOS:
             raise ConfigError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
         if scenario in ("replay", "broadcast") and trace is None:
@@ -142,6 +128,9 @@ class LiveServer:
         if host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("binding %s: this server is reachable from other machines", host)
         self.config = config
+        self.dictionaries = dictionaries
+        # Checked now: a zstd-dict server without its set fails here, not per handshake.
+        server_extensions(comp, dictionaries)
         self.scenario = scenario
         self.trace = trace
         self.speed = speed
@@ -196,7 +185,7 @@ class LiveServer:
             # the kernel's 1 s / 3 s retries then dominate a ramp; the kernel caps it
             # at net.core.somaxconn.
             backlog=max(100, min(4096, self.config.scaling.max_connections)),
-            **serve_kwargs(self.config))
+            **serve_kwargs(self.config, self.dictionaries))
         self.port = self._server.sockets[0].getsockname()[1]
         self._spawn(self._sampler())
         if self.processing is not None:

@@ -26,7 +26,16 @@ from wslab.traces.model import PRIORITIES, Trace
 
 from .base import Panel
 from .data import speed_up
-from .figures import COLOURS, figure, fmt_bytes, fmt_ms, quantile_curve, stat_table
+from .figures import (
+    COLOURS,
+    HALF_WIDTH,
+    figure,
+    fmt_bytes,
+    fmt_ms,
+    quantile_curve,
+    row_of,
+    stat_table,
+)
 
 STRATEGIES = ("none", "time", "size", "count", "hybrid", "priority")
 MAX_BYTES_STEPS = tuple(1 << k for k in range(8, 21))
@@ -138,7 +147,7 @@ class BatchingPanel(Panel[BatchingResult]):
         self.stats = W.HTML()
         self.figures["latency"] = figure(
             "Latency per message (distribution)", x="latency (ms, log)", y="share of messages",
-            traces=[go.Scatter(x=[], y=[], name=name, mode="lines",
+            width=HALF_WIDTH, traces=[go.Scatter(x=[], y=[], name=name, mode="lines",
                                line={"color": COLOURS["baseline" if name == "unbatched"
                                                       else name],
                                      "dash": "dash" if name == "unbatched" else "solid"})
@@ -146,8 +155,8 @@ class BatchingPanel(Panel[BatchingResult]):
         )
         self.figures["latency"].update_xaxes(type="log")
         self.figures["bytes"] = figure(
-            "Bytes on the wire per message", y="bytes per message", height=300,
-            traces=[go.Bar(x=["unbatched", "this config"], y=[0, 0], name=name,
+            "Bytes on the wire per message", y="bytes per message", height=320,
+            width=HALF_WIDTH, traces=[go.Bar(x=["unbatched", "this config"], y=[0, 0], name=name,
                            marker_color=COLOURS[key])
                     for key, name in (("payload", "payload (after compression)"),
                                       ("ws", "WebSocket header"), ("tcp", "TCP/IP headers"))],
@@ -202,11 +211,7 @@ class BatchingPanel(Panel[BatchingResult]):
 
     def body(self) -> Any:
         """Numbers on top, then the latency curves beside the byte bars."""
-        return W.VBox([
-            self.stats,
-            W.HBox([self.figures["latency"], self.figures["bytes"]],
-                   layout=W.Layout(flex_flow="row wrap")),
-        ])
+        return W.VBox([self.stats, row_of(self.figures["latency"], self.figures["bytes"])])
 
 
 def _stat_rows(c: WireCost, b: WireCost, wait_p99: float) -> list[tuple[str, str, str]]:

@@ -15,20 +15,24 @@ messages itself (Discord developer docs, Gateway, "Transport Compression"; Disco
 engineering blog 2024, "How Discord Reduced Websocket Traffic by 40%"). Every client that
 does not offer x-wslab-zstd gets permessage-deflate from the fallback factory here.
 
-Handshake: ``x-wslab-zstd [; mode=stream | mode=message] [; dict=<16 lowercase hex>]``.
-Each parameter at most once; an absent mode means ``message``; ``dict`` (the id of a
-pre-shared dictionary file) only with ``message``. An offer that breaks these rules, asks
-for a mode this server does not accept, or names a dictionary file it does not hold is
-refused and the next offer is tried (usually permessage-deflate). The answer always states
-the mode, and the dict when one was agreed. Only one of permessage-deflate and x-wslab-zstd
-is agreed per connection: both use RSV1.
+Handshake: ``x-wslab-zstd [; mode=stream | mode=message] [; dict=<16 lowercase hex>]
+[; max_window_log=<10..27>]``. Each parameter at most once; an absent mode means
+``message``; ``dict`` (the id of a pre-shared dictionary file) only with ``message``;
+``max_window_log`` is the largest zstd window (2^N bytes) the client allows in either
+direction. An offer that breaks these rules, asks for a mode this server does not accept,
+or names a dictionary file it does not hold is refused and the next offer is tried
+(usually permessage-deflate). The answer always states the mode, the dict when one was
+agreed, and ``max_window_log``: the smaller of the client's and this server's, which
+neither side's frames may exceed. Only one of permessage-deflate and x-wslab-zstd is agreed
+per connection: both use RSV1.
 
 Frames: RSV1 set marks a compressed message, sent as one frame; RSV1 clear is a message
 sent as it is (it does not touch the compression state). ``stream``: one zstd frame per
 connection and direction that never ends; each message is flushed at a block boundary.
 ``message``: each message is one complete zstd frame that declares its content size,
 primed with the dictionary its header names when a dictionary file was agreed. Receiving
-never inflates past ``max_size`` (close 1009); undecodable data closes with 1002.
+never inflates past ``max_size`` (close 1009); undecodable data, or a frame needing a larger
+window than agreed, closes with 1002.
 """
 
 from __future__ import annotations
@@ -57,6 +61,23 @@ FIRST_DICT_ID = 32768  # ids below this are reserved by zstd for registered dict
 DICT_FORMAT = "wslab-zstd-dictionaries"
 ID_PATTERN = re.compile(r"[0-9a-f]{16}")
 BLOCK_MAX = 128 * 1024  # no zstd block yields more than this
+WINDOW_LOGS = range(10, 28)  # 27: the largest window zstd decodes without being told to
+
+
+def compressor(level: int, window_log: int,
+               dictionary: zstandard.ZstdCompressionDict | None = None,
+               ) -> zstandard.ZstdCompressor:
+    """A compressor whose frames never need a window above 2^window_log bytes.
+
+    The level's hash and chain tables are held to the window as well: larger tables would
+    only cost memory for matches the window cannot reach.
+    """
+    base = zstandard.ZstdCompressionParameters.from_level(level)
+    params = zstandard.ZstdCompressionParameters.from_level(
+        level, window_log=min(base.window_log, window_log),
+        hash_log=min(base.hash_log, window_log), chain_log=min(base.chain_log, window_log),
+        write_content_size=1, write_checksum=0, write_dict_id=1)
+    return zstandard.ZstdCompressor(dict_data=dictionary, compression_params=params)
 
 
 class DictionaryFile:
@@ -106,17 +127,19 @@ class _Codecs:
     Per-message frames keep no state between messages, so one set serves all connections.
     """
 
-    def __init__(self, level: int, dictionaries: DictionaryFile | None) -> None:
+    def __init__(self, level: int, window_log: int,
+                 dictionaries: DictionaryFile | None) -> None:
         self.dictionaries = dictionaries
-        self.plain = zstandard.ZstdCompressor(level=level, write_content_size=True)
+        self.max_window = 1 << window_log
+        self.plain = compressor(level, window_log)
         self.compressors: dict[int, zstandard.ZstdCompressor] = {}
         self.decompressors: dict[int, zstandard.ZstdDecompressor] = {
-            0: zstandard.ZstdDecompressor()}
+            0: zstandard.ZstdDecompressor(max_window_size=self.max_window)}
         for dict_id, raw in (dictionaries.by_id.items() if dictionaries else ()):
             d = zstandard.ZstdCompressionDict(raw)
-            self.compressors[dict_id] = zstandard.ZstdCompressor(
-                level=level, dict_data=d, write_content_size=True, write_dict_id=True)
-            self.decompressors[dict_id] = zstandard.ZstdDecompressor(dict_data=d)
+            self.compressors[dict_id] = compressor(level, window_log, d)
+            self.decompressors[dict_id] = zstandard.ZstdDecompressor(
+                dict_data=d, max_window_size=self.max_window)
 
     def compress(self, payload: bytes, kind: str | None) -> bytes:
         d = self.dictionaries
@@ -131,6 +154,8 @@ class _Codecs:
             raise ProtocolError(f"{NAME}: not a zstd frame ({exc})") from None
         if params.content_size == zstandard.CONTENTSIZE_UNKNOWN:
             raise ProtocolError(f"{NAME}: a per-message frame must declare its content size")
+        if params.window_size > self.max_window:
+            raise ProtocolError(f"{NAME}: frame needs a larger window than agreed")
         if limit is not None and params.content_size > limit:
             raise PayloadTooBig(params.content_size, limit)
         dctx = self.decompressors.get(params.dict_id)
@@ -153,8 +178,10 @@ class _StreamReader:
     one group past the limit instead of after inflating all of it.
     """
 
-    def __init__(self) -> None:
-        self.dobj = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True)
+    def __init__(self, window_log: int) -> None:
+        self.max_window = 1 << window_log
+        self.dobj = zstandard.ZstdDecompressor(max_window_size=self.max_window).decompressobj(
+            read_across_frames=True)
         self.in_frame = False
         self.checksum = False
         self.broken = False
@@ -167,6 +194,8 @@ class _StreamReader:
             raise ProtocolError(f"{NAME}: bad zstd frame header ({exc})") from None
         if pos + size > len(data):
             raise ProtocolError(f"{NAME}: message ends inside a frame header")
+        if params.window_size > self.max_window:
+            raise ProtocolError(f"{NAME}: frame needs a larger window than agreed")
         self.checksum = bool(params.has_checksum)
         self.in_frame = True
         return pos + size
@@ -222,14 +251,15 @@ class ZstdExtension(Extension):
 
     name = ExtensionName(NAME)
 
-    def __init__(self, mode: str, level: int, codecs: _Codecs, min_size: int) -> None:
+    def __init__(self, mode: str, level: int, window_log: int, codecs: _Codecs,
+                 min_size: int) -> None:
         self.mode = mode
         self.codecs = codecs
         self.min_size = min_size
         self.kind: str | None = None
-        self.compressor = (zstandard.ZstdCompressor(level=level).compressobj()
+        self.compressor = (compressor(level, window_log).compressobj()
                            if mode == "stream" else None)
-        self.reader = _StreamReader() if mode == "stream" else None
+        self.reader = _StreamReader(window_log) if mode == "stream" else None
 
     def encode(self, frame: Frame) -> Frame:
         if frame.opcode in CTRL_OPCODES:
@@ -257,10 +287,10 @@ class ZstdExtension(Extension):
         return Frame(frame.opcode, out, True, False, frame.rsv2, frame.rsv3)
 
 
-def _parse_offer(params: Sequence[ExtensionParameter]) -> tuple[str, str | None]:
-    seen: dict[str, str | None] = {}
+def _parse_offer(params: Sequence[ExtensionParameter]) -> tuple[str, str | None, int | None]:
+    seen: dict[str, str] = {}
     for key, value in params:
-        if key in seen or key not in ("mode", "dict") or value is None:
+        if key in seen or key not in ("mode", "dict", "max_window_log") or value is None:
             raise NegotiationError(f"{NAME}: bad parameter {key}={value!r}")
         seen[key] = value
     mode, dict_id = seen.get("mode", "message"), seen.get("dict")
@@ -268,7 +298,12 @@ def _parse_offer(params: Sequence[ExtensionParameter]) -> tuple[str, str | None]
         raise NegotiationError(f"{NAME}: unknown mode {mode!r}")
     if dict_id is not None and (mode == "stream" or not ID_PATTERN.fullmatch(dict_id)):
         raise NegotiationError(f"{NAME}: bad dict {dict_id!r}")
-    return str(mode), dict_id
+    window = seen.get("max_window_log")
+    if window is not None and not (window.isascii() and window.isdigit()
+                                   and not window.startswith("0")
+                                   and int(window) in WINDOW_LOGS):
+        raise NegotiationError(f"{NAME}: bad max_window_log {window!r}")
+    return mode, dict_id, None if window is None else int(window)
 
 
 def _taken(accepted: Sequence[Extension]) -> bool:
@@ -280,6 +315,7 @@ class ZstdServerFactory(ServerExtensionFactory):
 
     Args:
         level: zstd level for what this server sends.
+        max_window_log: The largest zstd window, 2^N bytes, this server uses and accepts.
         stream: Accept ``mode=stream``.
         message: Accept ``mode=message`` without a dictionary file.
         dictionaries: A dictionary file to accept ``mode=message; dict=ID`` with.
@@ -288,17 +324,22 @@ class ZstdServerFactory(ServerExtensionFactory):
 
     name = ExtensionName(NAME)
 
-    def __init__(self, *, level: int = 3, stream: bool = True, message: bool = True,
-                 dictionaries: DictionaryFile | None = None, min_size: int = 0) -> None:
+    def __init__(self, *, level: int = 3, max_window_log: int = 15, stream: bool = True,
+                 message: bool = True, dictionaries: DictionaryFile | None = None,
+                 min_size: int = 0) -> None:
+        if max_window_log not in WINDOW_LOGS:
+            raise ValueError(f"max_window_log must be 10..27, got {max_window_log}")
         self.level, self.stream, self.message = level, stream, message
+        self.max_window_log = max_window_log
         self.dictionaries = dictionaries
         self.min_size = min_size
-        self._codecs: dict[str, _Codecs] = {}
+        self._codecs: dict[tuple[str, int], _Codecs] = {}
 
-    def _shared(self, dict_id: str | None) -> _Codecs:
-        key = dict_id or ""
+    def _shared(self, dict_id: str | None, window_log: int) -> _Codecs:
+        key = (dict_id or "", window_log)
         if key not in self._codecs:
-            self._codecs[key] = _Codecs(self.level, self.dictionaries if dict_id else None)
+            self._codecs[key] = _Codecs(self.level, window_log,
+                                        self.dictionaries if dict_id else None)
         return self._codecs[key]
 
     def process_request_params(
@@ -306,17 +347,20 @@ class ZstdServerFactory(ServerExtensionFactory):
     ) -> tuple[list[ExtensionParameter], ZstdExtension]:
         if _taken(accepted_extensions):
             raise NegotiationError(f"{NAME}: another extension already uses RSV1")
-        mode, dict_id = _parse_offer(params)
+        mode, dict_id, offered = _parse_offer(params)
         if mode == "stream" and not self.stream:
             raise NegotiationError(f"{NAME}: mode=stream is not accepted here")
         if mode == "message" and dict_id is None and not self.message:
             raise NegotiationError(f"{NAME}: mode=message is not accepted here")
         if dict_id is not None and (self.dictionaries is None or dict_id != self.dictionaries.id):
             raise NegotiationError(f"{NAME}: dictionary file {dict_id} is not held here")
+        window = self.max_window_log if offered is None else min(offered, self.max_window_log)
         answer: list[ExtensionParameter] = [("mode", mode)]
         if dict_id is not None:
             answer.append(("dict", dict_id))
-        ext = ZstdExtension(mode, self.level, self._shared(dict_id), self.min_size)
+        answer.append(("max_window_log", str(window)))
+        ext = ZstdExtension(mode, self.level, window, self._shared(dict_id, window),
+                            self.min_size)
         return answer, ext
 
 

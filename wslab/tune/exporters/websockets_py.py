@@ -53,6 +53,7 @@ def _zstd_settings(config: TuningConfig, dictionaries: DictionarySet | None,
     return (
         "ZSTD = {  # x-wslab-zstd (zstd_extension.py); None: not offered\n"
         f'    "level": {comp.zstd_level},  # zstd level of what this server sends\n'
+        f'    "max_window_log": {comp.zstd_window_log},  # largest zstd window, 2^N bytes\n'
         f'    "stream": {stream!r},  # accept mode=stream (one context per connection)\n'
         f'    "message": {not stream and not with_set!r},  # accept per-message frames, '
         "no dictionary\n"
