@@ -86,3 +86,21 @@ def test_measured_and_predicted_cover_the_same_messages(tmp_path: Path) -> None:
     s = result.summary
     assert s["messages"] == s["predicted"]["messages"] == 2 * len(only_down)
     assert s["by_dir"]["c2s"]["messages"] == 0
+
+
+@pytest.mark.parametrize("algorithm", ["zstd-stream", "zstd-dict"])
+@pytest.mark.parametrize("trace", ["chat", "market"])
+def test_zstd_live_agrees_with_its_prediction(algorithm: str, trace: str) -> None:
+    config = TuningConfig().updated({"compression.algorithm": algorithm})
+    result = run_bench(DATA / f"{trace}.jsonl.zst", config, connections=2, duration=3.0,
+                       speed=60.0, drain_timeout=2.0)
+    s, p = result.summary, result.summary["predicted"]
+    assert (s["lost"], s["duplicated"], s["reordered"]) == (0, 0, 0)
+    assert s["negotiated"].startswith("x-wslab-zstd")
+    assert ("dict=" in s["negotiated"]) == (algorithm == "zstd-dict")
+    assert s["messages"] == p["messages"] > 100
+    assert s["compressed_bytes"] == pytest.approx(p["compressed_bytes"], rel=0.01)
+    assert s["ws_bytes"] == pytest.approx(p["ws_bytes"], rel=0.01)
+    assert s["compressed_bytes"] < s["payload_bytes"]
+    if algorithm == "zstd-dict":  # the training prefix is replayed by neither side
+        assert any("trained on the first" in n for n in s["notes"])

@@ -131,11 +131,13 @@ def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None 
     if not trace.messages:
         raise WslabError(f"{trace_path}: no messages within --duration {duration}")
     dictionaries = None
+    notes: list[str] = []
     if config.compression.algorithm == "zstd-dict":
         from wslab.sim.dictionaries import dictionary_plan
 
         plan = dictionary_plan(trace, config.compression)
         trace, dictionaries = plan.scored, plan.dictionaries
+        notes.append(plan.note)
         say(plan.note)
     n_s2c = sum(1 for m in trace.messages if m.dir == "s2c")
     py = sys.executable
@@ -198,6 +200,7 @@ def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None 
         predicted = simulate(trace, config, link=profile, seed=seed, dictionaries=dictionaries)
         result = _collect(work, predicted, connections, before, after, client_before,
                           client_after)
+        result.summary["notes"] = notes + result.summary["notes"]
         result.summary["rss_server_peak_kib"] = server_peak_kib
         result.summary["kib_per_connection"] = (server_peak_kib - before.rss_kib) / connections
         return result
@@ -254,6 +257,8 @@ def _collect(work: Path, sim: SimResult, connections: int, before: Any, after: A
     predicted = {k: sim.summary[k] * (connections if k in _PER_CONNECTION else 1)
                  for k in PREDICTED_KEYS if sim.summary.get(k) is not None}
     predicted["latency_ms"] = sim.summary["latency_ms"]
+    if "dictionary_bytes" in sim.summary:
+        predicted["dictionary_bytes"] = sim.summary["dictionary_bytes"]
     predicted["plain_by_key"] = {k: v * connections
                                  for k, v in sim.summary.get("plain_by_key", {}).items()}
     summary["predicted"] = predicted
