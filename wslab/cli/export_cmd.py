@@ -28,13 +28,33 @@ def export(
         "ports, one per scaling.workers)")] = 8765,
     listen_port: Annotated[int, typer.Option(
         "--listen-port", help="nginx: port nginx listens on (127.0.0.1)")] = 8080,
+    dictionaries_path: Annotated[Path | None, typer.Option(
+        "--dictionaries", help="zstd-dict: a dictionary set file to ship")] = None,
+    trace: Annotated[Path | None, typer.Option(
+        "--trace", help="zstd-dict: train the dictionary set on this trace, as the "
+        "simulator does (a prefix of each message type), and ship it")] = None,
 ) -> None:
     """Export CONFIG for a server target; every file says what the target cannot express."""
     from wslab.config import TuningConfig
+    from wslab.errors import WslabError
     from wslab.tune.export import export as run_export
 
     config = TuningConfig.load(config_path)
-    paths = run_export(config, target, output_dir,
+    if dictionaries_path is not None and trace is not None:
+        raise WslabError("give --dictionaries or --trace, not both")
+    dictionaries = None
+    if dictionaries_path is not None:
+        from wslab.codecs.zstd_dict import DictionarySet
+
+        dictionaries = DictionarySet.load(dictionaries_path)
+    elif trace is not None and config.compression.algorithm == "zstd-dict":
+        from wslab.sim.dictionaries import dictionary_plan
+        from wslab.traces.io import read_trace
+
+        plan = dictionary_plan(read_trace(trace), config.compression)
+        dictionaries = plan.dictionaries
+        out.print(plan.note)
+    paths = run_export(config, target, output_dir, dictionaries=dictionaries,
                        upstream_port=upstream_port, listen_port=listen_port)
     for path in paths:
         out.print(f"wrote {path}")

@@ -20,6 +20,19 @@ def _config(path: Path | None) -> Any:
     return TuningConfig.load(path) if path else TuningConfig()
 
 
+Dictionaries = Annotated[Path | None, typer.Option(
+    "--dictionaries", help="zstd-dict: the dictionary set file both peers hold "
+    "(wslab export --trace writes one)")]
+
+
+def _dictionaries(path: Path | None) -> Any:
+    if path is None:
+        return None
+    from wslab.codecs.zstd_dict import DictionarySet
+
+    return DictionarySet.load(path)
+
+
 def bench(
     trace_path: Annotated[Path, typer.Argument(metavar="TRACE", help="a trace file")],
     config_path: Annotated[Path | None, typer.Option("--config", "-c")] = None,
@@ -84,19 +97,22 @@ def serve(
     trace_path: Annotated[Path | None, typer.Option("--trace")] = None,
     speed: Annotated[float, typer.Option("--speed")] = 1.0,
     origin: Annotated[list[str] | None, typer.Option("--origin", help="allowed Origin")] = None,
+    dictionaries_path: Dictionaries = None,
 ) -> None:
     """A tuned wslab server alone (Ctrl-C stops it); Prometheus figures at /metrics."""
     from wslab.harness.server import LiveServer
     from wslab.traces.io import read_trace
 
     config = _config(config_path)
+    dictionaries = _dictionaries(dictionaries_path)
     trace = read_trace(trace_path) if trace_path else None
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[bold red]warning:[/bold red] binding {host}: reachable from other machines")
 
     async def main() -> None:
         server = LiveServer(config, scenario=scenario, trace=trace, speed=speed, host=host,
-                            port=port, origins=origin or None, record=False)
+                            port=port, origins=origin or None, record=False,
+                            dictionaries=dictionaries)
         try:
             bound = await server.start()
         except OSError as exc:
@@ -124,6 +140,7 @@ def load(
     speed: Annotated[float, typer.Option("--speed")] = 1.0,
     allow_remote: Annotated[bool, typer.Option("--allow-remote")] = False,
     json_out: Annotated[bool, typer.Option("--json")] = False,
+    dictionaries_path: Dictionaries = None,
 ) -> None:
     """Load any WebSocket server with a trace's messages (expects them echoed back)."""
     from wslab.errors import WslabError
@@ -134,7 +151,8 @@ def load(
     check_target(url, allow_remote)
     client = LoadClient(url, _config(config_path), trace=read_trace(trace_path),
                         connections=connections, rate=rate, speed=speed,
-                        allow_remote=allow_remote)
+                        allow_remote=allow_remote,
+                        dictionaries=_dictionaries(dictionaries_path))
     result = asyncio.run(client.run())
     errors = [c["error"] for c in result.connections if c.get("error")]
     if len(errors) == len(result.connections):
