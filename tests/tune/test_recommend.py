@@ -287,3 +287,18 @@ def test_cli_bad_results_file(tmp_path: Path) -> None:
 
 def test_recommendation_is_dataclass() -> None:
     assert isinstance(recommend(table()), Recommendation)
+
+
+def test_a_tie_on_the_objective_goes_to_the_simpler_policy() -> None:
+    # Same bytes to the byte: adaptive compressed every frame, as always does. Its
+    # CPU-timed latency came out lower by noise; that must not make it the choice.
+    rows = [row("adaptive", {"compression.policy": "adaptive"}, 100.0, 20.0, 3.0, 64.0),
+            row("always", {}, 100.0, 21.0, 3.1, 64.0),
+            row("threshold", {"compression.policy": "threshold",
+                              "compression.threshold_bytes": 64}, 100.0, 19.0, 2.9, 64.0)]
+    rec = recommend(pd.DataFrame(rows))
+    assert rec.chosen is not None and rec.chosen["compression.policy"] == "always"
+    # Not a tie: a policy that really sends fewer bytes still wins.
+    rows[0]["ws_bytes_per_msg"] = 99.0
+    rec = recommend(pd.DataFrame(rows))
+    assert rec.chosen is not None and rec.chosen["compression.policy"] == "adaptive"

@@ -233,8 +233,12 @@ def recommend(
                                                   None))
         rec.explanation = explain.infeasible(rec) + explain.left_out_lines(rec)
         return rec
-    order = [objective, *(c for c in objectives if c != objective)]
-    chosen_row = feasible.sort_values(order, kind="stable").iloc[0]
+    # Equal on the objective to the byte: the simpler policy wins (adaptive that compressed
+    # every frame sent what always sends, and costs a decision per frame); after that the
+    # other objectives, whose CPU-timed parts differ by noise between equal runs.
+    order = [objective, "_policy_rank", *(c for c in objectives if c != objective)]
+    ranked = feasible.assign(_policy_rank=_policy_rank(feasible))
+    chosen_row = ranked.sort_values(order, kind="stable").iloc[0].drop("_policy_rank")
     chosen_cfg = row_config(chosen_row, where=f"{where}: chosen row")
     binding, table = binding_constraint(eligible, limits, objective, chosen_row)
     if trace is not None and simulate_fn is None:
@@ -249,6 +253,16 @@ def recommend(
     rec.explanation = (explain.feasible(rec, BASELINES) + explain.policy_lines(rec)
                        + explain.left_out_lines(rec))
     return rec
+
+
+POLICY_RANK = {"never": 0, "always": 1, "threshold": 2, "adaptive": 3}
+"""Simplest first: how a tie on the objective is broken."""
+
+
+def _policy_rank(rows: pd.DataFrame) -> pd.Series:
+    if "compression.policy" not in rows.columns:
+        return pd.Series(0, index=rows.index)
+    return rows["compression.policy"].astype(str).map(POLICY_RANK).fillna(len(POLICY_RANK))
 
 
 def _eligible(rows: pd.DataFrame, columns: list[str], allow_dropped: bool) -> pd.DataFrame:
