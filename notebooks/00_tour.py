@@ -27,8 +27,8 @@
 #
 # 1. **analyse** a trace of messages (what is in it, what compresses),
 # 2. **simulate** it through the same send pipeline a live server runs, on a virtual clock,
-# 3. later: **measure** it live, **scale** it to many connections, and **recommend and
-#    export** a configuration.
+# 3. **measure** it live on real `websockets` servers, **scale** it to many connections,
+#    and **recommend and export** a configuration your server accepts.
 #
 # These notebooks are the hands-on part. Each one explains one idea from first principles,
 # then hands you a panel of sliders wired to the simulator so you can see the trade-off move.
@@ -38,10 +38,9 @@
 # | `00_tour` | this page: traces, the config, one simulation |
 # | `01_content_analysis` | what is in a trace and what each message type compresses to |
 # | `02_frame_batching` | what a frame costs, and what holding messages buys |
-# | `03_compression_negotiation` | RFC 7692 negotiation, window bits, context takeover |
-#
-# Scaling to many connections and the recommend/export step get their notebooks when those
-# parts of wslab exist.
+# | `03_compression_negotiation` | RFC 7692 negotiation, window bits, context takeover, compression policies |
+# | `04_connection_scaling` | what a connection costs, the limits one host hits, fan-out, admission control |
+# | `05_recommend_and_export` | Pareto frontiers, constraints, browser or custom clients, export to real servers |
 #
 # **Fast mode.** With `WSLAB_FAST=1` in the environment every panel replays only the first
 # 2,000 messages of a trace and uses small grids, so a workshop room full of laptops can run
@@ -110,7 +109,8 @@ print("integrity:", {k: s[k] for k in ("lost", "duplicated", "reordered")})
 # %%
 parts = ["batch_wait_ms", "compression_ms", "queue_ms", "serialisation_ms", "propagation_ms",
          "decompression_ms", "latency_ms"]
-result.messages[parts].describe(percentiles=[0.5, 0.99]).loc[["mean", "50%", "99%"]].round(3)
+summary = result.messages[parts].describe(percentiles=[0.5, 0.95, 0.99])
+summary.loc[["mean", "50%", "95%", "99%"]].round(3)
 
 # %% [markdown]
 # ## A panel

@@ -118,12 +118,15 @@ panel = ContentPanel(load_trace("mixed"))
 panel
 
 # %% [markdown]
-# Things to look for in the `mixed` trace:
+# Things to look for in the `mixed` trace (chat, market data, telemetry and orders on one
+# connection):
 #
-# * the market snapshots and telemetry batches: large, repetitive, ratios far below 0.5;
-# * the sensor frames: binary, entropy near 8 bits per byte, ratios near or above 1 —
-#   compressing them costs CPU for nothing;
-# * pings and acks: tiny; alone they do not compress, with context some do.
+# * the market depth updates: most of the bytes, and a ratio of about 0.3 with context
+#   takeover against about 0.7 without;
+# * the telemetry batches and market snapshots: large and repetitive, ratios far below
+#   0.5 even alone;
+# * pings, pongs and acks: tiny; alone they *grow* (ratios above 1, zstd per message up to
+#   1.7), with context some shrink and the market pings still do not.
 #
 # The same analysis is available without widgets, as a table:
 
@@ -136,8 +139,8 @@ panel.result.per_type[["type", "dir", "messages", "mean_size", "entropy_bits_per
 # ## Exercises
 #
 # 1. Make a panel for the binary sensor trace, `ContentPanel(load_trace("sensor"))`, and
-#    pick `sensor.frame`. Why does its deflate ratio sit near 1, and what would you
-#    configure for it?
+#    pick `sensor.frame`. Why does its deflate ratio stay near 0.9 even with context
+#    takeover, and above 1 without? What would you configure for it?
 # 2. Compare `deflate_ratio` with `deflate_ratio_no_context` for the small types (pings,
 #    acks, typing notifications). Which setting wins, and what does that mean for a size
 #    threshold like Node `ws`'s 1 KiB default?
@@ -149,10 +152,15 @@ panel.result.per_type[["type", "dir", "messages", "mean_size", "entropy_bits_per
 # %% [markdown] jupyter={"source_hidden": true}
 # ### Answers
 #
-# 1. The sensor frames are binary measurements with entropy close to 8 bits per byte and
-#    little repetition: neither LZ77 nor Huffman coding has anything to work with. Skip
-#    compression for them: `compression.policy: adaptive` (the selector learns per type) or
-#    a per-type rule; uWebSockets' advice "no compression for binary" says the same.
+# 1. The sensor frames are 76 bytes of binary measurements: entropy about 5.3 bits per
+#    byte, close to the most 76 bytes can show (log2 76 ≈ 6.2, see the note after the
+#    first cell), and almost nothing repeats (0.3 % of the bytes). Neither LZ77 nor Huffman
+#    coding has much to work with: with context takeover deflate saves about 12 % (ratio
+#    ≈ 0.88), alone the frames grow (≈ 1.07). Whether 12 % is worth the CPU depends on the
+#    link (notebook 03, exercise 5); if not, skip compression for them with a per-type
+#    rule, or `compression.policy: never` on such a service. uWebSockets' advice "no
+#    compression for binary" says the same. `adaptive` keeps compressing them, since they
+#    do shrink a little.
 # 2. With context takeover the small types compress far better (typically 0.5–0.8
 #    instead of 0.9–1.15: alone, many *grow*), because the previous messages in the window
 #    hold their keys. Market ticks gain the most (about 0.2–0.3 instead of 0.7–0.9). A size

@@ -138,9 +138,11 @@ print(f"at 5 ms: {panel.result.cost.per_second(panel.result.cost.frames):.1f} fr
 #    market trace. What does it add to the median latency?
 # 3. Set the rate to ×8 and keep the interval at 16 ms. What happens to messages per frame
 #    and to the header overhead per message, and why?
-# 4. Switch the strategy to `priority`, with the critical deadline at 0 ms, normal at 50 ms
-#    and background at 1,000 ms. Read the three latency curves. Which messages would you put
-#    in each class in a trading front end?
+# 4. The market feed has no `critical` messages, so take a trace that does: `mixed` carries
+#    an order channel beside market data, chat and telemetry. Make a second panel,
+#    `BatchingPanel(load_trace("mixed"), start)`, switch the strategy to `priority`, with the
+#    critical deadline at 0 ms, normal at 50 ms and background at 1,000 ms. Read the three
+#    latency curves. Which messages would you put in each class in a trading front end?
 # 5. Switch the link from `4g` to `loopback` and then to `slow-3g`. On which link is a 16 ms
 #    window a large share of the latency, and on which is it noise?
 
@@ -157,9 +159,10 @@ print(f"at 5 ms: {panel.result.cost.per_second(panel.result.cost.frames):.1f} fr
 # 3. More messages arrive within each window, so messages per frame rises and the fixed
 #    header cost is shared by more messages: overhead per message falls. The added latency
 #    stays bounded by the interval. Batching pays most on busy connections.
-# 4. The critical curve sits on the unbatched one (no wait); normal is shifted by up to
-#    50 ms; background by up to a second. Orders and fills are critical; quotes and depth
-#    updates normal; news, statistics and heartbeats background.
+# 4. The critical curve (the orders) sits on the unbatched one (no wait); normal (market
+#    data, chat messages) is shifted by up to 50 ms; background (typing notices, receipts,
+#    telemetry) by up to a second. Orders and fills are critical; quotes and depth updates
+#    normal; news, statistics and heartbeats background.
 # 5. On loopback the link adds microseconds, so a 16 ms window is nearly all of the
 #    latency. On 4G (60 ms round trip) it is a third or so; on slow-3g (2 s round trip and
 #    400 kbit/s) it disappears in the noise, while the bytes saved shorten the queue.

@@ -137,6 +137,14 @@ for w, m in ((15, 8), (14, 7), (13, 6), (12, 5), (11, 4), (10, 3), (9, 2)):
 # above), and the latency distribution on the link. **Compute heatmap** measures the ratio
 # of this trace at every window-bits × memLevel pair (a background job with a progress bar
 # and a Cancel button; the notebook stays usable meanwhile).
+#
+# Whether a frame is compressed at all is the config's **policy**, decided frame by frame:
+# `always` (the default), `threshold` (frames under `threshold_bytes` go uncompressed: Node
+# `ws`'s rule; the slider sets it) or `adaptive` (tick the box: a message type whose frames
+# stop shrinking goes uncompressed and is probed now and then; a threshold, if set, is its
+# size floor). With `threshold` or `adaptive` a second table sets the run beside the same
+# config with policy `always` — bytes and compress CPU per message, and the difference —
+# and says how many frames went uncompressed, of which message types.
 
 # %%
 from wslab.lab import CompressionPanel, load_trace
@@ -169,6 +177,8 @@ panel.set(context_takeover=True)
 # 5. Make a panel for the binary `sensor` trace, `CompressionPanel(load_trace("sensor"))`.
 #    Predict first: with *adaptive* ticked, does the selector stop compressing the binary
 #    sensor frames? Then check the ratio and CPU per message.
+# 6. Back on chat, leave *adaptive* unticked and set the threshold to 1,024 bytes (Node
+#    `ws`'s default). What does the policy table say against `always`? Then try 256.
 
 # %% [markdown] jupyter={"source_hidden": true}
 # ### Answers
@@ -191,11 +201,20 @@ panel.set(context_takeover=True)
 #    compressed curve is (slightly) to the right. On slow-3g serialisation of every byte
 #    costs time (400 kbit/s is 50 bytes per millisecond), so smaller messages arrive
 #    sooner and the compressed curve moves left of the uncompressed one.
-# 5. It does not: on this trace the sensor frames still shrink by about 13 % (ratio
-#    ≈ 0.87), so the selector keeps compressing them and ratio and CPU barely move.
+# 5. Hardly: on this trace the sensor frames still shrink by about 13 % (ratio ≈ 0.87),
+#    so the selector keeps compressing them. The policy table shows a few dozen of the
+#    6,000 frames sent uncompressed (small status messages and a few frames that did not
+#    pay), and bytes and CPU per message barely move against `always`.
 #    *Adaptive* means "skip what does not pay", not "skip binary". Whether 13 % is worth
 #    ~6 µs of CPU per message is a judgment about the link: on slow-3g it is, on a LAN
 #    it is not — a case for `policy: never` on such a service, or for a threshold.
+# 6. At 1,024 bytes no chat message qualifies: all frames go uncompressed, and the bytes
+#    per message grow to about 3.7 times those of `always` (≈ 112 against ≈ 31 B) while
+#    the compress CPU drops to zero. At 256 only a few dozen large messages are
+#    compressed, and the bytes are still ≈ 3.6 times. A size threshold is advice for
+#    compressors *without* context takeover, where a small message alone does not shrink;
+#    with a kept window even short chat messages compress to a quarter — which is why `ws`
+#    ignores its threshold while context takeover is on (ws #1950).
 
 # %% jupyter={"source_hidden": true}
 for w, m in ((15, 8), (12, 5)):

@@ -147,7 +147,8 @@ class BatchingPanel(Panel[BatchingResult]):
         self.stats = W.HTML()
         self.figures["latency"] = figure(
             "Latency per message (distribution)", x="latency (ms, log)", y="share of messages",
-            width=HALF_WIDTH, traces=[go.Scatter(x=[], y=[], name=name, mode="lines",
+            width=HALF_WIDTH,
+            traces=[go.Scatter(x=[], y=[], name=name, mode="lines",
                                line={"color": COLOURS["baseline" if name == "unbatched"
                                                       else name],
                                      "dash": "dash" if name == "unbatched" else "solid"})
@@ -155,8 +156,8 @@ class BatchingPanel(Panel[BatchingResult]):
         )
         self.figures["latency"].update_xaxes(type="log")
         self.figures["bytes"] = figure(
-            "Bytes on the wire per message", y="bytes per message", height=320,
-            width=HALF_WIDTH, traces=[go.Bar(x=["unbatched", "this config"], y=[0, 0], name=name,
+            "Bytes on the wire per message", y="bytes per message", width=HALF_WIDTH,
+            traces=[go.Bar(x=["unbatched", "this config"], y=[0, 0], name=name,
                            marker_color=COLOURS[key])
                     for key, name in (("payload", "payload (after compression)"),
                                       ("ws", "WebSocket header"), ("tcp", "TCP/IP headers"))],

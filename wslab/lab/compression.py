@@ -3,12 +3,13 @@
 What lives here: :class:`CompressionPanel`. Its controls drive the ``compression`` section
 (algorithm, window bits for both sides, memLevel, level, threshold, context takeover,
 adaptive selection) and the link profile. Every move re-simulates the trace and shows the
-ratio, CPU per message, memory per connection (zlib's formula) and latency on the link,
-beside the same trace sent uncompressed. With policy ``threshold`` or ``adaptive`` a second
-table sets the run beside the same config with policy ``always`` (bytes and compression
-CPU per message) and says which frames went uncompressed, of which message types. A button
-fills a window-bits x memLevel heatmap of the deflate ratio for this trace, cell by cell,
-as a cancellable background job.
+ratio, CPU per message (compressing and, since every frame is decoded again, decompressing),
+memory per connection (zlib's formula) and latency on the link, beside the same trace sent
+uncompressed. With policy ``threshold`` or ``adaptive`` a second table sets the run beside
+the same config with policy ``always`` (bytes and compression CPU per message, and the
+difference) and says which frames went uncompressed, of which message types, and why. A
+button fills a window-bits x memLevel heatmap of the deflate ratio for this trace, cell by
+cell, as a cancellable background job.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy.typing as npt
 import plotly.graph_objects as go
 
 from wslab.codecs.deflate import deflate_memory_bytes
-from wslab.config import TuningConfig
+from wslab.config import CompressionConfig, TuningConfig
 from wslab.link import PROFILES
 from wslab.sim import simulate
 from wslab.traces.model import Trace
@@ -36,10 +37,20 @@ from wslab.tune.sweep import memory_estimate_kib
 from .base import Panel
 from .batching import WireCost
 from .data import deflate_ratio_cell, heatmap_axes
-from .figures import COLOURS, figure, fmt_bytes, fmt_ms, quantile_curve, stat_table
+from .figures import (
+    COLOURS,
+    HALF_WIDTH,
+    figure,
+    fmt_bytes,
+    fmt_ms,
+    quantile_curve,
+    row_of,
+    stat_table,
+)
 from .tasks import Progress, in_worker
 
 ALGORITHMS = ("none", "permessage-deflate", "zstd-stream", "zstd-dict")
+HEATMAP_HINT = "press <b>Compute heatmap</b> to measure every cell"
 
 
 @dataclass(slots=True)
@@ -123,7 +134,8 @@ class CompressionPanel(Panel[CompressionResult]):
         style = {"description_width": "150px"}
         wide = W.Layout(width="95%")
         slider = {"style": style, "layout": wide, "continuous_update": True}
-        self.bind(W.Dropdown(options=ALGORITHMS, description="algorithm", style=style),
+        menu = {"style": style, "layout": W.Layout(width="95%", max_width="360px")}
+        self.bind(W.Dropdown(options=ALGORITHMS, description="algorithm", **menu),
                   "compression.algorithm")
         self.bind(W.IntSlider(min=9, max=15, description="window bits", **slider),
                   ("compression.server_max_window_bits", "compression.client_max_window_bits"),
@@ -135,26 +147,26 @@ class CompressionPanel(Panel[CompressionResult]):
         self.bind(W.IntSlider(min=0, max=2048, step=16, description="threshold (bytes)",
                               **{**slider, "continuous_update": False}),
                   "compression.threshold_bytes")
-        self.bind(W.Checkbox(description="context takeover", style=style),
+        self.bind(W.Checkbox(description="context takeover", style=style, layout=wide),
                   ("compression.server_no_context_takeover",
                    "compression.client_no_context_takeover"),
                   key="context_takeover", to_value=lambda v: not v, from_value=lambda v: not v)
-        self.bind(W.Checkbox(description="adaptive (skip what will not shrink)", style=style),
-                  "adaptive")
-        self.bind(W.Dropdown(options=list(PROFILES), description="link", style=style),
+        self.bind(W.Checkbox(description="adaptive (skip what will not shrink)", style=style,
+                             layout=wide), "adaptive")
+        self.bind(W.Dropdown(options=list(PROFILES), description="link", **menu),
                   "link.profile")
         self.stats = W.HTML()
         self.policy_stats = W.HTML()
         self.figures["latency"] = figure(
             "Latency per message on the link", x="latency (ms, log)", y="share of messages",
-            traces=[go.Scatter(x=[], y=[], mode="lines", name="this config",
+            width=HALF_WIDTH, traces=[go.Scatter(x=[], y=[], mode="lines", name="this config",
                                line={"color": COLOURS["normal"]}),
                     go.Scatter(x=[], y=[], mode="lines", name="uncompressed",
                                line={"color": COLOURS["baseline"], "dash": "dash"})],
         )
         self.figures["latency"].update_xaxes(type="log")
         self.figures["bytes"] = figure(
-            "Bytes on the wire per message", y="bytes per message", height=300,
+            "Bytes on the wire per message", y="bytes per message", width=HALF_WIDTH,
             traces=[go.Bar(x=["uncompressed", "this config"], y=[0, 0], name=name,
                            marker_color=COLOURS[key])
                     for key, name in (("payload", "payload"), ("ws", "WebSocket header"),
@@ -163,7 +175,7 @@ class CompressionPanel(Panel[CompressionResult]):
         self.figures["bytes"].update_layout(barmode="stack")
         memory = [[deflate_memory_bytes(w, m) / 1024 for w in self.wbits_axis]
                   for m in self.mem_axis]
-        self.figures["heatmap"] = figure(
+        self.figures["heatmap"] = heat = figure(
             "permessage-deflate ratio on this trace (lower is better)",
             x="window bits", y="memLevel", height=360,
             traces=[go.Heatmap(
@@ -175,8 +187,17 @@ class CompressionPanel(Panel[CompressionResult]):
                                "zlib memory %{customdata:.0f} KiB<extra></extra>"),
             )],
         )
+        # Until the cells are measured, the axes show the grid's own values (not plotly's
+        # -1..6 for a heatmap with no numbers) and a hint where the colours will be.
+        heat.update_xaxes(tickmode="array", tickvals=list(self.wbits_axis),
+                          range=_cell_range(self.wbits_axis))
+        heat.update_yaxes(tickmode="array", tickvals=list(self.mem_axis),
+                          range=_cell_range(self.mem_axis))
+        heat.add_annotation(text=HEATMAP_HINT, showarrow=False, xref="paper", yref="paper",
+                            x=0.5, y=0.5, font={"size": 14, "color": "#666"})
         self.heatmap_button = W.Button(description="Compute heatmap", icon="th",
-                                       button_style="primary")
+                                       button_style="primary",
+                                       layout=W.Layout(width="200px"))
         self.heatmap_button.on_click(lambda _b: self.start_heatmap())
 
     def changed(self, fields: tuple[str, ...]) -> None:
@@ -189,7 +210,9 @@ class CompressionPanel(Panel[CompressionResult]):
     def compute(self, config: TuningConfig, params: dict[str, Any]) -> CompressionResult:
         """Simulate the trace under ``config`` and (once per link/batching) uncompressed."""
         seconds = self.trace.duration
-        run = simulate(self.trace, config, verify=False)
+        # verify: decode every frame, so the decompression CPU is measured too (it costs a
+        # few per cent of the run; the twins below need no decoding).
+        run = simulate(self.trace, config, verify=True)
         # The uncompressed twin depends on batching and link only: moving a compression
         # slider must not re-simulate it.
         plain = TuningConfig(batching=config.batching, link=config.link).updated(
@@ -248,15 +271,14 @@ class CompressionPanel(Panel[CompressionResult]):
         if result.run is not None:
             rows.append(("frames sent uncompressed", f"{result.run.frames_plain:,}", "all"))
         self.stats.value = stat_table(rows, headers=("", "this config", "uncompressed"))
-        self.policy_stats.value = _policy_table(self.config.compression.policy, result)
+        self.policy_stats.value = _policy_table(self.config.compression, result)
 
     def body(self) -> Any:
         """Numbers, latency beside bytes, then the heatmap with its button."""
         return W.VBox([
             self.stats,
             self.policy_stats,
-            W.HBox([self.figures["latency"], self.figures["bytes"]],
-                   layout=W.Layout(flex_flow="row wrap")),
+            row_of(self.figures["latency"], self.figures["bytes"]),
             self.heatmap_button,
             self.figures["heatmap"],
         ])
@@ -273,6 +295,8 @@ class CompressionPanel(Panel[CompressionResult]):
         return level, not c.server_no_context_takeover
 
     def _put_cell(self, w: int, m: int, ratio: float) -> None:
+        if self.figures["heatmap"].layout.annotations:
+            self.figures["heatmap"].layout.annotations = []  # the hint gives way to numbers
         heat = self.figures["heatmap"].data[0]
         z = [list(row) for row in heat.z]
         z[self.mem_axis.index(m)][self.wbits_axis.index(w)] = ratio
@@ -308,20 +332,47 @@ class CompressionPanel(Panel[CompressionResult]):
         return [list(row) for row in self.figures["heatmap"].data[0].z]
 
 
-def _policy_table(policy: str, result: CompressionResult) -> str:
+def _cell_range(values: tuple[int, ...]) -> list[float]:
+    """An axis range that shows the outer heatmap cells whole (evenly spaced values)."""
+    half = (values[1] - values[0]) / 2 if len(values) > 1 else 0.5
+    return [values[0] - half, values[-1] + half]
+
+
+def _policy_table(c: CompressionConfig, result: CompressionResult) -> str:
     """This policy beside ``always`` on the same config, and why they differ ("" if n/a)."""
     run, always = result.run, result.always
     if run is None or always is None:
         return ""
+    policy, threshold = str(c.policy), int(c.threshold_bytes)
 
-    def per_msg(w: WireCost) -> str:
-        return f"{w.per_message(w.payload + w.ws_header):,.1f} B"
+    def per_msg(w: WireCost) -> float:
+        return w.per_message(w.payload + w.ws_header)
 
+    def change(a: float, b: float, unit: str) -> str:
+        d = a - b
+        if d == 0:
+            return "same"
+        pct = f" ({d / b:+.1%})" if b else ""
+        return f"{d:+,.{2 if abs(d) < 1 else 1}f} {unit}{pct}"
+
+    ours, theirs = per_msg(run.cost), per_msg(always.cost)
     rows = [
-        ("WebSocket bytes per message", per_msg(run.cost), per_msg(always.cost)),
-        ("compress CPU per message", f"{run.cpu_us:.1f} \u00b5s", f"{always.cpu_us:.1f} \u00b5s"),
-        ("frames sent uncompressed", f"{run.frames_plain:,}", f"{always.frames_plain:,}"),
+        ("WebSocket bytes per message", f"{ours:,.1f} B", f"{theirs:,.1f} B",
+         change(ours, theirs, "B")),
+        ("compress CPU per message", f"{run.cpu_us:.1f} \u00b5s", f"{always.cpu_us:.1f} \u00b5s",
+         change(run.cpu_us, always.cpu_us, "\u00b5s")),
+        ("frames sent uncompressed", f"{run.frames_plain:,}", f"{always.frames_plain:,}",
+         f"{run.frames_plain - always.frames_plain:+,}"
+         if run.frames_plain != always.frames_plain else "same"),
     ]
-    why = html.escape(f"Policy {policy}: {run.plain_text}.")
-    return (stat_table(rows, headers=("", f"policy {policy}", "policy always"))
+    if policy == "threshold":
+        rule = f"It sends every frame under {threshold:,} bytes uncompressed."
+    else:
+        rule = ("It stops compressing a message type whose frames do not shrink, and "
+                "probes it now and then")
+        rule += (f"; every frame under {threshold:,} bytes (the threshold) goes "
+                 "uncompressed too." if threshold > 0 else ".")
+    why = html.escape(f"Policy {policy}: {run.plain_text}. {rule} Compress CPU is measured "
+                      "on this machine and moves a little from run to run.")
+    return (stat_table(rows, headers=("", f"policy {policy}", "policy always", "difference"))
             + f"<p class='wslab-policy-why'>{why}</p>")

@@ -4,8 +4,10 @@ What lives here: :class:`ContentPanel`. It runs :func:`wslab.analysis.analyse` (
 message type and direction: entropy, repetition, JSON share, measured ratios, advice) and
 :func:`wslab.analysis.message_table` (the same, per message) at the deflate settings of
 its sliders, and shows ratios per type, entropy against repetition, the advice table, and
-the messages of the type picked in the dropdown. Analyses are remembered per setting, so
-picking another type redraws without recomputing.
+the messages of the type picked in the dropdown. Types are shown largest share of the
+bytes first, and only the larger ones are named on the scatter (the rest on hover), so the
+labels stay readable on a trace with dozens of types. Analyses are remembered per setting,
+so picking another type redraws without recomputing.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ RATIO_COLUMNS = (
 ALL_TYPES = "(all types)"
 TABLE_ROWS = 25
 PREVIEW_CHARS = 90
+LABELLED_TYPES = 8
+"""The scatter names the largest types by bytes (at most this many, >= 2 % of the bytes)."""
+LARGE_MESSAGE = 512
+"""... and every type whose messages average at least this many bytes."""
+FIGURE_WIDTH = 700
 
 
 @dataclass(slots=True)
@@ -77,16 +84,24 @@ class ContentPanel(Panel[ContentResult]):
                   "compression.level", from_value=lambda v: 6 if v == -1 else v)
         types = [ALL_TYPES, *self.trace.types()]
         self.bind(W.Dropdown(options=types, description="message type", style=style), "type")
-        self.figures["ratios"] = figure(
+        ratios = self.figures["ratios"] = figure(
             "Compressed / original bytes per message type (lower is better)",
-            y="ratio", height=360,
+            x="message type (largest share of the bytes first)",
+            y="ratio (above 1: it grows)", height=460, width=FIGURE_WIDTH,
             traces=[go.Bar(x=[], y=[], name=label) for _, label in RATIO_COLUMNS],
         )
+        # The legend goes above the plot: below it, it would sit on the type names.
+        ratios.update_layout(legend={"orientation": "h", "x": 0, "y": 1.02,
+                                     "yanchor": "bottom"}, margin={"t": 100},
+                             title={"y": 0.98, "yanchor": "top"})
+        ratios.update_xaxes(tickangle=-60, automargin=True)
+        ratios.add_hline(y=1.0, line_dash="dot", line_color="#999")
         self.figures["features"] = figure(
             "What compresses: repetition against entropy (marker area ~ bytes)",
-            x="entropy (bits per byte)", y="repeated share of bytes", height=360,
+            x="entropy (bits per byte)", y="repeated share of bytes", height=440,
+            width=FIGURE_WIDTH,
             traces=[go.Scatter(x=[], y=[], mode="markers+text", textposition="top center",
-                               name="type")],
+                               name="type", hoverinfo="text")],
         )
         self.advice = W.HTML()
         self.table = W.HTML()
@@ -105,7 +120,7 @@ class ContentPanel(Panel[ContentResult]):
 
     def draw(self, result: ContentResult) -> None:
         """Redraw bars and scatter; rebuild the advice and message tables."""
-        df = result.per_type
+        df = by_bytes(result.per_type)
         labels = [f"{t} ({d})" for t, d in zip(df["type"], df["dir"], strict=True)]
         bars = self.figures["ratios"]
         with bars.batch_update():
@@ -119,9 +134,12 @@ class ContentPanel(Panel[ContentResult]):
             pts = scatter.data[0]
             pts.x = df["entropy_bits_per_byte"].to_numpy(dtype=np.float64)
             pts.y = df["repetition"].to_numpy(dtype=np.float64)
-            pts.text = [t for t in df["type"]]
+            pts.text = scatter_labels(df)
             pts.marker.size = area
-            pts.hovertext = labels
+            pts.hovertext = [
+                f"{name}<br>entropy {e:.2f} bits/B, repetition {r:.0%}, {int(b):,} B"
+                for name, e, r, b in zip(labels, df["entropy_bits_per_byte"], df["repetition"],
+                                         df["bytes"], strict=True)]
         self.advice.value = _advice_html(df)
         self.table.value = _messages_html(self.trace, result.per_message, result.selected)
 
@@ -133,6 +151,23 @@ class ContentPanel(Panel[ContentResult]):
             W.HTML("<b>Advice per type</b>"), self.advice,
             W.HTML("<b>Messages</b>"), self.table,
         ])
+
+
+def by_bytes(per_type: pd.DataFrame) -> pd.DataFrame:
+    """The per-type rows, largest share of the bytes first (stable for equal sizes)."""
+    return per_type.sort_values("bytes", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def scatter_labels(df: pd.DataFrame) -> list[str]:
+    """Names for the scatter, "" for the types named on hover only.
+
+    Named: the largest types by bytes (at most :data:`LABELLED_TYPES`, each at least 2 %
+    of the bytes) and the types of large messages (:data:`LARGE_MESSAGE`).
+    """
+    total = float(df["bytes"].sum()) or 1.0
+    big = df["bytes"].rank(ascending=False, method="first") <= LABELLED_TYPES
+    keep = (big & (df["bytes"] / total >= 0.02)) | (df["mean_size"] >= LARGE_MESSAGE)
+    return [str(t) if k else "" for t, k in zip(df["type"], keep, strict=True)]
 
 
 def _cell(value: Any) -> str:
@@ -150,12 +185,22 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
             f"<tr>{head}</tr>{body}</table></div>")
 
 
+def _number(value: Any, spec: str) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return "" if v != v else format(v, spec)
+
+
 def _advice_html(df: pd.DataFrame) -> str:
-    cols = ["type", "dir", "messages", "mean_size", "entropy_bits_per_byte", "repetition",
-            "json_fraction", "deflate_ratio", "recommendation", "reason"]
-    rows = [[r[c] for c in cols] for r in df[cols].to_dict("records")]
-    return _table(["type", "dir", "messages", "mean bytes", "entropy", "repetition", "JSON",
-                   "deflate ratio", "advice", "why"], rows)
+    rows = [[r["type"], r["dir"], _number(r["messages"], ",.0f"),
+             _number(r["mean_size"], ",.0f"), _number(r["entropy_bits_per_byte"], ".2f"),
+             _number(r["repetition"], ".0%"), _number(r["json_fraction"], ".0%"),
+             _number(r["deflate_ratio"], ".3f"), r["recommendation"], r["reason"]]
+            for r in df.to_dict("records")]
+    return _table(["type", "dir", "messages", "mean bytes", "entropy (bits/B)", "repetition",
+                   "JSON", "deflate ratio", "advice", "why"], rows)
 
 
 def _messages_html(trace: Trace, per_msg: pd.DataFrame, selected: str) -> str:
@@ -170,9 +215,9 @@ def _messages_html(trace: Trace, per_msg: pd.DataFrame, selected: str) -> str:
         text = m.payload.decode("utf-8", "replace") if m.is_text else m.payload[:40].hex(" ")
         preview = text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "\u2026"
         ratio = r["deflate"] / r["size"] if r["size"] else float("nan")
-        rows.append([int(i), f"{r['t']:.3f}", r["dir"], r["type"], int(r["size"]),
-                     float(r["entropy_bits_per_byte"]), float(r["repetition"]),
-                     int(r["deflate"]), float(ratio), preview])
+        rows.append([int(i), f"{r['t']:.3f}", r["dir"], r["type"], f"{int(r['size']):,}",
+                     _number(r["entropy_bits_per_byte"], ".2f"), _number(r["repetition"], ".0%"),
+                     f"{int(r['deflate']):,}", float(ratio), preview])
     note = (f"<small>{len(shown)} of {len(index):,} messages shown</small>")
-    return note + _table(["#", "t (s)", "dir", "type", "bytes", "entropy", "repetition",
-                          "deflate bytes", "ratio", "payload"], rows)
+    return note + _table(["#", "t (s)", "dir", "type", "bytes", "entropy (bits/B)",
+                          "repetition", "deflate bytes", "ratio", "payload"], rows)

@@ -75,6 +75,11 @@ LIMIT_STEPS: dict[str, tuple[float, ...]] = {
     "max_kib_per_conn": (0, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512, NO_LIMIT),
     "max_cpu_us_per_msg": (0, 1, 2, 3, 5, 7, 10, 15, 20, 50, 100, NO_LIMIT),
 }
+CLIENT_LABELS = {
+    "browser": "browser (no zstd, client window 15)",
+    "custom": "custom (any: zstd too)",
+}
+"""What the clients dropdown says for each population (its values are ``CLIENTS``)."""
 DEFAULT_LIMITS = {"max_p99_ms": 250.0, "max_kib_per_conn": 64.0, "max_cpu_us_per_msg": 50.0}
 OBJECTIVES = ("ws_bytes_per_msg", "tcp_bytes_per_msg", "latency_p99_ms", "latency_p95_ms",
               "latency_p50_ms", "cpu_us_per_msg", "mem_kib_per_conn")
@@ -177,10 +182,11 @@ class RecommendPanel(Panel[RecommendResult]):
             options = [(_limit_label(v, unit), float(v)) for v in LIMIT_STEPS[name]]
             self.bind(W.SelectionSlider(options=options, description=text, style=style,
                                         layout=wide, continuous_update=True), name)
-        self.bind(W.Dropdown(options=list(CLIENTS), description="clients", style=style),
-                  "clients")
+        menu = W.Layout(width="95%", max_width="440px")
+        self.bind(W.Dropdown(options=[(CLIENT_LABELS.get(c, c), c) for c in CLIENTS],
+                             description="clients", style=style, layout=menu), "clients")
         self.bind(W.Dropdown(options=[(label(c), c) for c in OBJECTIVES],
-                             description="minimise", style=style), "objective")
+                             description="minimise", style=style, layout=menu), "objective")
         self.stats = W.HTML()
         self.explanation = W.HTML()
         self.policy = W.HTML()

@@ -15,6 +15,7 @@ The panel itself (widgets, recommending, the text it shows) is in ``recommend.py
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ from wslab.sim import simulate
 from wslab.traces.io import read_trace, write_trace
 from wslab.traces.model import Trace
 from wslab.tune.canonical import plan_points
+from wslab.tune.clients import client_exclusions
 from wslab.tune.recommend import Recommendation
 from wslab.tune.recommend_baseline import baseline_spec, find_row
 from wslab.tune.recommend_constraints import CONSTRAINTS
@@ -235,8 +237,17 @@ def draw_live(fig: Any, rows: list[dict[str, Any]]) -> None:
                 bars.hovertext = [describe_config(r) for r in part.to_dict("records")]
 
 
+LEFT_OUT = 6
+"""Index of the frontier figure's "left out for these clients" trace."""
+
+
 def frontier_figure() -> Any:
-    """The bytes-vs-p99 scatter: traces all, feasible, frontier, defaults, chosen, limit."""
+    """The bytes-vs-p99 scatter: all, feasible, frontier, defaults, chosen, limit, left out.
+
+    "meets the constraints" holds only configs the client population can negotiate; the
+    ones it cannot (zstd, or a client window below 15 bits, for browsers) are crossed out
+    in their own trace, whatever their numbers.
+    """
     def points(name: str, **marker: Any) -> Any:
         return go.Scatter(x=[], y=[], mode="markers", name=name, marker=marker,
                           hoverinfo="text")
@@ -254,6 +265,8 @@ def frontier_figure() -> Any:
             points("chosen", symbol="star", size=18, color=COLOURS["critical"]),
             go.Scatter(x=[], y=[], mode="lines", name="p99 limit",
                        line={"color": COLOURS["critical"], "dash": "dash", "width": 1}),
+            points("left out for these clients", symbol="x-thin", size=11,
+                   line={"color": "#444", "width": 2}),
         ])
 
 
@@ -274,7 +287,8 @@ def draw_frontier(fig: Any, table: pd.DataFrame, rec: Recommendation,
         base: The sweep's base config (locates the library-defaults row).
     """
     sim = table[(table["mode"].astype(str) == "sim") & integrity_ok(table)]
-    feasible = pd.Series(True, index=sim.index)
+    left_out = client_exclusions(sim, rec.clients) != ""
+    feasible = ~left_out
     for name, limit in limits.items():
         if limit is not None:
             feasible &= sim[CONSTRAINTS[name]] <= limit
@@ -291,20 +305,64 @@ def draw_frontier(fig: Any, table: pd.DataFrame, rec: Recommendation,
         p99 = limits.get("max_p99_ms")
         fig.data[5].x = [] if p99 is None else [sim[x].min(), sim[x].max()]
         fig.data[5].y = [] if p99 is None else [p99, p99]
+        out = sim[left_out]
+        gone = fig.data[LEFT_OUT]
+        gone.name = f"left out for {rec.clients} clients"
+        gone.x, gone.y = list(out[x]), list(out[y])
+        gone.hovertext = [f"left out for {rec.clients} clients<br>{_hover(r)}"
+                          for r in out.to_dict("records")]
+
+
+def _policy_name(policy: str, threshold: Any) -> str:
+    if policy == "threshold":
+        try:
+            return f"threshold (\u2265 {int(float(threshold)):,} B)"
+        except (TypeError, ValueError):
+            return "threshold"
+    return policy
 
 
 def policy_table(rec: Recommendation) -> str:
-    """The chosen config's threshold/adaptive variants against always ("" if none)."""
+    """The chosen config's threshold/adaptive variants against always ("" if none).
+
+    One column per policy (the chosen one marked), always last; under it, which message
+    types each variant sent uncompressed.
+    """
     if rec.policy.empty:
         return ""
-    rows = []
-    for e in rec.policy.to_dict(orient="records"):
-        rows.append((f"policy {e['policy']}: bytes per message",
-                     fmt("ws_bytes_per_msg", e["ws_bytes_per_msg"]),
-                     fmt("ws_bytes_per_msg", e["always_ws_bytes_per_msg"])))
-        rows.append((f"policy {e['policy']}: compress CPU per message",
-                     fmt("cpu_us_per_msg", e["cpu_us_per_msg"]),
-                     fmt("cpu_us_per_msg", e["always_cpu_us_per_msg"])))
-        rows.append((f"policy {e['policy']}: uncompressed frames",
-                     plain_frames_text(e["frames_plain"], e["frames"], e["plain_keys"]), "0"))
-    return stat_table(rows, headers=("", "this policy", "policy always"))
+    entries = rec.policy.to_dict(orient="records")
+    chosen = rec.chosen or {}
+    point = chosen.get("point")
+    chosen_always = str(chosen.get("compression.policy", "")) == "always"
+
+    def head(name: str, mine: bool) -> str:
+        return f"policy {name}" + (" (chosen)" if mine else "")
+
+    headers = ["", *(head(_policy_name(str(e["policy"]), e["threshold_bytes"]),
+                          e["point"] == point) for e in entries),
+               head("always", chosen_always)]
+    first = entries[0]
+
+    def frames(e: Mapping[Any, Any]) -> str:
+        try:
+            return f"{int(float(e['frames_plain'])):,} of {int(float(e['frames'])):,}"
+        except (TypeError, ValueError):
+            return "n/a"
+
+    rows = [
+        ["bytes per message", *(fmt("ws_bytes_per_msg", e["ws_bytes_per_msg"]) for e in entries),
+         fmt("ws_bytes_per_msg", first["always_ws_bytes_per_msg"])],
+        ["compress CPU per message",
+         *(fmt("cpu_us_per_msg", e["cpu_us_per_msg"]) for e in entries),
+         fmt("cpu_us_per_msg", first["always_cpu_us_per_msg"])],
+        ["frames sent uncompressed", *(frames(e) for e in entries), "0"],
+    ]
+    notes = " ".join(
+        f"Policy {_policy_name(str(e['policy']), e['threshold_bytes'])}: "
+        f"{plain_frames_text(e['frames_plain'], e['frames'], e['plain_keys'])}."
+        for e in entries)
+    return ("<b>the chosen config under each compression policy</b>"
+            + stat_table(rows, headers=headers)
+            + f"<p class='wslab-policy-why'>{html.escape(notes)} Compress CPU is measured on "
+              "this machine: with the same frames compressed, a difference is timing noise."
+              "</p>")

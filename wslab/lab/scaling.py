@@ -30,7 +30,7 @@ from wslab.traces.model import Trace, TraceMeta
 
 from .base import Panel
 from .data import fast_mode
-from .figures import fmt_ms, stat_table
+from .figures import fmt_ms, row_of, stat_table
 from .scaling_jobs import (
     BASE_KIB,
     KERNEL_KIB,
@@ -122,9 +122,10 @@ class ScalingPanel(Panel[Estimate]):
 
     def build(self) -> None:
         """The controls, the two buttons, the stat tables and five figures."""
-        style = {"description_width": "170px"}
+        style = {"description_width": "190px"}
         wide = W.Layout(width="95%")
         slider = {"style": style, "layout": wide, "continuous_update": True}
+        menu = {"style": style, "layout": W.Layout(width="95%", max_width="380px")}
         sc = self.config.scaling
 
         def steps(values: tuple[float, ...], current: float, text: Any = _count) -> Any:
@@ -146,9 +147,9 @@ class ScalingPanel(Panel[Estimate]):
                                                   lambda v: f"{v:g} s"),
                                     description="pending timeout", **slider),
                   "scaling.pending_timeout_s")
-        self.bind(W.Dropdown(options=("memory", "redis"), description="broker", style=style),
+        self.bind(W.Dropdown(options=("memory", "redis"), description="broker", **menu),
                   "scaling.broker")
-        self.bind(W.Dropdown(options=VARIANTS, description="compression", style=style),
+        self.bind(W.Dropdown(options=VARIANTS, description="compression", **menu),
                   "compression")
         self.bind(W.IntSlider(min=9, max=15, description="configured window bits", **slider),
                   "window_bits")
@@ -179,13 +180,12 @@ class ScalingPanel(Panel[Estimate]):
     def body(self) -> Any:
         """Estimate (numbers, warnings, two figures), then buttons and the live figures."""
         f = self.figures
-        half = W.Layout(width="50%")
         return W.VBox([
             self.estimate_stats, self.warnings,
-            W.HBox([W.Box([f["memory"]], layout=half), W.Box([f["limits"]], layout=half)]),
+            row_of(f["memory"], f["limits"]),
             W.HBox([self.buttons["Live run"], self.buttons["Storm"]]),
             self.live_stats,
-            W.HBox([W.Box([f["ramp"]], layout=half), W.Box([f["fanout"]], layout=half)]),
+            row_of(f["ramp"], f["fanout"]),
             f["storm"],
         ])
 

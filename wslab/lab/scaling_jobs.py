@@ -31,7 +31,7 @@ from wslab.errors import WslabError
 from wslab.harness.cluster import BALANCE_SLACK, FD_SLACK, plan_load
 from wslab.tune.sweep import memory_estimate_kib
 
-from .figures import COLOURS, figure
+from .figures import COLOURS, HALF_WIDTH, figure
 from .tasks import Progress
 
 T = TypeVar("T")
@@ -196,9 +196,10 @@ def memory_figure() -> Any:
     """Memory per connection per compression variant: estimate, docs, measured."""
     def bars(name: str, colour: str) -> Any:
         return go.Bar(x=list(VARIANTS), y=[None] * 3, name=name, marker_color=colour,
-                      text=[""] * 3, textposition="outside")
+                      text=[""] * 3, textposition="outside", cliponaxis=False)
 
-    fig = figure("Memory per connection (KiB)", y="KiB per connection", height=340, traces=[
+    fig = figure("Memory per connection (KiB)<br><sup>&nbsp;</sup>", y="KiB per connection",
+                 height=360, width=HALF_WIDTH, traces=[
         bars(f"estimate: {BASE_KIB:g} KiB base + zlib formula", COLOURS["normal"]),
         bars("websockets docs", COLOURS["baseline"]),
         bars("measured: RSS growth / connections", COLOURS["ws"]),
@@ -209,12 +210,14 @@ def memory_figure() -> Any:
 
 def limits_figure() -> Any:
     """Each resource the run needs as a share of its limit (the red line is 100 %)."""
-    fig = figure("What the run needs, against this machine's limits", x="% of the limit",
-                 height=300, traces=[go.Bar(x=[], y=[], orientation="h", text=[],
-                                            textposition="auto", hoverinfo="text",
-                                            hovertext=[], marker_color=[])])
+    fig = figure("What the run needs, against this machine's limits<br>"
+                 "<sup>share of each limit; past 100 % (red) it cannot run</sup>",
+                 x="% of the limit", height=360, width=HALF_WIDTH,
+                 traces=[go.Bar(x=[], y=[], orientation="h", text=[], textposition="auto",
+                                hoverinfo="text", hovertext=[], marker_color=[])])
     fig.add_vline(x=100, line_color=COLOURS["critical"], line_dash="dash")
-    fig.update_layout(margin={"l": 290, "r": 20, "t": 40, "b": 45})
+    fig.update_layout(margin={"l": 20, "r": 30, "t": 58, "b": 45})
+    fig.update_yaxes(automargin=True)  # the limits' names set the left margin
     return fig
 
 
@@ -234,8 +237,8 @@ def draw_estimate(memory_fig: Any, limits_fig: Any, est: Estimate,
         memory_fig.data[2].y = got
         memory_fig.data[2].text = ["" if g is None else f"{g:.0f}" for g in got]
         memory_fig.layout.title.text = (
-            f"Memory per connection (KiB): selected {est.variant}, "
-            f"{est.per_connection_kib:.0f} KiB + {est.kernel_kib:g} KiB kernel")
+            f"Memory per connection (KiB)<br><sup>selected: {est.variant}, "
+            f"{est.per_connection_kib:.0f} KiB + {est.kernel_kib:g} KiB kernel</sup>")
     rows = est.usage[::-1]  # plotly draws the first bar at the bottom
     with limits_fig.batch_update():
         bar = limits_fig.data[0]
@@ -249,8 +252,9 @@ def draw_estimate(memory_fig: Any, limits_fig: Any, est: Estimate,
 
 def ramp_figure() -> Any:
     """Connections open over time during the ramp."""
-    return figure("Ramp: connections open over time", x="seconds since the first connect",
-                  y="connections open", traces=[go.Scatter(
+    return figure("Ramp: connections open over time<br><sup>&nbsp;</sup>",
+                  x="seconds since the first connect", y="connections open",
+                  width=HALF_WIDTH, traces=[go.Scatter(
                       x=[], y=[], mode="lines+markers", name="opened",
                       line={"color": COLOURS["normal"], "shape": "linear"})])
 
@@ -281,10 +285,10 @@ def ramp_points(summary: dict[str, Any]) -> tuple[list[float], list[int]]:
 
 def fanout_figure() -> Any:
     """Broadcast fan-out latency percentiles of the last live run."""
-    return figure("Broadcast fan-out latency (worker's send to every client's receipt)",
-                  y="ms", traces=[go.Bar(x=[], y=[], name="broadcast",
-                                         marker_color=COLOURS["ws"], text=[],
-                                         textposition="outside")])
+    return figure("Broadcast fan-out latency<br><sup>from the worker's send to each "
+                  "client's receipt</sup>", y="latency (ms)", width=HALF_WIDTH,
+                  traces=[go.Bar(x=[], y=[], name="broadcast", marker_color=COLOURS["ws"],
+                                 text=[], textposition="outside", cliponaxis=False)])
 
 
 def storm_figure() -> Any:
@@ -311,8 +315,9 @@ def draw_live(ramp_fig: Any, fanout_fig: Any, summary: dict[str, Any]) -> None:
         fanout_fig.data[0].y = [lat[k] for k in names]
         fanout_fig.data[0].text = [f"{lat[k]:.1f}" for k in names]
         fanout_fig.layout.title.text = (
-            f"Broadcast fan-out latency: {summary.get('broadcast_receipts', 0):,} receipts, "
-            f"{summary.get('workers')} worker(s), broker {summary.get('broker')}")
+            f"Broadcast fan-out latency<br><sup>{summary.get('broadcast_receipts', 0):,} "
+            f"receipts, {summary.get('workers')} worker(s), broker {summary.get('broker')}"
+            "</sup>")
 
 
 def draw_storm(fig: Any, storm: dict[str, Any]) -> None:
