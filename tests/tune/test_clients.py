@@ -152,3 +152,14 @@ def test_cli_clients_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert run(["recommend", str(results), "--clients", "robots"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown clients 'robots'" in err
+
+
+def test_the_sweep_advice_appears_only_when_no_deflate_row_could_compete() -> None:
+    advice = "sweep with compression.client_max_window_bits 15"
+    with_browser_row = recommend(table(), max_kib_per_conn=64)
+    assert advice not in with_browser_row.text
+    only_small_windows = table()
+    only_small_windows = only_small_windows[only_small_windows["point"] != "deflate15"]
+    rec = recommend(only_small_windows, max_kib_per_conn=64)
+    assert rec.chosen is not None and rec.chosen["point"] == "plain"
+    assert advice in rec.text

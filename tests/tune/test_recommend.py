@@ -101,8 +101,9 @@ def test_constraint_picks_row_and_names_binding() -> None:
     assert rec.binding["kind"] == "relaxing"
     assert rec.binding["next_limit"] == 60.0 and rec.binding["next_objective"] == 80.0
     assert "raising it to 60.0 ms" in rec.text
+    # Of the six eligible rows (the broken one is not), only B turns compression off.
     assert rec.counts == {"points": 7, "competing": 7, "eligible": 6, "feasible": 5,
-                          "frontier": 5, "left_out": 0}
+                          "frontier": 5, "left_out": 0, "deflate_competing": 5}
     # memory cap excludes D too: now memory binds, p99 no longer does
     rec = recommend(table(), max_p99_ms=100, max_kib_per_conn=100)
     assert rec.chosen is not None and rec.chosen["point"] == "C"

@@ -43,3 +43,23 @@ def test_dictionary_bytes_count_in_memory_per_connection_for_zstd_dict_only() ->
     without = point_row(dict_cfg, summary())
     assert with_dicts["mem_kib_per_conn"] - without["mem_kib_per_conn"] == pytest.approx(32.0)
     assert memory_estimate_kib(stream_cfg, 32 * 1024) == memory_estimate_kib(stream_cfg)
+
+
+def test_memory_estimate_counts_no_context_for_a_side_without_takeover() -> None:
+    from wslab.codecs.deflate import DeflateEncoder, deflate_memory_bytes
+
+    base = TuningConfig()
+    c = base.compression
+    full = memory_estimate_kib(base)
+    assert full * 1024 == deflate_memory_bytes(c.server_max_window_bits, c.mem_level,
+                                               decoder=False) + (1 << c.client_max_window_bits)
+    no_server = memory_estimate_kib(base.updated({"compression.server_no_context_takeover":
+                                                  True}))
+    assert no_server * 1024 == 1 << c.client_max_window_bits
+    both = base.updated({"compression.server_no_context_takeover": True,
+                         "compression.client_no_context_takeover": True})
+    assert memory_estimate_kib(both) == 0
+    # And it is true of the encoder: without takeover it keeps no zlib object.
+    encoder = DeflateEncoder(no_context_takeover=True)
+    encoder.encode(b"hello hello hello")
+    assert encoder._compressor is None

@@ -61,7 +61,10 @@ class DeflateEncoder:
         self.mem_level = mem_level
         self.level = level
         self.no_context_takeover = no_context_takeover
-        self._compressor = self._new()
+        # Without context takeover nothing is kept between messages: a compressor lives
+        # for one message only, so an idle connection holds no zlib memory (as the
+        # websockets library does).
+        self._compressor: zlib._Compress | None = None if no_context_takeover else self._new()
 
     def _new(self) -> zlib._Compress:
         return zlib.compressobj(self.level, zlib.DEFLATED, -self.window_bits, self.mem_level)
@@ -71,9 +74,7 @@ class DeflateEncoder:
 
         An empty message becomes the single byte ``00`` (RFC 7692 section 7.2.3.6).
         """
-        if self.no_context_takeover:
-            self._compressor = self._new()
-        c = self._compressor
+        c = self._compressor or self._new()
         data = c.compress(payload) + c.flush(zlib.Z_SYNC_FLUSH)
         if not data.endswith(SYNC_FLUSH_TAIL):  # zlib always ends a sync flush this way
             raise RuntimeError("zlib sync flush did not end with 00 00 ff ff")

@@ -223,7 +223,10 @@ def recommend(
     feasible = eligible[feasible_mask]
     counts = {"points": len(df), "competing": len(pool), "eligible": len(eligible),
               "feasible": len(feasible), "frontier": len(frontier),
-              "left_out": len(excluded)}
+              "left_out": len(excluded),
+              "deflate_competing": int((eligible["compression.algorithm"].astype(str)
+                                        == "permessage-deflate").sum())
+              if "compression.algorithm" in eligible.columns else 0}
     empty_cmp = compare(pd.Series(dtype=float), {})
     if feasible.empty:
         relax, options = relaxations(eligible, limits, objective)

@@ -336,8 +336,9 @@ def left_out_lines(rec: Recommendation) -> list[str]:
                          f"the choice. {cannot}")
     chosen = rec.chosen
     rules = set(rec.left_out["rule"]) if not rec.left_out.empty else set()
-    if "client_window" in rules and (chosen is None or
-                                     chosen.get("compression.algorithm") != "permessage-deflate"):
+    if "client_window" in rules and not rec.counts.get("deflate_competing"):
+        # Every deflate row was left out for its client window: the sweep never tried one
+        # a browser population can be held to.
         lines.append("To weigh permessage-deflate settings browsers can be held to, sweep with "
                      "compression.client_max_window_bits 15 (wslab sweep and wslab demo do "
                      "with --clients browser).")

@@ -56,8 +56,10 @@ def memory_estimate_kib(config: TuningConfig, dictionary_bytes: int = 0) -> floa
     """Compression memory per connection on the server, in KiB.
 
     Deflate: the server's compressor plus its decompressor for the client's window (zlib's
-    formula). zstd: the server's compression and decompression contexts as zstd itself
-    counts them once a message has gone through (``zstd_memory_bytes``: with
+    formula); without context takeover a side keeps nothing between messages (wslab's
+    encoder and the websockets library's decoder both let the context go after each
+    message), so that side counts 0. zstd: the server's compression and decompression
+    contexts as zstd itself counts them once a message has gone through (``zstd_memory_bytes``: with
     ``zstd-stream`` they hold the agreed window and tables for the connection's life),
     plus for ``zstd-dict`` the trained dictionaries (``dictionary_bytes``, the summary
     record's ``dictionary_bytes``). 0 without compression.
@@ -66,8 +68,10 @@ def memory_estimate_kib(config: TuningConfig, dictionary_bytes: int = 0) -> floa
     if c.algorithm == "none":
         return 0.0
     if c.algorithm == "permessage-deflate":
-        comp = deflate_memory_bytes(c.server_max_window_bits, c.mem_level, decoder=False)
-        return (comp + (1 << c.client_max_window_bits)) / 1024
+        comp = (0 if c.server_no_context_takeover else
+                deflate_memory_bytes(c.server_max_window_bits, c.mem_level, decoder=False))
+        decomp = 0 if c.client_no_context_takeover else 1 << c.client_max_window_bits
+        return (comp + decomp) / 1024
 
     compressor, decompressor = _zstd_memory(c.zstd_level, c.zstd_window_log,
                                             c.algorithm == "zstd-stream")
