@@ -1,7 +1,9 @@
 # wslab: two commands set everything up on a fresh machine.
 #   make demo   the main job, end to end on bundled data (results in out/)
 #   make test   lint, type-check and the whole test suite
-# Both create .venv and install what they need on first use.
+# Both create .venv and install what they need on first use, OS packages included
+# (scripts/os-deps.sh: apt-get as root or with passwordless sudo, else one line saying what
+# to run).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -10,9 +12,10 @@ STAMP  := $(VENV)/.installed-dev
 LABSTAMP := $(VENV)/.installed-lab
 QUICK  ?=
 
-.PHONY: demo test lint typecheck pytest lab app bench soak clean venv
+.PHONY: demo test lint typecheck pytest lab app bench soak clean venv os-deps
 
 $(STAMP): pyproject.toml
+	@PYTHON=$(PYTHON) sh scripts/os-deps.sh demo
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install --quiet -e '.[dev]'
@@ -24,6 +27,10 @@ $(LABSTAMP): $(STAMP)
 
 venv: $(STAMP)
 
+# redis-server, nginx, chromium, node + npm, and the npm packages the tests run against
+os-deps:
+	@PYTHON=$(PYTHON) sh scripts/os-deps.sh test
+
 demo: $(STAMP)
 	$(VENV)/bin/wslab demo
 
@@ -33,10 +40,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+pytest: os-deps $(STAMP)
 	$(VENV)/bin/pytest
 
-test: lint typecheck pytest
+test: os-deps lint typecheck pytest
 
 lab: $(LABSTAMP)
 	$(VENV)/bin/wslab lab

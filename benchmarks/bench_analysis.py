@@ -10,6 +10,15 @@
     prediction) against a bare zlib level-6 pass over the same payloads, both best of 3 on
     every bundled trace. Target: >= 5 MB/s of payload over all traces together; per-trace
     rows are informational.
+(c) ``predictor.error``: the compressibility predictor's mean absolute error per (type,
+    dir), only on messages it was not fitted on: fresh generator seeds of the bundled kinds
+    (the shipped coefficients), and each kind left out of a refit. Peer: the best constant
+    ratio for the same groups. Targets: ``predictor.STATED_ERROR``.
+(d) ``evaluate.adaptive_cpu``: compression CPU of the adaptive policy over that of
+    ``always`` on the bundled ``mixed`` trace interleaved with random blobs (a type that
+    does not shrink), best of 3 each, side by side. Target: < 1 (it skips the blobs). This
+    timing claim lives here, not in the unit tests, where a loaded machine would make it
+    flaky.
 
 Run: ``.venv/bin/python benchmarks/bench_analysis.py [--quick]``.
 """
@@ -26,11 +35,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
 from common import best_of, main, row
 
 from wslab.analysis import CompressionSelector, analyse, bundled_traces
+from wslab.analysis.evaluate import evaluate
+from wslab.analysis.predictor import (
+    STATED_ERROR,
+    error_summary,
+    held_out_error,
+    leave_one_kind_out_error,
+)
 from wslab.codecs.deflate import DeflateEncoder
-from wslab.traces.model import Trace
+from wslab.traces.model import Message, Trace
 
 
 def _warm(trace: Trace) -> CompressionSelector:
@@ -112,14 +129,61 @@ def throughput(traces: dict[str, Trace]) -> list[dict[str, Any]]:
     return rows
 
 
+def predictor_rows(traces: dict[str, Trace], messages: int) -> list[dict[str, Any]]:
+    """Rows for (c): the error on fresh seeds, and on each kind left out of the fit."""
+    rows = []
+    for name, errors in (("held_out_seeds", held_out_error(messages)),
+                         ("leave_one_kind_out", leave_one_kind_out_error(traces, messages))):
+        summary = error_summary(errors)
+        measured = errors["measured"].to_numpy()
+        constant = float(np.abs(measured - np.median(measured)).mean())
+        stated = STATED_ERROR[name]
+        rows.append(row("predictor.error", f"{name}: mean |predicted - measured| per type",
+                        summary["mae"], "ratio points", peer="best constant ratio",
+                        peer_value=constant,
+                        target=f"<= {stated['mae']}, max <= {stated['max_error']}",
+                        ok=summary["mae"] <= stated["mae"]
+                        and summary["max_error"] <= stated["max_error"],
+                        max_error=summary["max_error"], groups=int(summary["groups"])))
+    return rows
+
+
+def _with_blobs(trace: Trace, every: int = 3) -> Trace:
+    """``trace`` with a random 400-byte binary message after every ``every``-th one."""
+    rng = np.random.default_rng(3)
+    out: list[Message] = []
+    for i, m in enumerate(trace.messages):
+        out.append(m)
+        if i % every == 0:
+            out.append(Message(m.t, m.dir, "blob", "normal",
+                               rng.integers(0, 256, 400, dtype=np.uint8).tobytes(), False))
+    return Trace(out)
+
+
+def adaptive_cpu(traces: dict[str, Trace], messages: int) -> list[dict[str, Any]]:
+    """Row for (d)."""
+    base = traces.get("mixed") or next(iter(traces.values()))
+    trace = _with_blobs(base[:messages])
+    runs = [evaluate({"blobs": trace}).set_index("policy") for _ in range(3)]
+    adaptive = min(r.loc["adaptive", "compress_cpu_ms"] for r in runs)
+    always = min(r.loc["always", "compress_cpu_ms"] for r in runs)
+    return [row("evaluate.adaptive_cpu", "adaptive compress CPU / always, ms", adaptive, "ms",
+                peer="policy always", peer_value=always, target="< 1 (ratio)",
+                ok=adaptive < always, messages=len(trace),
+                compressed_adaptive=int(runs[0].loc["adaptive", "compressed_messages"]),
+                compressed_always=int(runs[0].loc["always", "compressed_messages"]))]
+
+
 def run(quick: bool) -> list[dict[str, Any]]:
-    """Both benchmarks; ``quick`` uses the first 5000 messages of each trace."""
+    """All four; ``quick`` uses the first 5000 messages of each trace."""
     traces = bundled_traces()
     if not traces:
         return [row("analysis", "bundled traces present", 0, "traces", ok=False)]
     if quick:
         traces = {k: t[:5000] for k, t in traces.items()}
-    return decide_cost(traces, 100 if quick else 400) + throughput(traces)
+    return (decide_cost(traces, 100 if quick else 400) + throughput(traces)
+            + predictor_rows(traces, 2000 if quick else 4000)
+            + adaptive_cpu(traces, 2000 if quick else 6000))
 
 
 if __name__ == "__main__":

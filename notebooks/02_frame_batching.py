@@ -84,7 +84,7 @@ for n in (1, 5, 20):
 # |---|---|---|
 # | `none` | at once | 0 |
 # | `time` | `interval_ms` after the batch's first message | the interval |
-# | `size` / `count` | the batch reaches `max_bytes` / `max_messages` | unbounded on a quiet connection |
+# | `size` / `count` | the batch reaches `max_bytes` / `max_messages`, or its first message has waited `max_hold_ms` | `max_hold_ms` (100 ms by default) |
 # | `hybrid` | whichever of time, size or count comes first | the interval |
 # | `priority` | per class: `critical` at once, `normal` and `background` after their own deadlines | the class's deadline |
 #

@@ -15,6 +15,19 @@ STRATEGIES = ["none", "time", "size", "count", "hybrid", "priority"]
 CLASSES = ["critical", "normal", "background"]
 
 
+def max_hold(cfg: BatchingConfig, priority: str) -> float:
+    """The longest a message of ``priority`` may wait under ``cfg``, in seconds, as the
+    strategy table of ``wslab/batching.py`` documents it."""
+    s = cfg.strategy
+    if s == "none":
+        return 0.0
+    if s == "priority":
+        return float(getattr(cfg.priority_interval_ms, priority)) / 1e3
+    if s in ("size", "count"):
+        return cfg.max_hold_ms / 1e3
+    return cfg.interval_ms / 1e3
+
+
 def drive(batcher: Batcher, items: list[tuple[float, str, int]]) -> list[Batch]:
     """Feed messages in time order, polling at every deadline, as the simulator does."""
     out: list[Batch] = []
@@ -37,16 +50,8 @@ def reference(
     s = cfg.strategy
     if s == "none":
         return [([i], t) for i, (t, _, _) in enumerate(items)]
-    timed = s in ("time", "hybrid", "priority")
     max_bytes = cfg.max_bytes if s in ("size", "hybrid", "priority") else math.inf
     max_count = cfg.max_messages if s in ("count", "hybrid", "priority") else math.inf
-
-    def hold(prio: str) -> float:
-        if not timed:
-            return math.inf
-        if s == "priority":
-            return getattr(cfg.priority_interval_ms, prio) / 1e3
-        return cfg.interval_ms / 1e3
 
     buffer: list[tuple[int, float, str, int]] = []  # index, arrival, class, size
     out: list[tuple[list[int], float]] = []
@@ -58,7 +63,7 @@ def reference(
             members = [b for b in buffer if key in ("all", b[2])]
             if members:
                 first = min(members, key=lambda b: b[0])
-                found[key] = first[1] + hold(first[2])
+                found[key] = first[1] + max_hold(cfg, first[2])
         return found
 
     def emit(keys: set[str], when: float) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference_batching import CLASSES, STRATEGIES, drive, reference
+from reference_batching import CLASSES, STRATEGIES, drive, max_hold, reference
 
 from wslab.batching import Batcher, Pending
 from wslab.config import BatchingConfig
@@ -16,12 +16,14 @@ item_lists = st.lists(
 ).map(lambda xs: [(round(sum(x[0] for x in xs[: i + 1]), 6), p, n)
                   for i, (_, p, n) in enumerate(xs)])
 configs = st.builds(
-    lambda s, iv, mb, mm, pc, pn, pb, bq: BatchingConfig.model_validate({
+    lambda s, iv, mb, mm, mh, pc, pn, pb, bq: BatchingConfig.model_validate({
         "strategy": s, "interval_ms": iv, "max_bytes": mb, "max_messages": mm,
+        "max_hold_ms": mh,
         "priority_interval_ms": {"critical": pc, "normal": pn, "background": pb},
         "background_queue_limit": bq}),
     st.sampled_from(STRATEGIES), st.sampled_from([0, 1, 5, 16, 50]),
-    st.sampled_from([1, 100, 500, 2000]), st.integers(1, 10),
+    st.sampled_from([1, 100, 500, 2000, 10**6]), st.one_of(st.integers(1, 10), st.just(10**4)),
+    st.sampled_from([0, 3, 20, 100]),
     st.sampled_from([0, 2]), st.sampled_from([5, 16]), st.sampled_from([16, 100]),
     st.sampled_from([1, 3, 10_000]),
 )
@@ -57,8 +59,36 @@ def test_nothing_lost_duplicated_or_reordered(cfg: BatchingConfig,
             assert sum(len(m.payload) for m in b.messages) <= cfg.max_bytes
         if cfg.strategy in ("count", "hybrid", "priority"):
             assert len(b.messages) <= cfg.max_messages
-        if cfg.strategy in ("time", "hybrid") and b.reason != "end":
-            assert b.flushed_at - b.messages[0].t <= cfg.interval_ms / 1e3 + 1e-12
+
+
+@settings(max_examples=400, deadline=None)
+@given(configs, item_lists)
+def test_no_message_waits_longer_than_its_strategys_maximum_hold(
+        cfg: BatchingConfig, items: list[tuple[float, str, int]]) -> None:
+    """Polled at every deadline (as the simulator and the live timer do), every message
+    leaves within the maximum hold the strategy table documents, whatever the limits; the
+    batcher never waits for the end of the stream."""
+    batcher = Batcher(cfg)
+    batches = drive(batcher, items)
+    assert all(b.reason != "end" for b in batches)
+    for b in batches:
+        for m in b.messages:
+            assert b.flushed_at - m.t <= max_hold(cfg, m.priority) + 1e-9, (
+                f"{cfg.strategy}: a {m.priority} message waited {b.flushed_at - m.t:.6f} s")
+
+
+def test_a_quiet_size_or_count_batcher_sends_after_max_hold() -> None:
+    for strategy in ("size", "count"):
+        cfg = BatchingConfig(strategy=strategy, max_hold_ms=40)
+        b = Batcher(cfg)
+        assert b.push(Pending(0, 0, 1.0, "normal", "x", b"a", True), 1.0) == []
+        assert b.push(Pending(1, 1, 1.01, "normal", "x", b"a", True), 1.01) == []
+        assert b.next_deadline() == pytest.approx(1.04)
+        assert b.poll(1.039) == []
+        (out,) = b.poll(1.04)
+        assert [m.index for m in out.messages] == [0, 1]
+        assert (out.flushed_at, out.reason) == (1.04, "interval")
+        assert b.next_deadline() is None
 
 
 def test_critical_goes_at_once_and_carries_what_is_due() -> None:
@@ -93,10 +123,10 @@ def test_background_overflow_is_counted_not_silent() -> None:
 
 
 def test_size_strategy_flushes_before_overflowing() -> None:
-    b = Batcher(BatchingConfig(strategy="size", max_bytes=100))
+    b = Batcher(BatchingConfig(strategy="size", max_bytes=100, max_hold_ms=500))
     assert b.push(Pending(0, 0, 0.0, "normal", "x", b"a" * 60, True), 0.0) == []
     out = b.push(Pending(1, 1, 0.1, "normal", "x", b"a" * 60, True), 0.1)
     assert [[m.index for m in x.messages] for x in out] == [[0]]
     assert out[0].reason == "bytes"
-    assert b.next_deadline() is None  # size alone never times out
-    assert [m.index for m in b.flush(1.0)[0].messages] == [1]
+    assert b.next_deadline() == pytest.approx(0.1 + 0.5)  # max_hold_ms from message 1
+    assert [m.index for m in b.flush(0.12)[0].messages] == [1]

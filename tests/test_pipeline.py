@@ -8,6 +8,7 @@ import sys
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference_batching import CLASSES, STRATEGIES, max_hold
 
 from wslab.codecs.deflate import DeflateEncoder
 from wslab.compressor import FrameCompressor, make_selector
@@ -49,6 +50,50 @@ def test_a_late_or_missing_timer_cannot_change_the_frames(gaps: list[float],
     b += with_timers.finish(times[-1])
     assert _shape(a) == _shape(b)
     assert sorted(i for _, _, idx in _shape(a) for i in idx) == list(range(len(times)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(STRATEGIES), st.sampled_from([0, 4, 30]), st.sampled_from([0, 7, 60]),
+       st.sampled_from([1, 3, 10**4]), st.sampled_from([50, 10**6]),
+       st.lists(st.tuples(st.floats(0.0, 0.08), st.sampled_from(CLASSES),
+                          st.integers(0, 120), st.one_of(st.none(), st.floats(0.0, 0.1))),
+                min_size=1, max_size=50))
+def test_no_message_waits_past_its_maximum_hold_in_the_pipeline(
+        strategy: str, interval_ms: float, max_hold_ms: float, max_messages: int,
+        max_bytes: int, steps: list[tuple[float, str, int, float | None]]) -> None:
+    """Whatever the strategy and limits, and however late (or never) a timer fires, every
+    frame carries its messages within their strategy's maximum hold, and after every call
+    nothing still held is overdue: a quiet connection never holds a message until close."""
+    config = TuningConfig().updated({
+        "batching.strategy": strategy, "batching.envelope": "length-prefixed",
+        "batching.interval_ms": interval_ms, "batching.max_hold_ms": max_hold_ms,
+        "batching.max_messages": max_messages, "batching.max_bytes": max_bytes,
+        "batching.priority_interval_ms": {"critical": 0, "normal": interval_ms,
+                                          "background": 2 * max_hold_ms}})
+    pipe = SendPipeline(config)
+    frames: list[OutFrame] = []
+    now = 0.0
+
+    def nothing_overdue(at: float) -> None:
+        deadline = pipe.next_deadline()
+        assert (deadline is None) == (pipe.waiting == 0)
+        assert deadline is None or deadline > at
+
+    for i, (gap, prio, size, timer_late) in enumerate(steps):
+        deadline = pipe.next_deadline()
+        if deadline is not None and timer_late is not None and deadline + timer_late < now + gap:
+            frames += pipe.poll(deadline + timer_late)
+            nothing_overdue(deadline + timer_late)
+        now += gap
+        frames += pipe.push(i, now, prio, "t", b"a" * size, True)
+        nothing_overdue(now)
+    frames += pipe.finish(now)
+    sent = [m for f in frames for m in f.messages]
+    assert sorted(m.index for m in sent + pipe.dropped) == list(range(len(steps)))
+    for f in frames:
+        for m in f.messages:
+            assert f.flushed_at - m.t <= max_hold(config.batching, m.priority) + 1e-9, (
+                f"{strategy}: a {m.priority} message waited {f.flushed_at - m.t:.6f} s")
 
 
 def test_poll_releases_each_batch_at_its_own_deadline() -> None:

@@ -182,16 +182,33 @@ def test_any_trace_any_batcher_delivers_every_message_exactly(
     assert s["messages"] == len(msgs)
 
 
-def test_zlib_level_and_window_reach_the_codec() -> None:
+def test_zlib_level_and_each_sides_window_reach_its_codec() -> None:
+    """Each setting moves only the direction it belongs to: the server's window the
+    server-to-client bytes, the client's window the client-to-server bytes, the level both
+    (a window applied to the wrong side, or not at all, fails here)."""
     trace = make_trace(300)
-    small = simulate(trace, TuningConfig().updated({"compression.level": 9,
-                                                    "compression.server_max_window_bits": 15,
-                                                    "compression.client_max_window_bits": 15}))
-    big = simulate(trace, TuningConfig().updated({"compression.level": 1,
-                                                  "compression.server_max_window_bits": 9,
-                                                  "compression.client_max_window_bits": 9}))
-    assert small.summary["compressed_bytes"] < big.summary["compressed_bytes"]
-    assert zlib.MAX_WBITS == 15
+    base = TuningConfig().updated({"compression.level": 6,
+                                   "compression.server_max_window_bits": 15,
+                                   "compression.client_max_window_bits": 15})
+
+    def by_dir(changes: dict[str, int]) -> tuple[int, int]:
+        d = simulate(trace, base.updated(changes)).summary["by_dir"]
+        return d["s2c"]["compressed_bytes"], d["c2s"]["compressed_bytes"]
+
+    s2c, c2s = by_dir({})
+    small_server = by_dir({"compression.server_max_window_bits": 9})
+    small_client = by_dir({"compression.client_max_window_bits": 9})
+    assert small_server[0] > s2c and small_server[1] == c2s
+    assert small_client[1] > c2s and small_client[0] == s2c
+    fast = by_dir({"compression.level": 1})
+    assert fast[0] > s2c and fast[1] > c2s
+    # and the server's window is the one websockets' own encoder would use on that side
+    msgs = [m for m in trace if m.dir == "s2c"]
+    for bits, got in ((15, s2c), (9, small_server[0])):
+        enc = zlib.compressobj(6, zlib.DEFLATED, -bits, base.compression.mem_level)
+        want = sum(len(enc.compress(m.payload) + enc.flush(zlib.Z_SYNC_FLUSH)) - 4
+                   for m in msgs)
+        assert got == want
 
 
 COMPRESSION = [

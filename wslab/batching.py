@@ -5,21 +5,26 @@ the caller's clock (``now`` is always passed in), and nothing about bytes on the
 (``envelopes.py`` lays messages into a frame, ``wire.py`` prices it).
 
 Interface, in the spirit of sans-I/O protocols: ``push(message, now)`` and ``poll(now)``
-return the batches ready to go; ``next_deadline()`` says when to call ``poll`` next;
+return the batches ready to go; ``next_deadline()`` says when to call ``poll`` next (it is
+never None while a message waits, except with strategy ``none``, which holds nothing);
 ``flush(now)`` empties everything at the end of a stream.
 
-Every strategy is the same machine with different limits:
+Every strategy is the same machine with different limits. The hold is also the longest any
+message waits in the batcher (its *maximum hold*): no strategy holds a message until the
+connection closes.
 
-| strategy   | hold before sending             | flush at ``max_bytes`` | at ``max_messages`` |
-|------------|---------------------------------|------------------------|---------------------|
-| none       | 0 (every message alone)         | -                      | -                   |
-| time       | ``interval_ms``                 | -                      | -                   |
-| size       | until full                      | yes                    | -                   |
-| count      | until full                      | -                      | yes                 |
-| hybrid     | ``interval_ms``                 | yes                    | yes                 |
-| priority   | per class: ``priority_interval_ms``| yes                 | yes                 |
+| strategy | hold before sending (maximum hold)    | flush at ``max_bytes`` | ``max_messages`` |
+|----------|---------------------------------------|------------------------|------------------|
+| none     | 0 (every message alone)               | -                      | -                |
+| time     | ``interval_ms``                       | -                      | -                |
+| size     | until full, at most ``max_hold_ms``   | yes                    | -                |
+| count    | until full, at most ``max_hold_ms``   | -                      | yes              |
+| hybrid   | ``interval_ms``                       | yes                    | yes              |
+| priority | per class: ``priority_interval_ms``   | yes                    | yes              |
 
-- The hold runs from the oldest message waiting. With ``priority`` each class has its own
+- The hold runs from the oldest message waiting (of its class, with ``priority``), so a
+  later message waits less; a size or count limit, or ``flush`` when a connection closes,
+  can only send a batch sooner. With ``priority`` each class has its own
   queue and deadline; when any class is due, every class that is due by then leaves in the
   same frame (so a ``critical`` message, hold 0, carries along whatever is already due).
 - A size or count limit flushes *everything* waiting. A message that would push the batch
@@ -86,30 +91,30 @@ class _Limits:
     per_class: bool
 
 
-# strategy -> (uses interval hold, size limit, count limit); holds without an interval wait
-# until a limit (or the end of the stream) flushes them.
-_STRATEGY_TABLE: dict[str, tuple[bool, bool, bool]] = {
-    "none": (False, False, False),
-    "time": (True, False, False),
-    "size": (False, True, False),
-    "count": (False, False, True),
-    "hybrid": (True, True, True),
-    "priority": (True, True, True),
+# strategy -> (the field its hold comes from, size limit, count limit); the module table.
+# Hold "zero": every message alone; "classes": ``priority_interval_ms`` per class.
+_STRATEGY_TABLE: dict[str, tuple[str, bool, bool]] = {
+    "none": ("zero", False, False),
+    "time": ("interval_ms", False, False),
+    "size": ("max_hold_ms", True, False),
+    "count": ("max_hold_ms", False, True),
+    "hybrid": ("interval_ms", True, True),
+    "priority": ("classes", True, True),
 }
 
 _CLASSES = ("critical", "normal", "background")
 
 
 def _limits(cfg: BatchingConfig) -> _Limits:
-    timed, sized, counted = _STRATEGY_TABLE[cfg.strategy]
-    if cfg.strategy == "none":
+    held_by, sized, counted = _STRATEGY_TABLE[cfg.strategy]
+    if held_by == "zero":
         hold = dict.fromkeys(_CLASSES, 0.0)
-    elif cfg.strategy == "priority":
+    elif held_by == "classes":
         p = cfg.priority_interval_ms
         hold = {"critical": p.critical / 1e3, "normal": p.normal / 1e3,
                 "background": p.background / 1e3}
     else:
-        hold = dict.fromkeys(_CLASSES, cfg.interval_ms / 1e3 if timed else INF)
+        hold = dict.fromkeys(_CLASSES, float(getattr(cfg, held_by)) / 1e3)
     return _Limits(
         hold_s=hold,
         max_bytes=float(cfg.max_bytes) if sized else INF,
@@ -153,7 +158,8 @@ class Batcher:
         return self._count
 
     def next_deadline(self) -> float | None:
-        """When the next batch is due by time, or None if nothing waits on a timer."""
+        """When the next batch is due by time, or None if nothing waits (every strategy
+        holds a message at most its maximum hold, so a waiting message always has one)."""
         if self._count == 0:
             return None
         deadline = self._soonest()

@@ -56,6 +56,10 @@ class BatchingConfig(_Section):
     max_messages: int = Field(
         64, ge=1, le=100_000, description="flush a batch when it holds this many messages"
     )
+    max_hold_ms: float = Field(
+        100.0, ge=0, le=60_000,
+        description="longest hold of the size and count strategies, ms (a quiet connection "
+                    "sends what waits this long after its oldest message)")
     envelope: Envelope = Field("auto", description="auto | json-array | ndjson | length-prefixed")
     priority_interval_ms: PriorityIntervals = Field(default_factory=PriorityIntervals)
     background_queue_limit: int = Field(

@@ -21,6 +21,28 @@ class NegotiationError(WslabError):
     """A ``Sec-WebSocket-Extensions`` header that is malformed or cannot be accepted."""
 
 
+class ParamError(NegotiationError):
+    """An extension offer or answer that cannot be taken because of one parameter.
+
+    Attributes:
+        parameter: The parameter at fault (``server_max_window_bits``, ``dict``, ...), or
+            the unknown name that was given.
+    """
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class OfferDeclined(ParamError):
+    """A server cannot accept this offer: it tries the client's next one (RFC 7692
+    section 5.1), or answers without the extension."""
+
+
+class ResponseRejected(ParamError):
+    """A client must fail the connection: the answer breaks what the offer allowed."""
+
+
 class ConfigError(WslabError):
     """A configuration value that is missing, unknown or out of range."""
 

@@ -21,8 +21,8 @@ The policies, as rules (within a policy, the first row that applies wins):
 | adaptive  | otherwise                                                         | plain    |
 
 An adaptive *stream* is a key (the frame's message type) and a content class: *noisy*
-when the payload is >= ``sample_bytes`` long and its first 32 bytes are not ASCII and hold
->= ``noisy_distinct`` distinct values, else *plain*. The content check needs no
+when the payload is >= ``sample_bytes`` long and its first ``HEAD_BYTES`` (16) bytes are
+not ASCII and hold >= ``noisy_distinct`` distinct values, else *plain*. The content check needs no
 measurement, so the random blobs of a type that also carries JSON, or of a type never seen
 before, do not borrow the JSON's ratio. A probe compresses a skipped stream anyway so a
 type that turned compressible is noticed: a probe that pays replaces the stream's average
@@ -33,7 +33,7 @@ What must not live here: compressing (the codec), clocks, randomness, I/O, panda
 zstandard. The selector is deterministic: the same calls in the same order give the same
 answers. ``decide`` is on the hot path of every frame, so it does a handful of attribute
 reads and comparisons and allocates nothing after a key's first frame (the content check
-slices at most 32 bytes of a non-ASCII payload).
+slices at most ``HEAD_BYTES`` of a non-ASCII payload).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ PolicyName = Literal["never", "always", "threshold", "adaptive"]
 
 _NEVER, _ALWAYS, _THRESHOLD, _ADAPTIVE = 0, 1, 2, 3
 _CODES = {"never": _NEVER, "always": _ALWAYS, "threshold": _THRESHOLD, "adaptive": _ADAPTIVE}
+HEAD_BYTES = 16  # what the content check reads of a payload: enough to tell noise apart
 
 
 class Selector(Protocol):
@@ -110,13 +111,14 @@ class CompressionSelector:
             gap, up to ``max_probe_every``; a probe that finds savings resets it.
         max_probe_every: Longest gap between probes.
         content_check: Split each type into "plain" and "noisy" content, learned apart:
-            a payload is noisy when it is at least ``sample_bytes`` long and its first 32
+            a payload is noisy when it is at least ``sample_bytes`` long and its first 16
             bytes are not all ASCII and hold at least ``noisy_distinct`` distinct values
-            (random bytes give ~30 of 32 and are all ASCII with odds of 2^-32; text and
+            (random bytes give ~15.5 of 16, fewer than 12 with odds of about 1 in 46,000,
+            and are all ASCII with odds of 2^-16; text and
             structured binary give far fewer). This keeps one type that carries both
             JSON and, say, encrypted blobs from averaging them.
         sample_bytes: Payload size from which the content check runs.
-        noisy_distinct: Distinct values among the first 32 bytes that mark noise.
+        noisy_distinct: Distinct values among the first 16 bytes that mark noise.
     """
 
     __slots__ = (
@@ -138,7 +140,7 @@ class CompressionSelector:
         max_probe_every: int = 128,
         content_check: bool = True,
         sample_bytes: int = 64,
-        noisy_distinct: int = 24,
+        noisy_distinct: int = 12,
     ) -> None:
         if policy not in _CODES:
             raise ValueError(f"unknown compression policy {policy!r}")
@@ -156,7 +158,7 @@ class CompressionSelector:
         self.probe_every = probe_every
         self.max_probe_every = max_probe_every
         self.content_check = content_check
-        self.sample_bytes = max(sample_bytes, 32)
+        self.sample_bytes = max(sample_bytes, HEAD_BYTES)
         self.noisy_distinct = noisy_distinct
         self._states: dict[str, _TypeState] = {}
         self._last: _Stream | None = None
@@ -192,7 +194,7 @@ class CompressionSelector:
             state = self._states[type] = _TypeState(self.probe_every)
         stream = state.plain
         if n >= self.sample_bytes and self.content_check:
-            head = payload[:32]
+            head = payload[:HEAD_BYTES]
             if not head.isascii() and len(set(head)) >= self.noisy_distinct:
                 stream = state.noisy
         self._last = stream

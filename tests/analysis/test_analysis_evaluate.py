@@ -30,9 +30,15 @@ def test_evaluate_shape_and_oracle_bound(mixed_trace: Trace) -> None:
         assert rows.loc["always", "compressed_messages"] == rows.loc["always", "messages"]
         assert rows.loc["oracle", "share_of_oracle"] == pytest.approx(1.0) or best == 0
     syn = df[df["trace"] == "synthetic"].set_index("policy")
-    # Adaptive skips the random blobs that 'always' wastes CPU and bytes on.
+    # Adaptive skips the random blobs that 'always' wastes bytes and compress calls on
+    # (the CPU that saves is timed side by side in benchmarks/bench_analysis.py, where a
+    # loaded machine cannot make a unit test flaky).
     assert syn.loc["adaptive", "bytes_saved"] > syn.loc["always", "bytes_saved"]
-    assert syn.loc["adaptive", "compress_cpu_ms"] < syn.loc["always", "compress_cpu_ms"]
+    chat_and_blobs = Trace([m for m in mixed_trace if m.type in ("chat", "blob")])
+    two = evaluate({"two": chat_and_blobs}).set_index("policy")
+    blobs = sum(1 for m in chat_and_blobs if m.type == "blob")
+    skipped = two.loc["always", "compressed_messages"] - two.loc["adaptive", "compressed_messages"]
+    assert blobs / 2 < skipped <= blobs  # most blobs, probed now and then; every chat
 
 
 def test_evaluate_context_mode(mixed_trace: Trace) -> None:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from websockets.exceptions import NegotiationError as TheirNegotiationError
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from wslab.codecs.negotiation import (
     AgreedDeflate,
+    DeflateParamError,
     DeflateParams,
+    OfferDeclined,
+    ResponseRejected,
     ServerDeflateLimits,
     WindowParam,
     client_check_response,
     offer_from_config,
     server_accept,
     server_params_from_config,
+    server_try_offer,
 )
 from wslab.config import CompressionConfig
 from wslab.errors import NegotiationError
@@ -43,8 +51,9 @@ L = ServerDeflateLimits
 def test_invalid_params_name_the_parameter(
     params: list[tuple[str, str | None]], response: bool, fragment: str
 ) -> None:
-    with pytest.raises(NegotiationError, match=fragment):
+    with pytest.raises(DeflateParamError, match=fragment) as caught:
         P.from_params(params, response=response)
+    assert caught.value.parameter == params[-1][0]
 
 
 def test_valid_params_parse() -> None:
@@ -123,19 +132,34 @@ def test_server_rule(offer: P, limits: L, response: P, bits: tuple[int, int]) ->
 
 
 @pytest.mark.parametrize(
-    ("header", "limits", "reason"),
+    ("header", "limits", "reason", "parameter"),
     [
-        ("permessage-deflate; server_max_window_bits=8", L(), "zlib cannot compress with 8"),
+        ("permessage-deflate; server_max_window_bits=8", L(), "zlib cannot compress with 8",
+         "server_max_window_bits"),
         ("permessage-deflate", L(client_max_window_bits=10, require_client_max_window_bits=True),
-         "requires it"),
-        ("permessage-deflate; server_max_window_bits=016", L(), "leading zeros"),
-        ("permessage-deflate; foo", L(), "unknown parameter foo"),
+         "requires it", "client_max_window_bits"),
+        ("permessage-deflate; server_max_window_bits=016", L(), "leading zeros",
+         "server_max_window_bits"),
+        ("permessage-deflate; foo", L(), "unknown parameter foo", "foo"),
     ],
 )
-def test_server_declines(header: str, limits: L, reason: str) -> None:
+def test_server_declines(header: str, limits: L, reason: str, parameter: str) -> None:
     declined: list[str] = []
     assert server_accept(header, limits, declined) is None
     assert len(declined) == 1 and reason in declined[0]
+    # the same refusal, one offer at a time, is an exception naming the parameter
+    with pytest.raises(DeflateParamError, match=reason) as caught:
+        server_try_offer(P.from_params(server_accept_params(header)), limits)
+    assert caught.value.parameter == parameter
+    if "unknown" not in reason and "zeros" not in reason:
+        assert isinstance(caught.value, OfferDeclined)
+
+
+def server_accept_params(header: str) -> list[tuple[str, str | None]]:
+    from wslab.codecs.extheader import parse_extensions
+
+    (element,) = parse_extensions(header)
+    return list(element.params)
 
 
 def test_server_takes_first_acceptable_offer_and_skips_others() -> None:
@@ -169,7 +193,6 @@ CLIENT_OK = [
     (P(client_max_window_bits=True), P(client_max_window_bits=9), (15, 9, False, False)),
     (P(client_max_window_bits=11), P(), (15, 11, False, False)),
     (P(client_max_window_bits=11), P(client_max_window_bits=10), (15, 10, False, False)),
-    (P(client_max_window_bits=11), P(client_max_window_bits=13), (15, 11, False, False)),
     (P(server_no_context_takeover=True), P(server_no_context_takeover=True),
      (15, 15, True, False)),
     (P(), P(server_no_context_takeover=True), (15, 15, True, False)),
@@ -186,24 +209,84 @@ def test_client_accepts(offer: P, response: P, expected: tuple[int, int, bool, b
 
 
 CLIENT_ERRORS = [
-    (P(server_no_context_takeover=True), "permessage-deflate", "drops server_no_context"),
-    (P(server_max_window_bits=10), "permessage-deflate", "lacks server_max_window_bits"),
+    # offer, response, message fragment, the parameter the error names (None: no single one)
+    (P(server_no_context_takeover=True), "permessage-deflate", "drops server_no_context",
+     "server_no_context_takeover"),
+    (P(server_max_window_bits=10), "permessage-deflate", "lacks server_max_window_bits",
+     "server_max_window_bits"),
     (P(server_max_window_bits=10), "permessage-deflate; server_max_window_bits=11",
-     "exceeds the offered 10"),
-    (P(), "permessage-deflate; client_max_window_bits=10", "was not offered"),
+     "exceeds the offered 10", "server_max_window_bits"),
+    (P(), "permessage-deflate; client_max_window_bits=10", "was not offered",
+     "client_max_window_bits"),
+    # RFC 7692 7.1.2.2: the answer must be the same or smaller than the offered value
+    (P(client_max_window_bits=11), "permessage-deflate; client_max_window_bits=13",
+     "client_max_window_bits=13 exceeds the offered 11", "client_max_window_bits"),
+    (P(client_max_window_bits=9), "permessage-deflate; client_max_window_bits=15",
+     "client_max_window_bits=15 exceeds the offered 9", "client_max_window_bits"),
     (P(client_max_window_bits=True), "permessage-deflate; client_max_window_bits",
-     "needs a value"),
+     "needs a value", "client_max_window_bits"),
     (P(client_max_window_bits=True), "permessage-deflate; client_max_window_bits=8",
-     "zlib cannot compress"),
-    (P(), "permessage-deflate, permessage-deflate", "exactly one"),
-    (P(), "permessage-deflate; bogus", "unknown parameter bogus"),
+     "zlib cannot compress", "client_max_window_bits"),
+    (P(), "permessage-deflate, permessage-deflate", "exactly one", None),
+    (P(), "permessage-deflate; bogus", "unknown parameter bogus", "bogus"),
 ]
 
 
-@pytest.mark.parametrize(("offer", "response", "fragment"), CLIENT_ERRORS)
-def test_client_rejects(offer: P, response: str, fragment: str) -> None:
-    with pytest.raises(NegotiationError, match=fragment):
+@pytest.mark.parametrize(("offer", "response", "fragment", "parameter"), CLIENT_ERRORS)
+def test_client_rejects(offer: P, response: str, fragment: str, parameter: str | None) -> None:
+    with pytest.raises(NegotiationError, match=fragment) as caught:
         client_check_response(offer, response)
+    if parameter is not None:
+        assert isinstance(caught.value, DeflateParamError)
+        assert caught.value.parameter == parameter
+
+
+def test_a_larger_client_window_than_offered_is_refused_not_returned() -> None:
+    """The answer's window is an exception raised, never an agreement to use."""
+    offer = P(client_max_window_bits=10)
+    for answered in range(11, 16):
+        with pytest.raises(ResponseRejected) as caught:
+            client_check_response(offer, P(client_max_window_bits=answered))
+        assert caught.value.parameter == "client_max_window_bits"
+        assert f"={answered}" in str(caught.value)
+
+
+# Every offer a client can make against every answer a server can give (window values
+# absent, 8, 9, 12, 15), checked against python-websockets' own client (which cannot offer
+# a client window of 8, as no zlib client can compress with it; wslab carries 8 as 9).
+_WINDOWS = (None, 8, 9, 12, 15)
+OFFERS = [P(a, b, s, c) for a, b, s, c in itertools.product(
+    (False, True), (False, True), _WINDOWS, (None, 9, 12, 15, True))]
+ANSWERS = [P(a, b, s, c) for a, b, s, c in itertools.product(
+    (False, True), (False, True), _WINDOWS, _WINDOWS)]
+
+
+def test_client_check_agrees_with_websockets_on_every_offer_and_answer() -> None:
+    disagreements = []
+    for offer in OFFERS:
+        theirs = ClientPerMessageDeflateFactory(
+            server_no_context_takeover=offer.server_no_context_takeover,
+            client_no_context_takeover=offer.client_no_context_takeover,
+            server_max_window_bits=offer.server_max_window_bits,
+            client_max_window_bits=offer.client_max_window_bits)
+        for answer in ANSWERS:
+            try:
+                ext = theirs.process_response_params(list(answer.to_params()), [])
+                their: tuple[object, ...] | str = (
+                    ext.remote_max_window_bits, ext.local_max_window_bits,
+                    ext.remote_no_context_takeover, ext.local_no_context_takeover)
+            except TheirNegotiationError:
+                their = "rejected"
+            try:
+                agreed = client_check_response(offer, answer)
+                ours: tuple[object, ...] | str = (
+                    agreed.server_max_window_bits, agreed.client_max_window_bits,
+                    agreed.server_no_context_takeover, agreed.client_no_context_takeover)
+            except ResponseRejected:
+                ours = "rejected"
+            if ours != their:
+                disagreements.append((offer.header(), answer.header(), ours, their))
+    assert disagreements == []
 
 
 # --- agreement helpers and config mapping ------------------------------------------------

@@ -19,7 +19,7 @@ from wslab.codecs.zstd_negotiation import (
     zstd_offer_from_config,
 )
 from wslab.config import CompressionConfig
-from wslab.errors import ConfigError, NegotiationError
+from wslab.errors import ConfigError, NegotiationError, OfferDeclined
 
 
 @pytest.fixture(scope="module")
@@ -141,10 +141,12 @@ def test_server_table(offer: str, accepts: str, answer: str, dset: DictionarySet
               "message": ServerZstdLimits(WINDOW, message=True),
               "set": ServerZstdLimits.holding(dset, max_window_log=WINDOW),
               "other-set": ServerZstdLimits.holding(other, max_window_log=WINDOW)}[accepts]
-    got = server_try_offer(params, limits)
     if answer == "refuse":
-        assert isinstance(got, str)
+        with pytest.raises(OfferDeclined) as refused:
+            server_try_offer(params, limits)
+        assert refused.value.parameter == ("dict" if offer == "dict" else "mode")
     else:
+        got = server_try_offer(params, limits)
         assert isinstance(got, AgreedZstd)
         assert got.response.header() == answer.format(id=dset.id)
         assert got.mode == params.mode
@@ -152,9 +154,11 @@ def test_server_table(offer: str, accepts: str, answer: str, dset: DictionarySet
 
 
 def test_refusal_names_the_missing_set(dset: DictionarySet, other: DictionarySet) -> None:
-    got = server_try_offer(ZstdParams("message", dset.id),
-                           ServerZstdLimits.holding(other, max_window_log=WINDOW))
-    assert isinstance(got, str) and dset.id in got and other.id in got
+    with pytest.raises(OfferDeclined) as refused:
+        server_try_offer(ZstdParams("message", dset.id),
+                         ServerZstdLimits.holding(other, max_window_log=WINDOW))
+    text = str(refused.value)
+    assert refused.value.parameter == "dict" and dset.id in text and other.id in text
 
 
 def test_server_takes_the_first_acceptable_offer_in_client_order(dset: DictionarySet,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import time
@@ -27,6 +26,7 @@ from typing import Any
 
 import psutil
 import pytest
+from services import needs
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -42,16 +42,8 @@ from wslab.harness.cluster import (
 from wslab.harness.holder import HoldClient
 from wslab.harness.server import CLIENT_HEADER, LiveServer
 
-
-def _have(name: str) -> bool:
-    return shutil.which(name) is not None or any(
-        (Path(d) / name).exists() for d in ("/usr/sbin", "/usr/bin"))
-
-
-needs_redis = pytest.mark.skipif(not _have("redis-server"), reason="redis-server is not "
-                                 "installed (apt-get install redis-server)")
-needs_nginx = pytest.mark.skipif(not _have("nginx"), reason="nginx is not installed "
-                                 "(apt-get install nginx)")
+needs_redis = needs("redis-server", "redis-server")  # fails, never skips, if missing
+needs_nginx = needs("nginx", "nginx")
 CONFIG = TuningConfig()
 SLACK_S = 0.15  # a message handed over this close to a drop or a reopen may go either way
 
@@ -299,7 +291,7 @@ async def _reconnected(cluster: Cluster) -> list[dict[str, Any]] | None:
 @needs_redis
 def test_killed_worker_clients_reconnect_with_backoff_and_only_theirs_are_lost(
         cluster: Cluster) -> None:
-    conns, count = 60, 40
+    conns, count = 60, 100  # 2 s of broadcasts: the kill lands well inside, however slow
 
     async def run() -> None:
         cluster.start_redis()
@@ -333,7 +325,10 @@ def test_killed_worker_clients_reconnect_with_backoff_and_only_theirs_are_lost(
             first = s.reconnect_delays[:len(victims)]
             assert all(0.1 <= d <= 0.2 for d in first)
             assert len({round(d, 6) for d in first}) == len(first)
-            assert max(s.reconnect_s()) < 1.5
+            # Never sooner than the drawn delay; the upper bound is generous (5x the 1.5 s
+            # one back-off and a handshake take here), as a loaded machine only adds.
+            assert min(s.reconnect_s()) >= min(first)
+            assert max(s.reconnect_s()) < 5 * 1.5
             lost = _account_for_gaps(client, 0, count, _sent_at([client]), victims)
             assert lost["others"] == 0
             assert lost["victims"] >= len(victims)  # each was away for >= 0.1 s of 0.02 s
@@ -409,7 +404,8 @@ def test_nginx_reload_keeps_sessions_and_a_shutdown_timeout_cuts_them_over(
             # Reload 3 retires the workers started under the timeout (holding g3): one
             # second later nginx closes those sessions, the clients reconnect.
             await asyncio.to_thread(nginx.reload)
-            stream = asyncio.create_task(cluster.broadcast(0, 20, 60, interval_s=0.03))
+            # 3 s of broadcasts: the cut, 1 s after the reload, lands well inside them.
+            stream = asyncio.create_task(cluster.broadcast(0, 20, 100, interval_s=0.03))
             await _until(lambda: g3.stats.reconnects == n, 15, "g3 to be cut and reconnect")
             await stream
             await asyncio.sleep(0.3)
@@ -417,7 +413,7 @@ def test_nginx_reload_keeps_sessions_and_a_shutdown_timeout_cuts_them_over(
             assert set(g3.stats.close_codes) == {"1006"}  # nginx drops TCP, no close frame
             assert g1.stats.closed_early == g2.stats.closed_early == 0
             sent = _sent_at(gens)
-            lost = [_account_for_gaps(g, 20, 80, sent, set(range(n)) if g is g3 else set())
+            lost = [_account_for_gaps(g, 20, 120, sent, set(range(n)) if g is g3 else set())
                     for g in gens]
             assert [x["others"] for x in lost] == [0, 0, 0]
             assert lost[0]["victims"] == lost[1]["victims"] == 0
@@ -432,7 +428,7 @@ def test_nginx_reload_keeps_sessions_and_a_shutdown_timeout_cuts_them_over(
             print(f"\nnginx reload: {2 * n} sessions kept through lingering workers; {n} "
                   f"cut by worker_shutdown_timeout, reconnected in "
                   f"{min(g3.stats.reconnect_s()):.3f}-{max(g3.stats.reconnect_s()):.3f} s, "
-                  f"lost {lost[2]['victims']} of {n * 60} broadcasts while away")
+                  f"lost {lost[2]['victims']} of {n * 100} broadcasts while away")
         finally:
             for g in gens:
                 await g.close()
@@ -451,7 +447,8 @@ def _metrics(port: int) -> dict[str, float]:
 
 
 def _bad_handshake(port: int) -> int:
-    """A plain HTTP GET without the upgrade headers; the status the server answers."""
+    """A plain HTTP GET without the upgrade headers; the status the server answers.
+    (The peer's failure: it never opens the breaker, ``test_hostile_handshakes.py``.)"""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         return int(s.recv(1024).split()[1])
@@ -474,6 +471,13 @@ def _reason(ws: ClientConnection) -> str:
 
 def _state(server: LiveServer) -> str:
     return server.admission.breaker.state
+
+
+def _server_failures(server: LiveServer, n: int) -> None:
+    """``n`` of the server's own failures, as its handler crashing reports them (real ones
+    are in ``test_hostile_handshakes.py``)."""
+    for _ in range(n):
+        server.admission.failure("handler_error", time.monotonic())
 
 
 def _storm_server() -> LiveServer:
@@ -501,9 +505,11 @@ def test_breaker_opens_half_opens_and_closes_with_pending_queue_counts() -> None
             e = await _open(port, "e")  # waits, and nothing frees up in time
             assert await _close_code(e) == 1013 and "timed out" in _reason(e)
 
-            # A burst of failing handshakes opens the breaker ...
+            # A burst of bad handshakes is the peers' doing: the breaker stays closed ...
             statuses = [await asyncio.to_thread(_bad_handshake, port) for _ in range(3)]
             assert all(400 <= st < 500 for st in statuses), statuses
+            assert _state(server) == "closed"
+            _server_failures(server, 3)  # ... as many of the server's own failures open it
             assert _state(server) == "open"
             await b.close()
             f = await _open(port, "f")  # ... which refuses even with a slot free
@@ -541,8 +547,7 @@ def test_breaker_trial_that_times_out_in_the_queue_does_not_wedge_it() -> None:
         port = await server.start()
         try:
             a, b = await _open(port, "a"), await _open(port, "b")  # full
-            for _ in range(3):
-                await asyncio.to_thread(_bad_handshake, port)
+            _server_failures(server, 3)
             assert _state(server) == "open"
             await asyncio.sleep(0.55)
             trial = await _open(port, "trial")  # the half-open trial, queued: server full

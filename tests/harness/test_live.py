@@ -64,7 +64,7 @@ def test_scenarios_deliver_everything_in_order(strategy: str, scenario: str) -> 
     assert (rows[0]["subprotocol"] is None) == (strategy == "none")
 
 
-def test_broadcast_reaches_every_client_and_room_only_its_members() -> None:
+def test_broadcast_reaches_every_client() -> None:
     config = TuningConfig().updated({"batching.strategy": "hybrid"})
     server, client, _ = asyncio.run(run_pair(config, "broadcast", connections=4))
     _, counts = join_stream(server.recorder.sent_frame(), client.recorder.received_frame())
@@ -72,11 +72,48 @@ def test_broadcast_reaches_every_client_and_room_only_its_members() -> None:
     per_conn = client.recorder.received_frame().groupby("conn").size()
     assert list(per_conn) == [160] * 4
 
-    server, client, _ = asyncio.run(run_pair(TuningConfig(), "room", connections=4))
-    sent = server.recorder.sent_frame()
-    # rooms = counter % 4: four clients, four rooms, so nobody has a room-mate.
-    assert len(sent) == 0
-    assert len(server.recorder.received_frame()) == 4 * 80
+
+ROOMS = {"a1": "0", "a2": "0", "a3": "0", "b1": "1", "b2": "1"}
+
+
+async def _room_run(per_member: int) -> tuple[dict[str, list[tuple[str, int]]], LiveServer]:
+    """Every member sends ``per_member`` numbered messages once all are in; what each got."""
+    async with LiveServer(TuningConfig(), scenario="room", rooms=2) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        members = {name: await connect(url, additional_headers={"X-Wslab-Client": name,
+                                                                "X-Wslab-Room": room})
+                   for name, room in ROOMS.items()}
+        while len(server.sessions) < len(members):  # every member is in its room
+            await asyncio.sleep(0.01)
+        got: dict[str, list[tuple[str, int]]] = {name: [] for name in members}
+
+        async def read(name: str) -> None:
+            with contextlib.suppress(TimeoutError, ConnectionClosed):
+                while True:  # until the room has been quiet for a second
+                    doc = json.loads(await asyncio.wait_for(members[name].recv(), 1.0))
+                    got[name].append((doc["from"], doc["i"]))
+
+        readers = [asyncio.create_task(read(name)) for name in members]
+        for i in range(per_member):
+            for name, ws in members.items():
+                await ws.send(json.dumps({"from": name, "i": i}))
+        await asyncio.gather(*readers)
+        for ws in members.values():
+            await ws.close()
+    return got, server
+
+
+def test_room_members_get_every_room_message_in_order_and_others_none() -> None:
+    got, server = asyncio.run(_room_run(per_member=40))
+    for name, room in ROOMS.items():
+        mates = sorted(m for m, r in ROOMS.items() if r == room and m != name)
+        senders = sorted({sender for sender, _ in got[name]})
+        assert senders == mates, f"{name} heard from {senders}, its room-mates are {mates}"
+        for mate in mates:  # everything a room-mate said, once each, in the order sent
+            assert [i for sender, i in got[name] if sender == mate] == list(range(40))
+    forwarded = sum(len(v) for v in got.values())
+    assert forwarded == 40 * (3 * 2 + 2 * 1)  # each message to every other member
+    assert server.metrics.counts["messages_sent"] == forwarded
 
 
 async def _raw_session(port: int, action: Any) -> int | None:

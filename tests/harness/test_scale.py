@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from services import needs
 from typer.testing import CliRunner
 
 from wslab.config import TuningConfig
@@ -20,17 +21,8 @@ from wslab.harness.cluster import free_port
 from wslab.harness.scale import ScaleOptions, run_scale
 from wslab.harness.scale_modes import run_storm
 
-
-def _have(name: str) -> bool:
-    return shutil.which(name) is not None or any(
-        (Path(d) / name).exists() for d in ("/usr/sbin", "/usr/bin"))
-
-
-needs_redis = pytest.mark.skipif(not _have("redis-server"),
-                                 reason="redis-server is not installed (apt-get install "
-                                        "redis-server)")
-needs_nginx = pytest.mark.skipif(not _have("nginx"),
-                                 reason="nginx is not installed (apt-get install nginx)")
+needs_redis = needs("redis-server", "redis-server")  # fails, never skips, if missing
+needs_nginx = needs("nginx", "nginx")
 
 
 def _our_children() -> set[int]:
@@ -57,7 +49,9 @@ def test_broadcast_across_two_reuseport_workers_via_redis() -> None:
     # Every broadcast reached every client once, in order, through Redis.
     assert s["broadcast_receipts"] == 300 * 4
     assert (s["lost"], s["duplicated"], s["reordered"]) == (0, 0, 0)
-    assert s["broadcast_latency_ms"]["max"] < 2000
+    # Timely, with a margin that holds on a loaded 2-core machine: 5x the time the four
+    # broadcasts take to go out (the precise figures are benchmarks/bench_scale.py).
+    assert s["broadcast_latency_ms"]["max"] < 5 * 4 * s["broadcast_interval_s"] * 1000
     # Direct messages went to connections on the other worker, via the registry.
     assert s["direct_routes"] == {"remote": 15} and s["directs_received"] == 15
     assert s["registered"] == 300

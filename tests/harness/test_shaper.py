@@ -1,7 +1,12 @@
 """The link shaper: byte integrity, delay, bandwidth, loss rules, closing, backpressure.
 
 Timing tests measure on one event loop (sender and receiver share the clock) and compare with
-:class:`wslab.link.LinkModel`, the simulator's model that the shaper must reproduce.
+:class:`wslab.link.LinkModel`, the simulator's model that the shaper must reproduce. A busy
+machine can only make things late, never early: lower bounds are tight, and upper bounds
+add what :class:`LoopLag` saw the event loop oversleep during the very test (a peer
+measured side by side), so they hold on a loaded 2-core machine. The precise figures
+(median delay, throughput against the kernel's own TCP counters) are
+``benchmarks/bench_shaper.py``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,35 @@ from wslab.link import LinkModel, LinkProfile
 from wslab.wire import TcpModel
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class LoopLag:
+    """How late the event loop wakes up while a test runs: a 2 ms ticker beside the test.
+
+    Whatever delays the shaper's timers (other processes on the cores, the collector)
+    delays this ticker too, so ``worst_s`` is the lateness a timing on this loop may carry.
+    """
+
+    def __init__(self) -> None:
+        self.worst_s = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + 0.002
+            await asyncio.sleep(0.002)
+            self.worst_s = max(self.worst_s, loop.time() - due)
+
+    async def __aenter__(self) -> LoopLag:
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 def _run(coro: Awaitable[None]) -> None:
@@ -125,7 +159,7 @@ def test_one_way_delay_is_half_the_rtt() -> None:
         sink = Arrivals()
         server, port = await _server(sink.handle)
         loop = asyncio.get_running_loop()
-        async with LinkShaper(profile, "127.0.0.1", port) as shaper:
+        async with LoopLag() as lag, LinkShaper(profile, "127.0.0.1", port) as shaper:
             _, writer = await asyncio.open_connection("127.0.0.1", shaper.port)
             delays = []
             for i in range(1, 11):
@@ -138,15 +172,18 @@ def test_one_way_delay_is_half_the_rtt() -> None:
             writer.close()
         server.close()
         await server.wait_closed()
-        assert min(delays) >= 30.0 - 0.6
-        assert abs(statistics.median(delays) - 30.0) < 2.0, delays
+        assert min(delays) >= 30.0 - 0.6  # never early (the shaper aims 0.5 ms early)
+        # Late only by what the loop overslept (twice: the shaper's timer, the reader).
+        slack_ms = 2.0 + 2 * lag.worst_s * 1000
+        assert statistics.median(delays) < 30.0 + slack_ms, (delays, slack_ms)
 
     _run(main())
 
 
 @pytest.mark.parametrize("direction", ["c2s", "s2c"])
 def test_bandwidth_of_each_direction(direction: str) -> None:
-    """200 KB over 1 Mbit/s takes the serialisation time of its wire bytes, within 10 %."""
+    """200 KB over 1 Mbit/s takes the serialisation time of its wire bytes: never less,
+    and more only by 10 % plus what the loop overslept."""
     slow = 1_000.0
     profile = LinkProfile(
         "narrow",
@@ -174,7 +211,7 @@ def test_bandwidth_of_each_direction(direction: str) -> None:
             writer.close()
 
         server, port = await _server(sink.handle if direction == "c2s" else pusher)
-        async with LinkShaper(profile, "127.0.0.1", port) as shaper:
+        async with LoopLag() as lag, LinkShaper(profile, "127.0.0.1", port) as shaper:
             reader, writer = await asyncio.open_connection("127.0.0.1", shaper.port)
             if direction == "c2s":
                 t0 = loop.time()
@@ -193,7 +230,10 @@ def test_bandwidth_of_each_direction(direction: str) -> None:
             assert stats.tcp_bytes >= tcp.tcp_bytes(size)
         server.close()
         await server.wait_closed()
-        assert abs(elapsed - expected) / expected < 0.10, (elapsed, expected)
+        # Never faster than the link (headers cost 3.5 % here); late by at most what the
+        # loop overslept, since each delivery is due at an absolute time (no drift).
+        assert elapsed >= 0.99 * expected, (elapsed, expected)
+        assert elapsed < 1.1 * expected + 2 * lag.worst_s, (elapsed, expected, lag.worst_s)
 
     _run(main())
 
@@ -212,7 +252,7 @@ def test_arrivals_match_the_simulator_link_model() -> None:
         loop = asyncio.get_running_loop()
         sink = Arrivals()
         server, port = await _server(sink.handle)
-        async with LinkShaper(profile, "127.0.0.1", port) as shaper:
+        async with LoopLag() as lag, LinkShaper(profile, "127.0.0.1", port) as shaper:
             _, writer = await asyncio.open_connection("127.0.0.1", shaper.port)
             await asyncio.sleep(0.01)
             ready = []
@@ -236,8 +276,12 @@ def test_arrivals_match_the_simulator_link_model() -> None:
         measured = np.array([sink.time_of(int(e)) for e in ends])
         error_ms = (measured - tx.arrival) * 1000
         assert tx.queue_wait.max() > 0.005  # the link really queued
-        assert np.median(np.abs(error_ms)) < 1.5, error_ms
-        assert np.abs(error_ms).max() < 10.0, error_ms  # one late wake-up on a busy machine
+        # Never early; late by at most what the loop overslept (the shaper's timer, then
+        # the reader), however busy the machine was.
+        slack_ms = 1.5 + 2 * lag.worst_s * 1000
+        assert error_ms.min() > -1.0, error_ms
+        assert np.median(error_ms) < slack_ms, (error_ms, slack_ms)
+        assert error_ms.max() < 2 * slack_ms, (error_ms, slack_ms)
 
     _run(main())
 
@@ -250,7 +294,7 @@ def test_losses_on_a_quiet_stream_wait_one_timeout() -> None:
         loop = asyncio.get_running_loop()
         sink = Arrivals()
         server, port = await _server(sink.handle)
-        async with LinkShaper(profile, "127.0.0.1", port, seed=1) as shaper:
+        async with LoopLag() as lag, LinkShaper(profile, "127.0.0.1", port, seed=1) as shaper:
             _, writer = await asyncio.open_connection("127.0.0.1", shaper.port)
             delays = []
             for i in range(1, 13):
@@ -264,12 +308,13 @@ def test_losses_on_a_quiet_stream_wait_one_timeout() -> None:
         await server.wait_closed()
         assert stats.losses > 0 and stats.fast_retransmits == 0
         assert stats.timeouts == stats.losses
-        slow = [d for d in delays if d > 0.1]
+        slow = [d for d in delays if d > 0.11]  # halfway between 10 ms and 210 ms
         assert len(slow) == stats.losses  # waited for each delivery, so no head-of-line mix
+        late = 0.003 + 2 * lag.worst_s  # what a busy loop may add, measured beside
         for d in slow:
-            assert abs(d - 0.210) < 0.004, delays
+            assert 0.209 <= d < 0.210 + late, (delays, late)
         for d in delays:
-            assert d in slow or abs(d - 0.010) < 0.003, delays
+            assert d in slow or 0.009 <= d < 0.010 + late, (delays, late)
 
     _run(main())
 
@@ -308,7 +353,7 @@ def test_half_close_propagates_after_the_delayed_bytes() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         server, port = await _server(server_side)
-        async with LinkShaper(profile, "127.0.0.1", port) as shaper:
+        async with LoopLag() as lag, LinkShaper(profile, "127.0.0.1", port) as shaper:
             reader, writer = await asyncio.open_connection("127.0.0.1", shaper.port)
             t0 = loop.time()
             writer.write(b"hello")
@@ -316,7 +361,8 @@ def test_half_close_propagates_after_the_delayed_bytes() -> None:
             reply = await asyncio.wait_for(reader.read(-1), 5)
             elapsed = loop.time() - t0
             assert reply == b"got hello"
-            assert 0.039 < elapsed < 0.06
+            # One RTT there and back (the FIN after the bytes), late only by the loop's lag.
+            assert 0.039 < elapsed < 0.06 + 4 * lag.worst_s, (elapsed, lag.worst_s)
             writer.close()
             for _ in range(100):
                 if shaper.stats.active == 0:
@@ -449,7 +495,9 @@ def test_subprocess_prints_its_port_shapes_and_exits_on_sigterm() -> None:
             start = time.perf_counter()
             writer.write(b"ping")
             assert await asyncio.wait_for(reader.readexactly(4), 5) == b"ping"
-            assert 0.039 < time.perf_counter() - start < 0.08
+            # Shaped in the other process: never under the RTT; its loop's lateness cannot
+            # be watched from here, so the upper bound is generous (5x the RTT).
+            assert 0.039 < time.perf_counter() - start < 5 * 0.040
             writer.close()
         finally:
             stats = shaper.stop()

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from lab.lab_support import ARTIFACTS, NOTEBOOKS, free_port
+from services import SETUP
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -66,11 +67,12 @@ WATCH_JS = """
 """
 
 
-def _chromium_or_skip() -> None:
+def _need_chromium() -> None:
+    """Fails (never skips) without the system Chromium; playwright comes with the dev extra."""
     if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is not installed (Debian package `chromium`; "
-                    ".ci/run installs it): the browser test needs a real Chromium")
-    pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed")
+        pytest.fail(f"{CHROMIUM} is not installed (OS package chromium): {SETUP}",
+                    pytrace=False)
+    import playwright.sync_api  # noqa: F401 - in the dev extra, so an ImportError is a bug
 
 
 def _settings(root: Path) -> Path:
@@ -85,7 +87,7 @@ def _settings(root: Path) -> Path:
 @pytest.fixture()
 def lab_server(tmp_path: Path, jupyter_env: dict[str, str]) -> Iterator[tuple[str, Path]]:
     """JupyterLab on 127.0.0.1 over a copy of the notebooks; yields (url, folder)."""
-    _chromium_or_skip()
+    _need_chromium()
     work = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOKS, work, ignore=shutil.ignore_patterns("*.py", ".ipynb_*"))
     port = free_port()

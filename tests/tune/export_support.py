@@ -11,7 +11,6 @@ import contextlib
 import os
 import re
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -114,30 +113,18 @@ def python_server(server_py: Path, port: int = 0) -> subprocess.Popen[str]:
                  cwd=server_py.parent)
 
 
-def node_bin() -> tuple[str, str] | None:
-    """Paths of node and npm, or None if either is missing."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    return (node, npm) if node and npm else None
-
-
 def ensure_node_ws(npm: str) -> Path:
-    """Install the pinned ``ws`` into tests/tune/node once; the node_modules path."""
+    """Install the pinned ``ws`` into tests/tune/node once; the node_modules path.
+
+    ``make test`` has done it already (scripts/os-deps.sh, same marker: npm's own record of
+    what it installed, newer than the lock file)."""
     modules = NODE_DIR / "node_modules"
-    marker = modules / "ws" / "package.json"
+    marker = modules / ".package-lock.json"
     lock = NODE_DIR / "package-lock.json"
-    if not marker.exists() or (lock.exists() and lock.stat().st_mtime > marker.stat().st_mtime):
-        subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True,
+    if not marker.exists() or lock.stat().st_mtime > marker.stat().st_mtime:
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True,
                        capture_output=True, timeout=180)
     return modules
-
-
-def nginx_bin() -> str | None:
-    """The nginx binary (PATH first, then /usr/sbin), or None."""
-    found = shutil.which("nginx")
-    if found:
-        return found
-    fallback = Path("/usr/sbin/nginx")
-    return str(fallback) if fallback.exists() else None
 
 
 def wait_for_port(port: int, timeout: float = START_TIMEOUT_S) -> None:

@@ -69,7 +69,7 @@ COMPRESSION_ALT: dict[str, Any] = {
     "zstd_level": 19, "zstd_window_log": 10, "zstd_dict_bytes": 1024, "policy": "never",
 }
 BATCHING_ALT: dict[str, Any] = {
-    "interval_ms": 3, "max_bytes": 300, "max_messages": 2,
+    "interval_ms": 3, "max_bytes": 300, "max_messages": 2, "max_hold_ms": 3,
     "priority_interval_ms": {"critical": 0, "normal": 3, "background": 40},
     "envelope": "length-prefixed", "background_queue_limit": 1,
 }

@@ -17,13 +17,12 @@ from typing import Any
 import pytest
 import typer
 import yaml
+from services import node_and_npm, program
 from tune.export_support import (
     MESSAGES,
     ensure_node_ws,
     free_port,
     free_port_block,
-    nginx_bin,
-    node_bin,
     node_env,
     parse_response,
     predicted_response,
@@ -128,10 +127,7 @@ def test_websockets_module_is_standalone_and_loopback(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
-    found = node_bin()
-    if found is None:
-        pytest.skip("node and npm are not installed, so the exported ws server cannot run")
-    return ensure_node_ws(found[1])
+    return ensure_node_ws(node_and_npm()[1])  # fails, never skips, if they are missing
 
 
 @pytest.mark.parametrize("name", [*DEFLATE_CASES, "none"])
@@ -198,9 +194,7 @@ def test_nginx_sizing_follows_heartbeat_and_connections() -> None:
 
 
 def test_nginx_conf_passes_nginx_t_and_proxies_websockets(tmp_path: Path) -> None:
-    nginx = nginx_bin()
-    if nginx is None:
-        pytest.skip("nginx is not installed (apt-get install nginx); nothing else was tried")
+    nginx = program("nginx", "nginx")  # fails, never skips, if it is missing
     config = cfg(**{"scaling.workers": 2, "scaling.max_connections": 1000})
     upstream = free_port_block(2)
     listen = free_port()

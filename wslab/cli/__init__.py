@@ -3,11 +3,15 @@
 What lives here: the top-level app, the error boundary, and the registration of the
 sub-command modules beside this file. Commands parse arguments and call into the package;
 they hold no logic of their own beyond formatting. A :class:`wslab.errors.WslabError` from
-anywhere below becomes one line on stderr and exit code 2, never a traceback.
+anywhere below becomes one line on stderr and exit code 2, never a traceback. Ctrl-C
+(SIGINT, even if inherited as ignored), SIGTERM and SIGHUP unwind the command so that
+whatever it started is stopped (``wslab.harness.lifeline``): exit code 130, or 128 + the
+signal.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -35,6 +39,7 @@ from wslab.cli import (
     trace_cmd,
 )
 from wslab.errors import WslabError
+from wslab.harness.lifeline import StopRequest, stop_signals
 
 app = typer.Typer(
     name="wslab",
@@ -63,9 +68,11 @@ _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    stop = StopRequest()
     try:
-        result = app(args=list(argv) if argv is not None else None, prog_name="wslab",
-                     standalone_mode=False)
+        with stop_signals() as stop:  # Ctrl-C and SIGTERM unwind: every child is stopped
+            result = app(args=list(argv) if argv is not None else None, prog_name="wslab",
+                         standalone_mode=False)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
@@ -83,8 +90,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         _stderr.print(f"wslab: error: {exc}", markup=False)
         return 2
     except (KeyboardInterrupt, Abort):
-        _stderr.print("wslab: interrupted", markup=False)
-        return 130
+        result = 130  # typer turns KeyboardInterrupt into exit code 130 itself
+    if result == 130 or stop.signum is not None:
+        what = "interrupted" if stop.signum in (None, signal.SIGINT) else (
+            f"stopped by {signal.Signals(stop.signum).name}")
+        _stderr.print(f"wslab: {what}", markup=False)
+        return stop.exit_code
     return result if isinstance(result, int) else 0
 
 

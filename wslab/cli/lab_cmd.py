@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -50,4 +49,6 @@ def lab(
     if not Path(cmd[0]).exists() and shutil.which(Path(cmd[0]).name) is None:
         raise WslabError(f"{Path(cmd[0]).name} is not installed: run `make lab` (it installs "
                          "the lab extra) or pip install -e '.[lab]'")
-    raise typer.Exit(subprocess.call(cmd))
+    from wslab.harness.lifeline import call
+
+    raise typer.Exit(call(cmd))  # stopped with wslab, even on SIGKILL

@@ -98,11 +98,26 @@ def serve(
     speed: Annotated[float, typer.Option("--speed")] = 1.0,
     origin: Annotated[list[str] | None, typer.Option("--origin", help="allowed Origin")] = None,
     dictionaries_path: Dictionaries = None,
+    processing: Annotated[str, typer.Option(
+        "--processing", help="handle what clients send (parse JSON, sum numeric fields per "
+        "message type): off | batched (one handler call per batch of one type) | "
+        "per-message")] = "off",
+    batch_max: Annotated[int, typer.Option(
+        "--batch-max", min=1, help="--processing batched: messages per handler call at most")
+    ] = 100,
+    batch_linger_ms: Annotated[float, typer.Option(
+        "--batch-linger-ms", min=0.0, help="--processing batched: how long the oldest "
+        "message may wait for its batch to fill")] = 0.0,
 ) -> None:
     """A tuned wslab server alone (Ctrl-C stops it); Prometheus figures at /metrics."""
+    from wslab.errors import WslabError
+    from wslab.harness.events import ProcessingQueue
+    from wslab.harness.lifeline import INTERRUPT_GRACE_S
     from wslab.harness.server import LiveServer
     from wslab.traces.io import read_trace
 
+    if processing not in ("off", "batched", "per-message"):
+        raise WslabError(f"--processing {processing!r}: expected off, batched or per-message")
     config = _config(config_path)
     dictionaries = _dictionaries(dictionaries_path)
     trace = read_trace(trace_path) if trace_path else None
@@ -110,9 +125,12 @@ def serve(
         err.print(f"[bold red]warning:[/bold red] binding {host}: reachable from other machines")
 
     async def main() -> None:
+        queue = None if processing == "off" else ProcessingQueue(
+            max_batch=batch_max if processing == "batched" else 1,
+            linger_ms=batch_linger_ms if processing == "batched" else 0.0)
         server = LiveServer(config, scenario=scenario, trace=trace, speed=speed, host=host,
                             port=port, origins=origin or None, record=False,
-                            dictionaries=dictionaries)
+                            dictionaries=dictionaries, processing=queue)
         try:
             bound = await server.start()
         except OSError as exc:
@@ -126,7 +144,22 @@ def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        await server.stop()
+        # A peer that never answers the closing handshake would hold the exit for the
+        # library's close_timeout (10 s); it gets INTERRUPT_GRACE_S, then is dropped.
+        try:
+            await asyncio.wait_for(server.stop(), INTERRUPT_GRACE_S)
+        except TimeoutError:
+            for session in list(server.sessions.values()):  # else each waits 10 s still
+                if session.ws.transport is not None:
+                    session.ws.transport.abort()
+            err.print(f"[dim]closing handshakes unanswered after {INTERRUPT_GRACE_S:g} s: "
+                      "those connections were dropped[/dim]")
+        if queue is not None:
+            st = queue.stats()
+            per = (f", mean batch {st['mean_batch']:.1f}, "
+                   f"{st['handler_us_per_item']:.2f} us per message" if st["items"] else "")
+            out.print(f"processed {st['items']:,} messages ({processing}) in "
+                      f"{st['batches']:,} handler calls{per}")
 
     asyncio.run(main())
 

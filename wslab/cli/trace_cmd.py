@@ -34,15 +34,27 @@ def generate(
 def import_(
     har: Annotated[Path, typer.Argument(help="a HAR file exported from browser dev tools")],
     output: Annotated[Path, typer.Option("-o", "--output", help=".jsonl or .jsonl.zst")],
+    keep_payload_secrets: Annotated[bool, typer.Option(
+        "--keep-payload-secrets",
+        help="copy messages verbatim: no redaction of tokens, passwords, API keys and JWTs "
+             "inside them")] = False,
 ) -> None:
-    """Turn the WebSocket messages of a HAR export into a trace (no secrets copied)."""
+    """Turn the WebSocket messages of a HAR export into a trace (no headers, cookies or
+    query strings copied; secrets inside messages replaced by same-length stand-ins)."""
     from wslab.traces.har import import_har
     from wslab.traces.io import write_trace
 
-    result = import_har(har)
+    result = import_har(har, keep_payload_secrets=keep_payload_secrets)
     write_trace(result.trace, output)
     out.print(f"wrote {output}: {result.messages} messages from {result.sockets} "
               f"WebSocket connection(s)")
+    if keep_payload_secrets:
+        out.print("  secrets inside messages kept as captured (--keep-payload-secrets)")
+    else:
+        total = sum(result.redacted.values())
+        detail = ", ".join(f"{n} x {rule}" for rule, n in sorted(result.redacted.items()))
+        out.print(f"  redacted {total} secret value(s) inside messages (same length, same "
+                  f"character classes){': ' + detail if detail else ''}")
     for what, count in sorted(result.dropped.items()):
         err.print(f"  dropped {count} x {what}")
 

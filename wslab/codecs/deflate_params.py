@@ -1,8 +1,10 @@
 """The data types of permessage-deflate negotiation: parameters, limits, agreement.
 
 What lives here: :class:`DeflateParams` (the four RFC 7692 parameters of one offer or
-response, with their validation), :class:`ServerDeflateLimits` (what a server allows) and
-:class:`AgreedDeflate` (the outcome, which builds the codecs). What must not live here: the
+response, with their validation), :class:`ServerDeflateLimits` (what a server allows),
+:class:`AgreedDeflate` (the outcome, which builds the codecs) and the errors of negotiation,
+each naming the parameter at fault (:class:`DeflateParamError`; a server's
+:class:`OfferDeclined`, a client's :class:`ResponseRejected`). What must not live here: the
 rules of who may answer what; those are the tables in ``negotiation.py``.
 """
 
@@ -14,11 +16,17 @@ from typing import Literal
 
 from wslab.codecs.deflate import MIN_ENCODER_WINDOW_BITS, DeflateDecoder, DeflateEncoder
 from wslab.codecs.extheader import ExtensionOffer, Param
-from wslab.errors import NegotiationError
+from wslab.errors import OfferDeclined as OfferDeclined
+from wslab.errors import ParamError
+from wslab.errors import ResponseRejected as ResponseRejected
 
 EXTENSION_NAME = "permessage-deflate"
 Side = Literal["server", "client"]
 WindowParam = int | Literal[True] | None
+
+DeflateParamError = ParamError
+"""A permessage-deflate offer or answer that one parameter spoils (``wslab.errors``)."""
+
 
 _FLAGS = ("server_no_context_takeover", "client_no_context_takeover")
 _WINDOWS = ("server_max_window_bits", "client_max_window_bits")
@@ -59,23 +67,25 @@ class DeflateParams:
         """Validate raw ``(name, value)`` pairs of one offer (or one response).
 
         Raises:
-            NegotiationError: An unknown or repeated parameter, a value where none is
+            DeflateParamError: An unknown or repeated parameter, a value where none is
                 allowed, a missing value, or a value that is not 8..15 written in decimal
-                without leading zeros. The message names the parameter.
+                without leading zeros. The message and ``parameter`` name the parameter.
         """
         where = "response" if response else "offer"
         seen: dict[str, str | None] = {}
         for name, value in params:
             if name in seen:
-                raise NegotiationError(f"{EXTENSION_NAME} {where}: duplicate parameter {name}")
+                raise DeflateParamError(
+                    name, f"{EXTENSION_NAME} {where}: duplicate parameter {name}")
             if name not in _FLAGS and name not in _WINDOWS:
-                raise NegotiationError(f"{EXTENSION_NAME} {where}: unknown parameter {name}")
+                raise DeflateParamError(
+                    name, f"{EXTENSION_NAME} {where}: unknown parameter {name}")
             seen[name] = value
         flags = {}
         for name in _FLAGS:
             if name in seen and seen[name] is not None:
-                raise NegotiationError(
-                    f"{EXTENSION_NAME} {where}: {name} takes no value, got {seen[name]!r}"
+                raise DeflateParamError(
+                    name, f"{EXTENSION_NAME} {where}: {name} takes no value, got {seen[name]!r}"
                 )
             flags[name] = name in seen
         server_bits = seen.get("server_max_window_bits")
@@ -122,15 +132,16 @@ class DeflateParams:
 
 def _parse_bits(name: str, raw: str | None, where: str) -> int:
     if raw is None:
-        raise NegotiationError(f"{EXTENSION_NAME} {where}: {name} needs a value")
+        raise DeflateParamError(name, f"{EXTENSION_NAME} {where}: {name} needs a value")
     if not raw.isascii() or not raw.isdigit() or raw.startswith("0"):
-        raise NegotiationError(
-            f"{EXTENSION_NAME} {where}: {name}={raw!r} is not a decimal number without "
+        raise DeflateParamError(
+            name, f"{EXTENSION_NAME} {where}: {name}={raw!r} is not a decimal number without "
             f"leading zeros"
         )
     bits = int(raw)
     if not 8 <= bits <= 15:
-        raise NegotiationError(f"{EXTENSION_NAME} {where}: {name}={bits} is outside 8..15")
+        raise DeflateParamError(
+            name, f"{EXTENSION_NAME} {where}: {name}={bits} is outside 8..15")
     return bits
 
 
@@ -195,11 +206,13 @@ class AgreedDeflate:
         """The compressor ``side`` sends with.
 
         Raises:
-            NegotiationError: The agreed window is 8 bits, which zlib cannot compress with.
+            DeflateParamError: The agreed window is 8 bits, which zlib cannot compress
+                with (``parameter`` names the side's window).
         """
         bits = self.window_bits(side)
         if bits < MIN_ENCODER_WINDOW_BITS:
-            raise NegotiationError(
+            raise DeflateParamError(
+                f"{side}_max_window_bits",
                 f"{side}_max_window_bits=8 was agreed, but zlib cannot compress with an "
                 "8-bit window"
             )

@@ -2,10 +2,12 @@
 
 What lives here: what a server configured with given limits answers to a client's offers
 (:func:`server_accept`), how a client checks that answer (:func:`client_check_response`),
-and the mapping from ``CompressionConfig``. The parameter, limit and agreement types live
-in ``deflate_params.py`` (re-exported here); the header grammar in ``extheader.py``;
-compressing in ``deflate.py``. No sockets, no HTTP objects here: callers pass header text or
-parsed offers in and get parameters out.
+and the mapping from ``CompressionConfig``. A rule that refuses raises an exception naming
+the parameter (:class:`OfferDeclined` on the server, :class:`ResponseRejected` on the
+client, both :class:`DeflateParamError`, a :class:`wslab.errors.NegotiationError`). The
+parameter, limit and agreement types live in ``deflate_params.py`` (re-exported here); the
+header grammar in ``extheader.py``; compressing in ``deflate.py``. No sockets, no HTTP
+objects here: callers pass header text or parsed offers in and get parameters out.
 
 Every rule is written down as a table next to the code that follows it, so a reader can
 check the code against RFC 7692 one row at a time. In the tables "-" means the parameter is
@@ -21,7 +23,10 @@ from wslab.codecs.deflate import MIN_ENCODER_WINDOW_BITS
 from wslab.codecs.deflate_params import (
     EXTENSION_NAME,
     AgreedDeflate,
+    DeflateParamError,
     DeflateParams,
+    OfferDeclined,
+    ResponseRejected,
     ServerDeflateLimits,
     Side,
     WindowParam,
@@ -35,7 +40,10 @@ if TYPE_CHECKING:
 __all__ = [
     "EXTENSION_NAME",
     "AgreedDeflate",
+    "DeflateParamError",
     "DeflateParams",
+    "OfferDeclined",
+    "ResponseRejected",
     "ServerDeflateLimits",
     "Side",
     "WindowParam",
@@ -84,24 +92,32 @@ CLIENT_NCT_RULE = SERVER_NCT_RULE  # same truth table: either side asking is eno
 #   v       c         min(v, c)         min(v, c)
 
 
-def _server_window(offered: int | None, limit: int | None) -> tuple[int | None, int] | str:
-    """(response value, effective bits) for server_max_window_bits, or why to decline."""
+def _server_window(offered: int | None, limit: int | None) -> tuple[int | None, int]:
+    """(response value, effective bits) for server_max_window_bits.
+
+    Raises:
+        OfferDeclined: The offer demands a window zlib cannot compress with.
+    """
     if offered is None:
         return (limit, 15 if limit is None else limit)
     if offered < MIN_ENCODER_WINDOW_BITS:
-        return "the offer demands server_max_window_bits=8 and zlib cannot compress with 8"
+        raise OfferDeclined("server_max_window_bits", "the offer demands "
+                            "server_max_window_bits=8 and zlib cannot compress with 8")
     bits = offered if limit is None else min(offered, limit)
     return (bits, bits)
 
 
-def _client_window(
-    offered: WindowParam, limits: ServerDeflateLimits
-) -> tuple[int | None, int] | str:
-    """(response value, effective bits) for client_max_window_bits, or why to decline."""
+def _client_window(offered: WindowParam, limits: ServerDeflateLimits) -> tuple[int | None, int]:
+    """(response value, effective bits) for client_max_window_bits.
+
+    Raises:
+        OfferDeclined: The server requires a client window the offer cannot honour.
+    """
     limit = limits.client_max_window_bits
     if offered is None:
         if limit is not None and limits.require_client_max_window_bits:
-            return "the offer cannot honour client_max_window_bits and the server requires it"
+            raise OfferDeclined("client_max_window_bits", "the offer cannot honour "
+                                "client_max_window_bits and the server requires it")
         return (None, 15)
     if offered is True:
         return (None, 15) if limit is None else (limit, limit)
@@ -111,14 +127,14 @@ def _client_window(
 
 def server_try_offer(
     offer: DeflateParams, config_params: ServerDeflateLimits
-) -> tuple[DeflateParams, AgreedDeflate] | str:
-    """Apply the tables above to one valid offer: the answer, or the reason to decline."""
+) -> tuple[DeflateParams, AgreedDeflate]:
+    """Apply the tables above to one valid offer: the answer and the agreement.
+
+    Raises:
+        OfferDeclined: The server cannot accept this offer; ``parameter`` names why.
+    """
     server = _server_window(offer.server_max_window_bits, config_params.server_max_window_bits)
-    if isinstance(server, str):
-        return server
     client = _client_window(offer.client_max_window_bits, config_params)
-    if isinstance(client, str):
-        return client
     snct = SERVER_NCT_RULE[(offer.server_no_context_takeover,
                             config_params.server_no_context_takeover)]
     cnct = CLIENT_NCT_RULE[(offer.client_no_context_takeover,
@@ -153,36 +169,67 @@ def server_accept(
     """
     for index, element in enumerate(deflate_offers(offers)):
         try:
-            params = DeflateParams.from_params(element.params)
-        except NegotiationError as exc:
-            result: tuple[DeflateParams, AgreedDeflate] | str = str(exc)
-        else:
-            result = server_try_offer(params, config_params)
-        if not isinstance(result, str):
-            return result
-        if declined is not None:
-            declined.append(f"offer {index + 1}: {result}")
+            return server_try_offer(DeflateParams.from_params(element.params), config_params)
+        except DeflateParamError as exc:  # a bad or unacceptable offer is declined
+            if declined is not None:
+                declined.append(f"offer {index + 1}: {exc}")
     return None
 
 
 # --- client side -------------------------------------------------------------------------
 #
 # The client checks the answer against what it offered; anything it did not allow fails
-# the connection (RFC 7692 section 5.1 / 7.1).
+# the connection (RFC 7692 section 5.1 / 7.1): ResponseRejected, naming the parameter.
 #   parameter                   offer   response       -> client concludes
 #   server_no_context_takeover  yes     -              error: the server MUST echo it
 #                               any     yes            server resets per message
 #   client_no_context_takeover  any     yes            client resets per message
 #                               yes     -              client still resets (its own hint)
-#   server_max_window_bits      -       -  / w         15 / w
-#                               v       -              error: the server MUST answer <= v
-#                               v       w > v          error
-#                               v       w <= v         w
-#   client_max_window_bits      -       w              error: not offered
-#                               - / T   -              15
-#                               T       w              w
-#                               v       - / w          min(v, w)  (v alone if absent)
 #   either window agreed as 8 for the client           error: zlib cannot compress with 8
+#
+# The windows, one table each: (offer, response) -> the window that side then uses, "15",
+# "v" (the offered value) or "w" (the answered one), or the error. Offer "-" absent, "T"
+# the value-less client_max_window_bits, "v" a value; response "-" absent, "w" a value
+# ("w<=v" / "w>v" against a valued offer). websockets' client follows the same tables.
+
+SERVER_WINDOW_ANSWER: dict[tuple[str, str], str] = {  # server_max_window_bits, 7.1.2.1
+    ("-", "-"): "15",
+    ("-", "w"): "w",  # the server MAY limit its own window unasked
+    ("v", "-"): "error: response lacks server_max_window_bits; the offer asked for <= {v}",
+    ("v", "w<=v"): "w",
+    ("v", "w>v"): "error: response server_max_window_bits={w} exceeds the offered {v}",
+}
+CLIENT_WINDOW_ANSWER: dict[tuple[str, str], str] = {  # client_max_window_bits, 7.1.2.2
+    ("-", "-"): "15",
+    ("-", "w"): "error: response has client_max_window_bits, which was not offered",
+    ("T", "-"): "15",
+    ("T", "w"): "w",
+    ("v", "-"): "v",  # the client keeps the limit it announced
+    ("v", "w<=v"): "w",
+    ("v", "w>v"): "error: response client_max_window_bits={w} exceeds the offered {v} "
+                  "(a server MUST answer the same or a smaller value)",
+}
+
+
+def _window_answer(table: dict[tuple[str, str], str], name: str, offered: WindowParam,
+                   answered: int | None) -> int:
+    """The window a table row gives for one side. Raises ResponseRejected on an error row."""
+    value = None if offered is None or offered is True else offered
+    form = "-" if offered is None else "T" if offered is True else "v"
+    if answered is None:
+        got = "-"
+    elif value is not None:
+        got = "w<=v" if answered <= value else "w>v"
+    else:
+        got = "w"
+    rule = table[(form, got)]
+    if rule.startswith("error: "):
+        raise ResponseRejected(name, rule.removeprefix("error: ").format(v=offered, w=answered))
+    if rule == "w" and answered is not None:
+        return answered
+    if rule == "v" and value is not None:
+        return value
+    return 15
 
 
 def client_check_response(
@@ -196,34 +243,25 @@ def client_check_response(
             holding exactly one permessage-deflate element.
 
     Raises:
-        NegotiationError: The answer is malformed or uses a parameter the offer did not
-            allow; the message names the parameter.
+        DeflateParamError: The answer is malformed (naming the parameter).
+        ResponseRejected: The answer uses a parameter the offer did not allow (the tables
+            above); ``parameter`` and the message name it.
+        NegotiationError: The header text does not parse or holds no single element.
     """
     resp = _response_params(response)
     if offer.server_no_context_takeover and not resp.server_no_context_takeover:
-        raise NegotiationError("response drops server_no_context_takeover, which was offered")
-    server_bits = 15 if resp.server_max_window_bits is None else resp.server_max_window_bits
-    if offer.server_max_window_bits is not None:
-        if resp.server_max_window_bits is None:
-            raise NegotiationError(
-                f"response lacks server_max_window_bits; the offer asked for "
-                f"<= {offer.server_max_window_bits}"
-            )
-        if server_bits > offer.server_max_window_bits:
-            raise NegotiationError(
-                f"response server_max_window_bits={server_bits} exceeds the offered "
-                f"{offer.server_max_window_bits}"
-            )
-    offered_client = offer.client_max_window_bits
+        raise ResponseRejected("server_no_context_takeover", "response drops "
+                               "server_no_context_takeover, which was offered")
+    server_bits = _window_answer(SERVER_WINDOW_ANSWER, "server_max_window_bits",
+                                 offer.server_max_window_bits, resp.server_max_window_bits)
     answered_client = resp.client_max_window_bits
-    if offered_client is None and answered_client is not None:
-        raise NegotiationError("response has client_max_window_bits, which was not offered")
-    candidates = [b for b in (offered_client, answered_client) if b is not None and b is not True]
-    client_bits = min(candidates, default=15)
+    assert answered_client is not True  # _response_params refuses the value-less form
+    client_bits = _window_answer(CLIENT_WINDOW_ANSWER, "client_max_window_bits",
+                                 offer.client_max_window_bits, answered_client)
     if client_bits < MIN_ENCODER_WINDOW_BITS:
-        raise NegotiationError(
-            "response sets client_max_window_bits=8, but zlib cannot compress with an "
-            "8-bit window"
+        raise ResponseRejected(
+            "client_max_window_bits", "response sets client_max_window_bits=8, but zlib "
+            "cannot compress with an 8-bit window"
         )
     return AgreedDeflate(
         server_max_window_bits=server_bits,
@@ -238,7 +276,8 @@ def client_check_response(
 def _response_params(response: DeflateParams | ExtensionOffer | str) -> DeflateParams:
     if isinstance(response, DeflateParams):
         if response.client_max_window_bits is True:
-            raise NegotiationError(
+            raise DeflateParamError(
+                "client_max_window_bits",
                 f"{EXTENSION_NAME} response: client_max_window_bits needs a value"
             )
         return response

@@ -59,7 +59,7 @@ from wslab.codecs.zstd_params import (
     ServerZstdLimits,
     ZstdParams,
 )
-from wslab.errors import ConfigError, NegotiationError
+from wslab.errors import ConfigError, NegotiationError, OfferDeclined
 
 if TYPE_CHECKING:
     from wslab.codecs.zstd_dict import DictionarySet
@@ -108,32 +108,39 @@ def rsv1_conflict(name: str, accepted: Sequence[str]) -> str | None:
 # The answer always states the mode and the window, so the client relies on no default.
 
 
-def server_try_offer(offer: ZstdParams, limits: ServerZstdLimits) -> AgreedZstd | str:
-    """Apply the table above to one valid offer: the agreement, or why it is refused."""
+def server_try_offer(offer: ZstdParams, limits: ServerZstdLimits) -> AgreedZstd:
+    """Apply the table above to one valid offer and return the agreement.
+
+    Raises:
+        OfferDeclined: The table refuses it; ``parameter`` names why (``mode``, ``dict``).
+    """
     offered = offer.max_window_log
     window = limits.max_window_log if offered is None else min(offered, limits.max_window_log)
     if offer.mode == "stream":
         if not limits.stream:
-            return "this server does not accept mode=stream"
+            raise OfferDeclined("mode", "this server does not accept mode=stream")
         return AgreedZstd("stream", window, None, ZstdParams("stream", None, window))
     if offer.dict_id is None:
         if not limits.message:
-            return "this server does not accept mode=message without a dictionary"
+            raise OfferDeclined("mode", "this server does not accept mode=message without "
+                                "a dictionary")
         return AgreedZstd("message", window, None, ZstdParams("message", None, window))
     held = limits.dictionaries.get(offer.dict_id)
     if held is None:
         known = ", ".join(sorted(limits.dictionaries)) or "none"
-        return f"dictionary set {offer.dict_id} is not held here (held: {known})"
+        raise OfferDeclined("dict", f"dictionary set {offer.dict_id} is not held here "
+                            f"(held: {known})")
     return AgreedZstd("message", window, held, ZstdParams("message", offer.dict_id, window))
 
 
-def server_params(params: Sequence[Param], limits: ServerZstdLimits) -> AgreedZstd | str:
-    """One raw element's parameters through the grammar, then the table."""
-    try:
-        offer = ZstdParams.from_params(params)
-    except NegotiationError as exc:
-        return str(exc)
-    return server_try_offer(offer, limits)
+def server_params(params: Sequence[Param], limits: ServerZstdLimits) -> AgreedZstd:
+    """One raw element's parameters through the grammar, then the table.
+
+    Raises:
+        NegotiationError: The element breaks the grammar or the table refuses it (both
+            mean: refuse this offer, try the next).
+    """
+    return server_try_offer(ZstdParams.from_params(params), limits)
 
 
 def server_accept(offers: str | Sequence[ExtensionOffer], limits: ServerZstdLimits,
@@ -151,11 +158,11 @@ def server_accept(offers: str | Sequence[ExtensionOffer], limits: ServerZstdLimi
     parsed = parse_extensions(offers) if isinstance(offers, str) else list(offers)
     mine = [o for o in parsed if o.name == EXTENSION_NAME]
     for index, element in enumerate(mine):
-        result = server_params(element.params, limits)
-        if isinstance(result, AgreedZstd):
-            return result
-        if declined is not None:
-            declined.append(f"offer {index + 1}: {result}")
+        try:
+            return server_params(element.params, limits)
+        except NegotiationError as exc:
+            if declined is not None:
+                declined.append(f"offer {index + 1}: {exc}")
     return None
 
 

@@ -2,10 +2,12 @@
 
 What lives here: :func:`run_bench`, which starts a server process, an optional link shaper
 process and a load-client process (so the two cores each carry one side), waits for the
-client, stops everything it started (also on error or Ctrl-C), joins the logs into the
-simulator's tables and returns the same summary record as ``wslab simulate`` plus what only
-a live run has (negotiated extension and subprotocol, CPU, memory, control frames) and the
-simulator's prediction for the same run beside each figure.
+client, stops everything it started (also on an error, Ctrl-C or SIGTERM: all at once,
+SIGKILL after ``lifeline.INTERRUPT_GRACE_S``; the children die with it even on SIGKILL),
+joins the logs into the simulator's tables and returns the same summary record as
+``wslab simulate`` plus what only a live run has (negotiated extension and subprotocol,
+CPU, memory, control frames) and the simulator's prediction for the same run beside each
+figure.
 
 Live wire figures come from counting the bytes each connection really wrote and read
 (:class:`~wslab.harness.frametally.FrameTally`) and from the kernel (``TCP_INFO`` on the
@@ -28,6 +30,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +44,7 @@ import pandas as pd
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
+from wslab.harness import lifeline
 from wslab.harness.meter import ProcessSampler
 from wslab.harness.recorder import join_stream, load_coded_frames, load_logs
 from wslab.link import get_profile
@@ -80,9 +84,11 @@ def scaled_trace(path: str | Path, speed: float, duration: float | None) -> Trac
 
 
 def _start(cmd: list[str]) -> subprocess.Popen[str]:
+    """A child tied to this process, in a session of its own: a terminal's Ctrl-C reaches
+    only ``wslab bench``, which stops its children in order."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+    return lifeline.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env, start_new_session=True, death_signal=signal.SIGKILL)
 
 
 def _read_port(proc: subprocess.Popen[str], what: str, timeout: float = 30.0) -> int:
@@ -192,11 +198,8 @@ def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None 
                 shaper.stop()
                 shaper = None
             _stop(server)
-        finally:
-            if shaper is not None:
-                shaper.stop()
-            _stop(client)
-            _stop(server)
+        finally:  # on an error or Ctrl-C: nothing more is wanted from them, stop all at once
+            lifeline.stop_all([client, shaper.proc if shaper is not None else None, server])
         predicted = simulate(trace, config, link=profile, seed=seed, dictionaries=dictionaries)
         result = _collect(work, predicted, connections, before, after, client_before,
                           client_after)

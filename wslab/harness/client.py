@@ -60,6 +60,10 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+CLOSE_TIMEOUT_S = 10.0
+"""websockets' default wait for the server's side of the closing handshake."""
+
+
 @dataclass
 class ClientResult:
     """What a load run saw: the logs and one row per connection."""
@@ -153,6 +157,9 @@ class LoadClient:
                 subprotocols=subprotocols, additional_headers={CLIENT_HEADER: conn},
                 max_size=s.max_size, max_queue=s.max_queue, write_limit=s.write_limit,
                 ping_interval=s.heartbeat_interval_s, ping_timeout=s.heartbeat_timeout_s,
+                # A server that let a ping go unanswered for the heartbeat timeout will not
+                # finish a closing handshake either: wait no longer than that for it.
+                close_timeout=min(CLOSE_TIMEOUT_S, s.heartbeat_timeout_s or CLOSE_TIMEOUT_S),
                 open_timeout=30, **kwargs,
             ) as ws:
                 row["connect_s"] = time.monotonic() - t0

@@ -3,11 +3,12 @@
 What lives here: limits and planning (:func:`plan_load`: how many client processes and
 127.0.0.x source addresses a number of connections needs, and why a number cannot be
 reached), :func:`raise_nofile`, :class:`Child` (a child process spoken to in JSON lines over
-stdin/stdout, stopped with its whole process group), :class:`RedisServer` (a private
-``redis-server`` on a free loopback port, no persistence) and :class:`NginxFront` (nginx
-from the exporter's config, in a private prefix directory). What must not live here: the
-run itself (``scale.py``), the worker's and holder's insides (``procs.py``,
-``registry.py``, ``client.py``).
+stdin/stdout, tied to this process by ``lifeline`` so it dies with it even on SIGKILL,
+stopped with its whole process group; :func:`stop_children` stops several at once),
+:class:`RedisServer` (a private ``redis-server`` on a free loopback port, no persistence)
+and :class:`NginxFront` (nginx from the exporter's config, in a private prefix directory).
+What must not live here: the run itself (``scale.py``), the worker's and holder's insides
+(``procs.py``, ``registry.py``, ``client.py``).
 
 Limits of the machine this was built for: a process may open 20,000 files (hard limit);
 ports 32768-60999 are ephemeral, about 28k per source address and destination.
@@ -33,6 +34,7 @@ from typing import Any
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
+from wslab.harness import lifeline
 
 FD_SLACK = 256  # descriptors a process needs besides sockets (libraries, logs, pipes)
 BALANCE_SLACK = 1.25  # SO_REUSEPORT and hashing spread unevenly: room per worker
@@ -164,14 +166,18 @@ class Child:
         cmd: The command line.
         what: A name for error messages.
         cwd: Working directory.
+        death_signal: What the child gets if this process dies (SIGTERM lets redis-server
+            and nginx shut down cleanly; wslab's own roles take SIGKILL: nobody is left to
+            read what a clean stop would report).
     """
 
-    def __init__(self, cmd: list[str], what: str, cwd: Path | None = None) -> None:
+    def __init__(self, cmd: list[str], what: str, cwd: Path | None = None,
+                 death_signal: int = signal.SIGTERM) -> None:
         self.what = what
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
-                                     start_new_session=True)
+        self.proc: subprocess.Popen[str] = lifeline.popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=env, cwd=cwd, start_new_session=True, death_signal=death_signal)
         self.pid = self.proc.pid
 
     def alive(self) -> bool:
@@ -221,11 +227,16 @@ class Child:
             raise WslabError(f"{self.what} is gone (exit code {self.proc.poll()})") from None
         return self.read_json(timeout)
 
-    def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM) -> int | None:
-        """Signal the process group, wait, then kill it; the exit code."""
+    def send(self, sig: int = signal.SIGTERM) -> None:
+        """Send ``sig`` to the process group if the process still runs."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, sig)
+
+    def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM) -> int | None:
+        """Signal the process group, wait, then kill it; the exit code."""
+        if self.proc.poll() is None:
+            self.send(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -241,9 +252,22 @@ class Child:
         return self.proc.returncode
 
 
+def stop_children(children: list[Child], timeout: float) -> None:
+    """Signal every child's group at once, wait for all until one deadline, then SIGKILL
+    the groups left (an error stopping one does not keep the others running)."""
+    for child in children:
+        with contextlib.suppress(Exception):
+            child.send()
+    deadline = time.monotonic() + timeout
+    for child in children:
+        with contextlib.suppress(Exception):
+            child.stop(timeout=max(0.0, deadline - time.monotonic()))
+
+
 def python_child(args: list[str], what: str) -> Child:
     """A ``python -m wslab.harness.procs ...`` child."""
-    return Child([sys.executable, "-m", "wslab.harness.procs", *args], what)
+    return Child([sys.executable, "-m", "wslab.harness.procs", *args], what,
+                 death_signal=signal.SIGKILL)
 
 
 class RedisServer:
@@ -315,7 +339,7 @@ class NginxFront:
                 str(prefix / "logs" / "error.log")]
         self.conf = conf
         self._base = base
-        check = subprocess.run([*base, "-t"], capture_output=True, text=True, timeout=30)
+        check = lifeline.run([*base, "-t"], capture_output=True, text=True, timeout=30)
         if check.returncode != 0:
             last = (check.stderr.strip().splitlines() or ["no output"])[-1]
             raise WslabError(f"nginx rejected the generated config: {last}")
@@ -373,8 +397,8 @@ class NginxFront:
         active = [p for p, leaving in before.items() if not leaving]
         if main_directives:
             self.conf.write_text("\n".join(main_directives) + "\n" + self.conf.read_text())
-        done = subprocess.run([*self._base, "-s", "reload"], capture_output=True, text=True,
-                              timeout=30)
+        done = lifeline.run([*self._base, "-s", "reload"], capture_output=True, text=True,
+                            timeout=30)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise WslabError(f"nginx -s reload failed: {last}")

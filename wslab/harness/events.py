@@ -1,22 +1,33 @@
-"""The server's inbound side: an event bus by message type and a batching work queue.
+"""The server's inbound side: an event bus by message type and a batched processing queue.
 
 What lives here: :class:`EventBus` (handlers subscribe to a message type, or to every type
-with ``"*"``) and :class:`ProcessingQueue`, which stands for the work a real service does
-with what clients send (say, a database write): items wait in a queue and are drained in
-batches grouped by type, each batch costing ``per_batch_ms + per_item_ms * items`` of
-modelled time. With ``max_batch=1`` it is the one-by-one baseline, so the lab can show what
-batched processing buys. The cost is awaited (``asyncio.sleep``), not burnt, so the
-figures are about queueing, not this machine's CPU.
+with ``"*"``); :class:`Aggregator`, the work a service does with what its clients send:
+parse each message as JSON, fold its numeric fields (top level, and one level into nested
+objects as ``outer.inner``) into a count, sum, minimum and maximum per message type and
+field, then *commit*: publish a consistent snapshot of that type's totals, as a service
+writes once per transaction; and :class:`ProcessingQueue`, where inbound messages wait per
+type until a drain task hands them to the handler in batches of one type (the type whose
+oldest message waited longest goes first, so none starves), up to ``max_batch`` at a time.
+A batch costs one handler call, one commit and one trip round the event loop however many
+messages it holds: that per-call overhead is what batching amortises, and
+``max_batch=1`` is the per-message baseline that pays it for every message. All of it is
+real work on this CPU; nothing sleeps to stand for a cost.
+
+What must not live here: sockets or the server (``server.py`` subscribes a queue to its
+bus), and metrics export (``livemetrics.py`` reports what :meth:`ProcessingQueue.stats`
+counts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import orjson
 
 Handler = Callable[[str, bytes, float], None]
 
@@ -45,73 +56,196 @@ class EventBus:
         return count
 
 
-@dataclass
-class ProcessingQueue:
-    """Work drained in batches grouped by type, with a modelled cost per batch and item.
+class BatchHandler(Protocol):
+    """What a :class:`ProcessingQueue` hands its batches to."""
+
+    def handle(self, type: str, payloads: Sequence[bytes]) -> None:
+        """Process messages of one type, oldest first."""
+
+
+FieldTotals = tuple[int, float, float, float]
+"""One field's (count, sum, minimum, maximum)."""
+
+
+class Aggregator:
+    """Counts, sums, minima and maxima per message type and numeric JSON field.
 
     Attributes:
-        per_batch_ms: Fixed cost of one batch (a round trip to the database, say).
-        per_item_ms: Cost of each item in it.
-        max_batch: Items per batch at most (1: process one by one).
+        messages: Messages handled, per type.
+        unparsed: Messages that were not JSON (binary blobs, malformed text).
+        calls: Handler calls (batches); each ends with one commit.
+        committed: The last committed snapshot per type: field -> (count, sum, min, max).
     """
 
-    per_batch_ms: float = 2.0
-    per_item_ms: float = 0.05
-    max_batch: int = 100
-    done: list[dict[str, Any]] = field(default_factory=list)
-    _queues: dict[str, deque[tuple[bytes, float]]] = field(
-        default_factory=lambda: defaultdict(deque))
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _task: asyncio.Task[None] | None = None
-    _in_flight: int = 0
+    def __init__(self) -> None:
+        self.messages: dict[str, int] = {}
+        self.unparsed = 0
+        self.calls = 0
+        self.committed: dict[str, dict[str, FieldTotals]] = {}
+        self._fields: dict[str, dict[str, list[float]]] = {}
+
+    def handle(self, type: str, payloads: Sequence[bytes]) -> None:
+        """Parse and fold one batch of a type's messages, then commit that type's totals."""
+        fields = self._fields.get(type)
+        if fields is None:
+            fields = self._fields[type] = {}
+        loads = orjson.loads
+        for payload in payloads:
+            try:
+                doc = loads(payload)
+            except orjson.JSONDecodeError:
+                self.unparsed += 1
+                continue
+            if isinstance(doc, dict):
+                _fold(fields, doc, "")
+        self.messages[type] = self.messages.get(type, 0) + len(payloads)
+        self.calls += 1
+        self.committed[type] = {name: (int(s[0]), s[1], s[2], s[3])
+                                for name, s in fields.items()}
+
+    def totals(self) -> dict[str, Any]:
+        """Messages per type, unparsed messages and the committed field totals."""
+        return {"messages": dict(self.messages), "unparsed": self.unparsed,
+                "fields": {t: dict(f) for t, f in self.committed.items()}}
+
+
+def _fold(fields: dict[str, list[float]], doc: dict[str, Any], prefix: str) -> None:
+    for key, value in doc.items():
+        kind = type(value)
+        if kind is int or kind is float:
+            name = prefix + key
+            s = fields.get(name)
+            if s is None:
+                fields[name] = [1, value, value, value]
+                continue
+            s[0] += 1
+            s[1] += value
+            if value < s[2]:
+                s[2] = value
+            elif value > s[3]:
+                s[3] = value
+        elif kind is dict and not prefix:
+            _fold(fields, value, key + ".")
+
+
+class ProcessingQueue:
+    """Inbound messages handled in batches of one type by a real handler.
+
+    Args:
+        handler: Does the work (default: a fresh :class:`Aggregator`).
+        max_batch: Messages per handler call at most (1: one by one, the baseline).
+        linger_ms: How long the oldest waiting message may wait for its batch to fill
+            (0: hand over whatever is waiting at once; batches then form only while the
+            handler is busy).
+        keep_latencies: How many recent latencies to keep for the percentiles (memory
+            stays bounded on a server that runs for days).
+    """
+
+    def __init__(self, handler: BatchHandler | None = None, *, max_batch: int = 100,
+                 linger_ms: float = 0.0, keep_latencies: int = 10_000) -> None:
+        if max_batch < 1 or linger_ms < 0:
+            raise ValueError("a processing queue needs max_batch >= 1 and linger_ms >= 0")
+        self.handler: BatchHandler = handler if handler is not None else Aggregator()
+        self.max_batch = max_batch
+        self.linger_s = linger_ms / 1e3
+        self.items = 0
+        self.batches = 0
+        self.largest_batch = 0
+        self.handler_ns = 0
+        self.latency_max_ms = 0.0
+        self.latencies: deque[float] = deque(maxlen=keep_latencies)
+        self.first_queued: float | None = None
+        self.last_done: float | None = None
+        self._queues: dict[str, deque[tuple[bytes, float]]] = {}
+        self._waiting = 0
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def put(self, type: str, payload: bytes, t: float) -> None:
-        """Queue one item (matches the :data:`Handler` signature)."""
-        self._queues[type].append((payload, t))
-        self._wake.set()
+        """Queue one message received at ``t`` (``time.monotonic()``; a bus handler)."""
+        queue = self._queues.get(type)
+        if queue is None:
+            queue = self._queues[type] = deque()
+        queue.append((payload, t))
+        self._waiting += 1
+        if self.first_queued is None:
+            self.first_queued = t
+        if self._wake is not None:
+            self._wake.set()
 
     @property
     def waiting(self) -> int:
-        """Items queued and not yet processed."""
-        return sum(len(q) for q in self._queues.values())
+        """Messages queued and not yet handled."""
+        return self._waiting
 
     def start(self) -> None:
-        """Start draining in the background."""
+        """Start draining in the background (on the running loop)."""
+        self._wake = asyncio.Event()
+        if self._waiting:
+            self._wake.set()
         self._task = asyncio.get_running_loop().create_task(self._drain())
 
     async def stop(self) -> None:
-        """Finish what is queued, then stop."""
-        while self.waiting or self._in_flight:
-            await asyncio.sleep(0.001)
+        """Handle what is queued, then stop."""
         if self._task is not None:
+            while self._waiting and not self._task.done():
+                await asyncio.sleep(0.001)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
 
     async def _drain(self) -> None:
+        assert self._wake is not None
+        wake = self._wake
         while True:
-            if not self.waiting:
-                self._wake.clear()
-                await self._wake.wait()
-            # The longest-waiting type goes first, so no type starves.
-            type, queue = min(((k, q) for k, q in self._queues.items() if q),
-                              key=lambda kq: kq[1][0][1])
-            batch = [queue.popleft() for _ in range(min(self.max_batch, len(queue)))]
-            self._in_flight = len(batch)
-            started = time.monotonic()
-            await asyncio.sleep((self.per_batch_ms + self.per_item_ms * len(batch)) / 1e3)
-            finished = time.monotonic()
-            self._in_flight = 0
-            for _, t in batch:
-                self.done.append({"type": type, "batch": len(batch), "t_queued": t,
-                                  "t_started": started, "t_done": finished})
+            if not self._waiting:
+                wake.clear()
+                await wake.wait()
+            if self.linger_s and self._waiting < self.max_batch:
+                oldest = min(q[0][1] for q in self._queues.values() if q)
+                delay = oldest + self.linger_s - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            self.handle_next()
+            await asyncio.sleep(0)  # one trip round the loop per batch: the server goes on
+
+    def handle_next(self) -> int:
+        """Hand the next batch to the handler now; how many messages it held."""
+        if not self._waiting:
+            return 0
+        # The type whose oldest message waited longest goes first, so no type starves.
+        type, queue = min(((k, q) for k, q in self._queues.items() if q),
+                          key=lambda kq: kq[1][0][1])
+        n = min(self.max_batch, len(queue))
+        batch = [queue.popleft() for _ in range(n)]
+        self._waiting -= n
+        started = time.perf_counter_ns()
+        self.handler.handle(type, [payload for payload, _ in batch])
+        self.handler_ns += time.perf_counter_ns() - started
+        done = time.monotonic()
+        self.items += n
+        self.batches += 1
+        self.largest_batch = max(self.largest_batch, n)
+        self.last_done = done
+        waited = [(done - t) * 1e3 for _, t in batch]
+        self.latencies.extend(waited)
+        self.latency_max_ms = max(self.latency_max_ms, waited[0])
+        return n
 
     def stats(self) -> dict[str, Any]:
-        """Items, batches, throughput and latency (queueing + processing) so far."""
-        if not self.done:
-            return {"items": 0, "batches": 0}
-        lat = sorted((d["t_done"] - d["t_queued"]) * 1e3 for d in self.done)
-        span = max(d["t_done"] for d in self.done) - min(d["t_queued"] for d in self.done)
-        batches = len({(d["t_started"], d["type"]) for d in self.done})
-        return {"items": len(self.done), "batches": batches,
-                "items_per_s": len(self.done) / span if span > 0 else None,
-                "latency_p50_ms": lat[len(lat) // 2], "latency_max_ms": lat[-1]}
+        """Messages, batches, handler time, throughput and latency (queue + handling)."""
+        out: dict[str, Any] = {"items": self.items, "batches": self.batches,
+                               "waiting": self._waiting, "max_batch": self.max_batch}
+        if not self.items:
+            return out
+        lat = sorted(self.latencies)
+        span = (self.last_done or 0.0) - (self.first_queued or 0.0)
+        out.update({
+            "mean_batch": self.items / self.batches, "largest_batch": self.largest_batch,
+            "handler_s": self.handler_ns / 1e9,
+            "handler_us_per_item": self.handler_ns / 1e3 / self.items,
+            "items_per_s": self.items / span if span > 0 else None,
+            "latency_p50_ms": lat[len(lat) // 2],
+            "latency_p99_ms": lat[min(len(lat) - 1, math.ceil(0.99 * len(lat)) - 1)],
+            "latency_max_ms": self.latency_max_ms})
+        return out

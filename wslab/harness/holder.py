@@ -7,6 +7,12 @@ opens thousands of them, answers pings, timestamps every message on arrival and 
 dropped connections again. What must not live here: sending application messages (that is
 :class:`~wslab.harness.client.LoadClient`) and process plumbing (``procs.py``).
 
+Heartbeat (``scaling.heartbeat_interval_s`` / ``heartbeat_timeout_s``): a connection that
+hears nothing from the server for interval + timeout is closed (1011, counted in
+``HoldStats.keepalive_timeouts``). The holder pings only when the server's own ping is
+overdue by half the timeout, so against wslab's workers (which ping at that interval) it
+stays as quiet as a browser, and a server that does not ping is kept while it answers.
+
 Why not websockets' asyncio client: the holders are the measuring instrument. On a machine
 where they share the cores with the server under test, whatever a holder spends per message
 is time the server cannot use, and it shows up as fan-out latency that a real deployment
@@ -42,6 +48,7 @@ MessageCallback = Callable[[bytes, float], None]
 
 CLOSE_TIMEOUT_S = 5.0
 """How long to wait for the server to close TCP after the closing handshake."""
+KEEPALIVE_CODE = 1011  # what a silent server's connection is closed with, as websockets does
 
 
 class HeldConnection(asyncio.Protocol):
@@ -51,17 +58,30 @@ class HeldConnection(asyncio.Protocol):
         protocol: A fresh client protocol (its URI, extensions and ``max_size``).
         label: Sent as the ``X-Wslab-Client`` header.
         on_message: Called with each whole data message and its arrival time.
+        ping_interval: Heartbeat interval, s (None: none); ping_timeout: silence past it
+            that closes the connection (None: ping when quiet, never close).
     """
 
-    __slots__ = ("_close_timer", "_parts", "closed", "label", "on_message", "opened",
+    __slots__ = ("_beat", "_close_timer", "_deadline", "_heard", "_parts", "_pinged",
+                 "_probe", "closed", "keepalive_failed", "label", "on_message", "opened",
                  "protocol", "transport")
 
     def __init__(self, protocol: ClientProtocol, label: str,
-                 on_message: MessageCallback) -> None:
+                 on_message: MessageCallback, *, ping_interval: float | None = None,
+                 ping_timeout: float | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.protocol = protocol
         self.label = label
         self.on_message = on_message
+        # Ping after this much silence (the server's own ping is overdue by half the
+        # timeout then); close after interval + timeout of it.
+        self._probe = None if ping_interval is None else ping_interval + (ping_timeout or 0) / 2
+        self._deadline = (ping_interval + ping_timeout
+                          if ping_interval is not None and ping_timeout is not None else None)
+        self.keepalive_failed = False
+        self._heard = 0.0  # time.monotonic() of the last bytes from the server
+        self._pinged = 0.0  # when this side last pinged
+        self._beat: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
@@ -84,8 +104,9 @@ class HeldConnection(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        self._heard = now = time.monotonic()
         self.protocol.receive_data(data)
-        self._on_events(time.monotonic())
+        self._on_events(now)
 
     def eof_received(self) -> bool | None:
         self.protocol.receive_eof()
@@ -98,6 +119,9 @@ class HeldConnection(asyncio.Protocol):
             self.protocol.state = State.CLOSED
         if self._close_timer is not None:
             self._close_timer.cancel()
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
         if not self.opened.done():
             self.opened.set_exception(ConnectionError(
                 f"connection closed during the handshake: {exc or 'EOF'}"))
@@ -116,7 +140,35 @@ class HeldConnection(asyncio.Protocol):
                     self.opened.set_exception(protocol.handshake_exc)
                 else:
                     self.opened.set_result(None)
+                    if self._probe is not None:
+                        self._arm(self._probe)
         self._flush()
+
+    # heartbeat
+
+    def _arm(self, delay: float) -> None:
+        self._beat = asyncio.get_running_loop().call_later(delay, self._on_beat)
+
+    def _on_beat(self) -> None:
+        """Fail a silent server, ping a quiet one; re-arm for the next moment that matters."""
+        self._beat = None
+        if self.protocol.state is not State.OPEN or self.transport is None \
+                or self._probe is None:
+            return
+        now = time.monotonic()
+        quiet, probe, deadline = now - self._heard, self._probe, self._deadline
+        if deadline is not None and quiet >= deadline:
+            self.keepalive_failed = True  # close 1011, then drop TCP (the timer aborts)
+            self.protocol.fail(KEEPALIVE_CODE, "keepalive ping timeout")
+            self._flush()
+            self.transport.close()
+            return
+        if quiet >= probe and self._pinged <= self._heard:
+            self._pinged = now
+            self.protocol.send_ping(b"")
+            self._flush()
+        self._arm(probe - quiet if quiet < probe else probe if deadline is None
+                  else deadline - quiet)
 
     def _on_frame(self, frame: Frame, arrived: float) -> None:
         opcode = frame.opcode
@@ -169,10 +221,14 @@ async def open_held(url: str, config: TuningConfig, label: str, on_message: Mess
     protocol = ClientProtocol(uri, extensions=extensions or None,
                               max_size=config.scaling.max_size)
 
+    sc = config.scaling
+
     async def handshake() -> HeldConnection:
         _transport, conn = await loop.create_connection(
-            lambda: HeldConnection(protocol, label, on_message), uri.host, uri.port,
-            local_addr=local_addr)
+            lambda: HeldConnection(protocol, label, on_message,
+                                   ping_interval=sc.heartbeat_interval_s,
+                                   ping_timeout=sc.heartbeat_timeout_s),
+            uri.host, uri.port, local_addr=local_addr)
         try:
             await conn.opened
         except BaseException:
@@ -195,6 +251,7 @@ class HoldStats:
     done: list[float] = field(default_factory=list)
     closed_early: int = 0
     close_codes: dict[str, int] = field(default_factory=dict)
+    keepalive_timeouts: int = 0
     receipts: list[tuple[int, str, int, float, float]] = field(default_factory=list)
     reconnects: int = 0
     reconnect_attempts: int = 0
@@ -213,8 +270,8 @@ class HoldClient:
     Messages are JSON objects with ``k`` (``b`` broadcast, ``d`` direct), ``seq`` and ``t``
     (the sender's ``time.monotonic()`` when it handed the message over); each receipt is
     kept as (connection number, kind, seq, t sent, t received). Anything else is counted
-    but not kept. The client answers pings and sends none (as browsers do). Each
-    connection is a :class:`HeldConnection`: websockets' protocol without its asyncio
+    but not kept. The client answers pings; a silent server is closed (module notes).
+    Each connection is a :class:`HeldConnection`: websockets' protocol without its asyncio
     layer.
 
     With ``reconnect=True`` a connection that closes before :meth:`close` (its worker
@@ -333,6 +390,7 @@ class HoldClient:
             del self.open[n]
         code = str(ws.close_code)
         self.stats.close_codes[code] = self.stats.close_codes.get(code, 0) + 1
+        self.stats.keepalive_timeouts += ws.keepalive_failed
         if not self._closing:
             self.stats.closed_early += 1
 

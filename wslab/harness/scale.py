@@ -3,8 +3,9 @@
 What lives here: :func:`run_scale` (plan the load, start a private redis-server if needed,
 K workers balanced by ``SO_REUSEPORT`` or by nginx, holder processes spread over 127.0.0.x
 source addresses; ramp, idle with heartbeats, broadcast, direct messages; stop everything
-it started, also on error or Ctrl-C) with its figures, and :class:`ScaleRun`, what one run
-started. What must not live here: the storm and the memory matrix (``scale_modes.py``),
+it started, also on error, Ctrl-C or SIGTERM; on SIGKILL its children die with it, see
+``lifeline.py``) with its figures, and :class:`ScaleRun`, what one run started. What must
+not live here: the storm and the memory matrix (``scale_modes.py``),
 process plumbing (``cluster.py``), the worker's and holder's insides (``procs.py``),
 printing (the CLI).
 
@@ -39,7 +40,9 @@ from wslab.harness.cluster import (
     need_binary,
     plan_load,
     python_child,
+    stop_children,
 )
+from wslab.harness.lifeline import INTERRUPT_GRACE_S
 from wslab.harness.meter import ProcessSampler
 
 Progress = Callable[[str], None]
@@ -120,17 +123,19 @@ class ScaleRun:
         self.holders: list[Child] = []
         self.url = ""
 
-    def stop(self) -> None:
-        for child in self.holders:
-            with contextlib.suppress(Exception):
-                child.stop(timeout=10)
-        if self.nginx is not None:
-            self.nginx.stop()
-        for child in self.workers:
-            with contextlib.suppress(Exception):
-                child.stop(timeout=15)
-        if self.redis is not None:
-            self.redis.stop()
+    def stop(self, grace: float | None = None) -> None:
+        """Stop everything started: holders, nginx, workers, redis-server in that order,
+        each group with room to finish; with ``grace`` (after Ctrl-C or SIGTERM) all at once,
+        SIGKILL after ``grace`` seconds."""
+        nginx = [self.nginx.child] if self.nginx is not None else []
+        redis = [self.redis.child] if self.redis is not None else []
+        if grace is not None:
+            stop_children([*self.holders, *nginx, *self.workers, *redis], grace)
+        else:
+            stop_children(self.holders, 10)
+            stop_children(nginx, 10)
+            stop_children(self.workers, 15)
+            stop_children(redis, 5)
         import shutil
 
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -228,12 +233,16 @@ def run_scale(config: TuningConfig, opts: ScaleOptions,
     say = progress or (lambda _m: None)
     broker, plan = _resolve(config, opts)
     run = ScaleRun(config, opts, say)
+    grace: float | None = None
     try:
         return _execute(run, broker, plan)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through lifeline.stop_signals
+        grace = INTERRUPT_GRACE_S
+        raise
     finally:
         with contextlib.suppress(Exception):  # a cancelling callback must not skip the stop
             say("stopping every process started")
-        run.stop()
+        run.stop(grace)
 
 
 def _execute(run: ScaleRun, broker: str, plan: LoadPlan) -> ScaleResult:

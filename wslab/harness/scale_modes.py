@@ -15,6 +15,7 @@ from typing import Any
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
 from wslab.harness.cluster import plan_load
+from wslab.harness.lifeline import INTERRUPT_GRACE_S
 from wslab.harness.scale import Progress, ScaleOptions, ScaleRun, merge_counts, run_scale
 
 
@@ -54,6 +55,7 @@ def run_storm(config: TuningConfig, clients: int, *, settle_s: float | None = No
     if plan.problems:
         raise WslabError("cannot reach the requested load: " + "; ".join(plan.problems))
     run = ScaleRun(config, opts, say)
+    grace: float | None = None
     try:
         run.start_workers("memory", None, "wslab:storm")
         say(f"storm: {clients} clients against max_connections {sc.max_connections}, "
@@ -79,5 +81,8 @@ def run_storm(config: TuningConfig, clients: int, *, settle_s: float | None = No
             "admission": stats["admission"], "worker_alive": run.workers[0].alive(),
             "healthz_ok": healthy,
         }
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop everything at once
+        grace = INTERRUPT_GRACE_S
+        raise
     finally:
-        run.stop()
+        run.stop(grace)

@@ -42,19 +42,25 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from wslab import envelopes
 from wslab.config import TuningConfig
 from wslab.errors import ConfigError
-from wslab.harness.admission import Admission
+from wslab.harness.admission import Admission, Cause, handler_cause, handshake_cause
 from wslab.harness.events import EventBus, ProcessingQueue
 from wslab.harness.extension import SelectiveDeflate, SharedDeflate
-from wslab.harness.livemetrics import LiveMetrics
+from wslab.harness.livemetrics import (
+    LiveMetrics,
+    closing_code,
+    metered_recorder,
+    open_figures,
+)
 from wslab.harness.offers import OFFERS as OFFERS  # re-exported: the algorithm's offers
 from wslab.harness.offers import negotiated_extension as negotiated_extension
 from wslab.harness.offers import server_extensions as server_extensions
-from wslab.harness.recorder import CountingRecorder, Recorder, message_key
+from wslab.harness.recorder import message_key
 from wslab.harness.session import Session, receive_loop
 from wslab.pipeline import SendPipeline, resolve_envelope
 from wslab.traces.model import Trace
@@ -139,12 +145,14 @@ class LiveServer:
         self.rooms = max(1, rooms)
         self.origins = origins
         self.envelope = resolve_envelope(config, trace)
-        self.recorder = Recorder() if record else CountingRecorder()
         self.metrics = LiveMetrics()
+        self.recorder = metered_recorder(self.metrics.counts, record=record)
         self.admission = Admission(config.scaling.max_connections, config.scaling.pending_queue)
+        self._loop_handler: tuple[asyncio.AbstractEventLoop, Any, Any] | None = None
         self.sessions: dict[str, Session] = {}
         self.bus = EventBus()
         self.processing = processing
+        self.metrics.live = lambda: open_figures(self.sessions.values(), self.processing)
         if processing is not None:
             self.bus.subscribe("*", processing.put)
         self._room_of: dict[str, int] = {}
@@ -176,9 +184,10 @@ class LiveServer:
                      if self.config.batching.envelope == "auto" else [self.envelope])
             subprotocols = [Subprotocol(envelopes.subprotocol(e)) for e in names]
         self._server = await serve(
-            self._handler, self.host, self.port, subprotocols=subprotocols,
+            self._guarded, self.host, self.port, subprotocols=subprotocols,
             process_request=self._process_request,
             process_response=self._process_response,
+            create_connection=self._connection_class(),
             origins=self.origins,  # type: ignore[arg-type]
             reuse_port=self.reuse_port or None,
             # asyncio's default accept backlog (100) drops SYNs in a connection storm and
@@ -187,6 +196,7 @@ class LiveServer:
             backlog=max(100, min(4096, self.config.scaling.max_connections)),
             **serve_kwargs(self.config, self.dictionaries))
         self.port = self._server.sockets[0].getsockname()[1]
+        self._watch_accept()
         self._spawn(self._sampler())
         if self.processing is not None:
             self.processing.start()
@@ -199,6 +209,11 @@ class LiveServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if self._loop_handler is not None:
+            loop, previous, mine = self._loop_handler
+            if loop.get_exception_handler() is mine:
+                loop.set_exception_handler(previous)
+            self._loop_handler = None
         if self.processing is not None:
             await self.processing.stop()
         for task in list(self._tasks):
@@ -228,7 +243,6 @@ class LiveServer:
 
     async def _sampler(self, interval: float = 1.0) -> None:
         while True:
-            self.metrics.queued = sum(s.queued for s in self.sessions.values())
             self.metrics.sample()
             await asyncio.sleep(interval)
 
@@ -247,8 +261,69 @@ class LiveServer:
         if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS.value and \
                 request.path not in ("/metrics", "/healthz"):
             self.metrics.bump("connections_failed")  # refused or failed handshake
-            self.admission.breaker.failure(time.monotonic())
         return None
+
+    # -- failures: whose they are decides whether the breaker hears (admission.FAILURES) --
+
+    def _failed(self, cause: Cause | None) -> None:
+        """Count a failed connection; the breaker hears only of the server's own failures."""
+        if cause is not None:
+            self.admission.failure(cause, time.monotonic())
+
+    def _connection_class(self) -> type[ServerConnection]:
+        """Connections that report how their opening handshake ended, whatever the cause
+        (unparseable requests and timeouts never reach ``process_response``)."""
+        live = self
+
+        class WatchedConnection(ServerConnection):
+            async def handshake(self, *args: Any, **kwargs: Any) -> None:
+                try:
+                    await super().handshake(*args, **kwargs)
+                except BaseException as exc:  # open_timeout (a cancel) or the peer left
+                    live._failed(handshake_cause(
+                        None, exc if isinstance(exc, Exception) else TimeoutError()))
+                    raise
+                if self.protocol.state is not State.OPEN:
+                    status = self.response.status_code if self.response is not None else None
+                    live._failed(handshake_cause(None if status == 101 else status,
+                                                 self.protocol.handshake_exc))
+
+        return WatchedConnection
+
+    def _watch_accept(self) -> None:
+        """Count the listening sockets' ``accept()`` failures (EMFILE, ENOMEM...), which
+        asyncio reports only to the loop's exception handler before retrying."""
+        assert self._server is not None
+        loop = asyncio.get_running_loop()
+        previous = loop.get_exception_handler()
+        listening = {s.fileno() for s in self._server.sockets}
+
+        def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            sock = context.get("socket")
+            if isinstance(context.get("exception"), OSError) and sock is not None and \
+                    sock.fileno() in listening:
+                self._failed("accept_error")
+            if previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(handler)
+        self._loop_handler = (loop, previous, handler)
+
+    async def _guarded(self, ws: ServerConnection) -> None:
+        """Admission around the connection handler: a slot is taken before it runs and
+        given back however it ends; its crashes count against the breaker."""
+        if not await self._admit(ws):
+            return
+        try:
+            await self._handler(ws)
+        except Exception as exc:
+            self._failed(handler_cause(exc))
+            raise
+        finally:
+            self.admission.release()
+            self._slot_freed.set()
 
     async def _admit(self, ws: ServerConnection) -> bool:
         decision, reason = self.admission.arrive(time.monotonic())
@@ -275,8 +350,6 @@ class LiveServer:
         return True
 
     async def _handler(self, ws: ServerConnection) -> None:
-        if not await self._admit(ws):
-            return
         self._counter += 1
         assert ws.request is not None
         conn = ws.request.headers.get(CLIENT_HEADER) or f"s{self._counter}"
@@ -294,7 +367,10 @@ class LiveServer:
         for hook in self.on_open:
             hook(conn, session)
         room = ws.request.headers.get(ROOM_HEADER)
-        self._room_of[conn] = int(room) if room and room.isdigit() else self._counter % self.rooms
+        # A hostile header must not crash the handler: int() refuses > 4,300 digits and
+        # the non-ASCII digits that str.isdigit() accepts.
+        self._room_of[conn] = (int(room) if room and len(room) <= 9 and room.isascii()
+                               and room.isdigit() else self._counter % self.rooms)
         # Nothing reads the handshake headers once the connection is open; a server holding
         # 10,000 connections saves about 2 KiB on each by letting them go.
         ws.request.headers = Headers()
@@ -313,7 +389,6 @@ class LiveServer:
         def on_message(payload: bytes, is_text: bool, t: float, key: int) -> None:
             nonlocal received
             received += 1
-            self.metrics.counts["messages_received"] += 1
             kind, prio = self._kinds.get(key, ("message", "normal"))
             self.bus.publish(kind, payload, t)
             if self.scenario == "echo":
@@ -341,19 +416,15 @@ class LiveServer:
             for hook in self.on_close:
                 hook(conn)
         self.metrics.active -= 1
-        self.metrics.bump("messages_sent", session.messages_sent)
-        self.metrics.bump("frames_sent", session.frames_sent)
         self.metrics.bump("messages_dropped", session.dropped)
         if session.ext is not None:
             comp = session.ext.compressor
             self.metrics.bump("compressed_bytes_in", comp.bytes_in)
             self.metrics.bump("compressed_bytes_out", comp.bytes_out)
             self.compress_ns += comp.encode_ns
-        code = 1008 if session.closed_slow else ws.close_code
+        code = 1008 if session.closed_slow else closing_code(ws)
         if code in (1007, 1008, 1009):
             self.metrics.bump(f"closes_{code}")
-        self.admission.release()
-        self._slot_freed.set()
 
     async def _replay(self, targets: list[Session] | None) -> None:
         """Push the trace's s2c messages at trace time / speed (None: every session)."""

@@ -2,7 +2,8 @@
 
 What lives here: ``python -m wslab.harness.shaper_proc`` (prints the listening port first,
 shapes until SIGTERM or SIGINT, then prints its stats as one JSON line) and
-:class:`ShaperProcess`, which starts that command and stops it. The shaping itself is
+:class:`ShaperProcess`, which starts that command (tied to its parent by
+``lifeline``, in a session of its own) and stops it. The shaping itself is
 :class:`~wslab.harness.shaper.LinkShaper`'s. Running it apart keeps the proxy's timers off
 the event loop of whatever it measures.
 """
@@ -20,6 +21,7 @@ from dataclasses import asdict
 from typing import Any
 
 from wslab.errors import ConfigError
+from wslab.harness import lifeline
 from wslab.harness.shaper import LinkShaper
 from wslab.link import LinkProfile, get_profile, profile_from_dict
 
@@ -84,9 +86,9 @@ class ShaperProcess:
             "--target", f"{target_host}:{target_port}", "--port", str(listen_port),
             "--seed", str(seed),
         ]
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        self.proc: subprocess.Popen[str] = lifeline.popen(  # dies with us, even on SIGKILL
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True, death_signal=signal.SIGKILL)
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline() if ready else ""
@@ -98,10 +100,15 @@ class ShaperProcess:
         self.stats: dict[str, Any] | None = None
 
     def stop(self, timeout: float = 10.0) -> dict[str, Any] | None:
-        """SIGTERM the child, wait, and return its final stats (None if it printed none)."""
+        """SIGTERM the child, wait (then SIGKILL), and return its final stats (None if it
+        printed none)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=timeout)
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
         lines = [ln for ln in out.splitlines() if ln.strip()]
         self.stats = json.loads(lines[-1]) if lines else None
         return self.stats

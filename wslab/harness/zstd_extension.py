@@ -213,9 +213,10 @@ class ServerZstdFactory(ServerExtensionFactory):
         conflict = rsv1_conflict(EXTENSION_NAME, _names(accepted_extensions))
         if conflict is not None:
             raise WsNegotiationError(conflict)
-        result = server_params(params, self.limits)
-        if isinstance(result, str):
-            raise WsNegotiationError(result)
+        try:
+            result = server_params(params, self.limits)
+        except NegotiationError as exc:
+            raise WsNegotiationError(str(exc)) from None
         ext = ZstdExtension(result, self.level, self.limits.max_window_log)
         return list(result.response.to_params()), ext
 

@@ -9,7 +9,10 @@ machine's limits (``scaling_jobs.estimate``). Two buttons run the real thing on 
 cancellable background jobs: **Live run** (``wslab.harness.scale.run_scale``: ramp, idle
 with heartbeats, broadcasts) fills the ramp and fan-out figures and puts the measured
 memory per connection beside the estimate; **Storm** (``run_storm``) sends more clients
-than ``max_connections`` and counts who was held, queued and refused with 1013.
+than ``max_connections`` and counts who was held, queued and refused with 1013;
+**Processing** sends the bundled traces' client messages into a live server whose
+processing queue parses and aggregates them (as ``wslab serve --processing``), batched by
+type up to the panel's batch size and then one per call, and shows both side by side.
 The scale layer does the measuring and stops every process it starts; this module only
 wires widgets to it.
 """
@@ -29,7 +32,7 @@ from wslab.harness.scale_modes import run_storm
 from wslab.traces.model import Trace, TraceMeta
 
 from .base import Panel
-from .data import fast_mode
+from .data import fast_mode, load_trace
 from .figures import fmt_ms, row_of, stat_table
 from .scaling_jobs import (
     BASE_KIB,
@@ -43,6 +46,7 @@ from .scaling_jobs import (
     fanout_figure,
     limits_figure,
     memory_figure,
+    processing_run,
     ramp_figure,
     run_in_thread,
     storm_figure,
@@ -57,6 +61,8 @@ HEARTBEATS = (0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)
 PENDING_TIMEOUTS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 RAMP_RATES = (0.0, 50.0, 100.0, 200.0, 500.0, 1_000.0, 2_000.0, 5_000.0)
 STORM_FACTORS = (1.5, 2.0, 3.0, 5.0)
+PROCESSING_BATCHES = (1, 10, 50, 100, 500, 1_000)
+PROCESSING_TRACES = ("chat", "game", "telemetry")
 COMPRESSION_FIELDS = ("compression", "window_bits", "mem_level")
 COMPRESSION_ALGORITHMS = ("none", "permessage-deflate")
 """What the live workers negotiate (zstd exists only in the simulator)."""
@@ -77,9 +83,11 @@ class ScalingPanel(Panel[Estimate]):
     Controls: ``connections``, ``workers``, ``heartbeat_interval_s``, ``max_connections``,
     ``pending_timeout_s``, ``broker``, ``compression`` (``off``, ``websockets default``,
     ``configured``), ``window_bits`` and ``mem_level`` (the ``configured`` settings),
-    ``ramp_rate`` (connections per second, 0 for as fast as possible) and ``storm_factor``
-    (storm clients per ``max_connections``). Figures: ``memory``, ``limits`` (the estimate),
-    ``ramp``, ``fanout`` (live run), ``storm``. Jobs: :meth:`start_live`, :meth:`start_storm`.
+    ``ramp_rate`` (connections per second, 0 for as fast as possible), ``storm_factor``
+    (storm clients per ``max_connections``) and ``processing_batch`` (messages per handler
+    call). Figures: ``memory``, ``limits`` (the estimate), ``ramp``, ``fanout`` (live run),
+    ``storm``; ``processing_stats`` (a table). Jobs: :meth:`start_live`,
+    :meth:`start_storm`, :meth:`start_processing`.
 
     Args:
         config: Starting config; its ``compression`` section is the ``configured`` variant
@@ -106,6 +114,7 @@ class ScalingPanel(Panel[Estimate]):
         self.idle_s = idle_s if idle_s is not None else (0.5 if fast else 3.0)
         self.live: ScaleResult | None = None
         self.storm: dict[str, Any] | None = None
+        self.processing: dict[str, dict[str, Any]] | None = None
         self.measured: dict[str, float] = {}
         """Measured memory per connection (KiB) per compression variant, from live runs."""
         empty = Trace([], TraceMeta(name="connection scaling"))
@@ -116,7 +125,7 @@ class ScalingPanel(Panel[Estimate]):
         c = self.configured
         return {"connections": self.start_connections, "compression": "configured",
                 "window_bits": c.server_max_window_bits, "mem_level": c.mem_level,
-                "ramp_rate": 0.0, "storm_factor": 3.0}
+                "ramp_rate": 0.0, "storm_factor": 3.0, "processing_batch": 100}
 
     # -- widgets -------------------------------------------------------------------------
 
@@ -161,13 +170,18 @@ class ScalingPanel(Panel[Estimate]):
         self.bind(W.SelectionSlider(options=steps(STORM_FACTORS, 3.0, lambda v: f"{v:g}x"),
                                     description="storm: clients per max", **slider),
                   "storm_factor")
+        self.bind(W.SelectionSlider(options=[(f"{v:,}", v) for v in PROCESSING_BATCHES],
+                                    description="processing: messages per call", **slider),
+                  "processing_batch")
         self._apply_compression()
         self.estimate_stats = W.HTML()
         self.warnings = W.HTML()
         self.live_stats = W.HTML("<i>No live run yet: press <b>Live run</b>.</i>")
+        self.processing_stats = W.HTML()
         self.buttons: dict[str, Any] = {}
         for text, icon, action in (("Live run", "play", self.start_live),
-                                   ("Storm", "bolt", self.start_storm)):
+                                   ("Storm", "bolt", self.start_storm),
+                                   ("Processing", "tasks", self.start_processing)):
             button = W.Button(description=text, icon=icon, button_style="primary")
             button.on_click(lambda _b, act=action: self._guarded(act))
             self.buttons[text] = button
@@ -183,10 +197,12 @@ class ScalingPanel(Panel[Estimate]):
         return W.VBox([
             self.estimate_stats, self.warnings,
             row_of(f["memory"], f["limits"]),
-            W.HBox([self.buttons["Live run"], self.buttons["Storm"]]),
+            W.HBox([self.buttons["Live run"], self.buttons["Storm"],
+                    self.buttons["Processing"]]),
             self.live_stats,
             row_of(f["ramp"], f["fanout"]),
             f["storm"],
+            self.processing_stats,
         ])
 
     def _trace_note(self) -> str:
@@ -335,3 +351,29 @@ class ScalingPanel(Panel[Estimate]):
         """Start a connection storm in the background (Cancel stops it)."""
         self._live_config()
         return self.start_task(self.storm_job, note="storm")
+
+    async def processing_job(self, progress: Progress) -> dict[str, dict[str, Any]]:
+        """Inbound processing, batched against one per call, live; then the table."""
+        n, batch = (2_000 if fast_mode() else 10_000), int(self.params["processing_batch"])
+        pools = [[m for m in load_trace(name).messages if m.dir == "c2s" and m.is_text]
+                 for name in PROCESSING_TRACES]
+        k = len(pools)
+        messages = [pools[i % k][i // k % len(pools[i % k])] for i in range(n)]  # interleaved
+        progress.note = f"processing: {n:,} messages, up to {batch:,} per call"
+        got = await run_in_thread(lambda say: processing_run(messages, batch, say),
+                                  progress, 2)
+        self.processing = got
+        cols = [[f"{r['items'] / r['wall_s']:,.0f}", f"{r['batches']:,}",
+                 f"{r['mean_batch']:.1f}", f"{r['handler_us_per_item']:.2f} us",
+                 f"{fmt_ms(r['latency_p50_ms'])} / {fmt_ms(r['latency_p99_ms'])}"]
+                for r in (got["batched"], got["one per call"])]
+        labels = ("messages handled per second", "handler calls (one commit each)",
+                  "messages per call", "handler time per message", "wait + handling p50 / p99")
+        self.processing_stats.value = stat_table(
+            list(zip(labels, *cols, strict=True)),
+            headers=("inbound processing", f"batched (up to {batch:,})", "one per call"))
+        return got
+
+    def start_processing(self) -> Any:
+        """Start the processing comparison in the background (Cancel stops it)."""
+        return self.start_task(self.processing_job, note="processing")

@@ -4,9 +4,11 @@ What lives here: :func:`estimate` (what N connections cost before anything runs:
 connection from a fixed base plus zlib's formula, kernel socket memory, file descriptors,
 ephemeral ports, admission headroom and heartbeat traffic, set against this machine's
 limits through :func:`wslab.harness.cluster.plan_load`), the figure factories and drawers
-of :class:`~wslab.lab.scaling.ScalingPanel`, and :func:`run_in_thread`, which runs a
-blocking scale-layer call (``run_scale``, ``run_storm``) in a thread with progress and a
-cancel that still lets the scale layer stop every process it started.
+of :class:`~wslab.lab.scaling.ScalingPanel`, :func:`processing_run` (inbound messages
+through a live server's processing queue, batched by type and then one by one), and
+:func:`run_in_thread`, which runs a blocking scale-layer call (``run_scale``,
+``run_storm``) in a thread with progress and a cancel that still lets the scale layer stop
+every process it started.
 
 The figures used here are sourced, not measured: 14 KiB per connection without compression
 (the python-websockets docs; a connection object, its buffers and the asyncio transport) and
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -28,7 +31,11 @@ import plotly.graph_objects as go
 
 from wslab.config import CompressionConfig, TuningConfig
 from wslab.errors import WslabError
+from wslab.harness.client import LoadClient
 from wslab.harness.cluster import BALANCE_SLACK, FD_SLACK, plan_load
+from wslab.harness.events import ProcessingQueue
+from wslab.harness.server import LiveServer
+from wslab.traces.model import Message, Trace
 from wslab.tune.sweep import memory_estimate_kib
 
 from .figures import COLOURS, HALF_WIDTH, figure
@@ -337,6 +344,33 @@ def draw_storm(fig: Any, storm: dict[str, Any]) -> None:
 
 
 # -- running the blocking scale layer in the background -----------------------------------
+
+def processing_run(messages: list[Message], max_batch: int,
+                   say: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """``messages`` into a live server (room, one member: nothing comes back) from one
+    flooding connection, handled by its processing queue with ``max_batch`` per call and
+    then one per call; the queue's figures and the wall time of each run."""
+    trace, config = Trace(messages), TuningConfig().updated({"compression.algorithm": "none"})
+
+    async def once(batch: int) -> dict[str, Any]:
+        queue = ProcessingQueue(max_batch=batch)
+        async with LiveServer(config, scenario="room", trace=trace, processing=queue,
+                              record=False) as server:
+            started = time.perf_counter()
+            await LoadClient(f"ws://127.0.0.1:{server.port}/", config, trace=trace,
+                             speed=1e6, expect_s2c=0, drain_timeout=0.1).run()
+            while queue.items < len(messages):
+                if time.perf_counter() - started > 60:
+                    raise WslabError(f"processing: {queue.items} of {len(messages)} handled")
+                await asyncio.sleep(0.001)
+            return {**queue.stats(), "wall_s": time.perf_counter() - started}
+
+    out = {}
+    for label, batch in (("batched", max_batch), ("one per call", 1)):
+        say(f"processing {len(messages):,} messages, {label}")
+        out[label] = asyncio.run(once(batch))
+    return out
+
 
 class RunCancelled(WslabError):
     """Raised inside a scale run's thread, at its next step, after Cancel."""

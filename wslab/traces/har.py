@@ -10,6 +10,9 @@ What must not live here: reading or writing trace files (``io``). Privacy rule: 
 frames, the host and the path of each socket are read. Request and response headers,
 cookies, query strings and any other part of an entry are never copied into the trace;
 :attr:`HarImport.dropped` counts what was left out and why.
+
+Secrets *inside* messages are redacted by default (``keep_payload_secrets=False``) by the
+rule table of :mod:`wslab.traces.redact`: same length, same character classes.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from urllib.parse import urlsplit
 
 from wslab.errors import TraceFormatError, WslabError
 from wslab.traces.model import Direction, Message, Trace, TraceMeta
+from wslab.traces.redact import new_salt, redact_secrets
 
 #: JSON fields that name a message kind, in the order they are tried.
 TYPE_FIELDS: tuple[str, ...] = ("type", "t", "op", "event", "e", "action", "channel")
@@ -42,12 +46,15 @@ class HarImport:
         sockets: How many WebSocket connections had at least one data message.
         messages: How many messages the trace holds.
         dropped: What was left out and why, e.g. ``{"control frames (opcode 8-10)": 3}``.
+        redacted: Secret values replaced inside messages, per rule of the module table
+            (empty with ``keep_payload_secrets``).
     """
 
     trace: Trace
     sockets: int
     messages: int
     dropped: dict[str, int] = field(default_factory=dict)
+    redacted: dict[str, int] = field(default_factory=dict)
 
 
 def message_type(payload: bytes, is_text: bool) -> str:
@@ -63,7 +70,7 @@ def message_type(payload: bytes, is_text: bool) -> str:
         return "text"
     try:
         obj = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "text"
     if isinstance(obj, dict):
         for key in TYPE_FIELDS:
@@ -119,7 +126,8 @@ def _load(path: str | os.PathLike[str]) -> list[Any]:
     return entries
 
 
-def import_har(path: str | os.PathLike[str]) -> HarImport:
+def import_har(path: str | os.PathLike[str], *, keep_payload_secrets: bool = False,
+               salt: bytes | None = None) -> HarImport:
     """Read the WebSocket messages of a HAR file into a trace.
 
     ``send`` frames become ``c2s`` and ``receive`` frames ``s2c``; every message gets the
@@ -128,11 +136,16 @@ def import_har(path: str | os.PathLike[str]) -> HarImport:
     first message across all sockets, and messages are sorted by time (stable, so frames
     with equal times keep their file order).
 
+    Secrets inside the messages are replaced by same-length stand-ins (module table) and
+    counted in :attr:`HarImport.redacted` and the trace header's description.
+
     Args:
         path: A ``.har`` file exported by a browser.
+        keep_payload_secrets: Copy the messages verbatim, secrets included.
+        salt: The key of the stand-ins (default: random, one per import).
 
     Returns:
-        The trace and counts of sockets, messages and dropped items.
+        The trace and counts of sockets, messages, dropped items and redacted secrets.
 
     Raises:
         TraceFormatError: If the file is not a HAR, holds no WebSocket entry, or a frame is
@@ -142,6 +155,8 @@ def import_har(path: str | os.PathLike[str]) -> HarImport:
     name = os.fspath(path)
     entries = _load(path)
     dropped: Counter[str] = Counter()
+    redacted: Counter[str] = Counter()
+    key = new_salt() if salt is None else salt
     rows: list[tuple[float, int, Direction, bytes, bool, str]] = []
     sockets = 0
     ws_entries = 0
@@ -194,6 +209,8 @@ def import_har(path: str | os.PathLike[str]) -> HarImport:
                 except (binascii.Error, ValueError):
                     raise TraceFormatError(f"{where}: field 'data': invalid base64 in a "
                                            "binary frame") from None
+            if not keep_payload_secrets:
+                payload = redact_secrets(payload, opcode == 1, key, redacted)
             rows.append((float(t), len(rows), direction, payload, opcode == 1, label))
             used = True
         sockets += used
@@ -207,6 +224,12 @@ def import_har(path: str | os.PathLike[str]) -> HarImport:
         Message(max(0.0, t - t0), d, message_type(p, is_text), "normal", p, is_text, label)
         for t, _, d, p, is_text, label in rows
     ]
-    meta = TraceMeta(name=os.path.basename(name), description="imported from a HAR file",
+    secrets_note = ("secrets inside messages kept as captured (--keep-payload-secrets)"
+                    if keep_payload_secrets else
+                    f"{sum(redacted.values())} secret value(s) inside messages redacted "
+                    "(same length, same character classes)")
+    meta = TraceMeta(name=os.path.basename(name),
+                     description=f"imported from a HAR file; {secrets_note}",
                      source=f"HAR import: {sockets} socket(s), {len(messages)} message(s)")
-    return HarImport(Trace(messages, meta), sockets, len(messages), dict(dropped))
+    return HarImport(Trace(messages, meta), sockets, len(messages), dict(dropped),
+                     dict(redacted))

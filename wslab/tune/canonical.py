@@ -34,17 +34,18 @@ and, where the policy matters, per ``compression.policy``
 | adaptive  | yes, a floor; values up to the selector's ``min_bytes`` are one floor (0) |
 
 Batching: which other fields can matter, per ``batching.strategy`` (``wslab/batching.py``;
-interval: ``interval_ms``; bytes/msgs: ``max_bytes``/``max_messages``; classes:
+interval: ``interval_ms``; bytes/msgs: ``max_bytes``/``max_messages``; hold:
+``max_hold_ms``, the maximum hold of the strategies without an interval; classes:
 ``priority_interval_ms``; queue: ``envelope`` and ``background_queue_limit``)
 
-| strategy  | interval | bytes | msgs | classes | queue |
-|-----------|----------|-------|------|---------|-------|
-| none      | -        | -     | -    | -       | -     |
-| time      | yes      | -     | -    | -       | yes   |
-| size      | -        | yes   | -    | -       | yes   |
-| count     | -        | -     | yes  | -       | yes   |
-| hybrid    | yes      | yes   | yes  | -       | yes   |
-| priority  | -        | yes   | yes  | yes     | yes   |
+| strategy  | interval | bytes | msgs | hold | classes | queue |
+|-----------|----------|-------|------|------|---------|-------|
+| none      | -        | -     | -    | -    | -       | -     |
+| time      | yes      | -     | -    | -    | -       | yes   |
+| size      | -        | yes   | -    | yes  | -       | yes   |
+| count     | -        | -     | yes  | yes  | -       | yes   |
+| hybrid    | yes      | yes   | yes  | -    | -       | yes   |
+| priority  | -        | yes   | yes  | -    | yes     | yes   |
 
 Value aliases: ``compression.level`` -1 is zlib's ``Z_DEFAULT_COMPRESSION``, which zlib
 defines as level 6.
@@ -90,8 +91,8 @@ _QUEUED = ("envelope", "background_queue_limit")
 STRATEGY_FIELDS: dict[str, tuple[str, ...]] = {
     "none": (),
     "time": ("interval_ms", *_QUEUED),
-    "size": ("max_bytes", *_QUEUED),
-    "count": ("max_messages", *_QUEUED),
+    "size": ("max_bytes", "max_hold_ms", *_QUEUED),
+    "count": ("max_messages", "max_hold_ms", *_QUEUED),
     "hybrid": ("interval_ms", "max_bytes", "max_messages", *_QUEUED),
     "priority": ("max_bytes", "max_messages", "priority_interval_ms", *_QUEUED),
 }

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from wslab.config import TuningConfig
+from wslab.harness.lifeline import process_pool
 from wslab.tune.canonical import (
     PlannedPoint,
     canonical,
@@ -109,9 +109,8 @@ def run_optimise(trace_path: str | Path, space: Space, out: str | Path, *, trial
     workers = max(1, workers or os.cpu_count() or 1)
     if progress:
         progress(len(done), trials)
-    with open(partial, "a", encoding="utf-8") as sink, ProcessPoolExecutor(
-        max_workers=workers, initializer=init_worker,
-        initargs=(str(trace_path), _may_use_dictionaries(space, base_dict))
+    with open(partial, "a", encoding="utf-8") as sink, process_pool(  # see lifeline.py
+        workers, init_worker, (str(trace_path), _may_use_dictionaries(space, base_dict))
     ) as pool:
         budget = trials * 5  # a small space repeats configs; do not ask for ever
         while len(done) < trials and budget > 0:

@@ -75,7 +75,8 @@ def describe_config(row: Mapping[Any, Any]) -> str:
     if strategy == "none":
         batching = "no batching"
     else:
-        parts = [f"hold ≤ {float(_get(row, 'batching.interval_ms', 0)):g} ms"]
+        hold = "batching.max_hold_ms" if strategy in ("size", "count") else "batching.interval_ms"
+        parts = [f"hold ≤ {float(_get(row, hold, 0)):g} ms"]
         if strategy in ("size", "hybrid"):
             parts.append(f"≤ {_n(row, 'batching.max_bytes')} B")
         if strategy in ("count", "hybrid"):

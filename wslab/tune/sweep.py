@@ -20,7 +20,7 @@ import functools
 import json
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import pandas as pd
 from wslab.codecs.deflate import deflate_memory_bytes
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
+from wslab.harness.lifeline import process_pool
 from wslab.tune.canonical import PlannedPoint, canonical_key, plan_points
 from wslab.tune.policy import add_policy_columns
 from wslab.tune.results import write_tables
@@ -243,8 +244,9 @@ def run_sweep(
     if todo:
         workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
         hold_out = holds_dictionaries(points, base_dict)
-        with open(partial, "a", encoding="utf-8") as sink, ProcessPoolExecutor(
-            max_workers=workers, initializer=init_worker, initargs=(str(trace_path), hold_out)
+        # lifeline: on Ctrl-C the queued points are dropped and the workers stopped at once
+        with open(partial, "a", encoding="utf-8") as sink, process_pool(
+            workers, init_worker, (str(trace_path), hold_out)
         ) as pool:
             futures = {pool.submit(run_point, p.overrides, base_dict, seed): p
                        for p in todo}
