@@ -111,6 +111,21 @@ def test_linger_lets_a_batch_fill() -> None:
     assert asyncio.run(main(linger_ms=0.0))[0] == ("a", 1)
 
 
+class Failing(Recording):
+    def handle(self, type: str, payloads: Sequence[bytes]) -> None:
+        if type == "bad":
+            raise ValueError("a bug in the handler")
+        super().handle(type, payloads)
+
+
+def test_a_failing_batch_is_counted_and_the_queue_goes_on() -> None:
+    handler = Failing()
+    queue = ProcessingQueue(handler, max_batch=10)
+    asyncio.run(_drain(queue, [("bad", b"{}")] * 3 + [("good", b"{}")] * 5))
+    assert queue.errors == 1 and queue.waiting == 0
+    assert handler.batches == [("good", 5)]
+
+
 def test_latency_memory_is_bounded_and_stats_add_up() -> None:
     queue = ProcessingQueue(max_batch=7, keep_latencies=50)
     asyncio.run(_drain(queue, _mixed(300)))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import struct
 import subprocess
@@ -33,7 +34,7 @@ from wslab.harness.holder import HoldClient
 from wslab.harness.server import LiveServer
 
 INTERVAL_S = 0.3
-TIMEOUT_S = 0.5
+TIMEOUT_S = 0.8
 MARGIN_S = 3.0
 CONFIG = TuningConfig().updated({"scaling.heartbeat_interval_s": INTERVAL_S,
                                  "scaling.heartbeat_timeout_s": TIMEOUT_S,
@@ -61,7 +62,7 @@ def test_server_closes_a_client_that_never_answers_pings_and_keeps_one_that_does
             opcodes, closed_after, code = await _frames_until_close(raw, started)
             raw.writer.close()
             # Hold on past a few more heartbeats: the client that answers is kept.
-            await asyncio.sleep(max(0.0, started + 3 * (INTERVAL_S + TIMEOUT_S)
+            await asyncio.sleep(max(0.0, started + 2 * (INTERVAL_S + TIMEOUT_S)
                                     - time.monotonic()))
             await healthy.send("still here")
             echoed = await asyncio.wait_for(healthy.recv(), MARGIN_S)
@@ -106,6 +107,17 @@ asyncio.run(main())
 """
 
 
+def _lines(proc: subprocess.Popen[str], count: int, timeout: float) -> list[list[str]]:
+    """Up to ``count`` lines of the child's output, for at most ``timeout`` seconds."""
+    assert proc.stdout is not None
+    lines: list[list[str]] = []
+    deadline = time.monotonic() + timeout
+    while len(lines) < count and (left := deadline - time.monotonic()) > 0:
+        if select.select([proc.stdout], [], [], left)[0]:
+            lines.append(proc.stdout.readline().split())
+    return lines
+
+
 async def _when(check: object, timeout: float) -> float | None:
     """The time ``check()`` first held (polled every 10 ms), or None after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -139,6 +151,7 @@ def test_load_client_and_holders_close_a_server_that_stops_answering() -> None:
             load_gone = await _when(loading.done, limit)
             result = await loading if loading.done() else None
             loading.cancel()
+            await asyncio.gather(loading, return_exceptions=True)
             await holders.close()
             return {"alive": alive, "stopped": stopped, "held_gone": held_gone,
                     "load_gone": load_gone, "result": result, "stats": holders.stats}
@@ -148,8 +161,7 @@ def test_load_client_and_holders_close_a_server_that_stops_answering() -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, signal.SIGCONT)
     # Let go, the server reads what the clients sent before they hung up: their close frames.
-    assert proc.stdout is not None
-    lines = [proc.stdout.readline().split() for _ in range(3)]
+    lines = _lines(proc, 3, MARGIN_S)
     proc.terminate()
     proc.wait(10)
 

@@ -197,10 +197,10 @@ def _stop(proc: subprocess.Popen[str], sig: int, tag: str,
     try:
         out, err = proc.communicate(timeout=STOP_S)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        for p in _running([*kids, *_tagged(tag)]):
+        for p in _running([*kids, *_tagged(tag)]):  # they hold its pipes open too
             p.kill()
+        proc.kill()
+        out, err = proc.communicate(timeout=STOP_S)
         pytest.fail(f"still running {STOP_S:g} s after {signal.Signals(sig).name}: {err}")
     left = _running([*kids, *_tagged(tag)])
     while left and time.monotonic() < sent + STOP_S:

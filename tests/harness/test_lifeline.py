@@ -140,3 +140,39 @@ def test_stop_all_kills_what_ignores_sigterm_within_the_grace() -> None:
     assert polite.returncode == -signal.SIGTERM
     assert stubborn.returncode == -signal.SIGKILL
     assert grace <= elapsed < grace + GONE_WITHIN_S
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_that_lands_in_a_finalizer_is_not_lost(sig: int) -> None:
+    # Python ignores an exception raised inside __del__ (or an at-fork hook, as when the
+    # signal arrives while a process pool forks): the request must come back, not vanish.
+    script = textwrap.dedent("""
+        import time
+        from wslab.harness.lifeline import stop_signals
+
+        class Slow:
+            def __del__(self):
+                print("finalizing", flush=True)
+                time.sleep(1.0)  # the signal arrives now
+
+        with stop_signals():
+            try:
+                gone = Slow()
+                del gone
+                time.sleep(30)
+                print("never stopped", flush=True)
+            except KeyboardInterrupt as exc:
+                print("stopped", type(exc).__name__, flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "finalizing"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=GONE_WITHIN_S)
+    finally:
+        proc.kill()
+    expected = "KeyboardInterrupt" if sig == signal.SIGINT else "Terminated"
+    assert out.strip() == f"stopped {expected}", err
+    assert "Exception ignored" not in err

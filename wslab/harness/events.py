@@ -21,6 +21,7 @@ counts).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import defaultdict, deque
@@ -28,6 +29,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
+
+log = logging.getLogger("wslab.server")
 
 Handler = Callable[[str, bytes, float], None]
 
@@ -150,6 +153,7 @@ class ProcessingQueue:
         self.linger_s = linger_ms / 1e3
         self.items = 0
         self.batches = 0
+        self.errors = 0
         self.largest_batch = 0
         self.handler_ns = 0
         self.latency_max_ms = 0.0
@@ -206,7 +210,12 @@ class ProcessingQueue:
                 delay = oldest + self.linger_s - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            self.handle_next()
+            try:
+                self.handle_next()
+            except Exception:  # a handler's bug loses its batch, not the queue
+                self.errors += 1
+                if self.errors == 1:
+                    log.exception("processing handler failed (counted in errors from now)")
             await asyncio.sleep(0)  # one trip round the loop per batch: the server goes on
 
     def handle_next(self) -> int:
@@ -235,7 +244,8 @@ class ProcessingQueue:
     def stats(self) -> dict[str, Any]:
         """Messages, batches, handler time, throughput and latency (queue + handling)."""
         out: dict[str, Any] = {"items": self.items, "batches": self.batches,
-                               "waiting": self._waiting, "max_batch": self.max_batch}
+                               "waiting": self._waiting, "max_batch": self.max_batch,
+                               "errors": self.errors}
         if not self.items:
             return out
         lat = sorted(self.latencies)

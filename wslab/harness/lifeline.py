@@ -18,7 +18,8 @@ What lives here, used everywhere wslab starts a process:
   even when the process was started with SIGINT ignored (a script's background job is,
   and ``wslab bench`` then ran to its end instead of stopping); SIGTERM and SIGHUP raise
   :class:`Terminated` (a ``KeyboardInterrupt``), so every ``finally`` that stops children
-  runs.
+  runs. A request whose exception Python swallowed (it fired inside a finalizer or an
+  at-fork hook) is sent again.
 
 The signal a dying parent sends is SIGTERM by default: redis-server and nginx shut down on
 it (nginx's master stops its own workers; killed, it would leave them running). wslab's own
@@ -45,6 +46,10 @@ if TYPE_CHECKING:
 
 INTERRUPT_GRACE_S = 2.0
 """After Ctrl-C or SIGTERM: how long a child may take to exit on its own before SIGKILL."""
+
+RESEND_AFTER_S = 0.05
+"""A stop signal whose exception landed where Python ignores exceptions is sent again after
+this long (see :func:`stop_signals`)."""
 
 _PR_SET_PDEATHSIG = 1
 
@@ -230,8 +235,25 @@ def stop_signals() -> Iterator[StopRequest]:
             continue  # started with nohup: the user asked it to outlive the terminal
         previous[sig] = signal.SIG_DFL if old is None else old
         signal.signal(sig, handler)
+
+    # Python runs a signal handler at the next bytecode it checks, which may be inside a
+    # finalizer or an at-fork hook (a fork of subprocess or a process pool): there the
+    # exception is "ignored" and the stop request would be lost. It is sent again instead,
+    # a moment later, when the main thread is back in ordinary code.
+    unraisable = sys.unraisablehook
+
+    def resend(info: Any) -> None:
+        exc = info.exc_value
+        if not isinstance(exc, KeyboardInterrupt):
+            unraisable(info)
+            return
+        sig = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+        threading.Timer(RESEND_AFTER_S, os.kill, (os.getpid(), sig)).start()
+
+    sys.unraisablehook = resend
     try:
         yield got
     finally:
+        sys.unraisablehook = unraisable
         for sig, old in previous.items():
             signal.signal(sig, old)
