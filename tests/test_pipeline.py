@@ -172,3 +172,26 @@ def test_the_send_path_imports_neither_pandas_nor_zstandard() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("envelope", ["json-array", "ndjson", "length-prefixed"])
+@pytest.mark.parametrize("strategy", ["time", "size", "hybrid", "priority"])
+def test_no_batch_outgrows_the_peers_max_size(strategy: str, envelope: str) -> None:
+    """A busy connection under a long hold: every frame stays within scaling.max_size."""
+    limit = 4096
+    cfg = TuningConfig().updated({
+        "batching.strategy": strategy, "batching.interval_ms": 1000,
+        "batching.max_bytes": 1 << 20, "batching.max_messages": 100_000,
+        "batching.priority_interval_ms": {"critical": 1000, "normal": 1000,
+                                          "background": 1000},
+        "batching.envelope": envelope, "scaling.max_size": limit})
+    pipe = SendPipeline(cfg)
+    frames: list[OutFrame] = []
+    for i in range(2000):
+        doc = b'{"n":%d,"pad":"%s"}' % (i, b"x" * (i % 90))
+        frames += pipe.push(i, i * 1e-4, "normal", "t", doc, True)
+    frames += pipe.finish(0.2)
+    assert len(frames) > 1
+    assert max(len(f.payload) for f in frames) <= limit
+    assert sum(len(f.messages) for f in frames) == 2000
+    assert any(f.reason == "frame-limit" for f in frames)

@@ -30,6 +30,11 @@ connection closes.
 - A size or count limit flushes *everything* waiting. A message that would push the batch
   past ``max_bytes`` first flushes what is waiting, so frames stay within the limit unless
   a single message is larger. Sizes are payload bytes before the envelope.
+- Whatever the strategy, a batch never grows past ``frame_limit`` (the peer's ``max_size``,
+  which the pipeline passes): a message that would take the envelope past it first
+  flushes what is waiting (reason ``frame-limit``), counting ``ENVELOPE_SLACK`` bytes of
+  envelope per message, more than any envelope adds. A ``time`` batch on a busy connection
+  would otherwise become one frame the peer must refuse (close 1009).
 - Within a priority class messages leave in the order they came; a frame lists its messages
   in arrival order.
 - The background queue is bounded (``background_queue_limit``): a background message that
@@ -45,6 +50,7 @@ from dataclasses import dataclass, field
 from wslab.config import BatchingConfig
 
 INF = math.inf
+ENVELOPE_SLACK = 8  # bytes per message at least as large as any envelope's own framing
 
 
 @dataclass(slots=True)
@@ -134,10 +140,12 @@ class Batcher:
 
     Args:
         config: The ``batching`` section of a :class:`wslab.config.TuningConfig`.
+        frame_limit: The largest frame payload the peer accepts (None: no limit).
     """
 
-    def __init__(self, config: BatchingConfig) -> None:
+    def __init__(self, config: BatchingConfig, frame_limit: int | None = None) -> None:
         self.config = config
+        self._frame_limit = INF if frame_limit is None else float(frame_limit)
         self.strategy = config.strategy
         self._limits = _limits(config)
         self._immediate = config.strategy == "none"
@@ -185,6 +193,9 @@ class Batcher:
         lim = self._limits
         if self._count and self._bytes + size > lim.max_bytes:
             out.append(self._take_all(now, "bytes"))
+        elif self._count and (self._bytes + size + (self._count + 1) * ENVELOPE_SLACK
+                              > self._frame_limit):
+            out.append(self._take_all(now, "frame-limit"))
         queue = self._single or self._queues[message.priority]
         if not queue.items:
             queue.deadline = now + lim.hold_s[message.priority]

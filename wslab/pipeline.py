@@ -127,7 +127,7 @@ class SendPipeline:
                 raise WslabError(f"unknown envelope {chosen!r}; known: "
                                  f"{', '.join(envelopes.ENVELOPES)}")
             self.envelope = chosen
-            self.batcher: Batcher | None = Batcher(bcfg)
+            self.batcher: Batcher | None = Batcher(bcfg, frame_limit=config.scaling.max_size)
         else:
             self.batcher = None
         self._opcode = TEXT if self.envelope in envelopes.TEXT_ENVELOPES else BINARY
