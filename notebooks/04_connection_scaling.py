@@ -176,10 +176,14 @@ print(plan_load(50_000, 1).problems[0])
 # connections, idles with heartbeats, broadcasts, and plots the ramp, the fan-out latency,
 # and the measured memory per connection beside the estimate. *Storm* sends
 # `storm_factor × max_connections` clients at one worker (`run_storm`) and counts who was
-# held, who waited, and who got 1013. Both run in the background (the notebook stays
-# usable), show progress, and stop every process they started when they finish or when you
-# press Cancel. With `WSLAB_FAST=1` the live run is 200 connections, one worker, memory
-# broker.
+# held, who waited, and who got 1013. *Processing* is about what clients send: it floods
+# one live server with the bundled traces' client messages, which its processing queue
+# parses and sums per message type, first in batches of one type (up to the panel's batch
+# size), then one message per handler call, as `wslab serve --processing batched` and
+# `--processing per-message` do, and shows messages per second and wait + handling latency
+# side by side. All three run in the background (the notebook stays usable), show
+# progress, and stop every process they started when they finish or when you press Cancel.
+# With `WSLAB_FAST=1` the live run is 200 connections, one worker, memory broker.
 
 # %%
 from wslab.lab import ScalingPanel

@@ -8,8 +8,11 @@ raw loopback sockets to an in-process :class:`LiveServer`:
   good client connects at once and is served;
 - headers that used to crash the connection handler (a room number over 4,300 digits,
   a non-ASCII digit) are served, so they cannot be turned into server failures;
+- a client that claims another open connection's ``X-Wslab-Client`` label gets a label of
+  its own: both are served their own messages, and the first keeps its entry;
 - the server's own failures still open the breaker: a connection handler that crashes,
-  and ``accept()`` failing for want of file descriptors.
+  and ``accept()`` failing for want of file descriptors; an ``on_open`` hook that raises
+  still leaves no session behind.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import hashlib
 import os
 import resource
 import socket
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
@@ -146,13 +150,53 @@ def test_hostile_handshake_headers_do_not_crash_the_handler() -> None:
             for room in HOSTILE_ROOMS:
                 raw = await _raw_upgrade(server.port, room)
                 await _until(lambda: len(server.sessions) == 1, "the session")
-                assert all(0 <= r < 4 for r in server._room_of.values())
+                assert all(0 <= r < 4 for r in server.play.room_of.values())
                 raw.send(close_frame(1000))
                 assert await raw.close_code() == 1000
                 await _until(lambda: not server.sessions, "the session to end")
             adm = server.admission
             assert adm.counts["failures_server"] == 0, dict(adm.counts)
             assert adm.counts["accepted"] == len(HOSTILE_ROOMS)
+
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(60)
+def test_a_client_claiming_another_clients_label_cannot_take_its_place() -> None:
+    # ``wslab bench`` joins the two sides' logs by the label, so a free one is kept as
+    # sent; one an open connection holds gets a suffix, and the holder keeps its entry.
+    async def main() -> None:
+        async with LiveServer(TuningConfig(), origins=[GOOD], scenario="echo") as server:
+            url, claim = f"ws://127.0.0.1:{server.port}/", {CLIENT_HEADER: "victim"}
+
+            def push(conn: str, text: str) -> int:
+                return server.push_to([conn], 100, time.monotonic(), "normal", "direct",
+                                      text.encode(), True)
+
+            async with connect(url, origin=ORIGIN, additional_headers=claim,
+                               ping_interval=None) as victim:
+                await _until(lambda: len(server.sessions) == 1, "the victim's session")
+                held = server.sessions["victim"]
+                async with connect(url, origin=ORIGIN, additional_headers=claim,
+                                   ping_interval=None) as thief:
+                    await _until(lambda: len(server.sessions) == 2, "a session of its own",
+                                 timeout=5)
+                    assert server.sessions["victim"] is held
+                    (other,) = set(server.sessions) - {"victim"}
+                    assert other.startswith("victim#")
+                    for ws, text in ((victim, "echo victim"), (thief, "echo thief")):
+                        await ws.send(text)
+                        assert await asyncio.wait_for(ws.recv(), 5) == text
+                    assert push("victim", "to victim") == 1 and push(other, "to thief") == 1
+                    assert await asyncio.wait_for(victim.recv(), 5) == "to victim"
+                    assert await asyncio.wait_for(thief.recv(), 5) == "to thief"
+                # The second one leaving takes nothing of the first's with it.
+                await _until(lambda: len(server.sessions) == 1, "the thief's session to end")
+                assert server.sessions.get("victim") is held
+                assert push("victim", "still yours") == 1
+                assert await asyncio.wait_for(victim.recv(), 5) == "still yours"
+            await _until(lambda: not server.sessions, "the victim's session to end")
+            assert server.metrics.active == 0
 
     asyncio.run(main())
 
@@ -199,6 +243,35 @@ def test_the_servers_own_handler_crashes_still_open_the_breaker() -> None:
             assert await _echo(server.port) == "hello"
             assert adm.breaker.state == "closed"
             assert adm.counts["failures_server"] == 3 and adm.counts["failures_peer"] == 10
+
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(60)
+def test_an_on_open_hook_that_raises_leaves_no_session_behind() -> None:
+    async def main() -> None:
+        server = LiveServer(TuningConfig(), origins=[GOOD])
+        closed: list[str] = []
+        server.on_open.append(_crash_labelled)
+        server.on_close.append(closed.append)
+        async with server:
+            async with connect(f"ws://127.0.0.1:{server.port}/", origin=ORIGIN,
+                               additional_headers={CLIENT_HEADER: "crash0"},
+                               ping_interval=None) as ws:
+                assert (await _closed_with(ws))[0] == 1011
+            await _until(lambda: server.admission.counts["failed_handler_error"] == 1,
+                         "the crash")
+            assert server.sessions == {} and server.metrics.active == 0
+            assert closed == ["crash0"]  # the hooks that did run hear it closed
+            async with connect(f"ws://127.0.0.1:{server.port}/", origin=ORIGIN,
+                               additional_headers={CLIENT_HEADER: "fine"},
+                               ping_interval=None) as ws:
+                await ws.send("hello")
+                assert await asyncio.wait_for(ws.recv(), 5) == "hello"
+                assert list(server.sessions) == ["fine"] and server.metrics.active == 1
+            await _until(lambda: not server.sessions, "the session to end")
+            assert server.metrics.active == 0 and closed == ["crash0", "fine"]
+            assert server.metrics.counts["connections_total"] == 2
 
     asyncio.run(main())
 

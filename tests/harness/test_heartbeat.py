@@ -3,6 +3,9 @@
 Server side: a raw client (``tests/faults/rawws.py``) completes the handshake and then never
 answers a ping; the wslab server closes it with 1011 once ``heartbeat_interval_s`` (first
 ping) + ``heartbeat_timeout_s`` (no pong) have passed, while a client that answers stays.
+One that is frozen (reads and writes nothing after its handshake, as a hung process whose
+kernel still holds the socket) leaves the close frame unanswered too: the server drops it
+after its close timeout, the heartbeat timeout, not websockets' default 10 s.
 Client side: a real websockets server in a child process is stopped with SIGSTOP (the
 kernel still holds its sockets, as with a hung process); wslab's ``LoadClient`` and the
 scale holders (``HoldClient``) give up on it after interval + timeout, and once the server
@@ -31,7 +34,7 @@ from websockets.protocol import State
 from wslab.config import TuningConfig
 from wslab.harness.client import LoadClient
 from wslab.harness.holder import HoldClient
-from wslab.harness.server import LiveServer
+from wslab.harness.server import LiveServer, serve_kwargs
 
 INTERVAL_S = 0.3
 TIMEOUT_S = 0.8
@@ -85,6 +88,34 @@ def test_server_closes_a_client_that_never_answers_pings_and_keeps_one_that_does
     assert due - 0.1 <= got["closed_after"] <= due + MARGIN_S  # type: ignore[operator]
     assert got["echoed"] == "still here" and got["healthy"] is State.OPEN
     assert got["sessions"] == 1 and got["active"] == 1
+
+
+def test_close_timeout_follows_the_heartbeat_timeout_never_above_it() -> None:
+    assert serve_kwargs(CONFIG)["close_timeout"] == TIMEOUT_S
+    slow = TuningConfig().updated({"scaling.heartbeat_timeout_s": 60.0})
+    assert serve_kwargs(slow)["close_timeout"] == 10.0  # websockets' default, at most
+    none = TuningConfig().updated({"scaling.heartbeat_timeout_s": None})
+    assert serve_kwargs(none)["close_timeout"] == 10.0
+
+
+def test_server_drops_a_frozen_client_within_interval_timeout_and_margin() -> None:
+    async def main() -> tuple[float | None, float, int]:
+        async with LiveServer(CONFIG, scenario="echo") as server:
+            raw = await RawClient.open(server.port)  # then never reads nor writes again
+            opened = time.monotonic()
+            assert raw.handshake.status == 101
+            assert await _when(lambda: len(server.sessions) == 1, MARGIN_S) is not None
+            gone = await _when(lambda: not server.sessions and server.metrics.active == 0,
+                               INTERVAL_S + TIMEOUT_S + MARGIN_S)
+            raw.writer.close()
+            return gone, opened, server.metrics.counts["connections_total"]
+
+    gone, opened, total = asyncio.run(main())
+    assert total == 1
+    # Ping after the interval, no pong within the timeout: close 1011 sent; then no close
+    # frame back within the close timeout (the heartbeat timeout): TCP cut, session gone.
+    assert gone is not None, "the frozen client was still held after interval + timeout + margin"
+    assert INTERVAL_S + TIMEOUT_S - 0.1 <= gone - opened <= INTERVAL_S + TIMEOUT_S + MARGIN_S
 
 
 SERVER = """

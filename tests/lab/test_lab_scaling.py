@@ -18,7 +18,8 @@ from wslab.codecs.deflate import deflate_memory_bytes
 from wslab.config import TuningConfig
 from wslab.harness.cluster import ephemeral_ports
 from wslab.lab import ScalingPanel
-from wslab.lab.scaling_jobs import BASE_KIB, ramp_points
+from wslab.lab.scaling_estimate import BASE_KIB
+from wslab.lab.scaling_figures import ramp_points
 
 MEMORY, LIMITS = "memory", "limits"
 

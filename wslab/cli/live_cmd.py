@@ -144,12 +144,13 @@ def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        # A peer that never answers the closing handshake would hold the exit for the
-        # library's close_timeout (10 s); it gets INTERRUPT_GRACE_S, then is dropped.
+        # A peer that never answers the closing handshake would hold the exit for its
+        # close_timeout (up to 10 s, server.close_timeout); it gets INTERRUPT_GRACE_S, then
+        # is dropped.
         try:
             await asyncio.wait_for(server.stop(), INTERRUPT_GRACE_S)
         except TimeoutError:
-            for session in list(server.sessions.values()):  # else each waits 10 s still
+            for session in list(server.sessions.values()):  # else each waits it out still
                 if session.ws.transport is not None:
                     session.ws.transport.abort()
             err.print(f"[dim]closing handshakes unanswered after {INTERRUPT_GRACE_S:g} s: "

@@ -158,7 +158,7 @@ def _fail(message: str) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from wslab.harness.broker import connect_broker
-    from wslab.harness.cluster import raise_nofile
+    from wslab.harness.loadplan import raise_nofile
     from wslab.harness.registry import ClusterNode, MemoryRegistry, RedisRegistry
 
     raise_nofile()
@@ -267,8 +267,8 @@ async def _worker_command(cmd: dict[str, Any], server: LiveServer, node: Any,
 
 
 def _holder(args: argparse.Namespace) -> int:
-    from wslab.harness.cluster import raise_nofile
     from wslab.harness.holder import HoldClient
+    from wslab.harness.loadplan import raise_nofile
 
     raise_nofile()
     config = TuningConfig.load(args.config)

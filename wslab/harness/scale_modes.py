@@ -14,9 +14,10 @@ from typing import Any
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
-from wslab.harness.cluster import plan_load
 from wslab.harness.lifeline import INTERRUPT_GRACE_S
-from wslab.harness.scale import Progress, ScaleOptions, ScaleRun, merge_counts, run_scale
+from wslab.harness.loadplan import plan_load
+from wslab.harness.scale import Progress, ScaleOptions, ScaleRun, run_scale
+from wslab.harness.scale_summary import merge_counts
 
 
 def memory_matrix(config: TuningConfig, opts: ScaleOptions,

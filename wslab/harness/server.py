@@ -1,22 +1,25 @@
 """The live wslab server: the websockets asyncio server, configured from TuningConfig.
 
-What lives here: :class:`LiveServer` (listening socket, admission, per-connection
-sessions, the four scenarios, ``/metrics``), and :func:`serve_kwargs`, the one mapping from a
-``TuningConfig`` to the library's ``serve()`` arguments. Batching and the per-message
-compression decision come from the shared :class:`~wslab.pipeline.SendPipeline` through
+What lives here: :class:`LiveServer` (listening socket, per-connection sessions and their
+labels, ``push_to``), and :func:`serve_kwargs`, the one mapping from a ``TuningConfig`` to
+the library's ``serve()`` arguments. Batching and the per-message compression decision come
+from the shared :class:`~wslab.pipeline.SendPipeline` through
 :class:`~wslab.harness.session.Session`; nothing here decides what goes in a frame.
-Which extensions each algorithm accepts (``x-wslab-zstd`` first for zstd, permessage-deflate
-behind it) is ``offers.py``; ``server_extensions``, ``OFFERS`` and ``negotiated_extension``
-are re-exported here.
+What must not live here: a connection's way in (``/metrics`` and ``/healthz``, handshake
+failures reported to admission control, admission around the handler: the
+:class:`~wslab.harness.handshake.Gate` of ``handshake.py``) and what each scenario sends
+(``echo``, ``replay``, ``broadcast``, ``room``: :class:`~wslab.harness.scenarios.Scenario`
+in ``scenarios.py``; ``SCENARIOS`` is re-exported here). Which extensions each algorithm
+accepts (``x-wslab-zstd`` first for zstd, permessage-deflate behind it) is ``offers.py``;
+``server_extensions``, ``OFFERS`` and ``negotiated_extension`` are re-exported here.
 
-Scenarios (what the server sends):
-
-| scenario    | server -> client                                                    |
-|-------------|---------------------------------------------------------------------|
-| ``echo``    | every message a client sends, back to it                            |
-| ``replay``  | the trace's s2c messages to each client, at trace time / ``speed``  |
-| ``broadcast``| the trace's s2c messages to every client at once, same timing      |
-| ``room``    | a client's message to every other member of its room                |
+Each connection is known by its label, the ``X-Wslab-Client`` header (``sN`` without one)
+that ``wslab bench`` joins the two sides' logs by; a label an open connection already holds
+gets a unique suffix (``LABEL#N``), so no client can take another's place. Whatever ends
+a handler (the peer, a heartbeat timeout, an ``on_open`` hook that raises), its session
+leaves :attr:`LiveServer.sessions` and ``metrics.active``. A peer that leaves the server's
+close frame unanswered is dropped after :func:`close_timeout` (the heartbeat timeout, at
+most websockets' 10 s), so a frozen one is gone at interval + timeout + that.
 
 Binds 127.0.0.1 unless told otherwise, and warns loudly when told to bind all interfaces.
 
@@ -33,24 +36,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
-from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
-from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from wslab import envelopes
-from wslab.config import TuningConfig
+from wslab.config import ScalingConfig, TuningConfig
 from wslab.errors import ConfigError
-from wslab.harness.admission import Admission, Cause, handler_cause, handshake_cause
+from wslab.harness.admission import Admission
 from wslab.harness.events import EventBus, ProcessingQueue
 from wslab.harness.extension import SelectiveDeflate, SharedDeflate
+from wslab.harness.handshake import Gate
 from wslab.harness.livemetrics import (
     LiveMetrics,
     closing_code,
@@ -60,7 +60,8 @@ from wslab.harness.livemetrics import (
 from wslab.harness.offers import OFFERS as OFFERS  # re-exported: the algorithm's offers
 from wslab.harness.offers import negotiated_extension as negotiated_extension
 from wslab.harness.offers import server_extensions as server_extensions
-from wslab.harness.recorder import message_key
+from wslab.harness.scenarios import SCENARIOS as SCENARIOS  # re-exported
+from wslab.harness.scenarios import Scenario
 from wslab.harness.session import Session, receive_loop
 from wslab.pipeline import SendPipeline, resolve_envelope
 from wslab.traces.model import Trace
@@ -70,9 +71,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wslab.server")
 
-SCENARIOS = ("echo", "replay", "broadcast", "room")
 CLIENT_HEADER = "X-Wslab-Client"
 ROOM_HEADER = "X-Wslab-Room"
+CLOSE_TIMEOUT_S = 10.0
+"""websockets' own ``close_timeout``: the longest wait for a peer's closing handshake."""
+
+
+def close_timeout(scaling: ScalingConfig) -> float:
+    """How long a closing handshake may take before TCP is cut: the heartbeat timeout, at
+    most :data:`CLOSE_TIMEOUT_S` (a peer that let a ping go unanswered that long will not
+    answer the close frame that follows either)."""
+    return min(CLOSE_TIMEOUT_S, scaling.heartbeat_timeout_s or CLOSE_TIMEOUT_S)
+
+
 def serve_kwargs(config: TuningConfig,
                  dictionaries: DictionarySet | None = None) -> dict[str, Any]:
     """``websockets.asyncio.server.serve`` keyword arguments for a config.
@@ -90,6 +101,7 @@ def serve_kwargs(config: TuningConfig,
         "write_limit": s.write_limit,
         "ping_interval": s.heartbeat_interval_s,
         "ping_timeout": s.heartbeat_timeout_s,
+        "close_timeout": close_timeout(s),
     }
 
 
@@ -123,10 +135,11 @@ class LiveServer:
                  processing: ProcessingQueue | None = None, reuse_port: bool = False,
                  shared_broadcast: bool = False, record: bool = True,
                  dictionaries: DictionarySet | None = None) -> None:
-        if scenario not in SCENARIOS:
-            raise ConfigError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
-        if scenario in ("replay", "broadcast") and trace is None:
-            raise ConfigError(f"the {scenario} scenario needs a trace")
+        self.sessions: dict[str, Session] = {}
+        self.bus = EventBus()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.play = Scenario(scenario, trace, self.sessions, self.bus, self._spawn, speed=speed,
+                             expect_clients=expect_clients, rooms=rooms)
         comp = config.compression
         if shared_broadcast and comp.algorithm != "none" and not comp.server_no_context_takeover:
             raise ConfigError("shared_broadcast needs compression.server_no_context_takeover: "
@@ -139,40 +152,24 @@ class LiveServer:
         server_extensions(comp, dictionaries)
         self.scenario = scenario
         self.trace = trace
-        self.speed = speed
         self.host, self.port = host, port
-        self.expect_clients = expect_clients
-        self.rooms = max(1, rooms)
         self.origins = origins
         self.envelope = resolve_envelope(config, trace)
         self.metrics = LiveMetrics()
         self.recorder = metered_recorder(self.metrics.counts, record=record)
         self.admission = Admission(config.scaling.max_connections, config.scaling.pending_queue)
-        self._loop_handler: tuple[asyncio.AbstractEventLoop, Any, Any] | None = None
-        self.sessions: dict[str, Session] = {}
-        self.bus = EventBus()
+        self.gate = Gate(self.admission, self.metrics, config.scaling.pending_timeout_s)
         self.processing = processing
         self.metrics.live = lambda: open_figures(self.sessions.values(), self.processing)
         if processing is not None:
             self.bus.subscribe("*", processing.put)
-        self._room_of: dict[str, int] = {}
-        self._kinds = self._kinds_by_key(trace)
         self._server: Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._slot_freed = asyncio.Event()
-        self._broadcast_started = False
         self._counter = 0
         self.compress_ns = 0
         self.reuse_port = reuse_port
         self.shared = SharedDeflate() if shared_broadcast else None
         self.on_open: list[Callable[[str, Session], None]] = []
         self.on_close: list[Callable[[str], None]] = []
-
-    @staticmethod
-    def _kinds_by_key(trace: Trace | None) -> dict[int, tuple[str, str]]:
-        if trace is None:
-            return {}
-        return {message_key(m.payload): (m.type, m.priority) for m in trace.messages}
 
     async def start(self) -> int:
         """Start listening; return the port."""
@@ -184,10 +181,10 @@ class LiveServer:
                      if self.config.batching.envelope == "auto" else [self.envelope])
             subprotocols = [Subprotocol(envelopes.subprotocol(e)) for e in names]
         self._server = await serve(
-            self._guarded, self.host, self.port, subprotocols=subprotocols,
-            process_request=self._process_request,
-            process_response=self._process_response,
-            create_connection=self._connection_class(),
+            self.gate.guard(self._handler), self.host, self.port, subprotocols=subprotocols,
+            process_request=self.gate.process_request,
+            process_response=self.gate.process_response,
+            create_connection=self.gate.connection_class(),
             origins=self.origins,  # type: ignore[arg-type]
             reuse_port=self.reuse_port or None,
             # asyncio's default accept backlog (100) drops SYNs in a connection storm and
@@ -196,7 +193,7 @@ class LiveServer:
             backlog=max(100, min(4096, self.config.scaling.max_connections)),
             **serve_kwargs(self.config, self.dictionaries))
         self.port = self._server.sockets[0].getsockname()[1]
-        self._watch_accept()
+        self.gate.watch_accept(self._server)
         self._spawn(self._sampler())
         if self.processing is not None:
             self.processing.start()
@@ -209,11 +206,7 @@ class LiveServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        if self._loop_handler is not None:
-            loop, previous, mine = self._loop_handler
-            if loop.get_exception_handler() is mine:
-                loop.set_exception_handler(previous)
-            self._loop_handler = None
+        self.gate.unwatch_accept()
         if self.processing is not None:
             await self.processing.stop()
         for task in list(self._tasks):
@@ -246,113 +239,22 @@ class LiveServer:
             self.metrics.sample()
             await asyncio.sleep(interval)
 
-    def _process_request(self, connection: ServerConnection,
-                         request: Request) -> Response | None:
-        if request.path in ("/metrics", "/healthz"):
-            body = (self.metrics.prometheus(self.admission.snapshot())
-                    if request.path == "/metrics" else b"ok\n")
-            headers = Headers([("Content-Type", "text/plain; version=0.0.4"),
-                               ("Content-Length", str(len(body)))])
-            return Response(HTTPStatus.OK.value, "OK", headers, body)
-        return None
-
-    def _process_response(self, connection: ServerConnection, request: Request,
-                          response: Response) -> Response | None:
-        if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS.value and \
-                request.path not in ("/metrics", "/healthz"):
-            self.metrics.bump("connections_failed")  # refused or failed handshake
-        return None
-
-    # -- failures: whose they are decides whether the breaker hears (admission.FAILURES) --
-
-    def _failed(self, cause: Cause | None) -> None:
-        """Count a failed connection; the breaker hears only of the server's own failures."""
-        if cause is not None:
-            self.admission.failure(cause, time.monotonic())
-
-    def _connection_class(self) -> type[ServerConnection]:
-        """Connections that report how their opening handshake ended, whatever the cause
-        (unparseable requests and timeouts never reach ``process_response``)."""
-        live = self
-
-        class WatchedConnection(ServerConnection):
-            async def handshake(self, *args: Any, **kwargs: Any) -> None:
-                try:
-                    await super().handshake(*args, **kwargs)
-                except BaseException as exc:  # open_timeout (a cancel) or the peer left
-                    live._failed(handshake_cause(
-                        None, exc if isinstance(exc, Exception) else TimeoutError()))
-                    raise
-                if self.protocol.state is not State.OPEN:
-                    status = self.response.status_code if self.response is not None else None
-                    live._failed(handshake_cause(None if status == 101 else status,
-                                                 self.protocol.handshake_exc))
-
-        return WatchedConnection
-
-    def _watch_accept(self) -> None:
-        """Count the listening sockets' ``accept()`` failures (EMFILE, ENOMEM...), which
-        asyncio reports only to the loop's exception handler before retrying."""
-        assert self._server is not None
-        loop = asyncio.get_running_loop()
-        previous = loop.get_exception_handler()
-        listening = {s.fileno() for s in self._server.sockets}
-
-        def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-            sock = context.get("socket")
-            if isinstance(context.get("exception"), OSError) and sock is not None and \
-                    sock.fileno() in listening:
-                self._failed("accept_error")
-            if previous is not None:
-                previous(loop, context)
-            else:
-                loop.default_exception_handler(context)
-
-        loop.set_exception_handler(handler)
-        self._loop_handler = (loop, previous, handler)
-
-    async def _guarded(self, ws: ServerConnection) -> None:
-        """Admission around the connection handler: a slot is taken before it runs and
-        given back however it ends; its crashes count against the breaker."""
-        if not await self._admit(ws):
-            return
-        try:
-            await self._handler(ws)
-        except Exception as exc:
-            self._failed(handler_cause(exc))
-            raise
-        finally:
-            self.admission.release()
-            self._slot_freed.set()
-
-    async def _admit(self, ws: ServerConnection) -> bool:
-        decision, reason = self.admission.arrive(time.monotonic())
-        trial = self.admission.breaker.state == "half-open"
-        if decision == "wait":
-            deadline = time.monotonic() + self.config.scaling.pending_timeout_s
-            while not self.admission.try_take_slot():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self.admission.give_up(trial=trial)
-                    decision, reason = "reject", "timed out waiting for a slot"
-                    break
-                self._slot_freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._slot_freed.wait(), remaining)
-            else:
-                decision = "accept"
-        if decision == "reject":
-            self.metrics.bump("connections_rejected")
-            self.metrics.bump("closes_1013")
-            await ws.close(1013, f"try again later: {reason}")
-            return False
-        self.admission.breaker.success(time.monotonic())
-        return True
+    def _label(self, claimed: str | None) -> str:
+        """The connection's label: the one it claims (``X-Wslab-Client``; ``sN`` if none)
+        while no open connection holds it, which is what ``wslab bench`` joins client and
+        server logs by; else that label with a unique suffix (``LABEL#N``), so that a client
+        claiming another's label can never take its place in :attr:`sessions`."""
+        label = claimed or f"s{self._counter}"
+        unique, n = label, self._counter
+        while unique in self.sessions:
+            unique = f"{label}#{n}"
+            n += 1
+        return unique
 
     async def _handler(self, ws: ServerConnection) -> None:
         self._counter += 1
         assert ws.request is not None
-        conn = ws.request.headers.get(CLIENT_HEADER) or f"s{self._counter}"
+        conn = self._label(ws.request.headers.get(CLIENT_HEADER))
         envelope = envelopes.envelope_of(ws.subprotocol)
         config = self.config
         scaling = config.scaling
@@ -363,45 +265,15 @@ class LiveServer:
                           slow_timeout_s=scaling.slow_consumer_timeout_s, lazy=True)
         if self.shared is not None and isinstance(session.ext, SelectiveDeflate):
             session.ext.shared = self.shared
+        # Registered and counted at once; from here on ``_finish`` undoes both however the
+        # handler ends (a hook that raises included).
         self.sessions[conn] = session
-        for hook in self.on_open:
-            hook(conn, session)
-        room = ws.request.headers.get(ROOM_HEADER)
-        # A hostile header must not crash the handler: int() refuses > 4,300 digits and
-        # the non-ASCII digits that str.isdigit() accepts.
-        self._room_of[conn] = (int(room) if room and len(room) <= 9 and room.isascii()
-                               and room.isdigit() else self._counter % self.rooms)
-        # Nothing reads the handshake headers once the connection is open; a server holding
-        # 10,000 connections saves about 2 KiB on each by letting them go.
-        ws.request.headers = Headers()
-        if ws.response is not None:
-            ws.response.headers = Headers()
         self.metrics.active += 1
         self.metrics.bump("connections_total")
-        if self.scenario == "replay":
-            self._spawn(self._replay([session]))
-        elif self.scenario == "broadcast" and not self._broadcast_started and \
-                len(self.sessions) >= self.expect_clients:
-            self._broadcast_started = True
-            self._spawn(self._replay(None))
-        received = 0
-
-        def on_message(payload: bytes, is_text: bool, t: float, key: int) -> None:
-            nonlocal received
-            received += 1
-            kind, prio = self._kinds.get(key, ("message", "normal"))
-            self.bus.publish(kind, payload, t)
-            if self.scenario == "echo":
-                session.push(received - 1, t, prio, kind, payload, is_text,
-                             drained_by_caller=True)
-            elif self.scenario == "room":
-                for other, peer in list(self.sessions.items()):
-                    if other != conn and self._room_of.get(other) == self._room_of[conn]:
-                        peer.push(received - 1, t, prio, kind, payload, is_text)
-
         try:
-            await receive_loop(ws, conn, "c2s", envelope, self.recorder, on_message,
-                               session.drain if self.scenario == "echo" else None)
+            for hook in self.on_open:
+                hook(conn, session)
+            await self._serve(ws, conn, session, envelope)
         finally:
             session.close()
             if session.task is not None:
@@ -409,10 +281,24 @@ class LiveServer:
                     await asyncio.wait_for(session.task, 5.0)
             self._finish(conn, session, ws)
 
+    async def _serve(self, ws: ServerConnection, conn: str, session: Session,
+                     envelope: str | None) -> None:
+        """One admitted connection's life: its scenario, then its receive loop."""
+        assert ws.request is not None
+        room = ws.request.headers.get(ROOM_HEADER)
+        # Nothing reads the handshake headers once the connection is open; a server holding
+        # 10,000 connections saves about 2 KiB on each by letting them go.
+        ws.request.headers = Headers()
+        if ws.response is not None:
+            ws.response.headers = Headers()
+        self.play.opened(conn, session, room, self._counter)
+        await receive_loop(ws, conn, "c2s", envelope, self.recorder,
+                           self.play.on_message(conn, session), self.play.after_frame(session))
+
     def _finish(self, conn: str, session: Session, ws: ServerConnection) -> None:
         if self.sessions.get(conn) is session:
             self.sessions.pop(conn, None)
-            self._room_of.pop(conn, None)
+            self.play.closed(conn)
             for hook in self.on_close:
                 hook(conn)
         self.metrics.active -= 1
@@ -425,23 +311,6 @@ class LiveServer:
         code = 1008 if session.closed_slow else closing_code(ws)
         if code in (1007, 1008, 1009):
             self.metrics.bump(f"closes_{code}")
-
-    async def _replay(self, targets: list[Session] | None) -> None:
-        """Push the trace's s2c messages at trace time / speed (None: every session)."""
-        assert self.trace is not None
-        start = time.monotonic() + 0.01
-        base = self.trace.messages[0].t if self.trace.messages else 0.0
-        for index, m in enumerate(self.trace.messages):
-            if m.dir != "s2c":
-                continue
-            due = start + (m.t - base) / self.speed
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            for session in (targets if targets is not None else list(self.sessions.values())):
-                session.push(index, due, m.priority, m.type, m.payload, m.is_text)
-        for session in (targets if targets is not None else list(self.sessions.values())):
-            session.close()
 
     def push_to(self, conns: list[str] | None, index: int, t_handoff: float, priority: str,
                 type: str, payload: bytes, is_text: bool) -> int:

@@ -12,7 +12,8 @@ variants, the chosen config as YAML and a preview of every export target's files
 (``wslab.tune.export.render``). Further buttons validate the best candidates live
 (``wslab.tune.validate.validate_live``, measured beside simulated), export every target to a
 folder and write the HTML report. Nothing here chooses, renders or measures by itself;
-the sweep grids, the long jobs and the figures are in ``recommend_jobs``.
+the sweep grids, the long jobs and the figures are in ``recommend_jobs``; the text it shows
+(explanation, defaults, policy table) and the export preview in ``recommend_views``.
 
 The working trace is the first ``messages`` messages replayed ``speedup`` times faster (as
 ``wslab demo`` does). Live runs replay only its first ``live_seconds`` of trace time, and
@@ -44,14 +45,13 @@ from wslab.tune.clients import CLIENTS, client_exclusions, holdable_config
 from wslab.tune.export import SINGLE_TARGETS, export, render
 from wslab.tune.recommend import Recommendation, recommend
 from wslab.tune.recommend_constraints import CONSTRAINTS
-from wslab.tune.recommend_explain import fmt, label
+from wslab.tune.recommend_explain import label
 from wslab.tune.report import sim_vs_live, write_report
 from wslab.tune.results import write_tables
 from wslab.tune.validate import best_candidates
 
 from .base import Panel
 from .data import fast_mode, head, load_trace, speed_up
-from .figures import stat_table
 from .recommend_jobs import (
     FAST_GRID,
     FULL_GRID,
@@ -62,9 +62,16 @@ from .recommend_jobs import (
     grid_points,
     live_figure,
     live_trace,
-    policy_table,
     validate_async,
     with_baselines,
+)
+from .recommend_views import (
+    NO_SWEEP,
+    ExportPreview,
+    defaults_table,
+    explanation_html,
+    policy_table,
+    preview_note,
 )
 from .tasks import Progress
 
@@ -192,11 +199,10 @@ class RecommendPanel(Panel[RecommendResult]):
         self.policy = W.HTML()
         area = W.Layout(width="98%", height="260px")
         self.yaml_area = W.Textarea(disabled=True, layout=area)
-        self.preview = W.Textarea(disabled=True, layout=area)
-        self.target = W.Dropdown(options=SINGLE_TARGETS, description="target")
-        self.file = W.Dropdown(options=[], description="file")
-        self.target.observe(lambda _c: self._show_preview(), names="value")
-        self.file.observe(lambda _c: self._show_preview(keep_file=True), names="value")
+        self.export_preview = ExportPreview(SINGLE_TARGETS, area)
+        self.target = self.export_preview.target
+        self.file = self.export_preview.file
+        self.preview = self.export_preview.text
         self.folder = W.Text(value=str(self.workdir / "export"), description="folder",
                              layout=W.Layout(width="60%"))
         buttons: list[tuple[str, str, Callable[[], Any]]] = [
@@ -295,53 +301,26 @@ class RecommendPanel(Panel[RecommendResult]):
         """Redraw the scatter in place; refresh reasons, config and preview."""
         rec = result.rec
         if rec is None or self.table is None:
-            self.explanation.value = ("<i>No sweep yet: press <b>Run sweep</b> (or call "
-                                      "<code>panel.sweep()</code>).</i>")
+            self.explanation.value = NO_SWEEP
             self._show_preview()
             return
         draw_frontier(self.figures["frontier"], self.table, rec, result.limits,
                       self.config)
-        lines = "".join(f"<li>{html.escape(line)}</li>" for line in rec.explanation)
-        advice = ""
-        if not rec.feasible:
-            steps = "; ".join(
-                f"{label(s['metric'])} limit from {fmt(s['metric'], s['limit'])} to "
-                f"{fmt(s['metric'], s['needed'])}" for s in rec.relax)
-            advice = ("<div class='wslab-relax' style='background:#fff3cd;padding:6px'>"
-                      f"<b>Nothing meets these constraints.</b> Relax: "
-                      f"{html.escape(steps or 'every constraint (no intact point)')}</div>")
-        self.explanation.value = f"{advice}<ul>{lines}</ul>"
+        self.explanation.value = explanation_html(rec)
         self.yaml_area.value = result.yaml or "# no config meets the constraints"
-        rows = []
-        if rec.feasible:
-            cmp = rec.comparison[rec.comparison["baseline"] == "defaults"]
-            for _, r in cmp.iterrows():
-                rows.append((label(r["metric"]), fmt(r["metric"], r["chosen"]),
-                             fmt(r["metric"], r["base"])))
-        self.stats.value = stat_table(rows, headers=("", "recommended", "library defaults"))
+        self.stats.value = defaults_table(rec)
         self.policy.value = policy_table(rec)
         self._show_preview(keep_file=True)
 
     # -- export preview and files --------------------------------------------------------
 
     def _show_preview(self, *, keep_file: bool = False) -> None:
-        files = self.result.files.get(self.target.value, {}) if self.result else {}
-        names = list(files)
-        if list(self.file.options) != names:
-            current = self.file.value
-            self.file.options = names
-            if names:
-                self.file.value = current if keep_file and current in names else names[0]
-        self.preview.value = files.get(self.file.value, "") if names else (
-            "# nothing to export yet" if self.table is None else
-            "# no config meets the constraints")
+        self.export_preview.show(self.result.files if self.result else {},
+                                 preview_note(self.table is not None), keep_file=keep_file)
 
     def show_file(self, target: str, file: str | None = None) -> str:
         """Show ``target``'s file (its first by default) in the preview; return its text."""
-        self.target.value = target
-        if file is not None:
-            self.file.value = file
-        return str(self.preview.value)
+        return self.export_preview.select(target, file)
 
     def _rec(self) -> Recommendation:
         if self.table is None or self.result is None or self.result.rec is None:

@@ -6,16 +6,15 @@ What lives here: the lab's sweep grids (:data:`FAST_GRID`, :data:`FULL_GRID`, bu
 whose progress counts points and whose cancellation lands between chunks), and live
 validation: the trace slice a live run replays, the simulated twin of a candidate on that
 same slice, :func:`validate_async` (``wslab.tune.validate.validate_live`` one candidate at a
-time) and the measured-beside-simulated figure; the frontier scatter (its shape and
-:func:`draw_frontier`, which fills it from a table and a recommendation); and
-:func:`policy_table`, the chosen config's policy variants against ``always``.
-The panel itself (widgets, recommending, the text it shows) is in ``recommend.py``.
+time) and the measured-beside-simulated figure; and the frontier scatter (its shape and
+:func:`draw_frontier`, which fills it from a table and a recommendation). The panel
+itself (widgets, recommending) is in ``recommend.py``, the text it shows (the policy table
+included) and its export preview in ``recommend_views.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
 import itertools
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -36,13 +35,13 @@ from wslab.tune.clients import client_exclusions
 from wslab.tune.recommend import Recommendation
 from wslab.tune.recommend_baseline import baseline_spec, find_row
 from wslab.tune.recommend_constraints import CONSTRAINTS
-from wslab.tune.recommend_explain import describe_config, fmt, label, plain_frames_text
+from wslab.tune.recommend_explain import describe_config, fmt, label
 from wslab.tune.recommend_pareto import integrity_ok, row_config
 from wslab.tune.space import Space, point_key
 from wslab.tune.sweep import point_row, run_sweep
 from wslab.tune.validate import validate_live
 
-from .figures import COLOURS, figure, stat_table
+from .figures import COLOURS, figure
 from .tasks import Progress
 
 Axis = Sequence[dict[str, Any]]
@@ -311,58 +310,3 @@ def draw_frontier(fig: Any, table: pd.DataFrame, rec: Recommendation,
         gone.x, gone.y = list(out[x]), list(out[y])
         gone.hovertext = [f"left out for {rec.clients} clients<br>{_hover(r)}"
                           for r in out.to_dict("records")]
-
-
-def _policy_name(policy: str, threshold: Any) -> str:
-    if policy == "threshold":
-        try:
-            return f"threshold (\u2265 {int(float(threshold)):,} B)"
-        except (TypeError, ValueError):
-            return "threshold"
-    return policy
-
-
-def policy_table(rec: Recommendation) -> str:
-    """The chosen config's threshold/adaptive variants against always ("" if none).
-
-    One column per policy (the chosen one marked), always last; under it, which message
-    types each variant sent uncompressed.
-    """
-    if rec.policy.empty:
-        return ""
-    entries = rec.policy.to_dict(orient="records")
-    chosen = rec.chosen or {}
-    point = chosen.get("point")
-    chosen_always = str(chosen.get("compression.policy", "")) == "always"
-
-    def head(name: str, mine: bool) -> str:
-        return f"policy {name}" + (" (chosen)" if mine else "")
-
-    headers = ["", *(head(_policy_name(str(e["policy"]), e["threshold_bytes"]),
-                          e["point"] == point) for e in entries),
-               head("always", chosen_always)]
-    first = entries[0]
-
-    def frames(e: Mapping[Any, Any]) -> str:
-        try:
-            return f"{int(float(e['frames_plain'])):,} of {int(float(e['frames'])):,}"
-        except (TypeError, ValueError):
-            return "n/a"
-
-    rows = [
-        ["bytes per message", *(fmt("ws_bytes_per_msg", e["ws_bytes_per_msg"]) for e in entries),
-         fmt("ws_bytes_per_msg", first["always_ws_bytes_per_msg"])],
-        ["compress CPU per message",
-         *(fmt("cpu_us_per_msg", e["cpu_us_per_msg"]) for e in entries),
-         fmt("cpu_us_per_msg", first["always_cpu_us_per_msg"])],
-        ["frames sent uncompressed", *(frames(e) for e in entries), "0"],
-    ]
-    notes = " ".join(
-        f"Policy {_policy_name(str(e['policy']), e['threshold_bytes'])}: "
-        f"{plain_frames_text(e['frames_plain'], e['frames'], e['plain_keys'])}."
-        for e in entries)
-    return ("<b>the chosen config under each compression policy</b>"
-            + stat_table(rows, headers=headers)
-            + f"<p class='wslab-policy-why'>{html.escape(notes)} Compress CPU is measured on "
-              "this machine: with the same frames compressed, a difference is timing noise."
-              "</p>")

@@ -5,14 +5,15 @@ processes, heartbeat interval, ``max_connections``, pending timeout, broker and
 compression (off, websockets' default deflate, or the panel's own window bits and memLevel).
 Every move redraws an estimate that runs nothing: memory per connection (a fixed base plus
 zlib's formula), file descriptors, ephemeral ports and admission headroom against this
-machine's limits (``scaling_jobs.estimate``). Two buttons run the real thing on loopback as
-cancellable background jobs: **Live run** (``wslab.harness.scale.run_scale``: ramp, idle
-with heartbeats, broadcasts) fills the ramp and fan-out figures and puts the measured
-memory per connection beside the estimate; **Storm** (``run_storm``) sends more clients
-than ``max_connections`` and counts who was held, queued and refused with 1013;
-**Processing** sends the bundled traces' client messages into a live server whose
-processing queue parses and aggregates them (as ``wslab serve --processing``), batched by
-type up to the panel's batch size and then one per call, and shows both side by side.
+machine's limits (``scaling_estimate.estimate``; figures in ``scaling_figures``). Three
+buttons run the real thing on loopback as cancellable background jobs (``scaling_jobs``):
+**Live run** (``wslab.harness.scale.run_scale``: ramp, idle with heartbeats, broadcasts)
+fills the ramp and fan-out figures and puts the measured memory per connection beside the
+estimate; **Storm** (``run_storm``) sends more clients than ``max_connections`` and counts
+who was held, queued and refused with 1013; **Processing** sends the bundled traces'
+client messages into a live server whose processing queue parses and aggregates them (as
+``wslab serve --processing``), batched by type up to the panel's batch size and then one
+per call, and shows both side by side.
 The scale layer does the measuring and stops every process it starts; this module only
 wires widgets to it.
 """
@@ -34,24 +35,25 @@ from wslab.traces.model import Trace, TraceMeta
 from .base import Panel
 from .data import fast_mode, load_trace
 from .figures import fmt_ms, row_of, stat_table
-from .scaling_jobs import (
+from .scaling_estimate import (
     BASE_KIB,
     KERNEL_KIB,
     VARIANTS,
     Estimate,
+    estimate,
+    variant_compression,
+)
+from .scaling_figures import (
     draw_estimate,
     draw_live,
     draw_storm,
-    estimate,
     fanout_figure,
     limits_figure,
     memory_figure,
-    processing_run,
     ramp_figure,
-    run_in_thread,
     storm_figure,
-    variant_compression,
 )
+from .scaling_jobs import processing_run, run_in_thread
 from .tasks import Progress
 
 CONNECTIONS = (50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000,
