@@ -239,7 +239,8 @@ class _Metering(_Base):
         counts = self.counts
         counts["frames_sent"] += 1
         counts["messages_sent"] += len(messages)
-        counts["payload_bytes_sent"] += sum(len(m.payload) for m in messages)
+        counts["payload_bytes_sent"] += (len(messages[0].payload) if len(messages) == 1
+                                         else sum(len(m.payload) for m in messages))
         super().on_sent_frame(conn, direction, messages, frame, t_flushed)
 
     def on_received_frame(self, conn: str, direction: str, t_recv: float,

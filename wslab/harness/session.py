@@ -164,8 +164,7 @@ class Session:
         # Batches due before this message come out first, each at its deadline (the
         # pipeline's rule), so a timer that fires late cannot change the grouping.
         frames = pipeline.push(index, t_handoff, priority, type, payload, is_text)
-        if frames and self.lazy and not drained_by_caller and not self._sending \
-                and not self._outbox:
+        if frames and self.lazy and not self._sending and not self._outbox:
             frames = self._write_now(frames)
         if frames:
             self._queue(frames)
@@ -210,7 +209,12 @@ class Session:
             self.ws.transport.abort()
 
     async def drain(self) -> None:
-        """Send every frame in the outbox now, unless another task is already sending."""
+        """Send every frame in the outbox now, unless another task is already sending.
+
+        A frame is written at once while the socket keeps up (:meth:`_write_now`) and
+        awaited through the library's ``send()`` only when the transport's buffer is
+        full, so an echo costs no await per message until the peer falls behind.
+        """
         if self._sending or not self._outbox:
             return
         self._sending = True
@@ -219,7 +223,8 @@ class Session:
             while outbox:
                 frame = outbox.popleft()
                 self.outbox_bytes -= len(frame.payload)
-                await self._send(frame)
+                if self._write_now([frame]):  # the socket is behind: wait for it
+                    await self._send(frame)
                 if self.backlog_limit is not None and self.outbox_bytes < self.backlog_limit:
                     self._backlogged_since = None
             self._outbox = None  # an empty deque still holds a 64-slot block: let it go
