@@ -5,7 +5,9 @@ and ``.jsonl.zst``, the peer is the least work any reader must do: open the same
 (decompressing it the same way) and call ``json.loads`` on every line, building nothing and
 checking nothing. wslab's :func:`read_trace` also validates every field, decodes base64 and
 builds :class:`Message` objects. The target is an absolute one: at least 200,000 messages
-per second loaded; the ratio shows what validation and object building cost.
+per second loaded; the ratio shows what validation and object building cost. Reads are
+the median of alternating runs (wslab, peer, wslab, peer, ...; 3 in quick mode, 5 in the
+full run); the write figure, which has no peer, the median of as many runs.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from wslab.traces.generators import generate
 from wslab.traces.io import read_trace, write_trace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import best_of, main, row
+from common import alternating, main, row
 
 TARGET_MSG_S = 200_000
 
@@ -53,10 +55,11 @@ def run(quick: bool) -> list[dict[str, Any]]:
             trace = generate(kind, count, seed=0)
             for suffix in (".jsonl", ".jsonl.zst"):
                 path = Path(tmp) / f"{kind}{suffix}"
-                write_s = best_of(lambda p=path, tr=trace: write_trace(tr, p), repeats)
+                [write_s] = alternating([lambda p=path, tr=trace: write_trace(tr, p)],
+                                        repeats)
                 lines = _bare_json_loop(path)  # header + messages
-                ours = best_of(lambda p=path: read_trace(p), repeats)
-                bare = best_of(lambda p=path: _bare_json_loop(p), repeats)
+                ours, bare = alternating([lambda p=path: read_trace(p),
+                                          lambda p=path: _bare_json_loop(p)], repeats)
                 ours_rate, bare_rate = count / ours, lines / bare
                 rows.append(row(
                     "traces", f"load {kind}{suffix}", ours_rate, "msg/s",

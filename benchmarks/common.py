@@ -3,16 +3,19 @@
 Every benchmark script in this folder exposes ``run(quick: bool) -> list[dict]`` and can be
 run alone (``python benchmarks/bench_x.py [--quick]``). Each row compares wslab against a
 peer measured side by side in the same run, so figures are ratios, not absolute timings on
-a machine that may be busy. ``benchmarks/run_all.py`` collects the rows into
-``out/bench/results.parquet`` and regenerates ``docs/performance.md``.
+a machine that may be busy. Each side is the median of at least three runs taken in turns
+with the other (:func:`alternating`, :func:`turns`), never the best of them.
+``benchmarks/run_all.py`` collects the rows into ``out/bench/results.parquet`` and
+regenerates ``docs/performance.md``.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,35 +33,63 @@ def shaped_link_file(directory: Path) -> Path:
     return path
 
 
-def best_of(fn: Callable[[], object], repeats: int = 5) -> float:
-    """The fastest of ``repeats`` wall-clock timings of ``fn()``, in seconds.
+def turns(fns: Sequence[Callable[[], float]], repeats: int = 3, *,
+          warm_up: bool = True) -> list[list[float]]:
+    """Figures of each of ``fns``, measured in turns (a, b, a, b, ...): one list per function.
 
-    The minimum is the figure least disturbed by whatever else the machine is doing.
+    Each function makes one measurement and returns its figure (seconds, msg/s, bytes...).
+    There are at least three turns, so a median can ignore one disturbed turn either way,
+    and figure ``i`` of every list comes from the same turn: ``turn_ratio`` pairs them.
+    With ``warm_up``, one unrecorded call of each comes first, so no contender pays for
+    imports or caches warming up.
     """
-    best = float("inf")
-    for _ in range(repeats):
+    if warm_up:
+        for fn in fns:
+            fn()
+    figures: list[list[float]] = [[] for _ in fns]
+    for _ in range(max(3, repeats)):
+        for k, fn in enumerate(fns):
+            figures[k].append(fn())
+    return figures
+
+
+def median(values: Iterable[float]) -> float:
+    """The median of ``values`` (the mean of the middle two for an even count)."""
+    return float(statistics.median(values))
+
+
+def turn_ratio(values: Sequence[float], peers: Sequence[float]) -> float:
+    """Median of the per-turn ratios ``values[i] / peers[i]``, from the same turns.
+
+    Each pair was measured back to back, so a slow drift of the machine cancels out of
+    every ratio before the median is taken.
+    """
+    return median(v / p for v, p in zip(values, peers, strict=True))
+
+
+def alternating_median(fns: Sequence[Callable[[], float]], repeats: int = 3, *,
+                       warm_up: bool = True) -> list[float]:
+    """Median figure of each of ``fns``, measured in turns (see :func:`turns`)."""
+    return [median(f) for f in turns(fns, repeats, warm_up=warm_up)]
+
+
+def timed(fn: Callable[[], object]) -> Callable[[], float]:
+    """A function that calls ``fn()`` once and returns its wall-clock seconds."""
+    def once() -> float:
         start = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        return time.perf_counter() - start
+    return once
 
 
-def alternating(fns: list[Callable[[], object]], repeats: int = 3) -> list[float]:
+def alternating(fns: Sequence[Callable[[], object]], repeats: int = 3) -> list[float]:
     """Median wall-clock seconds of each of ``fns``, timed in turns (a, b, a, b, ...).
 
     Taking turns spreads whatever else the machine does over every contender, and the
     median of at least three turns ignores one disturbed run either way. One untimed call
     of each comes first, so no contender pays for imports or caches warming up.
     """
-    for fn in fns:
-        fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(max(3, repeats)):
-        for k, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - start)
-    return [sorted(t)[len(t) // 2] for t in times]
+    return alternating_median([timed(fn) for fn in fns], repeats)
 
 
 def row(
@@ -71,10 +102,16 @@ def row(
     peer_value: float | None = None,
     target: str = "",
     ok: bool | None = None,
+    ratio: float | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """One result row: what was measured, against what, and whether the target holds."""
-    ratio = value / peer_value if peer_value else None
+    """One result row: what was measured, against what, and whether the target holds.
+
+    ``ratio`` is ``value / peer_value`` unless given: a script that measured both sides in
+    turns passes the median of the per-turn ratios (:func:`turn_ratio`) instead.
+    """
+    if ratio is None:
+        ratio = value / peer_value if peer_value else None
     return {
         "benchmark": benchmark,
         "metric": metric,

@@ -48,7 +48,7 @@ RESULTS = OUT / "results.parquet"
 # 2-core build machine; a new script without an entry counts as DEFAULT_ESTIMATE.
 ESTIMATES: dict[str, tuple[float, float]] = {
     "analysis": (10, 30), "batching": (45, 200), "codecs": (1, 2), "compression": (20, 150),
-    "fidelity": (30, 150), "harness": (45, 240), "lab": (11, 30), "scale": (75, 300),
+    "fidelity": (30, 150), "harness": (115, 250), "lab": (11, 30), "scale": (75, 300),
     "shaper": (4, 10), "sim": (12, 60), "sweep": (26, 60), "traces": (6, 80),
     "events": (5, 25), "zstd": (60, 200),
 }
