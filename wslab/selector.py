@@ -24,16 +24,22 @@ An adaptive *stream* is a key (the frame's message type) and a content class: *n
 when the payload is >= ``sample_bytes`` long and its first ``HEAD_BYTES`` (16) bytes are
 not ASCII and hold >= ``noisy_distinct`` distinct values, else *plain*. The content check needs no
 measurement, so the random blobs of a type that also carries JSON, or of a type never seen
-before, do not borrow the JSON's ratio. A probe compresses a skipped stream anyway so a
-type that turned compressible is noticed: a probe that pays replaces the stream's average
-and resets its gap to ``probe_every``; one that does not doubles the gap, up to
-``max_probe_every``.
+before, do not borrow the JSON's ratio. Counting distinct values is the dearest step of a
+decision, so a type's binary content is trusted once it is steady: after ``settle`` checked
+non-ASCII payloads in a row fell in the same class, only one in ``recheck_every`` is counted
+and the others join that class; a count that finds the other class makes every binary
+payload counted again until the next ``settle`` agree. ASCII payloads are always plain (that
+test is cheap), so text turning up in a binary type is told apart at once.
+
+A probe compresses a skipped stream anyway so a type that turned compressible is noticed: a
+probe that pays replaces the stream's average and resets its gap to ``probe_every``; one
+that does not doubles the gap, up to ``max_probe_every``.
 
 What must not live here: compressing (the codec), clocks, randomness, I/O, pandas or
 zstandard. The selector is deterministic: the same calls in the same order give the same
 answers. ``decide`` is on the hot path of every frame, so it does a handful of attribute
-reads and comparisons and allocates nothing after a key's first frame (the content check
-slices at most ``HEAD_BYTES`` of a non-ASCII payload).
+reads and comparisons and allocates nothing after a key's first frame but a slice of at
+most ``HEAD_BYTES`` (and, for a counted binary payload, a set of at most 16 values).
 """
 
 from __future__ import annotations
@@ -72,9 +78,11 @@ class _Stream:
     per observation so that ``decide`` only reads it.
     """
 
-    __slots__ = ("comp", "interval", "orig", "pays", "probing", "samples", "skipped")
+    __slots__ = ("comp", "content", "interval", "orig", "pays", "probing", "samples",
+                 "skipped")
 
-    def __init__(self, probe_every: int) -> None:
+    def __init__(self, probe_every: int, content: str) -> None:
+        self.content = content  # "plain" or "noisy"
         self.orig = 0.0
         self.comp = 0.0
         self.samples = 0
@@ -85,11 +93,21 @@ class _Stream:
 
 
 class _TypeState:
-    __slots__ = ("noisy", "plain")
+    """A message type's two streams, and how far its binary content class is trusted.
+
+    ``binary`` is the stream the latest counted non-ASCII payload joined, ``streak`` how
+    many counted ones in a row joined it, ``trusted`` how many of the next non-ASCII
+    payloads join it uncounted.
+    """
+
+    __slots__ = ("binary", "noisy", "plain", "streak", "trusted")
 
     def __init__(self, probe_every: int) -> None:
-        self.plain = _Stream(probe_every)
-        self.noisy = _Stream(probe_every)
+        self.plain = _Stream(probe_every, "plain")
+        self.noisy = _Stream(probe_every, "noisy")
+        self.binary = self.noisy
+        self.streak = 0
+        self.trusted = 0
 
 
 class CompressionSelector:
@@ -118,13 +136,16 @@ class CompressionSelector:
             structured binary give far fewer). This keeps one type that carries both
             JSON and, say, encrypted blobs from averaging them.
         sample_bytes: Payload size from which the content check runs.
+        settle: Counted non-ASCII payloads of a type in a row, all in one class, after
+            which its binary content is trusted (counted one in ``recheck_every``).
+        recheck_every: Once trusted, one non-ASCII payload in this many is counted.
         noisy_distinct: Distinct values among the first 16 bytes that mark noise.
     """
 
     __slots__ = (
-        "_code", "_last", "_states", "alpha", "content_check", "max_probe_every", "max_ratio",
-        "min_bytes", "noisy_distinct", "policy", "probe_every", "sample_bytes",
-        "threshold_bytes", "warmup",
+        "_check_from", "_code", "_last", "_states", "alpha", "content_check",
+        "max_probe_every", "max_ratio", "min_bytes", "noisy_distinct", "policy", "probe_every",
+        "recheck_every", "sample_bytes", "settle", "threshold_bytes", "warmup",
     )
 
     def __init__(
@@ -141,6 +162,8 @@ class CompressionSelector:
         content_check: bool = True,
         sample_bytes: int = 64,
         noisy_distinct: int = 12,
+        settle: int = 32,
+        recheck_every: int = 16,
     ) -> None:
         if policy not in _CODES:
             raise ValueError(f"unknown compression policy {policy!r}")
@@ -148,6 +171,8 @@ class CompressionSelector:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         if probe_every < 1 or max_probe_every < probe_every:
             raise ValueError("need 1 <= probe_every <= max_probe_every")
+        if settle < 1 or recheck_every < 1:
+            raise ValueError("need settle >= 1 and recheck_every >= 1")
         self.policy = policy
         self._code = _CODES[policy]
         self.threshold_bytes = threshold_bytes
@@ -159,7 +184,11 @@ class CompressionSelector:
         self.max_probe_every = max_probe_every
         self.content_check = content_check
         self.sample_bytes = max(sample_bytes, HEAD_BYTES)
+        # The payload size from which the content check runs (never, when it is off).
+        self._check_from = self.sample_bytes if content_check else 1 << 62
         self.noisy_distinct = noisy_distinct
+        self.settle = settle
+        self.recheck_every = recheck_every
         self._states: dict[str, _TypeState] = {}
         self._last: _Stream | None = None
 
@@ -192,11 +221,21 @@ class CompressionSelector:
         state = self._states.get(type)
         if state is None:
             state = self._states[type] = _TypeState(self.probe_every)
-        stream = state.plain
-        if n >= self.sample_bytes and self.content_check:
-            head = payload[:HEAD_BYTES]
-            if not head.isascii() and len(set(head)) >= self.noisy_distinct:
-                stream = state.noisy
+        if n < self._check_from or payload[:HEAD_BYTES].isascii():
+            stream = state.plain
+        elif state.trusted:
+            state.trusted -= 1
+            stream = state.binary
+        else:
+            stream = (state.noisy if len(set(payload[:HEAD_BYTES])) >= self.noisy_distinct
+                      else state.plain)
+            if stream is state.binary:
+                state.streak += 1
+            else:
+                state.binary = stream
+                state.streak = 1
+            if state.streak >= self.settle:
+                state.trusted = self.recheck_every - 1
         self._last = stream
         if stream.pays:
             return True
@@ -217,8 +256,23 @@ class CompressionSelector:
         s = self._last
         if s is None:  # not adaptive, or nothing decided yet
             return
+        if s.samples and not s.probing:
+            # The common case, kept lean (it runs for every compressed frame): blend the
+            # sizes into the running averages and work out the verdict.
+            a = self.alpha
+            orig = s.orig + a * (original - s.orig)
+            comp = s.comp + a * (compressed - s.comp)
+            s.orig = orig
+            s.comp = comp
+            s.samples += 1
+            if s.samples < self.warmup or comp <= self.max_ratio * orig:
+                s.pays = True
+                s.skipped = 0  # skips are counted from the moment the stream stops paying
+            else:
+                s.pays = False
+            return
         paid = compressed <= self.max_ratio * original
-        if s.samples == 0 or (s.probing and paid):
+        if s.samples == 0 or paid:
             # A first sample, or a probe that found savings where the average said there
             # were none: the content changed, so the old average is dropped, not blended.
             s.orig = float(original)
@@ -234,7 +288,12 @@ class CompressionSelector:
                                                            self.max_probe_every)
         s.pays = s.samples < self.warmup or s.comp <= self.max_ratio * s.orig
         if s.pays:
-            s.skipped = 0  # skips are counted from the moment the stream stops paying
+            s.skipped = 0
+
+    @property
+    def last_class(self) -> str | None:
+        """The content class (``plain``/``noisy``) the latest adaptive decision was taken in."""
+        return self._last.content if self._last is not None else None
 
     def ratio(self, type: str) -> float | None:
         """The running measured ratio of a type's plain stream (None before any data)."""

@@ -119,3 +119,58 @@ def test_types_are_learned_separately() -> None:
     assert r_chat is not None and r_blob is not None and r_chat < 0.9 < r_blob
     sel.reset()
     assert sel.ratio("chat") is None
+
+
+def _reference_classes(payloads: list[bytes], settle: int, recheck_every: int) -> list[str]:
+    """The content classes the module docstring's rule gives, worked out independently:
+    ASCII heads are plain; a non-ASCII head is counted (>= 12 distinct of 16: noisy) until
+    ``settle`` counted ones in a row agree, then one in ``recheck_every`` is counted and
+    the rest join the class of the latest count."""
+    out: list[str] = []
+    latest, streak, trusted = "", 0, 0
+    for p in payloads:
+        if len(p) < 64 or p[:16].isascii():
+            out.append("plain")
+            continue
+        if trusted:
+            trusted -= 1
+            out.append(latest)
+            continue
+        found = "noisy" if len(set(p[:16])) >= 12 else "plain"
+        streak = streak + 1 if found == latest else 1
+        latest = found
+        if streak >= settle:
+            trusted = recheck_every - 1
+        out.append(found)
+    return out
+
+
+def _structured(rng: random.Random) -> bytes:
+    """A binary record: a fixed magic, a small repeated field, then varying bytes."""
+    return b"\xfeREC\x00\x00\x00\x00" + bytes([rng.randrange(4)]) * 8 + rng.randbytes(100)
+
+
+def test_binary_content_is_trusted_once_steady_and_recounted_on_a_change() -> None:
+    rng = random.Random(7)
+    settle, every = 32, 16
+    payloads = ([_structured(rng) for _ in range(100)] + [random_blob(rng) for _ in range(100)]
+                + [chat_json(rng) + b" " * 64 for _ in range(5)]
+                + [random_blob(rng) if rng.random() < 0.5 else _structured(rng)
+                   for _ in range(300)])
+    sel = CompressionSelector("adaptive", settle=settle, recheck_every=every)
+    enc = DeflateEncoder(12, 5, 6, no_context_takeover=True)
+    got = []
+    for p in payloads:
+        if sel.decide("rec", p):
+            sel.observe("rec", len(p), len(enc.encode(p)))
+        got.append(sel.last_class)
+    assert got == _reference_classes(payloads, settle, every)
+    # Trusting is real: random blobs right after a steady structured run are booked plain
+    # until a recount finds them (at most recheck_every - 1 of them) ...
+    lag = got[100:].index("noisy")
+    assert 1 <= lag <= every - 1
+    # ... while text in a binary type is told apart at once, and a type that keeps mixing
+    # its binary content is counted every time (each blob noisy, each record plain).
+    assert got[200:205] == ["plain"] * 5
+    mixed = payloads[205:]
+    assert got[205:] == ["noisy" if len(set(p[:16])) >= 12 else "plain" for p in mixed]
