@@ -4,7 +4,7 @@ Targets (issue 3): without compression at least 100,000 messages per second; wit
 permessage-deflate at most 2.5x the time of a bare loop that only calls zlib on the same
 messages; re-simulating a 20,000-message trace after one parameter change in under 0.5 s.
 Issue 13: simulating with ``policy: adaptive`` costs at most 1.1x ``always`` on the same
-trace (median of alternating runs), with what the policy changed (bytes, codec CPU, frames
+trace (median of mirrored turns), with what the policy changed (bytes, codec CPU, frames
 sent plain) beside it, on every bundled trace and on a trace of JSON beside random blobs.
 
 Every figure is the median of alternating runs (3 in quick mode, 5 in the full run) of the
@@ -22,7 +22,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from common import alternating, main, median, row, timed, turn_ratio, turns
+from common import alternating, main, median, mirrored_turns, row, spread, timed, turn_ratio
 
 from wslab.config import TuningConfig
 from wslab.sim import simulate
@@ -67,19 +67,23 @@ def _blob_trace() -> Any:
 def _adaptive(name: str, trace: Any, repeats: int) -> list[dict[str, Any]]:
     always = TuningConfig()
     adaptive = always.updated({"compression.policy": "adaptive"})
-    # Each turn times the two back to back; the ratio is the median of the turns' ratios,
-    # so a drift of the machine's speed between turns cancels out of it. The two differ by
-    # a few per cent while one run's time swings by +-25 % on a shared 2-core VM, so this
-    # row takes more turns than the others (at least 7).
-    ads, alws = turns([timed(lambda: simulate(trace, adaptive, link="4g")),
-                       timed(lambda: simulate(trace, always, link="4g"))],
-                      max(7, repeats + 2))
+    # The two differ by a few per cent, while one run's time swings by +-25 % on a shared
+    # 2-core VM (an always-vs-always control scatters as much): mirrored turns (adaptive,
+    # always, always, adaptive) cancel the machine's drift within a turn, and the ratio is
+    # the median of many turns' ratios (9 quick, 15 full), with the quartiles of the
+    # per-turn ratios beside it so a reader sees the noise the median was taken over.
+    ads, alws = mirrored_turns(timed(lambda: simulate(trace, adaptive, link="4g")),
+                               timed(lambda: simulate(trace, always, link="4g")),
+                               9 if repeats <= 3 else 15)
+    per_turn = [x / y for x, y in zip(ads, alws, strict=True)]
+    low, high = spread(per_turn)
     a = simulate(trace, adaptive, link="4g").summary
     w = simulate(trace, always, link="4g").summary
     ratio = turn_ratio(ads, alws)
     return [row("sim", f"{name}: adaptive sim time vs always", median(ads), "s",
                 peer="the same simulation with policy always", peer_value=median(alws),
                 ratio=ratio, target="ratio <= 1.1", ok=ratio <= 1.1, trace=name,
+                turns=len(per_turn), turn_ratio_q1=low, turn_ratio_q3=high,
                 frames_plain=a["frames_plain"],
                 bytes_vs_always=a["compressed_bytes"] / w["compressed_bytes"],
                 codec_cpu_vs_always=a["cpu_us_per_msg"] / w["cpu_us_per_msg"])]

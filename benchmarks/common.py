@@ -53,6 +53,36 @@ def turns(fns: Sequence[Callable[[], float]], repeats: int = 3, *,
     return figures
 
 
+def mirrored_turns(a: Callable[[], float], b: Callable[[], float], repeats: int = 3, *,
+                   warm_up: bool = True) -> tuple[list[float], list[float]]:
+    """Two contenders measured in mirrored turns (a, b, b, a): per turn, each side's mean.
+
+    For two contenders a few per cent apart on a machine whose speed drifts by tens of per
+    cent over seconds, plain turns favour whichever runs second while the machine speeds up.
+    In a mirrored turn each side runs once early and once late, so a drift that is linear
+    over the turn cancels out of the turn's ratio (``turn_ratio`` of the two lists).
+    """
+    if warm_up:
+        a()
+        b()
+    firsts: list[float] = []
+    seconds: list[float] = []
+    for _ in range(max(3, repeats)):
+        a1 = a()
+        b1 = b()
+        b2 = b()
+        a2 = a()
+        firsts.append((a1 + a2) / 2)
+        seconds.append((b1 + b2) / 2)
+    return firsts, seconds
+
+
+def spread(values: Sequence[float]) -> tuple[float, float]:
+    """The lower and upper quartiles of ``values``: how far single turns scatter."""
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[2]
+
+
 def median(values: Iterable[float]) -> float:
     """The median of ``values`` (the mean of the middle two for an even count)."""
     return float(statistics.median(values))
