@@ -46,6 +46,10 @@ def make_selector(compression: CompressionConfig) -> Selector | None:
     return CompressionSelector.from_config(compression)
 
 
+def _ignore(key: str, original: int, compressed: int) -> None:
+    """What a compressor without a selector does with a frame's sizes: nothing."""
+
+
 class FrameCompressor:
     """A sending side's selector and codec, driven frame by frame.
 
@@ -65,14 +69,16 @@ class FrameCompressor:
         last_compressed: Whether the latest frame was compressed.
     """
 
-    __slots__ = ("_encoder", "_make_encoder", "bytes_in", "bytes_out", "compressed",
-                 "encode_ns", "frames", "last_compressed", "last_ns", "last_wire", "plain",
-                 "selector")
+    __slots__ = ("_decide", "_encoder", "_make_encoder", "_observe", "_selector", "bytes_in",
+                 "bytes_out", "compressed", "encode_ns", "frames", "last_compressed",
+                 "last_ns", "last_wire", "plain")
 
     def __init__(self, make_encoder: Callable[[], MessageEncoder],
                  selector: Selector | None = None, *, log: bool = False) -> None:
         self._make_encoder = make_encoder
         self._encoder: MessageEncoder | None = None
+        self._decide: Callable[[str, bytes], bool] | None = None
+        self._observe: Callable[[str, int, int], None] = _ignore
         self.selector = selector
         self.compressed = 0
         self.plain = 0
@@ -92,6 +98,18 @@ class FrameCompressor:
         return cls(make_encoder, make_selector(compression), log=log)
 
     @property
+    def selector(self) -> Selector | None:
+        """Which frames to compress (None: all of them); may be replaced between frames."""
+        return self._selector
+
+    @selector.setter
+    def selector(self, selector: Selector | None) -> None:
+        self._selector = selector
+        # The selector's two calls, bound once: they run for every frame.
+        self._decide = selector.decide if selector is not None else None
+        self._observe = selector.observe if selector is not None else _ignore
+
+    @property
     def encoder(self) -> MessageEncoder:
         """The codec (built now if no frame was compressed yet)."""
         if self._encoder is None:
@@ -105,8 +123,8 @@ class FrameCompressor:
 
     def encode(self, payload: bytes, key: str) -> bytes | None:
         """The frame's compressed payload, or None when it goes out as it is."""
-        selector = self.selector
-        if selector is not None and not selector.decide(key, payload):
+        decide = self._decide
+        if decide is not None and not decide(key, payload):
             self.plain += 1
             self.last_ns = 0
             self.last_wire = len(payload)
@@ -119,14 +137,14 @@ class FrameCompressor:
         data = encoder.encode(payload, key)
         took = time.perf_counter_ns() - started
         self.last_ns = took
-        self.last_wire = len(data)
+        self.last_wire = n = len(data)
         self.last_compressed = True
         self.encode_ns += took
-        if selector is not None:
-            selector.observe(key, len(payload), len(data))
+        if decide is not None:
+            self._observe(key, len(payload), n)
         self.compressed += 1
         self.bytes_in += len(payload)
-        self.bytes_out += len(data)
+        self.bytes_out += n
         if self.frames is not None:
-            self.frames.append((key, len(payload), len(data), True))
+            self.frames.append((key, len(payload), n, True))
         return data

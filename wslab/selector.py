@@ -79,7 +79,7 @@ class _Stream:
     """
 
     __slots__ = ("comp", "content", "interval", "orig", "pays", "probing", "samples",
-                 "skipped")
+                 "skipped", "steady")
 
     def __init__(self, probe_every: int, content: str) -> None:
         self.content = content  # "plain" or "noisy"
@@ -90,6 +90,9 @@ class _Stream:
         self.interval = probe_every
         self.probing = False
         self.pays = True
+        # Past warm-up and not being probed: the next observation is a plain blend into
+        # a stream that paid (the only way decide let a frame of it through).
+        self.steady = False
 
 
 class _TypeState:
@@ -212,16 +215,19 @@ class CompressionSelector:
         ``probe_every`` .. ``max_probe_every`` skips so that it can change its mind: a
         probe that saves enough replaces the stream's average (see :meth:`observe`).
         """
-        n = len(payload)
         code = self._code
         if code != _ADAPTIVE:
-            return code == _ALWAYS or (code == _THRESHOLD and n >= self.threshold_bytes)
+            return code == _ALWAYS or (code == _THRESHOLD and len(payload) >= self.threshold_bytes)
+        n = len(payload)
         if n < self.min_bytes:
             return False
-        state = self._states.get(type)
-        if state is None:
+        try:
+            state = self._states[type]
+        except KeyError:
             state = self._states[type] = _TypeState(self.probe_every)
-        if n < self._check_from or payload[:HEAD_BYTES].isascii():
+        # All-ASCII payloads are the common case: testing the whole payload needs no
+        # slice and stops at its first non-ASCII byte; the head decides the rest.
+        if n < self._check_from or payload.isascii() or payload[:HEAD_BYTES].isascii():
             stream = state.plain
         elif state.trusted:
             state.trusted -= 1
@@ -243,6 +249,7 @@ class CompressionSelector:
         if stream.skipped >= stream.interval:
             stream.skipped = 0
             stream.probing = True
+            stream.steady = False
             return True
         return False
 
@@ -256,23 +263,20 @@ class CompressionSelector:
         s = self._last
         if s is None:  # not adaptive, or nothing decided yet
             return
-        if s.samples and not s.probing:
-            # The common case, kept lean (it runs for every compressed frame): blend the
-            # sizes into the running averages and work out the verdict.
+        if s.steady:
+            # The common case, kept lean (it runs for every compressed frame): a stream
+            # past warm-up that paid, so decide let this frame through. Blend the sizes
+            # into the running averages; the verdict can only turn to "does not pay".
             a = self.alpha
             orig = s.orig + a * (original - s.orig)
             comp = s.comp + a * (compressed - s.comp)
             s.orig = orig
             s.comp = comp
-            s.samples += 1
-            if s.samples < self.warmup or comp <= self.max_ratio * orig:
-                s.pays = True
-                s.skipped = 0  # skips are counted from the moment the stream stops paying
-            else:
+            if comp > self.max_ratio * orig:
                 s.pays = False
             return
         paid = compressed <= self.max_ratio * original
-        if s.samples == 0 or paid:
+        if s.samples == 0 or (paid and s.probing):
             # A first sample, or a probe that found savings where the average said there
             # were none: the content changed, so the old average is dropped, not blended.
             s.orig = float(original)
@@ -288,7 +292,8 @@ class CompressionSelector:
                                                            self.max_probe_every)
         s.pays = s.samples < self.warmup or s.comp <= self.max_ratio * s.orig
         if s.pays:
-            s.skipped = 0
+            s.skipped = 0  # skips are counted from the moment the stream stops paying
+        s.steady = s.samples >= self.warmup
 
     @property
     def last_class(self) -> str | None:

@@ -174,3 +174,79 @@ def test_binary_content_is_trusted_once_steady_and_recounted_on_a_change() -> No
     assert got[200:205] == ["plain"] * 5
     mixed = payloads[205:]
     assert got[205:] == ["noisy" if len(set(p[:16])) >= 12 else "plain" for p in mixed]
+
+
+class _ReferenceStream:
+    """The adaptive rules of the module docstring for one stream, written out plainly:
+    no fast paths, every field recomputed from the table (content check left out)."""
+
+    def __init__(self, warmup: int, probe_every: int, max_probe_every: int) -> None:
+        self.warmup, self.probe_every, self.max_probe_every = (warmup, probe_every,
+                                                               max_probe_every)
+        self.orig = self.comp = 0.0
+        self.samples = self.skipped = 0
+        self.interval = probe_every
+        self.probing = False
+
+    def pays(self) -> bool:
+        return self.samples < self.warmup or self.comp <= 0.9 * self.orig
+
+    def decide(self, n: int) -> bool:
+        if n < 8:
+            return False
+        if self.pays():
+            return True
+        self.skipped += 1
+        if self.skipped >= self.interval:
+            self.skipped, self.probing = 0, True
+            return True
+        return False
+
+    def observe(self, original: int, compressed: int) -> None:
+        paid = compressed <= 0.9 * original
+        if self.samples == 0 or (self.probing and paid):  # a new start replaces
+            self.orig, self.comp = float(original), float(compressed)
+        else:  # everything else blends with weight 0.25
+            self.orig += 0.25 * (original - self.orig)
+            self.comp += 0.25 * (compressed - self.comp)
+        self.samples += 1
+        if self.probing:
+            self.probing = False
+            self.interval = (self.probe_every if paid
+                             else min(2 * self.interval, self.max_probe_every))
+        if self.pays():
+            self.skipped = 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_adaptive_decisions_follow_the_reference_rules_frame_by_frame(seed: int) -> None:
+    # Sizes and "compressed" sizes are drawn, not measured: the rules alone are under
+    # test, including the lean path a steady paying stream takes. Phases of savings, of
+    # none and of ratios hovering around the 0.9 line make the verdict flip both ways,
+    # during warm-up (40 streams, each starting in a phase of its own) and after it, and
+    # probes succeed and fail.
+    rng = random.Random(seed)
+    warmup, probe_every, max_every = 4, 3, 24
+    sel = CompressionSelector("adaptive", content_check=False, warmup=warmup,
+                              probe_every=probe_every, max_probe_every=max_every)
+    kinds = [f"type{k}" for k in range(40)]  # many streams: many warm-ups
+    offset = {k: rng.randrange(3) for k in kinds}
+    refs = {k: _ReferenceStream(warmup, probe_every, max_every) for k in kinds}
+    got, want = [], []
+    for i in range(8000):
+        kind = rng.choice(kinds)
+        phase = (i // 500 + offset[kind]) % 3
+        ratio = {0: 0.3, 1: 1.02, 2: rng.uniform(0.8, 1.0)}[phase]
+        n = rng.randrange(0, 400)
+        payload = b"x" * n
+        compressed = max(1, round(n * ratio))
+        yes = sel.decide(kind, payload)
+        if yes:
+            sel.observe(kind, n, compressed)
+        ref_yes = refs[kind].decide(n)
+        if ref_yes:
+            refs[kind].observe(n, compressed)
+        got.append(yes)
+        want.append(ref_yes)
+    assert got == want
+    assert 0.1 < got.count(False) / len(got) < 0.9  # both verdicts really occurred
