@@ -1,6 +1,6 @@
 """Run every benchmark script and regenerate ``docs/performance.md`` from the results.
 
-``python benchmarks/run_all.py [--quick] [--only NAME ...] [--report-only]``
+``python benchmarks/run_all.py [--quick] [--only NAME ... [--update]] [--report-only]``
 
 - Each ``bench_*.py`` runs in its own process (one benchmark's allocations do not disturb
   the next) with a time limit; a script that crashes or overruns is reported as "did not
@@ -12,7 +12,9 @@
   date, the command, then per benchmark one table per section with every figure beside
   the peer it was measured against, and plots (PNG through kaleido in ``docs/img/``).
 - ``--only`` runs some scripts and writes ``out/bench/results-partial.parquet``, leaving
-  the full results and the page alone; ``--report-only`` rebuilds the page from the
+  the full results and the page alone; with ``--update`` (same mode as the stored run)
+  those scripts' rows replace theirs in ``results.parquet`` and the page is rebuilt, each
+  re-run script's section saying when it was re-run; ``--report-only`` rebuilds the page from the
   stored results without running anything.
 
 Exit status 1 if any target was missed or any script did not complete (the page says which).
@@ -238,7 +240,8 @@ def _markdown(results: pd.DataFrame, meta: dict[str, Any], images: dict[str, str
     for name in meta["seconds"]:
         group = results[results["script"] == name]
         ok = group["ok"]
-        lines.append(f"| [{name}](#{name}) | {meta['seconds'][name]:.0f} | {len(group)} | "
+        again = " (re-run)" if name in meta.get("rerun", {}) else ""
+        lines.append(f"| [{name}](#{name}){again} | {meta['seconds'][name]:.0f} | {len(group)} | "
                      f"{int((ok == True).sum())} | {int((ok == False).sum())} | "  # noqa: E712
                      f"{'**no**' if name in meta['problems'] else 'yes'} |")
     lines.append("")
@@ -246,6 +249,11 @@ def _markdown(results: pd.DataFrame, meta: dict[str, Any], images: dict[str, str
         group = results[results["script"] == name]
         script = f"benchmarks/bench_{name}.py"
         lines += [f"## {name}", "", f"`{script}`, {meta['seconds'][name]:.0f} s.", ""]
+        rerun = meta.get("rerun", {}).get(name)
+        if rerun:
+            lines += [f"Re-run alone on {rerun['date']} (`{rerun['command']}`, load average "
+                      f"{rerun['load']}): these figures replace the ones of the run above.",
+                      ""]
         problem = meta["problems"].get(name)
         if problem:
             lines += [f"**did not complete:** {problem}", ""]
@@ -385,6 +393,34 @@ def _report(results: pd.DataFrame, meta: dict[str, Any]) -> None:
     print(f"wrote {DOC.relative_to(ROOT)}" + (f" and {len(images)} plot(s)" if images else ""))
 
 
+def _update_stored(new: pd.DataFrame, run: dict[str, Any]) -> pd.DataFrame:
+    """Replace the re-run scripts' rows in the stored results, rebuild the page; all rows."""
+    if not RESULTS.exists() or not META.exists():
+        raise SystemExit("--update needs a stored full run (out/bench/results.parquet): "
+                         "run make bench first")
+    meta = json.loads(META.read_text())
+    if meta["quick"] != run["quick"]:
+        raise SystemExit(f"--update: the stored run is {'quick' if meta['quick'] else 'full'} "
+                         f"mode, this one is {'quick' if run['quick'] else 'full'}")
+    names = set(run["seconds"])
+    kept = pd.read_parquet(RESULTS)
+    kept = kept[~kept["script"].isin(names)]
+    results = pd.concat([kept, new], ignore_index=True)
+    command = ("python benchmarks/run_all.py" + (" --quick" if run["quick"] else "")
+               + " --only " + " ".join(sorted(names)) + " --update")
+    for name in names:
+        meta["seconds"][name] = run["seconds"][name]
+        meta["problems"].pop(name, None)
+        if name in run["problems"]:
+            meta["problems"][name] = run["problems"][name]
+        meta.setdefault("rerun", {})[name] = {"date": run["date"], "command": command,
+                                              "load": run["load"]}
+    _write_results(results, RESULTS)
+    META.write_text(json.dumps(meta, indent=1))
+    _report(results, meta)
+    return results
+
+
 def main() -> int:
     args = sys.argv[1:]
     quick = "--quick" in args
@@ -427,7 +463,9 @@ def main() -> int:
               f"{'; did not complete: ' + problem if problem else ''}", flush=True)
     elapsed = time.perf_counter() - started
     results = pd.DataFrame(all_rows)
-    if only:
+    if only and "--update" in args:
+        results = _update_stored(results, meta)
+    elif only:
         _write_results(results, OUT / "results-partial.parquet")
         print(f"wrote {(OUT / 'results-partial.parquet').relative_to(ROOT)} (partial run; "
               "the page is left as it was)")
