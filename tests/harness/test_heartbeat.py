@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import select
 import signal
 import struct
 import subprocess
@@ -34,6 +33,7 @@ from websockets.protocol import State
 from wslab.config import TuningConfig
 from wslab.harness.client import LoadClient
 from wslab.harness.holder import HoldClient
+from wslab.harness.linepipe import LinePipe
 from wslab.harness.server import LiveServer, serve_kwargs
 
 INTERVAL_S = 0.3
@@ -141,12 +141,7 @@ asyncio.run(main())
 def _lines(proc: subprocess.Popen[str], count: int, timeout: float) -> list[list[str]]:
     """Up to ``count`` lines of the child's output, for at most ``timeout`` seconds."""
     assert proc.stdout is not None
-    lines: list[list[str]] = []
-    deadline = time.monotonic() + timeout
-    while len(lines) < count and (left := deadline - time.monotonic()) > 0:
-        if select.select([proc.stdout], [], [], left)[0]:
-            lines.append(proc.stdout.readline().split())
-    return lines
+    return [line.split() for line in LinePipe(proc.stdout).lines(count, timeout)]
 
 
 async def _when(check: object, timeout: float) -> float | None:

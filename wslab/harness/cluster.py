@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import shutil
 import signal
 import socket
@@ -30,6 +29,7 @@ from typing import Any
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
 from wslab.harness import lifeline
+from wslab.harness.linepipe import LinePipe
 from wslab.harness.loadplan import BALANCE_SLACK as BALANCE_SLACK  # re-exported
 from wslab.harness.loadplan import FD_SLACK as FD_SLACK
 from wslab.harness.loadplan import PER_CLIENT_PROCESS as PER_CLIENT_PROCESS
@@ -73,6 +73,8 @@ class Child:
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, env=env, cwd=cwd, start_new_session=True, death_signal=death_signal)
         self.pid = self.proc.pid
+        assert self.proc.stdout is not None
+        self._stdout = LinePipe(self.proc.stdout)  # the only reader of the child's lines
 
     def alive(self) -> bool:
         """Still running?"""
@@ -86,19 +88,14 @@ class Child:
 
     def readline(self, timeout: float) -> str:
         """The next line of output (raises if the process ends or stays silent)."""
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WslabError(f"{self.what} said nothing for {timeout:.0f} s")
-            ready, _, _ = select.select([self.proc.stdout], [], [], min(remaining, 0.5))
-            if ready:
-                line = self.proc.stdout.readline()
-                if line:
-                    return line.strip()
-                self.proc.wait(5)
-                raise WslabError(f"{self.what} stopped: {self._error_tail()}")
+        try:
+            line = self._stdout.readline(timeout)
+        except TimeoutError:
+            raise WslabError(f"{self.what} said nothing for {timeout:.0f} s") from None
+        if line is None:
+            self.proc.wait(5)
+            raise WslabError(f"{self.what} stopped: {self._error_tail()}")
+        return line.strip()
 
     def read_json(self, timeout: float) -> dict[str, Any]:
         """The next line, parsed."""
