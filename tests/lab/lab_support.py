@@ -1,15 +1,47 @@
-"""Helpers the lab tests share: paths, a venv kernelspec, a free loopback port."""
+"""Helpers the lab tests (and ``benchmarks/bench_browser.py``) share.
+
+Paths, a venv kernelspec, a free loopback port; and, for the browser tests, servers
+started the way ``wslab lab`` starts them (:func:`start_jupyterlab`, :func:`start_voila`,
+both on 127.0.0.1), headless Chromium (:func:`launch_chromium`), a meter of every request
+and byte the page moves (:class:`NetMeter`), and the page-side probes: Run All
+(:func:`run_all`), first-panel times (:data:`TIMING_JS`), the figures' data and boxes
+(:func:`figure_report`) and the answer cells (:func:`answer_report`).
+
+Playwright never downloads a browser here: it drives the system's ``/usr/bin/chromium``
+(Debian package ``chromium``) through ``executable_path``.
+"""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
+import os
+import re
+import shutil
 import socket
+import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 ARTIFACTS = REPO / "out" / "test-artifacts"
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+LOCAL_PREFIXES = ("http://127.0.0.1:", "ws://127.0.0.1:", "blob:http://127.0.0.1:",
+                  "data:", "about:")
+"""Requests a page of the lab may make: its own server, blobs and data URLs."""
 
 
 def write_kernelspec(root: Path) -> Path:
@@ -25,8 +57,482 @@ def write_kernelspec(root: Path) -> Path:
     return spec
 
 
+def jupyter_dirs(root: Path) -> dict[str, str]:
+    """Private Jupyter dirs under ``root`` and a kernelspec running this interpreter, as
+    environment variables (what the ``jupyter_env`` fixture gives the tests)."""
+    write_kernelspec(root / "path")
+    return {
+        "JUPYTER_PATH": str(root / "path"),
+        "JUPYTER_CONFIG_DIR": str(root / "config"),
+        "JUPYTER_DATA_DIR": str(root / "data"),
+        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
+        "IPYTHONDIR": str(root / "ipython"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1",
+    }
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1 (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# -- servers ----------------------------------------------------------------------------
+
+
+def copy_notebooks(folder: Path, source: Path = NOTEBOOKS) -> Path:
+    """A copy of the notebooks (``.ipynb`` only) in ``folder``, so nothing the browser
+    saves touches the repository."""
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("*.py", ".ipynb_*"),
+                    dirs_exist_ok=True)
+    return folder
+
+
+@dataclass
+class Server:
+    """A server a test started: its base URL, token (JupyterLab) and process."""
+
+    base: str
+    token: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def url(self, path: str) -> str:
+        sep = "&" if "?" in path else "?"
+        return f"{self.base}/{path}" + (f"{sep}token={self.token}" if self.token else "")
+
+
+def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path, what: str,
+             timeout: float = 90.0) -> None:
+    """Wait until ``url`` answers (any HTTP status: the server is up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start:\n{log.read_text()}") from None
+            time.sleep(0.3)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def server_env(jupyter_env: dict[str, str], *, fast: bool, stock: bool = False
+               ) -> dict[str, str]:
+    """The environment of a lab server: the tests' Jupyter dirs, fast mode or not, and
+    plotly's own figures with ``stock`` (the benchmark's peer).
+
+    ``WSLAB_TEST_FIGURES=stock`` in the tests' environment makes every server stock: the
+    browser tests must then fail (it is how they were seen to catch the old figures).
+    """
+    stock = stock or os.environ.get("WSLAB_TEST_FIGURES", "") == "stock"
+    env = {**os.environ, **jupyter_env}
+    env.pop("WSLAB_FAST", None)
+    env.pop("WSLAB_FIGURES", None)
+    if fast:
+        env["WSLAB_FAST"] = "1"
+    if stock:
+        env["WSLAB_FIGURES"] = "stock"
+    return env
+
+
+@contextlib.contextmanager
+def start_jupyterlab(folder: Path, env: dict[str, str]) -> Iterator[Server]:
+    """JupyterLab as ``wslab lab`` starts it (its command, settings and extension), over
+    the notebooks in ``folder``, on a free 127.0.0.1 port with a random token."""
+    from wslab.cli.lab_cmd import lab_command, lab_environment, write_lab_settings
+
+    port = free_port()
+    token = os.urandom(16).hex()
+    settings = write_lab_settings(folder.parent / f"lab-settings-{port}")
+    cmd = [*lab_command(port=port, notebooks=folder), "--no-browser",
+           f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0"]
+    log = folder.parent / f"jupyterlab-{port}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=folder, env=lab_environment(settings, env),
+                                stdout=out, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", token, proc, log)
+    try:
+        _wait_up(server.url("api/status"), proc, log, "JupyterLab")
+        yield server
+    finally:
+        _stop(proc)
+
+
+@contextlib.contextmanager
+def start_voila(notebook: Path, env: dict[str, str]) -> Iterator[Server]:
+    """The Voila app as ``wslab lab --app`` starts it, for ``notebook``, on a free port."""
+    from wslab.cli.lab_cmd import lab_command
+
+    port = free_port()
+    cmd = lab_command(app=True, notebook=notebook.stem, port=port, notebooks=notebook.parent)
+    cmd.append("--Voila.port_retries=0")
+    log = notebook.parent.parent / f"voila-{port}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=notebook.parent, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", "", proc, log)
+    try:
+        # wslab's handler answers 404 for an unknown file: up, and no kernel started
+        _wait_up(f"{server.base}/wslab/static/up", proc, log, "Voila")
+        yield server
+    finally:
+        _stop(proc)
+
+
+def api(server: Server, path: str, method: str = "GET") -> Any:
+    """A call to the Jupyter server's REST API (JSON in, JSON out)."""
+    req = urllib.request.Request(server.url(path), method=method)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        body = resp.read()
+    return json.loads(body) if body else None
+
+
+def shutdown_kernels(server: Server) -> None:
+    """End every session of a JupyterLab (their kernels stop): the next run starts cold."""
+    for session in api(server, "api/sessions"):
+        api(server, f"api/sessions/{session['id']}", method="DELETE")
+
+
+def need_chromium() -> None:
+    """Fails (never skips) without the system Chromium; playwright comes with the dev extra."""
+    import pytest
+
+    if not CHROMIUM.exists():
+        from services import SETUP
+
+        pytest.fail(f"{CHROMIUM} is not installed (OS package chromium): {SETUP}",
+                    pytrace=False)
+    import playwright.sync_api  # noqa: F401 - in the dev extra, so an ImportError is a bug
+
+
+def launch_chromium(pw: Any) -> Any:
+    """Headless system Chromium, nothing fetched on its own."""
+    return pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                              headless=True)
+
+
+# -- what the page moves ------------------------------------------------------------------
+
+
+@dataclass
+class NetMeter:
+    """Every request a page makes and the bytes it moves (Chrome DevTools protocol).
+
+    Bytes are what crossed the page's connections: HTTP responses as received (headers and
+    body, compressed if the server compressed them) plus every websocket frame's payload,
+    both ways. :meth:`mark` starts a new count (the requests list keeps everything).
+    """
+
+    cdp: Any
+    requests: list[str] = field(default_factory=list)
+    http_bytes: int = 0
+    ws_bytes: int = 0
+    console_errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def attach(cls, page: Any) -> NetMeter:
+        meter = cls(page.context.new_cdp_session(page))
+        meter.cdp.send("Network.enable")
+        meter.cdp.on("Network.requestWillBeSent",
+                     lambda e: meter.requests.append(e["request"]["url"]))
+        meter.cdp.on("Network.webSocketCreated", lambda e: meter.requests.append(e["url"]))
+        meter.cdp.on("Network.loadingFinished", meter._http)
+        meter.cdp.on("Network.webSocketFrameReceived", meter._frame)
+        meter.cdp.on("Network.webSocketFrameSent", meter._frame)
+        page.on("console", lambda m: meter.console_errors.append(m.text)
+                if m.type == "error" else None)
+        page.on("pageerror", lambda e: meter.console_errors.append(f"pageerror: {e}"))
+        return meter
+
+    def _http(self, event: dict[str, Any]) -> None:
+        self.http_bytes += int(event.get("encodedDataLength", 0))
+
+    def _frame(self, event: dict[str, Any]) -> None:
+        frame = event["response"]
+        data = frame.get("payloadData", "")
+        if frame.get("opcode") == 2:  # binary frames arrive base64-encoded
+            self.ws_bytes += len(base64.b64decode(data))
+        else:
+            self.ws_bytes += len(data.encode())
+
+    @property
+    def total(self) -> int:
+        return self.http_bytes + self.ws_bytes
+
+    def mark(self) -> None:
+        self.http_bytes = self.ws_bytes = 0
+        self.console_errors.clear()
+
+    def external(self) -> list[str]:
+        """Requests to anything but the page's own 127.0.0.1 server (or blob/data URLs)."""
+        return [u for u in self.requests if not u.startswith(LOCAL_PREFIXES)]
+
+
+# -- in the page --------------------------------------------------------------------------
+
+# Installed before Run All: stamps, per cell (by index among the notebook's cells), when its
+# previous code cell finished (its start, for a cell run by Run All: cells run one after
+# the other) and when a wslab panel in its outputs became visible with every figure in it
+# drawn. Polls on a timer (a busy headless page may skip animation frames).
+TIMING_JS = """
+() => {
+  const t = {start: performance.now(), done: {}, panel: {}, order: []};
+  window.__wslabTiming = t;
+  const cells = () => Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell'));
+  const shown = (e) => !!e && e.getBoundingClientRect().height > 0;
+  const drawn = (p) => Array.from(p.querySelectorAll('.js-plotly-plot'))
+      .every((g) => g.querySelector('.main-svg') && g._fullLayout);
+  const timer = setInterval(() => {
+    cells().forEach((cell, i) => {
+      const text = Array.from(cell.querySelectorAll('.jp-InputPrompt, .jp-OutputPrompt'))
+          .map((e) => e.textContent).join(' ');
+      if (cell.classList.contains('jp-CodeCell') && /\\[\\d+\\]/.test(text)
+          && t.done[i] === undefined) { t.done[i] = performance.now(); t.order.push(i); }
+      const panel = cell.querySelector('.wslab-panel');
+      if (t.panel[i] === undefined && shown(panel) && drawn(panel)) {
+        t.panel[i] = performance.now();
+      }
+    });
+  }, 10);
+  t.stop = () => clearInterval(timer);
+  return true;
+}
+"""
+
+FIGURES_JS = """
+() => Array.from(document.querySelectorAll('.js-plotly-plot')).map((g) => {
+  const count = (t) => {
+    if (t.type === 'heatmap') return (t.z || []).reduce((n, r) => n + (r ? r.length : 0), 0);
+    const n = (a) => (a && a.length) || 0;
+    return Math.max(n(t.x), n(t.y));
+  };
+  const data = g._fullData || g.data || [];
+  const box = g.closest('.widget-box, .jp-OutputArea-output, .jp-Cell, #rendered_cells')
+      || document.body;
+  const out = g.closest('.jp-OutputArea-output') || document.body;
+  const svg = g.querySelector('.main-svg');
+  const r = (e) => { const b = e.getBoundingClientRect();
+                     return {left: b.left, right: b.right, width: b.width}; };
+  const lay = g._fullLayout || {};
+  return {
+    title: (g.layout && g.layout.title
+            && (typeof g.layout.title === 'string' ? g.layout.title : g.layout.title.text))
+           || '',
+    template: !!(g.layout && g.layout.template),
+    barmode: lay.barmode || null,
+    traces: data.map((t) => ({type: t.type, name: t.name || '', points: count(t),
+                              visible: t.visible !== false})),
+    points: data.reduce((n, t) => n + count(t), 0),
+    plot: svg ? r(svg) : null, box: r(box), output: r(out),
+    outputOverflow: out.scrollWidth - out.clientWidth,
+  };
+})
+"""
+
+
+def figure_report(page: Any) -> list[dict[str, Any]]:
+    """Each plotly figure in the page: title, traces and their points, its box."""
+    return list(page.evaluate(FIGURES_JS))
+
+
+def cropped(fig: dict[str, Any], slack: float = 1.5) -> str:
+    """Why ``fig`` (from :func:`figure_report`) is cropped, or ``""``: its plot area must
+    lie within the box holding it and within its output, which must not scroll sideways."""
+    plot = fig["plot"]
+    if plot is None:
+        return "not drawn"
+    for name in ("box", "output"):
+        box = fig[name]
+        if plot["left"] < box["left"] - slack or plot["right"] > box["right"] + slack:
+            return (f"plot {plot['left']:.0f}..{plot['right']:.0f} px outside its {name} "
+                    f"{box['left']:.0f}..{box['right']:.0f} px")
+    if fig["outputOverflow"] > slack:
+        return f"its output scrolls sideways by {fig['outputOverflow']} px"
+    return ""
+
+
+def answer_cells(notebook: Path) -> list[tuple[int, str, str]]:
+    """(index, cell type, a line of its answer text) for each answer cell of ``notebook``.
+
+    The line is one of the answer's own (for markdown, the first numbered item), which
+    must not be readable in the page after Run All. A code cell's answer is what it
+    prints or shows (its line is ``""``): JupyterLab's placeholder for a hidden source
+    shows the first line of code, which tells nothing.
+    """
+    from wslab.lab.app import is_answer_cell
+
+    cells = json.loads(notebook.read_text())["cells"]
+    found = []
+    for i, cell in enumerate(cells):
+        if not is_answer_cell(cell):
+            continue
+        text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if cell["cell_type"] == "markdown":
+            items = [ln for ln in lines if re.match(r"^\d+\.\s", ln)]
+            probe = (items or lines[1:] or lines)[0]
+            probe = re.sub(r"^\d+\.\s*", "", probe)
+        else:
+            probe = ""
+        found.append((i, cell["cell_type"], re.sub(r"[`*_]", "", probe)[:40]))
+    return found
+
+
+ANSWER_JS = """
+([index, probe]) => {
+  const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[index];
+  if (!cell) return {missing: true};
+  cell.scrollIntoView({block: 'center'});
+  const shown = (e) => { const b = e.getBoundingClientRect();
+      return b.height > 0 && b.width > 0 && getComputedStyle(e).visibility !== 'hidden'; };
+  const text = cell.innerText.replace(/[`*_]/g, '');
+  const leaks = Array.from(cell.querySelectorAll(
+      '.jp-OutputArea-output.jp-RenderedText, .jp-OutputArea-output .jp-RenderedText, '
+      + '.jp-OutputArea-output table, .jp-OutputArea-output .js-plotly-plot, '
+      + '.jp-OutputArea-output img')).filter(shown);
+  return {
+    missing: false,
+    probeVisible: probe.length > 0 && text.includes(probe),
+    openDetails: cell.querySelectorAll('details[open]').length,
+    sourceVisible: cell.classList.contains('jp-CodeCell')
+        && Array.from(cell.querySelectorAll('.jp-InputArea-editor')).some(shown),
+    outputsVisible: leaks.length,
+  };
+}
+"""
+
+
+def answer_report(page: Any, notebook: Path) -> list[dict[str, Any]]:
+    """What the page shows of each answer cell of ``notebook`` (see :data:`ANSWER_JS`)."""
+    out = []
+    for index, kind, probe in answer_cells(notebook):
+        page.wait_for_timeout(100)
+        seen = page.evaluate(ANSWER_JS, [index, probe])
+        page.wait_for_timeout(100)  # scrolled into view: look again once laid out
+        seen = page.evaluate(ANSWER_JS, [index, probe])
+        out.append({"index": index, "type": kind, "probe": probe, **seen})
+    return out
+
+
+def leaked(answer: dict[str, Any]) -> bool:
+    """True when an answer cell (from :func:`answer_report`) shows any of its answer."""
+    return bool(answer["missing"] or answer["probeVisible"] or answer["openDetails"]
+                or answer["sourceVisible"] or answer["outputsVisible"])
+
+
+TRACEBACKS_JS = """
+() => [
+  ...Array.from(document.querySelectorAll('.jp-OutputArea-output'))
+    .map((e) => e.innerText).filter((t) => t.includes('Traceback (most recent call last)')),
+  ...Array.from(document.querySelectorAll('.wslab-error')).map((e) => e.innerText),
+].map((t) => t.slice(0, 600))
+"""
+"""Python tracebacks in the outputs, and errors a panel shows in its status line."""
+
+
+def open_notebook(page: Any, server: Server, name: str) -> None:
+    """Open ``name`` in JupyterLab, alone in a fresh workspace (so no notebook opened
+    before comes back with it), and wait until its kernel is idle."""
+    workspace = "w" + os.urandom(4).hex()
+    page.goto(server.url(f"lab/workspaces/{workspace}/tree/{name}?reset"))
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
+    idle = page.locator(".jp-StatusBar-TextItem", has_text="| Idle")
+    accept = page.locator(".jp-Dialog .jp-mod-accept")
+    deadline = time.monotonic() + 60
+    while not idle.count() and time.monotonic() < deadline:
+        if accept.count():  # JupyterLab may ask which kernel: python3 is preselected
+            accept.first.click()
+        page.wait_for_timeout(250)
+    idle.first.wait_for(timeout=5_000)
+    page.wait_for_timeout(300)
+    if accept.count():
+        accept.first.click()
+
+
+RUN_STATE_JS = """
+() => {
+  // a cell whose source is hidden may keep an empty input prompt: read the outputs' too
+  const prompts = Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell'))
+      .map((c) => Array.from(c.querySelectorAll('.jp-InputPrompt, .jp-OutputPrompt'))
+          .map((e) => e.textContent).join(' '));
+  const status = Array.from(document.querySelectorAll('.jp-StatusBar-TextItem'))
+      .map((e) => e.textContent).join(' ');
+  return {
+    cells: prompts.length,
+    running: prompts.some((p) => p.includes('*')),
+    numbered: prompts.filter((p) => /\\[\\d+\\]/.test(p)).length,
+    idle: status.includes('| Idle'),
+    // a cell that raised stops Run All: the cells after it keep an empty prompt
+    raised: Array.from(document.querySelectorAll('.jp-OutputArea-output'))
+        .some((e) => e.innerText.includes('Traceback (most recent call last)')),
+  };
+}
+"""
+
+
+def run_all(page: Any, timeout_s: float = 180.0, settle_s: float = 2.0) -> float:
+    """Run All Cells from the menu; wait until every code cell has run (or one raised).
+
+    A cell counts as run when its prompt shows its number. A cell with a hidden source
+    and no numbered output shows none: then the run is over once no cell is queued and
+    the kernel has stayed idle for ``settle_s``. Returns the page's clock
+    (``performance.now()``, ms) at the click.
+    """
+    page.locator(".lm-MenuBar-item", has_text="Run").click()
+    item = page.get_by_role("menuitem", name="Run All Cells", exact=True)
+    clicked = float(page.evaluate("() => performance.now()"))
+    item.click()
+    deadline = time.monotonic() + timeout_s
+    idle_since: float | None = None
+    started = False
+    while time.monotonic() < deadline:
+        state = page.evaluate(RUN_STATE_JS)
+        started |= state["running"] or state["numbered"] > 0
+        if started and not state["running"]:
+            if state["numbered"] == state["cells"] or state["raised"]:
+                return clicked
+            now = time.monotonic()
+            idle_since = (idle_since or now) if state["idle"] else None
+            if idle_since is not None and now - idle_since >= settle_s:
+                return clicked
+        else:
+            idle_since = None
+        page.wait_for_timeout(100)
+    raise TimeoutError(f"Run All did not finish in {timeout_s:.0f} s: {state}")
+
+
+def first_panel_times(page: Any, clicked: float) -> dict[int, float]:
+    """Seconds from each panel cell's start to its first panel drawn (see TIMING_JS)."""
+    t = page.evaluate("() => { const t = window.__wslabTiming; if (t.stop) t.stop(); "
+                      "return {done: t.done, panel: t.panel, order: t.order}; }")
+    done = {int(k): v for k, v in t["done"].items()}
+    out = {}
+    for key, shown_at in t["panel"].items():
+        i = int(key)
+        before = [v for j, v in done.items() if j < i and v <= shown_at]
+        start = max(before) if before else clicked
+        out[i] = max(0.0, (shown_at - start) / 1000.0)
+    return out
+
+
+def wait_figures_drawn(page: Any, timeout_ms: int = 60_000) -> None:
+    """Wait until every plotly figure in the page is drawn."""
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+        ".every((g) => g._fullLayout && g.querySelector('.main-svg'))",
+        timeout=timeout_ms, polling=100)

@@ -3,7 +3,9 @@
 What lives here: the panel framework (``base``: config binding, debounced re-runs,
 figures updated in place, progress and background tasks; ``tasks``: the scheduling
 underneath), shared inputs (``data``: fast mode, traces, rate scaling, heatmap cells),
-plotting helpers (``figures``) and the panels themselves: :class:`ContentPanel`,
+plotting helpers (``figures``), what every panel's controls share (``controls``: label
+widths, when a control applies), hidden exercise answers (``answers``) and the panels
+themselves: :class:`ContentPanel`,
 :class:`BatchingPanel`, :class:`CompressionPanel`, :class:`ScalingPanel` and
 :class:`RecommendPanel`. Logic stays in the core packages (``wslab.sim``,
 ``wslab.analysis``, ``wslab.tune``, ``wslab.harness``); a panel only wires widgets to them.
@@ -13,6 +15,7 @@ Example:
     >>> BatchingPanel("chat")  # doctest: +SKIP
 """
 
+from .answers import ANSWER_TAG, answer_check
 from .base import Panel
 from .batching import BatchingPanel
 from .compression import CompressionPanel
@@ -23,6 +26,7 @@ from .scaling import ScalingPanel
 from .tasks import Debouncer, Progress, TaskRunner
 
 __all__ = [
+    "ANSWER_TAG",
     "BatchingPanel",
     "CompressionPanel",
     "ContentPanel",
@@ -32,6 +36,7 @@ __all__ = [
     "RecommendPanel",
     "ScalingPanel",
     "TaskRunner",
+    "answer_check",
     "bundled_names",
     "fast_mode",
     "load_trace",
