@@ -278,6 +278,12 @@ class NetMeter:
         self.http_bytes = self.ws_bytes = 0
         self.console_errors.clear()
 
+    def plotly_bundles(self) -> list[str]:
+        """Requests for a copy of plotly.js: wslab's, or any JupyterLab extension's code
+        named after plotly (plotly's renderer bundles its own plotly.js)."""
+        paths = (u.split("?")[0] for u in self.requests)
+        return [p for p in paths if p.endswith(".js") and "plotly" in p.lower()]
+
     def external(self) -> list[str]:
         """Requests to anything but the page's own 127.0.0.1 server (or blob/data URLs)."""
         return [u for u in self.requests if not u.startswith(LOCAL_PREFIXES)]
@@ -518,6 +524,13 @@ def run_all(page: Any, timeout_s: float = 180.0, settle_s: float = 2.0) -> float
 
 def first_panel_times(page: Any, clicked: float) -> dict[int, float]:
     """Seconds from each panel cell's start to its first panel drawn (see TIMING_JS)."""
+    return {i: t["panel_s"] for i, t in panel_timings(page, clicked).items()}
+
+
+def panel_timings(page: Any, clicked: float) -> dict[int, dict[str, float]]:
+    """Per panel cell: seconds from its start to its panel drawn (``panel_s``) and to its
+    prompt numbered (``cell_s``: the kernel ran it; the panel may be drawn before or after,
+    its figures are drawn in the page after their state arrives). See :data:`TIMING_JS`."""
     t = page.evaluate("() => { const t = window.__wslabTiming; if (t.stop) t.stop(); "
                       "return {done: t.done, panel: t.panel, order: t.order}; }")
     done = {int(k): v for k, v in t["done"].items()}
@@ -526,7 +539,9 @@ def first_panel_times(page: Any, clicked: float) -> dict[int, float]:
         i = int(key)
         before = [v for j, v in done.items() if j < i and v <= shown_at]
         start = max(before) if before else clicked
-        out[i] = max(0.0, (shown_at - start) / 1000.0)
+        ran = done.get(i, float("nan"))
+        out[i] = {"panel_s": max(0.0, (shown_at - start) / 1000.0),
+                  "cell_s": max(0.0, (ran - start) / 1000.0)}
     return out
 
 

@@ -9,6 +9,8 @@ For notebooks 02 and 03, the app is started as ``wslab lab --app`` starts it (on
   figures, not just an SVG), its title, the lab's template (``plotly_white``: before the
   fix the figures fell back to plotly's default), stacked bars where the panel stacks them,
   and is not cropped;
+- the page loads one plotly.js (plotly's renderer extension, which holds a second one,
+  is left out);
 - the page asks nothing of the network (every request goes to its own 127.0.0.1 server),
   and the browser's console shows no error.
 
@@ -109,6 +111,7 @@ def test_voila_app(browser: Any, stem: str, tmp_path: Path,
         assert not probe or probe not in seen["text"].replace("`", ""), (
             f"the app shows an answer: {probe!r}")
     assert not meter.external(), f"requests off this machine: {meter.external()}"
+    assert len(meter.plotly_bundles()) == 1, f"plotly.js: {meter.plotly_bundles()}"
     assert not meter.console_errors, f"console errors: {meter.console_errors}"
 
     assert figures, "no figure in the app"

@@ -10,6 +10,8 @@ in a fresh page: Run All, then
   browser's console, no request to anything but the server on 127.0.0.1;
 - every figure is drawn and has data, and none is cropped: its plot area lies within the
   box that holds it and within its output, which does not scroll sideways;
+- the page (from its opening) loads plotly.js at most once: no copy per figure, none in
+  plotly's JupyterLab renderer;
 - what Run All moved (HTTP and websocket bytes, both ways, measured by the browser) is at
   most a third of the plotly.js copies the stock ``FigureWidget`` ships (one per figure);
 - the time from a panel's cell starting to its panel drawn (target 3 s, reported in
@@ -35,11 +37,11 @@ from lab.lab_support import (
     copy_notebooks,
     cropped,
     figure_report,
-    first_panel_times,
     launch_chromium,
     leaked,
     need_chromium,
     open_notebook,
+    panel_timings,
     run_all,
     server_env,
     start_jupyterlab,
@@ -93,7 +95,8 @@ def test_run_all_in_jupyterlab(lab: tuple[Server, Path, Any], name: str) -> None
         wait_figures_drawn(page)
         page.wait_for_timeout(500)
         moved = meter.total
-        panels = first_panel_times(page, clicked)
+        timings = panel_timings(page, clicked)
+        panels = {i: t['panel_s'] for i, t in timings.items()}
         figures = figure_report(page)
         tracebacks = page.evaluate(TRACEBACKS_JS)
         answers = answer_report(page, work / name)
@@ -110,6 +113,7 @@ def test_run_all_in_jupyterlab(lab: tuple[Server, Path, Any], name: str) -> None
         "run_all_bytes": moved, "http_bytes": meter.http_bytes, "ws_bytes": meter.ws_bytes,
         "figures": len(figures), "stock_plotly_bytes": stock_bytes,
         "first_panel_s": {str(k): round(v, 3) for k, v in panels.items()},
+        "panel_cell_ran_s": {str(k): round(t["cell_s"], 3) for k, t in timings.items()},
         "first_panel_target_s": FIRST_PANEL_TARGET_S,
     })
     print(f"\n{name}: Run All moved {moved / 1e6:.2f} MB; first panel "
@@ -118,6 +122,8 @@ def test_run_all_in_jupyterlab(lab: tuple[Server, Path, Any], name: str) -> None
     assert not tracebacks, f"{name}: errors in the outputs: {tracebacks}"
     assert not meter.console_errors, f"{name}: console errors: {meter.console_errors}"
     assert not meter.external(), f"{name}: requests off this machine: {meter.external()}"
+    bundles = meter.plotly_bundles()
+    assert len(bundles) == (1 if figures else len(bundles[:1])), f"{name}: plotly.js {bundles}"
     shown = [a for a in answers if leaked(a)]
     assert not shown, f"{name}: Run All shows answers: {shown}"
     for fig in figures:

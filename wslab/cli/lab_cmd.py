@@ -9,8 +9,11 @@ Both servers serve the one plotly.js the lab's figures share (:mod:`wslab.lab_as
 a Jupyter server extension in JupyterLab). JupyterLab also gets the lab's settings
 (:func:`write_lab_settings`) as defaults a user's own settings still override: no news
 prompt and no update check (nothing fetched from the network, no pop-up over the
-plots), and widget state saved with the notebook, so a reopened notebook shows its
-figures before it is run.
+plots), widget state saved with the notebook, so a reopened notebook shows its figures
+before it is run, and every installed JupyterLab extension but plotly's renderer
+(:data:`LEFT_OUT`): JupyterLab loads a renderer's code at start whether it is used or not,
+and plotly's holds a second plotly.js (4.8 MB). A figure shown with ``fig.show()`` in a
+lab kernel is drawn as a lab figure instead (:func:`wslab.lab.figures.use_lab_renderer`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ LAB_SETTINGS: dict[str, dict[str, Any]] = {
     "@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True},
 }
 """JupyterLab setting defaults of the lab (plugin id -> settings)."""
+
+
+LEFT_OUT = frozenset({"jupyterlab-plotly"})
+"""JupyterLab extensions the lab leaves out (see the module's docstring)."""
 
 
 def find_notebook(notebook: str, notebooks: Path = NOTEBOOKS) -> Path:
@@ -75,11 +82,37 @@ def write_lab_settings(folder: Path) -> Path:
     """Write :data:`LAB_SETTINGS` as a Jupyter config directory in ``folder``; return it.
 
     JupyterLab reads ``labconfig/default_setting_overrides.json`` from every directory on
-    ``JUPYTER_CONFIG_PATH`` as the defaults of its settings.
+    ``JUPYTER_CONFIG_PATH`` as the defaults of its settings, and ``jupyter_lab_config.json``
+    as its options: there, the extensions folder :func:`link_extensions` writes.
     """
     path = folder / "labconfig" / "default_setting_overrides.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(LAB_SETTINGS, indent=2) + "\n")
+    extensions = link_extensions(folder / "labextensions")
+    (folder / "jupyter_lab_config.json").write_text(json.dumps({"LabApp": {
+        "labextensions_path": [str(extensions)], "extra_labextensions_path": []}}, indent=2))
+    return folder
+
+
+def link_extensions(folder: Path) -> Path:
+    """A JupyterLab extensions folder linking every installed extension but :data:`LEFT_OUT`.
+
+    Extensions are found where JupyterLab looks (``jupyter_path("labextensions")``, first
+    place first); ``@scope/name`` packages keep their scope folder.
+    """
+    from jupyter_core.paths import jupyter_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for root in map(Path, jupyter_path("labextensions")):
+        if not root.is_dir():
+            continue
+        for manifest in [*root.glob("*/package.json"), *root.glob("@*/*/package.json")]:
+            name = manifest.parent.relative_to(root).as_posix()
+            link = folder / name
+            if name in LEFT_OUT or link.exists() or link.is_symlink():
+                continue
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(manifest.parent, target_is_directory=True)
     return folder
 
 

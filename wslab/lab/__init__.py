@@ -15,15 +15,40 @@ Example:
     >>> BatchingPanel("chat")  # doctest: +SKIP
 """
 
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .answers import ANSWER_TAG, answer_check
 from .base import Panel
-from .batching import BatchingPanel
-from .compression import CompressionPanel
-from .content import ContentPanel
 from .data import bundled_names, fast_mode, load_trace, speed_up
-from .recommend import RecommendPanel
-from .scaling import ScalingPanel
 from .tasks import Debouncer, Progress, TaskRunner
+
+if TYPE_CHECKING:
+    from .batching import BatchingPanel
+    from .compression import CompressionPanel
+    from .content import ContentPanel
+    from .recommend import RecommendPanel
+    from .scaling import ScalingPanel
+
+_PANELS = {"BatchingPanel": "batching", "CompressionPanel": "compression",
+           "ContentPanel": "content", "RecommendPanel": "recommend",
+           "ScalingPanel": "scaling"}
+"""Panels imported on first use: a notebook's panel cell then loads only its own panel
+(the recommend and scaling panels pull in the tuner and the live harness), which keeps
+the first panel of a notebook within its 3 s."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _PANELS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ANSWER_TAG",

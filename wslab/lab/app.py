@@ -9,8 +9,8 @@ needs on top of it:
   results and the panels.
 - **offline**: the ``wslab`` template (``jupyter/voila/templates/wslab``, on
   ``JUPYTER_PATH`` for this process) is Voila's lab template without its CDN links; only
-  the extensions the panels need are loaded (the widget manager, anywidget, plotly's
-  renderer), and plotly.js comes from :mod:`wslab.lab_assets` on the same server.
+  the extensions the panels need are loaded (the widget manager and anywidget), and the
+  one plotly.js of the page comes from :mod:`wslab.lab_assets` on the same server.
 - **opens on the notebook**: Voila serves it at ``/``.
 """
 
@@ -34,8 +34,10 @@ DATA_DIR = Path(__file__).parent / "jupyter"
 """A Jupyter data directory holding the ``wslab`` Voila template."""
 
 EXTENSIONS = ("@voila-dashboards/widgets-manager8", "@jupyter-widgets/jupyterlab-manager",
-              "anywidget", "jupyterlab-plotly")
-"""The only JupyterLab extensions the app loads (others may not fit Voila's JupyterLab)."""
+              "anywidget")
+"""The only JupyterLab extensions the app loads (others may not fit Voila's JupyterLab).
+Not plotly's renderer: its code holds a second plotly.js, loaded with the page whether a
+figure uses it or not; the lab's figures are widgets (:mod:`wslab.lab.figures`)."""
 
 
 def is_answer_cell(cell: Any) -> bool:

@@ -147,6 +147,34 @@ class LabFigure(go.FigureWidget):  # type: ignore[misc]
         self._sync(data=True, layout=True)
 
 
+def use_lab_renderer() -> bool:
+    """In a Jupyter kernel, draw figures shown with ``fig.show()`` (or as a cell's value)
+    as :class:`LabFigure` widgets; True if it did.
+
+    ``wslab lab`` leaves plotly's own JupyterLab renderer out (it holds a second plotly.js,
+    loaded with every page), so a plain plotly figure would otherwise show nothing there.
+    Outside a kernel, and with ``WSLAB_FIGURES=stock``, plotly's renderers stay.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel") or stock_figures():
+        return False
+    import plotly.io as pio
+    from plotly.io._base_renderers import MimetypeRenderer
+
+    class LabRenderer(MimetypeRenderer):  # type: ignore[misc]
+        def to_mimebundle(self, fig_dict: Any) -> dict[str, Any]:
+            bundle: dict[str, Any] = LabFigure(fig_dict)._repr_mimebundle_()
+            return bundle
+
+    pio.renderers["wslab"] = LabRenderer()
+    pio.renderers.default = "wslab"
+    return True
+
+
 def widget_of(fig: Any) -> Any:
     """A plotly ``go.Figure`` (from ``make_subplots``, say) as the lab's figure widget."""
     return go.FigureWidget(fig) if stock_figures() else LabFigure(fig)
@@ -247,3 +275,6 @@ def stat_table(rows: Sequence[Sequence[str]], *, headers: Sequence[str] = (
         for row in rows
     )
     return f"<table class='wslab-stats'><tr>{head}</tr>{body}</table>"
+
+
+use_lab_renderer()
