@@ -122,8 +122,6 @@ def test_run_all_in_jupyterlab(lab: tuple[Server, Path, Any], name: str) -> None
     assert not tracebacks, f"{name}: errors in the outputs: {tracebacks}"
     assert not meter.console_errors, f"{name}: console errors: {meter.console_errors}"
     assert not meter.external(), f"{name}: requests off this machine: {meter.external()}"
-    bundles = meter.plotly_bundles()
-    assert len(bundles) == (1 if figures else len(bundles[:1])), f"{name}: plotly.js {bundles}"
     shown = [a for a in answers if leaked(a)]
     assert not shown, f"{name}: Run All shows answers: {shown}"
     for fig in figures:
@@ -137,5 +135,7 @@ def test_run_all_in_jupyterlab(lab: tuple[Server, Path, Any], name: str) -> None
             f"{name}: Run All moved {moved:,} B for {len(figures)} figures "
             f"(stock plotly.js copies: {stock_bytes:,} B)")
         assert panels, f"{name}: no panel was drawn"
+    bundles = meter.plotly_bundles()
+    assert len(bundles) == (1 if figures else len(bundles[:1])), f"{name}: plotly.js {bundles}"
     for cell, seconds in panels.items():
         assert seconds < FIRST_PANEL_BOUND_S, f"{name}: cell {cell} took {seconds:.1f} s"
