@@ -11,6 +11,8 @@ For notebooks 02 and 03, the app is started as ``wslab lab --app`` starts it (on
   and is not cropped;
 - the page loads one plotly.js (plotly's renderer extension, which holds a second one,
   is left out);
+- the figures follow the page: in a 760 px window none is cropped and each takes a new
+  width, and back at 1400 px each has its width again;
 - the page asks nothing of the network (every request goes to its own 127.0.0.1 server),
   and the browser's console shows no error.
 
@@ -72,6 +74,40 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
+NARROW, WIDE = 760, 1400
+"""Viewport widths (px) of the resize check: a laptop window half the screen, a projector."""
+
+
+def _widths(page: Any) -> list[float]:
+    return [f["plot"]["width"] if f["plot"] else 0.0
+            for f in figure_report(page) if f["box"]["width"] > 0]
+
+
+def _settled(page: Any, before: list[float]) -> list[float]:
+    """Figure widths once they stop changing (each redraw after a resize takes a frame)."""
+    last, now = before, _widths(page)
+    for _ in range(50):
+        page.wait_for_timeout(200)
+        last, now = now, _widths(page)
+        if now == last and now != before:
+            break
+    return now
+
+
+def _resize(page: Any, figures: list[dict[str, Any]], stem: str) -> dict[str, Any]:
+    """Narrow the page, then widen it back: the figures follow (see the test)."""
+    wide = [f["plot"]["width"] for f in figures]
+    page.set_viewport_size({"width": NARROW, "height": 1000})
+    narrow = _settled(page, wide)
+    narrow_figures = [f for f in figure_report(page) if f["box"]["width"] > 0]
+    page.locator(".wslab-panel .js-plotly-plot").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f"app-{stem}-narrow.png"))
+    page.set_viewport_size({"width": WIDE, "height": 1000})
+    back = _settled(page, narrow)
+    return {"wide": wide, "narrow": narrow, "back": back,
+            "cropped": [cropped(f) for f in narrow_figures if cropped(f)]}
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("stem", APPS)
 def test_voila_app(browser: Any, stem: str, tmp_path: Path,
@@ -92,6 +128,7 @@ def test_voila_app(browser: Any, stem: str, tmp_path: Path,
             figures = [f for f in figure_report(page) if f["box"]["width"] > 0]
             page.locator(".wslab-panel").first.scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / f"app-{stem}.png"))
+            resized = _resize(page, figures, stem)
         except Exception:
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / f"app-{stem}-failed.png"))
@@ -126,3 +163,11 @@ def test_voila_app(browser: Any, stem: str, tmp_path: Path,
         fig = next(f for f in figures if STACKED[stem] in f["title"])
         assert fig["barmode"] == "stack", f"{fig['title']!r} bars are {fig['barmode']}"
     assert len(meter.plotly_bundles()) == 1, f"plotly.js: {meter.plotly_bundles()}"
+    # figures follow the page: narrowed, every one still fits its box and they take new
+    # widths (figures side by side wrap one under the other and may grow); widened again,
+    # each is back to its width. A fixed width keeps its width throughout.
+    assert not resized["cropped"], f"cropped in a {NARROW} px page: {resized['cropped']}"
+    assert all(abs(n - w) > 10 for n, w in zip(resized["narrow"], resized["wide"],
+                                               strict=True)), resized
+    assert all(abs(b - w) <= 2 for b, w in zip(resized["back"], resized["wide"], strict=True)), (
+        resized)
