@@ -101,6 +101,11 @@ def test_run_all_in_jupyterlab(lab: tuple[Server, Path, Any], name: str) -> None
         tracebacks = page.evaluate(TRACEBACKS_JS)
         answers = answer_report(page, work / name)
         page.screenshot(path=str(ARTIFACTS / f"lab-{Path(name).stem}.png"))
+        for i in range(page.locator(".wslab-panel").count()):  # for a person to look at
+            page.locator(".wslab-panel").nth(i).evaluate(
+                "(e) => e.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(200)
+            page.screenshot(path=str(ARTIFACTS / f"lab-{Path(name).stem}-panel{i}.png"))
     except Exception:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"lab-{Path(name).stem}-failed.png"))
