@@ -7,7 +7,9 @@ and byte the page moves (:class:`NetMeter`), and the page-side probes: Run All
 (:func:`run_all`), first-panel times (:data:`TIMING_JS`), the figures' data and boxes
 (:func:`figure_report`) and the answer cells (:func:`answer_report`).
 
-Playwright never downloads a browser here: it drives the system's ``/usr/bin/chromium``
+The servers are tied to the test process (:func:`wslab.harness.lifeline.popen`): they stop
+when a test ends, and die with pytest even when it is killed. Playwright never downloads a
+browser here: it drives the system's ``/usr/bin/chromium``
 (Debian package ``chromium``) through ``executable_path``.
 """
 
@@ -155,6 +157,7 @@ def start_jupyterlab(folder: Path, env: dict[str, str]) -> Iterator[Server]:
     """JupyterLab as ``wslab lab`` starts it (its command, settings and extension), over
     the notebooks in ``folder``, on a free 127.0.0.1 port with a random token."""
     from wslab.cli.lab_cmd import lab_command, lab_environment, write_lab_settings
+    from wslab.harness.lifeline import popen
 
     port = free_port()
     token = os.urandom(16).hex()
@@ -163,8 +166,8 @@ def start_jupyterlab(folder: Path, env: dict[str, str]) -> Iterator[Server]:
            f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0"]
     log = folder.parent / f"jupyterlab-{port}.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=folder, env=lab_environment(settings, env),
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = popen(cmd, cwd=folder, env=lab_environment(settings, env), stdout=out,
+                     stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", token, proc, log)
     try:
         _wait_up(server.url("api/status"), proc, log, "JupyterLab")
@@ -177,14 +180,15 @@ def start_jupyterlab(folder: Path, env: dict[str, str]) -> Iterator[Server]:
 def start_voila(notebook: Path, env: dict[str, str]) -> Iterator[Server]:
     """The Voila app as ``wslab lab --app`` starts it, for ``notebook``, on a free port."""
     from wslab.cli.lab_cmd import lab_command
+    from wslab.harness.lifeline import popen
 
     port = free_port()
     cmd = lab_command(app=True, notebook=notebook.stem, port=port, notebooks=notebook.parent)
     cmd.append("--Voila.port_retries=0")
     log = notebook.parent.parent / f"voila-{port}.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=notebook.parent, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = popen(cmd, cwd=notebook.parent, env=env, stdout=out,
+                     stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", "", proc, log)
     try:
         # wslab's handler answers 404 for an unknown file: up, and no kernel started
