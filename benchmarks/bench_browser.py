@@ -37,22 +37,24 @@ from common import main, median, row, turn_ratio, turns
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from lab.lab_support import (  # noqa: E402 - the tests' browser helpers
-    NOTEBOOKS,
+from lab.lab_page import (  # noqa: E402 - the tests' helpers
     TIMING_JS,
     NetMeter,
-    Server,
-    copy_notebooks,
     figure_report,
     first_panel_times,
-    jupyter_dirs,
-    launch_chromium,
     open_notebook,
     run_all,
+    wait_figures_drawn,
+)
+from lab.lab_support import (  # noqa: E402 - the tests' helpers
+    NOTEBOOKS,
+    Server,
+    copy_notebooks,
+    jupyter_dirs,
+    launch_chromium,
     server_env,
     shutdown_kernels,
     start_jupyterlab,
-    wait_figures_drawn,
 )
 
 BYTES_TARGETS = {"02_frame_batching", "04_connection_scaling"}

@@ -26,19 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lab.lab_page import figure_report, open_notebook, run_all, wait_figures_drawn
 from lab.lab_support import (
     ARTIFACTS,
     Server,
     copy_notebooks,
-    figure_report,
     launch_chromium,
     need_chromium,
-    open_notebook,
-    run_all,
     server_env,
     shutdown_kernels,
     start_jupyterlab,
-    wait_figures_drawn,
 )
 
 NOTEBOOK = "02_frame_batching.ipynb"

@@ -29,18 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lab.lab_page import NetMeter, answer_cells, cropped, figure_report, wait_figures_drawn
 from lab.lab_support import (
     ARTIFACTS,
-    NetMeter,
-    answer_cells,
     copy_notebooks,
-    cropped,
-    figure_report,
     launch_chromium,
     need_chromium,
     server_env,
     start_voila,
-    wait_figures_drawn,
 )
 
 APPS = ("02_frame_batching", "03_compression_negotiation")

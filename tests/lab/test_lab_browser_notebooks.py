@@ -26,26 +26,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab.lab_support import (
-    ARTIFACTS,
-    NOTEBOOKS,
+from lab.lab_page import (
     TIMING_JS,
     TRACEBACKS_JS,
     NetMeter,
-    Server,
     answer_report,
-    copy_notebooks,
     cropped,
     figure_report,
-    launch_chromium,
     leaked,
-    need_chromium,
     open_notebook,
     panel_timings,
     run_all,
+    wait_figures_drawn,
+)
+from lab.lab_support import (
+    ARTIFACTS,
+    NOTEBOOKS,
+    Server,
+    copy_notebooks,
+    launch_chromium,
+    need_chromium,
     server_env,
     start_jupyterlab,
-    wait_figures_drawn,
 )
 
 NOTEBOOK_NAMES = sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
