@@ -48,8 +48,9 @@ test: os-deps lint typecheck pytest
 lab: $(LABSTAMP)
 	$(VENV)/bin/wslab lab
 
+NOTEBOOK ?= 02
 app: $(LABSTAMP)
-	$(VENV)/bin/wslab lab --app
+	$(VENV)/bin/wslab lab --app --notebook $(NOTEBOOK)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py $(if $(QUICK),--quick,)

@@ -117,7 +117,14 @@ summary.loc[["mean", "50%", "95%", "99%"]].round(3)
 #
 # The panels in `wslab.lab` wrap exactly these calls in sliders. Move one and the trace is
 # simulated again (debounced, in a background thread so the notebook stays responsive) and
-# the figures redraw in place. Try the interval and the link:
+# the figures redraw in place. Try the interval and the link.
+#
+# Every panel works the same way. Hover over a control to see what it does and its unit; a
+# control the current settings do not use is greyed out (the interval under strategy
+# `priority`, say). **Pin as baseline** keeps the current run and draws it beside every
+# later one (dotted curves, a "pinned" bar and column), **Reset** puts every control back,
+# and **config (YAML)** downloads the current settings as a file that every `--config`
+# option of the command line reads.
 
 # %%
 from wslab.lab import BatchingPanel
@@ -134,8 +141,8 @@ BatchingPanel(trace, config)
 #    the other?
 # 3. Set `compression.algorithm` to `none`. By how much do the bytes on the wire grow?
 
-# %% [markdown] jupyter={"source_hidden": true}
-# ### Answers
+# %% [markdown] tags=["answer"]
+# <details class="wslab-answer"><summary><b>Answers</b> (click to open)</summary>
 #
 # 1. `len(load_trace("game")) / load_trace("game").duration`: about 120 messages/s, versus
 #    about 2 for `chat`: a game server talks fifty times as fast, which is why batching pays
@@ -146,11 +153,20 @@ BatchingPanel(trace, config)
 #    loopback compression can only cost time; on a slow link it buys time.
 # 3. With the market trace and a 16 ms batch window the wire bytes roughly triple: the
 #    payload compresses to about a quarter of its size, while the headers stay the same.
+#
+# </details>
 
-# %% jupyter={"source_hidden": true}
-for profile in ("loopback", "slow-3g"):
-    r = simulate(trace, config.updated({"link.profile": profile}), verify=False)
-    print(profile, {k: round(v, 1) for k, v in r.summary["latency_ms"].items()})
-plain = simulate(trace, config.updated({"compression.algorithm": "none"}), verify=False)
-print("wire bytes, uncompressed / compressed:",
-      round(plain.summary["tcp_bytes"] / s["tcp_bytes"], 2))
+# %% tags=["answer"] jupyter={"source_hidden": true}
+from wslab.lab import answer_check
+
+
+def check() -> None:
+    for profile in ("loopback", "slow-3g"):
+        r = simulate(trace, config.updated({"link.profile": profile}), verify=False)
+        print(profile, {k: round(v, 1) for k, v in r.summary["latency_ms"].items()})
+    plain = simulate(trace, config.updated({"compression.algorithm": "none"}), verify=False)
+    print("wire bytes, uncompressed / compressed:",
+          round(plain.summary["tcp_bytes"] / s["tcp_bytes"], 2))
+
+
+answer_check(check, "latency on two links, wire bytes without compression")

@@ -149,8 +149,8 @@ panel.result.per_type[["type", "dir", "messages", "mean_size", "entropy_bits_per
 # 4. A chat message is 100 bytes of JSON. Estimate its ratio alone and with context from
 #    the first cell's reasoning, then check in the panel with `chat.message`.
 
-# %% [markdown] jupyter={"source_hidden": true}
-# ### Answers
+# %% [markdown] tags=["answer"]
+# <details class="wslab-answer"><summary><b>Answers</b> (click to open)</summary>
 #
 # 1. The sensor frames are 76 bytes of binary measurements: entropy about 5.3 bits per
 #    byte, close to the most 76 bytes can show (log2 76 ≈ 6.2, see the note after the
@@ -172,7 +172,16 @@ panel.result.per_type[["type", "dir", "messages", "mean_size", "entropy_bits_per
 # 4. Alone: about 0.85 (too short to find many repeats, and deflate's block overhead
 #    weighs on 100–200 bytes). With context: about 0.5, because keys, room and user names
 #    repeat from earlier messages. (Figures from the `mixed` trace; yours may differ.)
+#
+# </details>
 
-# %% jupyter={"source_hidden": true}
-table = panel.result.per_type.set_index(["type", "dir"])
-table[["deflate_ratio", "deflate_ratio_no_context", "entropy_bits_per_byte"]].round(3)
+# %% tags=["answer"] jupyter={"source_hidden": true}
+from wslab.lab import answer_check
+
+
+def check():
+    table = panel.result.per_type.set_index(["type", "dir"])
+    return table[["deflate_ratio", "deflate_ratio_no_context", "entropy_bits_per_byte"]].round(3)
+
+
+answer_check(check, "ratios with and without context, per type")

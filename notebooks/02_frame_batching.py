@@ -146,8 +146,8 @@ print(f"at 5 ms: {panel.result.cost.per_second(panel.result.cost.frames):.1f} fr
 # 5. Switch the link from `4g` to `loopback` and then to `slow-3g`. On which link is a 16 ms
 #    window a large share of the latency, and on which is it noise?
 
-# %% [markdown] jupyter={"source_hidden": true}
-# ### Answers
+# %% [markdown] tags=["answer"]
+# <details class="wslab-answer"><summary><b>Answers</b> (click to open)</summary>
 #
 # 1. Client to server: 40 + 2 (header) + 4 (mask) + 52 (TCP/IP) = 98 bytes, of which 58 are
 #    overhead. Server to client, 200 bytes: 200 + 4 (126..65,535 needs the 16-bit length)
@@ -155,7 +155,7 @@ print(f"at 5 ms: {panel.result.cost.per_second(panel.result.cost.frames):.1f} fr
 # 2. On the market trace a window of a few milliseconds already halves the frames (the
 #    updates come in bursts); 16 ms cuts them to about a third. The median latency grows by
 #    a little less than the window, since the first message of a batch waits the full
-#    interval and the later ones less. The cell below sweeps it.
+#    interval and the later ones less. The check below sweeps it (press *Compute*).
 # 3. More messages arrive within each window, so messages per frame rises and the fixed
 #    header cost is shared by more messages: overhead per message falls. The added latency
 #    stays bounded by the interval. Batching pays most on busy connections.
@@ -166,12 +166,21 @@ print(f"at 5 ms: {panel.result.cost.per_second(panel.result.cost.frames):.1f} fr
 # 5. On loopback the link adds microseconds, so a 16 ms window is nearly all of the
 #    latency. On 4G (60 ms round trip) it is a third or so; on slow-3g (2 s round trip and
 #    400 kbit/s) it disappears in the noise, while the bytes saved shorten the queue.
+#
+# </details>
 
-# %% jupyter={"source_hidden": true}
-from wslab.sim import simulate  # noqa: E402
+# %% tags=["answer"] jupyter={"source_hidden": true}
+from wslab.lab import answer_check
+from wslab.sim import simulate
 
-for interval in (0, 2, 5, 10, 16, 50):
-    cfg = panel.config.updated({"batching.strategy": "time", "batching.interval_ms": interval})
-    s = simulate(trace, cfg, verify=False).summary
-    print(f"interval {interval:3} ms: {s['frames'] / trace.duration:6.1f} frames/s, "
-          f"p50 {s['latency_ms']['p50']:5.1f} ms")
+
+def check() -> None:
+    for interval in (0, 2, 5, 10, 16, 50):
+        cfg = panel.config.updated({"batching.strategy": "time",
+                                    "batching.interval_ms": interval})
+        s = simulate(trace, cfg, verify=False).summary
+        print(f"interval {interval:3} ms: {s['frames'] / trace.duration:6.1f} frames/s, "
+              f"p50 {s['latency_ms']['p50']:5.1f} ms")
+
+
+answer_check(check, "frames per second and median latency per interval")

@@ -180,8 +180,8 @@ panel.set(context_takeover=True)
 # 6. Back on chat, leave *adaptive* unticked and set the threshold to 1,024 bytes (Node
 #    `ws`'s default). What does the policy table say against `always`? Then try 256.
 
-# %% [markdown] jupyter={"source_hidden": true}
-# ### Answers
+# %% [markdown] tags=["answer"]
+# <details class="wslab-answer"><summary><b>Answers</b> (click to open)</summary>
 #
 # 1. The answer must echo `server_no_context_takeover` (RFC 7692 §7.1.1.1): a server that
 #    accepts the offer may not keep its context. It loses the cross-message matches —
@@ -215,9 +215,18 @@ panel.set(context_takeover=True)
 #    compressors *without* context takeover, where a small message alone does not shrink;
 #    with a kept window even short chat messages compress to a quarter — which is why `ws`
 #    ignores its threshold while context takeover is on (ws #1950).
+#
+# </details>
 
-# %% jupyter={"source_hidden": true}
-for w, m in ((15, 8), (12, 5)):
-    per_conn = deflate_memory_bytes(w, m)
-    print(f"{w}/{m}: {per_conn / 1024:.0f} KiB per connection, "
-          f"{20_000 * per_conn / 2**30:.2f} GiB for 20,000")
+# %% tags=["answer"] jupyter={"source_hidden": true}
+from wslab.lab import answer_check
+
+
+def check() -> None:
+    for w, m in ((15, 8), (12, 5)):
+        per_conn = deflate_memory_bytes(w, m)
+        print(f"{w}/{m}: {per_conn / 1024:.0f} KiB per connection, "
+              f"{20_000 * per_conn / 2**30:.2f} GiB for 20,000")
+
+
+answer_check(check, "codec memory for 20,000 connections")

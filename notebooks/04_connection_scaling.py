@@ -252,8 +252,8 @@ panel.set(max_connections=10_000, pending_timeout_s=10.0, compression="websocket
 #    broadcast do if you ran it anyway? (If `redis-server` is installed, switch the broker to
 #    redis and press *Live run*: compare the fan-out latency with one worker.)
 
-# %% [markdown] jupyter={"source_hidden": true}
-# ### Answers
+# %% [markdown] tags=["answer"]
+# <details class="wslab-answer"><summary><b>Answers</b> (click to open)</summary>
 #
 # 1. 14 KiB + 36 KiB of zlib state (12/5: 16 + 16 KiB compressor, 4 KiB decompressor) =
 #    50 KiB per connection, ≈ 490 MiB for 10,000, plus ≈ 40 MiB of kernel socket memory
@@ -291,3 +291,5 @@ panel.set(max_connections=10_000, pending_timeout_s=10.0, compression="websocket
 #    run. With Redis every worker hears every broadcast; fan-out latency grows by the
 #    Redis round trip (a fraction of a millisecond on loopback) plus the second worker's
 #    scheduling, while each worker writes to only half the sockets.
+#
+# </details>

@@ -270,8 +270,8 @@ print("report:", panel.write_report())
 #    back to `browser`: what do the "Left out for browser clients" lines say, and why is
 #    the library-defaults diamond crossed out?
 
-# %% [markdown] jupyter={"source_hidden": true}
-# ### Answers
+# %% [markdown] tags=["answer"]
+# <details class="wslab-answer"><summary><b>Answers</b> (click to open)</summary>
 #
 # 1. F (26 B, 60 ms) is dominated by nobody: A and B are faster but send more bytes; D
 #    sends fewer bytes but is slower. F joins the frontier (A, B, D, F); C and E, which F
@@ -326,3 +326,5 @@ print("report:", panel.write_report())
 #    the second is the library defaults themselves: they hold the client to a 12-bit
 #    window, which a browser cannot be held to, so for browsers that row's memory (and
 #    client-to-server bytes) would be wrong. It stays the yardstick all the same.
+#
+# </details>

@@ -55,3 +55,18 @@ def test_message_table_matches_trace() -> None:
     table = message_table(trace)
     assert len(table) == 20
     assert (table["deflate"] > table["size"]).all()
+
+
+def test_takeover_is_advised_only_when_the_shared_window_helps() -> None:
+    """Issue 15: a type at 0.90 alone and 0.90 with the shared window was still told to use
+    context takeover; the window buys nothing there and costs memory per connection."""
+    from wslab.analysis.report import TAKEOVER_GAIN, WORTH_IT, recommend
+
+    base = {"bytes": 1000, "entropy_bits_per_byte": 5.0, "context_repetition": 0.3,
+            "zstd_dict_ratio": float("nan")}
+    same = recommend({**base, "deflate_ratio": WORTH_IT - 0.01,
+                      "deflate_ratio_no_context": WORTH_IT - 0.005})
+    assert same[0] == "compress" and "no_context_takeover" in same[1]
+    helped = recommend({**base, "deflate_ratio": WORTH_IT - 2 * TAKEOVER_GAIN - 0.1,
+                        "deflate_ratio_no_context": WORTH_IT - 0.01})
+    assert helped[0] == "compress (context takeover)"

@@ -1,40 +1,43 @@
 """The batching notebook in a real browser: JupyterLab + headless Chromium via Playwright.
 
-The test starts JupyterLab on a free 127.0.0.1 port (token on) over a temporary copy of
-``notebooks/`` (so nothing the browser saves touches the repository), opens
-``02_frame_batching``, runs all cells, finds the sliders and the latency plot, moves the
-batch-interval slider by clicking on its track, and checks that the plot's data (read
-from the plotly div in the page) changed. It measures, in the page's own clock, the time
-from the pointer's release to the moment the plot holds new data, for several moves, and
-writes the figures and a screenshot to ``out/test-artifacts/``.
+One JupyterLab for the module, started as ``wslab lab`` starts it (its command, settings
+and server extension; :func:`lab.lab_support.start_jupyterlab`) on a free 127.0.0.1 port
+(token on) over a temporary copy of ``notebooks/`` (so nothing the browser saves touches
+the repository), with the panels as users get them (no fast mode).
 
-Playwright never downloads a browser here: it drives the system's ``/usr/bin/chromium``
-(Debian package ``chromium``) through ``executable_path``.
+- The slider: open ``02_frame_batching``, run all cells, find the sliders and the latency
+  plot, move the batch-interval slider by clicking on its track, and check that the plot's
+  data (read from the plotly div in the page) changed. It measures, in the page's own
+  clock, the time from the pointer's release to the moment the plot holds new data, for
+  several moves, and writes the figures and a screenshot to ``out/test-artifacts/``.
+- Saved widget state: run all, save, shut the kernel down, open the notebook again: its
+  figures show their data, title and template before anything runs (the lab's settings
+  save widget state; the lab's figures keep the current figure in it). No "news" prompt
+  shows over the plots.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lab.lab_support import ARTIFACTS, NOTEBOOKS, free_port
-from services import SETUP
+from lab.lab_page import figure_report, open_notebook, run_all, wait_figures_drawn
+from lab.lab_support import (
+    ARTIFACTS,
+    Server,
+    copy_notebooks,
+    launch_chromium,
+    need_chromium,
+    server_env,
+    shutdown_kernels,
+    start_jupyterlab,
+)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
 NOTEBOOK = "02_frame_batching.ipynb"
 SLIDER_LABEL = "interval (ms)"
 PLOT_TITLE = "Latency per message"
@@ -67,90 +70,31 @@ WATCH_JS = """
 """
 
 
-def _need_chromium() -> None:
-    """Fails (never skips) without the system Chromium; playwright comes with the dev extra."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is not installed (OS package chromium): {SETUP}",
-                    pytrace=False)
-    import playwright.sync_api  # noqa: F401 - in the dev extra, so an ImportError is a bug
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory,
+        jupyter_env: dict[str, str]) -> Iterator[tuple[Server, Path, Any]]:
+    """(JupyterLab, the notebooks' folder, a Chromium) shared by the module's tests."""
+    need_chromium()
+    from playwright.sync_api import sync_playwright
 
-
-def _settings(root: Path) -> Path:
-    """User settings that keep JupyterLab off the network (no news, no update checks)."""
-    folder = root / "user-settings" / "@jupyterlab" / "apputils-extension"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    return root / "user-settings"
-
-
-@pytest.fixture()
-def lab_server(tmp_path: Path, jupyter_env: dict[str, str]) -> Iterator[tuple[str, Path]]:
-    """JupyterLab on 127.0.0.1 over a copy of the notebooks; yields (url, folder)."""
-    _need_chromium()
-    work = tmp_path / "notebooks"
-    shutil.copytree(NOTEBOOKS, work, ignore=shutil.ignore_patterns("*.py", ".ipynb_*"))
-    port = free_port()
-    token = os.urandom(16).hex()
-    env = {**os.environ, **jupyter_env}
-    env.pop("WSLAB_FAST", None)  # measure the panels as users get them
-    cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-        f"--port={port}", f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={work}", "--ServerApp.port_retries=0",
-        "--LabApp.extension_manager=readonly", "--LabApp.news_url=",
-        f"--LabApp.user_settings_dir={_settings(tmp_path)}",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
-    log = (tmp_path / "jupyterlab.log").open("w")
-    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("JupyterLab did not start:\n"
-                                       + (tmp_path / "jupyterlab.log").read_text()) from None
-                time.sleep(0.3)
-        yield f"{base}/lab/tree/{NOTEBOOK}?token={token}", work
-    finally:
-        proc.terminate()
+    work = copy_notebooks(tmp_path_factory.mktemp("lab") / "notebooks")
+    # measure the panels as users get them: no fast mode
+    with start_jupyterlab(work, server_env(jupyter_env, fast=False)) as server, \
+            sync_playwright() as pw:
+        browser = launch_chromium(pw)
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            yield server, work, browser
+        finally:
+            browser.close()
 
 
 def _run_all(page: Any) -> None:
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
-    # JupyterLab may ask which kernel to start; the notebook's own (python3) is preselected.
-    idle = page.locator(".jp-StatusBar-TextItem", has_text="| Idle")
-    accept = page.locator(".jp-Dialog .jp-mod-accept")
-    deadline = time.monotonic() + 60
-    while not idle.count() and time.monotonic() < deadline:
-        if accept.count():
-            accept.first.click()
-        page.wait_for_timeout(250)
-    idle.first.wait_for(timeout=5_000)
-    page.wait_for_timeout(500)
-    if accept.count():
-        accept.first.click()
-    page.locator(".lm-MenuBar-item", has_text="Run").click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    run_all(page)
     page.wait_for_function(
         """(title) => Array.from(document.querySelectorAll('.js-plotly-plot'))
              .some(g => g.layout && g.layout.title && String(g.layout.title.text).includes(title)
                         && g.data.some(t => t.x && t.x.length > 0))""",
         arg=PLOT_TITLE, timeout=90_000)
-    page.wait_for_function(
-        "() => !Array.from(document.querySelectorAll('.jp-InputArea-prompt'))"
-        ".some(e => e.textContent.includes('*'))", timeout=60_000)
 
 
 def _move(page: Any, track: Any, fraction: float) -> dict[str, Any]:
@@ -198,24 +142,18 @@ def _exercise(page: Any) -> list[dict[str, Any]]:
 
 
 @pytest.mark.timeout(240)
-def test_batching_notebook_in_chromium(lab_server: tuple[str, Path]) -> None:
-    from playwright.sync_api import sync_playwright
-
-    url, _work = lab_server
+def test_batching_notebook_in_chromium(lab: tuple[Server, Path, Any]) -> None:
+    server, _work, browser = lab
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                     headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.goto(url)
-            try:
-                moves = _exercise(page)
-            except Exception:
-                page.screenshot(path=str(ARTIFACTS / "02_frame_batching-failed.png"))
-                raise
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    try:
+        open_notebook(page, server, NOTEBOOK)
+        moves = _exercise(page)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "02_frame_batching-failed.png"))
+        raise
+    finally:
+        page.close()
     redraws = [m["redraw_ms"] for m in moves]
     report = {
         "notebook": NOTEBOOK, "slider": SLIDER_LABEL, "moves": moves,
@@ -226,3 +164,64 @@ def test_batching_notebook_in_chromium(lab_server: tuple[str, Path]) -> None:
     print(f"\nslider release -> redrawn plot: median {report['median_ms']:.0f} ms, "
           f"max {report['max_ms']:.0f} ms over {len(redraws)} moves")
     assert max(redraws) < LATENCY_BOUND_MS, report
+
+
+NEWS_JS = """() => Array.from(document.querySelectorAll(
+    '.Toastify__toast, .jp-Notification-Toast, .jp-toast-message, .jp-Dialog'))
+  .map((e) => e.innerText).filter((t) => /news|update/i.test(t))"""
+
+
+def _saved_state(path: Path) -> dict[str, Any]:
+    try:
+        nb = json.loads(path.read_text())
+    except json.JSONDecodeError:  # still being written
+        return {}
+    return dict(nb.get("metadata", {}).get("widgets", {}).get(
+        "application/vnd.jupyter.widget-state+json", {}).get("state", {}))
+
+
+@pytest.mark.timeout(240)
+def test_reopened_notebook_shows_its_figures(lab: tuple[Server, Path, Any]) -> None:
+    server, work, browser = lab
+    path = work / NOTEBOOK
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    try:
+        open_notebook(page, server, NOTEBOOK)
+        _run_all(page)
+        wait_figures_drawn(page)
+        before = {f["title"]: f["points"] for f in figure_report(page)}
+        news = page.evaluate(NEWS_JS)
+        page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
+        page.keyboard.press("Control+s")
+        deadline = time.monotonic() + 30
+        state = _saved_state(path)
+        while not state and time.monotonic() < deadline:
+            page.wait_for_timeout(250)
+            state = _saved_state(path)
+    finally:
+        page.close()
+    assert state, "saving the notebook kept no widget state"
+    from wslab.lab_assets import plotly_js_path
+
+    size = path.stat().st_size  # stock figures save a copy of plotly.js each
+    assert size < plotly_js_path().stat().st_size / 4, f"the saved notebook holds {size:,} B"
+    assert not news, f"JupyterLab prompts over the plots: {news}"
+    shutdown_kernels(server)  # the kernel goes: nothing runs again
+
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    try:
+        open_notebook(page, server, NOTEBOOK)
+        page.wait_for_function(
+            "(n) => document.querySelectorAll('.js-plotly-plot').length >= n",
+            arg=len(before), timeout=60_000, polling=100)
+        wait_figures_drawn(page)
+        after = {f["title"]: f["points"] for f in figure_report(page)}
+        prompts = page.evaluate("() => Array.from(document.querySelectorAll("
+                                "'.jp-InputPrompt')).map((e) => e.textContent)")
+        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "02_frame_batching-reopened.png"))
+    finally:
+        page.close()
+    assert not any("*" in p for p in prompts), "the reopened notebook ran"
+    assert after == before, f"reopened figures differ: {after} != {before}"
+    assert all(points > 0 for points in after.values()), after

@@ -1,7 +1,8 @@
 """Every notebook runs headless, top to bottom, in fast mode, in under 60 s.
 
 Also checks what the repository holds: each ``.ipynb`` has its jupytext ``.py`` pair with
-the same cells, and no outputs are committed.
+the same cells and cell tags, and no outputs are committed; and what Run All leaves in an
+answer cell: no printed text, only the closed accordion of ``answer_check``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import nbformat
 import pytest
 from lab.lab_support import NOTEBOOKS
 from nbclient import NotebookClient
+
+from wslab.lab import ANSWER_TAG
 
 NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 BUDGET_S = 60.0
@@ -34,6 +37,8 @@ def test_pair_in_sync_and_outputs_stripped(path: Path) -> None:
     script = jupytext.read(pair)
     assert [c.source for c in nb.cells] == [c.source for c in script.cells], (
         f"{path.name} and {pair.name} differ: run `jupytext --sync`")
+    assert [c.metadata.get("tags", []) for c in nb.cells] == [
+        c.metadata.get("tags", []) for c in script.cells], f"{path.name}: tags differ"
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, (
@@ -61,3 +66,14 @@ def test_notebook_runs_in_fast_mode(path: Path, jupyter_env: dict[str, str],
              if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     if path.stem != "00_tour" or shown:
         assert shown, f"{path.name} displayed no panel"
+    states = nb.metadata.get("widgets", {}).get(
+        "application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    for cell in nb.cells:
+        if cell.cell_type == "code" and ANSWER_TAG in cell.metadata.get("tags", []):
+            # Run All prints no answer: the only output is the closed "Answer check" box.
+            kinds = [o.output_type for o in cell.outputs]
+            assert kinds == ["execute_result"] or kinds == ["display_data"], kinds
+            view = cell.outputs[0].data["application/vnd.jupyter.widget-view+json"]
+            state = states[view["model_id"]]
+            assert state["model_name"] == "AccordionModel"
+            assert state["state"].get("selected_index") is None  # closed

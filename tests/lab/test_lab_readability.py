@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 import re
 
+import ipywidgets as W
 import pytest
 
 from wslab.lab import BatchingPanel, CompressionPanel, ContentPanel, RecommendPanel, ScalingPanel
 from wslab.lab.content import LABELLED_TYPES, LARGE_MESSAGE, by_bytes
+from wslab.lab.controls import walk
 from wslab.lab.data import load_trace
 from wslab.lab.figures import HALF_WIDTH, fmt_ms, stat_table
 from wslab.lab.recommend_jobs import FAST_GRID, LEFT_OUT, grid_points
@@ -49,16 +51,25 @@ def test_stat_table_takes_any_number_of_columns_and_nothing_for_no_rows() -> Non
     assert table.count("<th") == 4 and table.count("<td") == 4
 
 
-def test_figures_side_by_side_are_sized_to_share_a_row(chat) -> None:  # type: ignore[no-untyped-def]
-    # plotly falls back to 700 px for a FigureWidget in a box, so two of them overlapped.
+def test_figures_side_by_side_follow_the_page_in_boxes_that_wrap(chat) -> None:  # type: ignore[no-untyped-def]
+    # plotly fell back to 700 px for a FigureWidget in a box, so two of them overlapped;
+    # fixed widths then cropped them in narrower outputs (issue 15, notebook 04).
     assert 2 * HALF_WIDTH <= 1100
     batching, compression = BatchingPanel(chat), CompressionPanel(chat)
-    scaling = ScalingPanel(connections=100)
+    scaling, content = ScalingPanel(connections=100), ContentPanel(chat)
     pairs = [(batching, ("latency", "bytes")), (compression, ("latency", "bytes")),
-             (scaling, ("memory", "limits", "ramp", "fanout"))]
+             (scaling, ("memory", "limits", "ramp", "fanout")),
+             (content, ("ratios", "features"))]
     for panel, names in pairs:
+        boxes = {id(child.children[0]): child for w in walk(panel.widget)
+                 if isinstance(w, W.HBox) for child in w.children
+                 if isinstance(child, W.VBox) and len(child.children) == 1}
         for name in names:
-            assert panel.figures[name].layout.width == HALF_WIDTH, (panel.title, name)
+            fig = panel.figures[name]
+            assert fig.layout.width is None, (panel.title, name)  # follows its box
+            box = boxes.get(id(fig))
+            assert box is not None, (panel.title, name)
+            assert box.layout.flex == f"1 1 {HALF_WIDTH}px", (panel.title, name)
 
 
 def test_compression_panel_measures_decompression(chat) -> None:  # type: ignore[no-untyped-def]
@@ -85,20 +96,21 @@ def test_compression_policy_table_says_what_each_policy_did(chat) -> None:  # ty
     assert "(the threshold)" not in text(p.policy_stats.value)
 
 
-def test_heatmap_shows_its_grid_and_a_hint_before_it_is_filled(
+def test_heatmap_shows_its_grid_once_it_is_filled(
         chat, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("WSLAB_FAST", "1")  # a 3 x 3 grid
     p = CompressionPanel(chat)
     heat = p.figures["heatmap"]
+    assert heat.layout.xaxis.visible is False  # no meaningless axes before Compute
+    assert any("Compute heatmap" in a.text for a in heat.layout.annotations)
+    p.run_heatmap()
+    assert not heat.layout.annotations
     assert list(heat.layout.xaxis.tickvals) == list(p.wbits_axis)
     assert list(heat.layout.yaxis.tickvals) == list(p.mem_axis)
     low, high = heat.layout.xaxis.range
     assert low < p.wbits_axis[0] and high > p.wbits_axis[-1]  # outer cells shown whole
     step = (p.wbits_axis[1] - p.wbits_axis[0]) / 2
     assert (low, high) == (p.wbits_axis[0] - step, p.wbits_axis[-1] + step)
-    assert any("Compute heatmap" in a.text for a in heat.layout.annotations)
-    p.run_heatmap()
-    assert not heat.layout.annotations
 
 
 def test_content_panel_orders_by_bytes_and_names_only_the_big_types() -> None:

@@ -27,6 +27,10 @@ WORTH_IT = 0.9
 ALONE_IS_ENOUGH = 0.8
 """Without context a type must reach this ratio to be called plain "compress"."""
 
+TAKEOVER_GAIN = 0.05
+"""Context takeover is recommended only when the shared window lowers the ratio by at least
+this much: a window that buys nothing still costs its memory on every connection."""
+
 COLUMNS = (
     "type", "dir", "messages", "bytes", "mean_size", "entropy_bits_per_byte", "repetition",
     "context_repetition", "json_fraction", "json_depth", "key_bytes_fraction",
@@ -122,7 +126,10 @@ def recommend(row: Mapping[Hashable, Any]) -> tuple[str, str]:
 
     ``skip`` when deflate with context takeover saves less than 10 %; ``compress`` when a
     message alone already shrinks to 0.8 or less (so even ``no_context_takeover`` pays);
-    ``compress (context takeover)`` when the savings come from repeats across messages.
+    ``compress (context takeover)`` when the savings come from repeats across messages,
+    that is when the shared window lowers the ratio by :data:`TAKEOVER_GAIN` or more; a
+    window that changes nothing (alone 0.90, shared 0.90) gets ``compress`` with
+    ``no_context_takeover``, which spares each connection the window's memory.
     """
     d = float(row["deflate_ratio"])
     alone = float(row["deflate_ratio_no_context"])
@@ -143,6 +150,11 @@ def recommend(row: Mapping[Hashable, Any]) -> tuple[str, str]:
         return "compress", (
             f"compresses to {d:.2f} with context takeover and {alone:.2f} without: each "
             f"message carries its own repeats{dict_hint}"
+        )
+    if alone - d < TAKEOVER_GAIN:
+        return "compress", (
+            f"compresses to {d:.2f} with the shared window and {alone:.2f} without: the "
+            f"window adds little, so no_context_takeover saves its memory{dict_hint}"
         )
     return "compress (context takeover)", (
         f"a message alone only shrinks to {alone:.2f}, but with the shared window it goes "

@@ -11,14 +11,24 @@ A panel subclass writes four things: ``build`` (make widgets with :meth:`Panel.b
 figures), ``compute`` (pure: config and params in, a result out; runs in a worker
 thread, must not touch widgets), ``draw`` (put the result into the figures) and ``body``
 (arrange its figures). The notebooks then need one line: ``BatchingPanel("chat")``.
+
+What every panel gets from here, once: a tooltip on every control (what it does, its
+unit, and when it applies); controls that do not apply to the current settings disabled
+(the panel's :attr:`Panel.applies` table, rows of :class:`~wslab.lab.controls.When`);
+descriptions wide enough for their words (:func:`~wslab.lab.controls.fit_descriptions`);
+a "computing..." note while a run or a job is under way (and a "building" note while the
+panel builds in a kernel); a toolbar to pin the current result as a baseline (each panel's
+:meth:`Panel.draw_pinned` draws it beside the current one), clear it, reset every control
+to the panel's starting values, and download the current config as YAML that
+``TuningConfig.load`` (and every ``--config`` option of the CLI) reads back; and
+:meth:`Panel.task_bar`, which puts the progress bar and Cancel beside a panel's buttons.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import ipywidgets as W
 
@@ -26,48 +36,24 @@ from wslab.config import TuningConfig
 from wslab.errors import WslabError
 from wslab.traces.model import Trace
 
+from .controls import (
+    CONTROL_PX,
+    CONTROL_SHARE,
+    Binding,
+    When,
+    config_value,
+    fit_descriptions,
+    identity,
+    is_config_field,
+)
 from .data import default_messages, head, load_trace
 from .tasks import Debouncer, JobFactory, Progress, TaskRunner
+from .toolbar import BUSY, DownloadLink, Toolbar, building
 
 R = TypeVar("R")
 
-SECTIONS = ("batching", "compression", "scaling", "link")
 DEFAULT = object()
 """Marker: "use the default" where ``None`` already means something (all messages)."""
-
-
-@dataclass(slots=True)
-class Binding:
-    """One widget tied to one or more config fields or panel parameters.
-
-    Attributes:
-        widget: The ipywidgets control.
-        fields: Dotted config fields (``"compression.mem_level"``) or parameter names.
-        to_value: Maps the widget's value to the stored value (identity by default).
-        from_value: Maps a stored value back to the widget's value.
-    """
-
-    widget: Any
-    fields: tuple[str, ...]
-    to_value: Callable[[Any], Any]
-    from_value: Callable[[Any], Any]
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def is_config_field(name: str) -> bool:
-    """True for a dotted config field such as ``"batching.interval_ms"``."""
-    return name.split(".", 1)[0] in SECTIONS and "." in name
-
-
-def config_value(config: TuningConfig, dotted: str) -> Any:
-    """The value of a dotted field of ``config``."""
-    node: Any = config
-    for part in dotted.split("."):
-        node = node[part] if isinstance(node, dict) else getattr(node, part)
-    return node
 
 
 class Panel(Generic[R]):
@@ -85,6 +71,10 @@ class Panel(Generic[R]):
     debounce_s = 0.03
     uses_tasks = False
     """True for panels with background jobs: shows the progress bar and Cancel button."""
+    applies: ClassVar[dict[str, When]] = {}
+    """Control name -> when it applies; otherwise it is disabled (and its tooltip says so)."""
+    config_name = "wslab-config.yaml"
+    """The file name the download link suggests."""
 
     def __init__(
         self,
@@ -104,25 +94,41 @@ class Panel(Generic[R]):
         self.controls: dict[str, Any] = {}
         self.figures: dict[str, Any] = {}
         self.result: R | None = None
+        self.pinned: R | None = None
+        """The result pinned as a baseline (``None``: nothing pinned)."""
+        self.pinned_config: TuningConfig | None = None
         self.status = W.HTML(value="")
+        self.toolbar = Toolbar(self.pin, self.unpin, self.reset)
+        self.pin_button, self.unpin_button = self.toolbar.pin, self.toolbar.unpin
+        self.reset_button, self.download = self.toolbar.reset, self.toolbar.download
+        self.busy_note = self.toolbar.busy
+        self._link = DownloadLink(self.title, self.config_name)
+        self._next_download = ""
         self.progress = W.IntProgress(
             value=0, min=0, max=1, description="", bar_style="info",
-            layout=W.Layout(visibility="hidden", width="60%"),
+            layout=W.Layout(visibility="hidden", width="240px"),
+            tooltip="steps of the running job done so far",
         )
         self.cancel_button = W.Button(
-            description="Cancel", icon="stop", disabled=True, layout=W.Layout(width="90px")
+            description="Cancel", icon="stop", disabled=True, layout=W.Layout(width="auto"),
+            tooltip="stop the running job (nothing it started is left running)",
         )
+        self._task_bar: Any = None
         self.tasks = TaskRunner(on_progress=self._show_progress, on_state=self._task_state)
         self.cancel_button.on_click(lambda _b: self.tasks.cancel())
         self.debouncer: Debouncer[R] = Debouncer(
             self._compute_current, self._apply,
             delay_s=self.debounce_s if debounce_s is None else debounce_s,
-            on_error=self.show_error,
+            on_error=self.show_error, on_busy=self._show_busy,
         )
         self._ui: Any = None
         self._quiet = False
-        self.build()
-        self.debouncer.run_now()  # the first result is drawn before the panel is shown
+        with building(self.title):
+            self.build()
+            fit_descriptions(self.controls.values())
+            self._initial = (self.config, dict(self.params))
+            self._sync_enabled()
+            self.debouncer.run_now()  # the first result is drawn before the panel is shown
 
     # -- what a subclass provides --------------------------------------------------------
 
@@ -149,6 +155,25 @@ class Panel(Generic[R]):
         """The widget(s) under the controls: figures, tables."""
         return W.VBox(list(self.figures.values()))
 
+    def draw_pinned(self) -> None:
+        """Put :attr:`pinned` into the figures beside the current result (``None``: clear).
+
+        Called when a result is pinned or the pin is cleared; :meth:`draw` is called
+        right after, so tables that show a pinned column can read :attr:`pinned` there.
+        """
+
+    def can_pin(self, result: R | None) -> bool:
+        """True when ``result`` is worth pinning (a panel with nothing drawn yet: no)."""
+        return result is not None
+
+    def config_for(self, result: R | None) -> TuningConfig:
+        """The config the download link offers with ``result`` drawn (the panel's own)."""
+        return self.config
+
+    def current_config(self) -> TuningConfig:
+        """The config the download link offers now."""
+        return self.config_for(self.result)
+
     # -- binding widgets ----------------------------------------------------------------
 
     def bind(
@@ -157,13 +182,15 @@ class Panel(Generic[R]):
         fields: str | Sequence[str],
         *,
         key: str | None = None,
-        to_value: Callable[[Any], Any] = _identity,
-        from_value: Callable[[Any], Any] = _identity,
+        to_value: Callable[[Any], Any] = identity,
+        from_value: Callable[[Any], Any] = identity,
+        tip: str = "",
     ) -> Any:
         """Tie ``widget`` to config fields or panel parameters and return it.
 
         The widget starts at the stored value; moving it stores the new value (through
         ``to_value``), validates it against the config's rules and schedules a re-run.
+        It takes the width of its cell in the controls grid.
 
         Args:
             widget: An ipywidgets control with a ``value`` trait.
@@ -172,6 +199,8 @@ class Panel(Generic[R]):
                 first field).
             to_value: Widget value -> stored value.
             from_value: Stored value -> widget value.
+            tip: The tooltip: what the control does and its unit (the panel's
+                :attr:`applies` row, if any, is added: "only with strategy time").
         """
         names = (fields,) if isinstance(fields, str) else tuple(fields)
         binding = Binding(widget, names, to_value, from_value)
@@ -180,6 +209,10 @@ class Panel(Generic[R]):
             raise ValueError(f"a control named {name!r} is already bound")
         self.bindings[name] = binding
         self.controls[name] = widget
+        rule = self.applies.get(name)
+        widget.tooltip = f"{tip} ({rule.text()})" if rule is not None and tip else tip
+        widget.layout.width = f"{CONTROL_SHARE:.0%}"
+        widget.layout.max_width = None
         widget.value = from_value(self.get(names[0]))
         widget.observe(lambda change: self._on_change(binding, change["new"]), names="value")
         return widget
@@ -218,11 +251,67 @@ class Panel(Generic[R]):
             if not is_config_field(f):
                 self.params[f] = value
         self.changed(binding.fields)
+        self._sync_enabled()
         if not self._quiet:
             self.refresh()
 
     def changed(self, fields: tuple[str, ...]) -> None:
         """Hook: called after a bound value changed, before the re-run is scheduled."""
+
+    def _sync_enabled(self) -> None:
+        """Disable the controls whose :attr:`applies` row does not hold now."""
+        for name, rule in self.applies.items():
+            control = self.controls.get(name)
+            if control is not None:
+                control.disabled = not rule.holds(self.get)
+
+    def reset(self) -> None:
+        """Put every control back to the panel's starting value and redraw at once.
+
+        A pinned baseline stays, so the starting point can be compared against it.
+        """
+        config, params = self._initial
+        self._quiet = True
+        try:
+            self.config, self.params = config, dict(params)
+            for binding in self.bindings.values():
+                binding.widget.value = binding.from_value(self.get(binding.fields[0]))
+        finally:
+            self._quiet = False
+        self.config, self.params = config, dict(params)  # exactly, whatever the mappings
+        self.changed(tuple(f for b in self.bindings.values() for f in b.fields))
+        self._sync_enabled()
+        self.debouncer.flush()
+
+    # -- the baseline -------------------------------------------------------------------
+
+    def pin(self) -> None:
+        """Keep the current result as the baseline, drawn beside every later one."""
+        if not self.can_pin(self.result):
+            return
+        self.pinned, self.pinned_config = self.result, self.config
+        self.unpin_button.disabled = False
+        self._redraw_pinned()
+
+    def unpin(self) -> None:
+        """Forget the baseline."""
+        self.pinned = self.pinned_config = None
+        self.unpin_button.disabled = True
+        self._redraw_pinned()
+
+    def _redraw_pinned(self) -> None:
+        try:
+            self.draw_pinned()
+            if self.result is not None:
+                self.draw(self.result)
+        except Exception as exc:  # a button never raises into the kernel
+            self.show_error(exc)
+
+    # -- the config as a file -----------------------------------------------------------
+
+    def config_yaml(self) -> str:
+        """The current config as YAML that ``TuningConfig.load`` reads back."""
+        return self._link.text(self.current_config())
 
     # -- running ------------------------------------------------------------------------
 
@@ -231,13 +320,22 @@ class Panel(Generic[R]):
         self.debouncer.trigger()
 
     def _compute_current(self) -> R:
-        return self.compute(self.config, dict(self.params))
+        result = self.compute(self.config, dict(self.params))
+        # The YAML link is made here, in the worker thread, not in the redraw.
+        self._next_download = self._link.html(self.config_for(result))
+        return result
 
     def _apply(self, result: R) -> None:
         self.result = result
         self.draw(result)
+        self.pin_button.disabled = not self.can_pin(result)
+        if self.download.value != self._next_download:
+            self.download.value = self._next_download
         if self.status.value.startswith("<span class='wslab-error'"):
             self.status.value = ""
+
+    def _show_busy(self, busy: bool) -> None:
+        self.busy_note.value = BUSY if busy or self.tasks.running else ""
 
     def start_task(self, job: JobFactory, *, note: str = "") -> Any:
         """Start a background asyncio job with the panel's progress bar and Cancel button.
@@ -260,6 +358,7 @@ class Panel(Generic[R]):
         self.cancel_button.disabled = not running
         self.progress.layout.visibility = "visible" if running else "hidden"
         self.progress.bar_style = "info"
+        self.busy_note.value = BUSY if running or self.debouncer.busy else ""
         if state == "cancelled":
             self.status.value = "cancelled"
         elif state == "failed":
@@ -275,6 +374,12 @@ class Panel(Generic[R]):
 
     # -- display ------------------------------------------------------------------------
 
+    def task_bar(self, *buttons: Any) -> Any:
+        """``buttons`` with the panel's progress bar and Cancel beside them (once)."""
+        self._task_bar = W.HBox([*buttons, self.progress, self.cancel_button],
+                                layout=W.Layout(flex_flow="row wrap", align_items="center"))
+        return self._task_bar
+
     @property
     def widget(self) -> Any:
         """The whole panel as one ipywidgets ``VBox`` (built once)."""
@@ -283,11 +388,14 @@ class Panel(Generic[R]):
                              f"<small>({self._trace_note()})</small>")
             controls = W.GridBox(
                 list(self.controls.values()),
-                layout=W.Layout(grid_template_columns="repeat(2, minmax(300px, 1fr))"),
+                layout=W.Layout(grid_template_columns=(
+                    f"repeat(auto-fill, minmax({CONTROL_PX}px, 1fr))")),
             )
+            body = self.body()  # may place the progress bar (task_bar)
+            toolbar = self.toolbar.row()
             footer = W.HBox([self.progress, self.cancel_button, self.status]
-                            if self.uses_tasks else [self.status])
-            self._ui = W.VBox([heading, controls, footer, self.body()])
+                            if self.uses_tasks and self._task_bar is None else [self.status])
+            self._ui = W.VBox([heading, controls, toolbar, footer, body])
             self._ui.add_class("wslab-panel")
         return self._ui
 

@@ -5,7 +5,9 @@ config (strategy, interval, max bytes and messages, per-priority deadlines), the
 profile and a message-rate factor that replays the trace faster or slower. Every move
 re-simulates the trace (debounced) and redraws: the latency distribution per priority
 class beside the unbatched baseline, and the bytes each message costs on the wire
-(payload, WebSocket header, TCP/IP headers), with frames and segments per second.
+(payload, WebSocket header, TCP/IP headers), with frames and segments per second. A
+pinned run is drawn beside the current one: dotted curves, a "pinned" bar and column.
+Sliders a strategy does not read are disabled (:data:`APPLIES`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from wslab.sim import simulate
 from wslab.traces.model import PRIORITIES, Trace
 
 from .base import Panel
+from .controls import When
 from .data import speed_up
 from .figures import (
     COLOURS,
@@ -40,6 +43,15 @@ from .figures import (
 STRATEGIES = ("none", "time", "size", "count", "hybrid", "priority")
 MAX_BYTES_STEPS = tuple(1 << k for k in range(8, 21))
 CURVE_NAMES = (*PRIORITIES, "unbatched")
+PINNED_NAMES = tuple(f"pinned {p}" for p in PRIORITIES)
+APPLIES: dict[str, When] = {
+    "interval_ms": When("batching.strategy", ("time", "hybrid"), "strategy"),
+    "max_hold_ms": When("batching.strategy", ("size", "count"), "strategy"),
+    "max_bytes": When("batching.strategy", ("size", "hybrid", "priority"), "strategy"),
+    "max_messages": When("batching.strategy", ("count", "hybrid", "priority"), "strategy"),
+    **{p: When("batching.strategy", ("priority",), "strategy") for p in PRIORITIES},
+}
+"""Which sliders each strategy reads (``wslab.batching``'s table); the others are disabled."""
 
 
 @dataclass(slots=True)
@@ -110,6 +122,8 @@ class BatchingPanel(Panel[BatchingResult]):
     """
 
     title = "Frame batching"
+    applies = APPLIES
+    config_name = "wslab-batching.yaml"
 
     def __init__(self, trace: Trace | str, config: TuningConfig | None = None,
                  **kwargs: Any) -> None:
@@ -126,33 +140,46 @@ class BatchingPanel(Panel[BatchingResult]):
 
     def build(self) -> None:
         """Controls for the batching section, link and rate; two figures."""
-        style = {"description_width": "160px"}
-        wide = W.Layout(width="95%")
-        slider = {"style": style, "layout": wide, "continuous_update": True}
-        self.bind(W.Dropdown(options=STRATEGIES, description="strategy", style=style),
-                  "batching.strategy")
-        self.bind(W.FloatSlider(min=0, max=250, step=1, description="interval (ms)",
-                                **slider), "batching.interval_ms")
+        slider = {"continuous_update": True}
+        self.bind(W.Dropdown(options=STRATEGIES, description="strategy"), "batching.strategy",
+                  tip="what ends a batch: none (every message alone), time, size, count, "
+                      "hybrid (the first of the three), priority (a deadline per class)")
+        self.bind(W.FloatSlider(min=0, max=250, step=1, description="interval (ms)", **slider),
+                  "batching.interval_ms",
+                  tip="how long a batch waits after its first message before it is sent, ms")
+        self.bind(W.FloatSlider(min=0, max=1000, step=5, description="max hold (ms)",
+                                **slider), "batching.max_hold_ms",
+                  tip="longest wait of a size or count batch that does not fill up, ms")
         self.bind(W.SelectionSlider(options=MAX_BYTES_STEPS, description="max bytes",
-                                    **slider), "batching.max_bytes")
+                                    **slider), "batching.max_bytes",
+                  tip="send the batch once its payload reaches this many bytes")
         self.bind(W.IntSlider(min=1, max=256, description="max messages", **slider),
-                  "batching.max_messages")
+                  "batching.max_messages",
+                  tip="send the batch once it holds this many messages")
         for prio, top in (("critical", 50), ("normal", 250), ("background", 2000)):
             self.bind(W.FloatSlider(min=0, max=top, step=1, description=f"{prio} hold (ms)",
-                                    **slider), f"batching.priority_interval_ms.{prio}")
+                                    **slider), f"batching.priority_interval_ms.{prio}",
+                      tip=f"deadline of {prio} messages under strategy priority: the "
+                          "longest they wait in a batch, ms")
         self.bind(W.FloatLogSlider(base=2, min=-3, max=5, step=0.25,
-                                   description="message rate \u00d7", **slider), "rate")
-        self.bind(W.Dropdown(options=list(PROFILES), description="link", style=style),
-                  "link.profile")
+                                   description="message rate \u00d7", **slider), "rate",
+                  tip="replay the trace this many times faster (x2) or slower (x0.5) than "
+                      "recorded: more messages per second on the same connection")
+        self.bind(W.Dropdown(options=list(PROFILES), description="link"), "link.profile",
+                  tip="the link between server and client: bandwidth, round trip, loss "
+                      "(wslab link list shows each profile)")
         self.stats = W.HTML()
         self.figures["latency"] = figure(
             "Latency per message (distribution)", x="latency (ms, log)", y="share of messages",
             width=HALF_WIDTH,
-            traces=[go.Scatter(x=[], y=[], name=name, mode="lines",
-                               line={"color": COLOURS["baseline" if name == "unbatched"
-                                                      else name],
-                                     "dash": "dash" if name == "unbatched" else "solid"})
-                    for name in CURVE_NAMES],
+            traces=[*(go.Scatter(x=[], y=[], name=name, mode="lines",
+                                 line={"color": COLOURS["baseline" if name == "unbatched"
+                                                        else name],
+                                       "dash": "dash" if name == "unbatched" else "solid"})
+                      for name in CURVE_NAMES),
+                    *(go.Scatter(x=[], y=[], name=name, mode="lines", legendgroup="pinned",
+                                 line={"color": COLOURS[prio], "dash": "dot", "width": 1.5})
+                      for prio, name in zip(PRIORITIES, PINNED_NAMES, strict=True))],
         )
         self.figures["latency"].update_xaxes(type="log")
         self.figures["bytes"] = figure(
@@ -199,23 +226,42 @@ class BatchingPanel(Panel[BatchingResult]):
         """Redraw the curves and bars in place and refresh the numbers."""
         lat = self.figures["latency"]
         with lat.batch_update():
-            for tr in lat.data:
+            for tr in lat.data[:len(CURVE_NAMES)]:
                 x, y = result.curves[tr.name]
                 tr.x, tr.y = x, y
         c, b = result.cost, result.baseline
+        pinned = self.pinned
+        costs = [b, c] if pinned is None else [b, pinned.cost, c]
+        names = ["unbatched", "this config"] if pinned is None else [
+            "unbatched", "pinned", "this config"]
         bars = self.figures["bytes"]
         with bars.batch_update():
             for tr, attr in zip(bars.data, ("payload", "ws_header", "tcp_header"), strict=True):
-                tr.y = [b.per_message(getattr(b, attr)), c.per_message(getattr(c, attr))]
-        self.stats.value = stat_table(_stat_rows(c, b, result.batch_wait_p99),
-                                      headers=("", "this config", "unbatched"))
+                if tuple(tr.x) != tuple(names):
+                    tr.x = names
+                tr.y = [w.per_message(getattr(w, attr)) for w in costs]
+        rows = _stat_rows(c, b, result.batch_wait_p99)
+        headers: tuple[str, ...] = ("", "this config", "unbatched")
+        if pinned is not None:
+            pin = _stat_rows(pinned.cost, b, pinned.batch_wait_p99)
+            rows = [(r[0], r[1], p[1], r[2]) for r, p in zip(rows, pin, strict=True)]
+            headers = ("", "this config", "pinned", "unbatched")
+        self.stats.value = stat_table(rows, headers=headers)
+
+    def draw_pinned(self) -> None:
+        """The pinned run's curves, dotted, beside the current ones (or none)."""
+        lat = self.figures["latency"]
+        with lat.batch_update():
+            for prio, tr in zip(PRIORITIES, lat.data[len(CURVE_NAMES):], strict=True):
+                x, y = self.pinned.curves[prio] if self.pinned is not None else ([], [])
+                tr.x, tr.y = x, y
 
     def body(self) -> Any:
         """Numbers on top, then the latency curves beside the byte bars."""
         return W.VBox([self.stats, row_of(self.figures["latency"], self.figures["bytes"])])
 
 
-def _stat_rows(c: WireCost, b: WireCost, wait_p99: float) -> list[tuple[str, str, str]]:
+def _stat_rows(c: WireCost, b: WireCost, wait_p99: float) -> list[tuple[str, ...]]:
     def overhead(w: WireCost) -> float:
         return w.per_message(w.ws_header + w.tcp_header)
 

@@ -9,7 +9,11 @@ uncompressed. With policy ``threshold`` or ``adaptive`` a second table sets the 
 the same config with policy ``always`` (bytes and compression CPU per message, and the
 difference) and says which frames went uncompressed, of which message types, and why. A
 button fills a window-bits x memLevel heatmap of the deflate ratio for this trace, cell by
-cell, as a cancellable background job.
+cell, as a cancellable background job (its progress bar beside the button); before that
+the heatmap says what it will show instead of drawing empty axes, and once filled it
+outlines the current setting (and the pinned one). Controls an algorithm does not read
+are disabled (:data:`APPLIES`): window bits, memLevel, level and context takeover are
+permessage-deflate's, the zstd level and window zstd's.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import numpy as np
 import numpy.typing as npt
 import plotly.graph_objects as go
 
-from wslab.codecs.deflate import deflate_memory_bytes
 from wslab.config import CompressionConfig, TuningConfig
 from wslab.link import PROFILES
 from wslab.sim import simulate
@@ -36,6 +39,8 @@ from wslab.tune.sweep import memory_estimate_kib
 
 from .base import Panel
 from .batching import WireCost
+from .compression_heatmap import CURRENT, PINNED, DeflateHeatmap
+from .controls import When
 from .data import deflate_ratio_cell, heatmap_axes
 from .figures import (
     COLOURS,
@@ -50,7 +55,17 @@ from .figures import (
 from .tasks import Progress, in_worker
 
 ALGORITHMS = ("none", "permessage-deflate", "zstd-stream", "zstd-dict")
-HEATMAP_HINT = "press <b>Compute heatmap</b> to measure every cell"
+DEFLATE = ("permessage-deflate",)
+ZSTD = ("zstd-stream", "zstd-dict")
+APPLIES: dict[str, When] = {
+    **{name: When("compression.algorithm", DEFLATE, "algorithm")
+       for name in ("window_bits", "mem_level", "level", "context_takeover")},
+    **{name: When("compression.algorithm", ZSTD, "algorithm")
+       for name in ("zstd_level", "zstd_window_log")},
+    **{name: When("compression.algorithm", (*DEFLATE, *ZSTD), "algorithm")
+       for name in ("threshold_bytes", "adaptive")},
+}
+"""Which controls each algorithm reads (``wslab.codecs.factory``); the others are disabled."""
 
 
 @dataclass(slots=True)
@@ -113,6 +128,8 @@ class CompressionPanel(Panel[CompressionResult]):
 
     title = "Compression (permessage-deflate and zstd)"
     uses_tasks = True
+    applies = APPLIES
+    config_name = "wslab-compression.yaml"
 
     def __init__(self, trace: Trace | str, config: TuningConfig | None = None,
                  **kwargs: Any) -> None:
@@ -131,38 +148,56 @@ class CompressionPanel(Panel[CompressionResult]):
 
     def build(self) -> None:
         """Controls for the compression section and link; three figures and a button."""
-        style = {"description_width": "150px"}
-        wide = W.Layout(width="95%")
-        slider = {"style": style, "layout": wide, "continuous_update": True}
-        menu = {"style": style, "layout": W.Layout(width="95%", max_width="360px")}
-        self.bind(W.Dropdown(options=ALGORITHMS, description="algorithm", **menu),
-                  "compression.algorithm")
+        slider = {"continuous_update": True}
+        self.bind(W.Dropdown(options=ALGORITHMS, description="algorithm"),
+                  "compression.algorithm",
+                  tip="none, permessage-deflate (RFC 7692, what browsers speak), zstd-stream "
+                      "(one zstd stream per connection) or zstd-dict (a trained dictionary)")
         self.bind(W.IntSlider(min=9, max=15, description="window bits", **slider),
                   ("compression.server_max_window_bits", "compression.client_max_window_bits"),
-                  key="window_bits")
+                  key="window_bits",
+                  tip="LZ77 window of both sides, 2^N bytes: how far back a repeat may be found")
         self.bind(W.IntSlider(min=1, max=9, description="memLevel", **slider),
-                  "compression.mem_level")
-        self.bind(W.IntSlider(min=0, max=9, description="level", **slider),
-                  "compression.level", from_value=lambda v: 6 if v == -1 else v)
+                  "compression.mem_level",
+                  tip="zlib memLevel 1..9: hash table and buffer memory, 2^(N+9) bytes")
+        self.bind(W.IntSlider(min=0, max=9, description="deflate level", **slider),
+                  "compression.level", from_value=lambda v: 6 if v == -1 else v,
+                  tip="zlib level 0..9: effort spent finding repeats (0 stores, 9 tries "
+                      "hardest)")
+        self.bind(W.IntSlider(min=-7, max=22, description="zstd level", **slider),
+                  "compression.zstd_level",
+                  tip="zstd level -7..22: effort spent compressing (3 is zstd's default)")
+        self.bind(W.IntSlider(min=10, max=22, description="zstd window", **slider),
+                  "compression.zstd_window_log",
+                  tip="largest zstd window, 2^N bytes: a zstd-stream connection keeps it "
+                      "on both sides")
         self.bind(W.IntSlider(min=0, max=2048, step=16, description="threshold (bytes)",
-                              **{**slider, "continuous_update": False}),
-                  "compression.threshold_bytes")
-        self.bind(W.Checkbox(description="context takeover", style=style, layout=wide),
+                              continuous_update=False), "compression.threshold_bytes",
+                  tip="send frames smaller than this many bytes uncompressed (0: compress "
+                      "every frame)")
+        self.bind(W.Checkbox(description="context takeover"),
                   ("compression.server_no_context_takeover",
                    "compression.client_no_context_takeover"),
-                  key="context_takeover", to_value=lambda v: not v, from_value=lambda v: not v)
-        self.bind(W.Checkbox(description="adaptive (skip what will not shrink)", style=style,
-                             layout=wide), "adaptive")
-        self.bind(W.Dropdown(options=list(PROFILES), description="link", **menu),
-                  "link.profile")
+                  key="context_takeover", to_value=lambda v: not v, from_value=lambda v: not v,
+                  tip="keep the compressor's window from message to message (both sides): "
+                      "better ratios, more memory per connection")
+        self.bind(W.Checkbox(description="adaptive policy"), "adaptive",
+                  tip="policy adaptive: stop compressing a message type whose frames do not "
+                      "shrink, and probe it now and then")
+        self.bind(W.Dropdown(options=list(PROFILES), description="link"), "link.profile",
+                  tip="the link between server and client: bandwidth, round trip, loss "
+                      "(wslab link list shows each profile)")
         self.stats = W.HTML()
         self.policy_stats = W.HTML()
         self.figures["latency"] = figure(
             "Latency per message on the link", x="latency (ms, log)", y="share of messages",
-            width=HALF_WIDTH, traces=[go.Scatter(x=[], y=[], mode="lines", name="this config",
-                               line={"color": COLOURS["normal"]}),
-                    go.Scatter(x=[], y=[], mode="lines", name="uncompressed",
-                               line={"color": COLOURS["baseline"], "dash": "dash"})],
+            width=HALF_WIDTH, traces=[
+                go.Scatter(x=[], y=[], mode="lines", name="this config",
+                           line={"color": COLOURS["normal"]}),
+                go.Scatter(x=[], y=[], mode="lines", name="uncompressed",
+                           line={"color": COLOURS["baseline"], "dash": "dash"}),
+                go.Scatter(x=[], y=[], mode="lines", name="pinned",
+                           line={"color": "#333", "dash": "dot", "width": 1.5})],
         )
         self.figures["latency"].update_xaxes(type="log")
         self.figures["bytes"] = figure(
@@ -173,31 +208,14 @@ class CompressionPanel(Panel[CompressionResult]):
                                       ("tcp", "TCP/IP headers"))],
         )
         self.figures["bytes"].update_layout(barmode="stack")
-        memory = [[deflate_memory_bytes(w, m) / 1024 for w in self.wbits_axis]
-                  for m in self.mem_axis]
-        self.figures["heatmap"] = heat = figure(
-            "permessage-deflate ratio on this trace (lower is better)",
-            x="window bits", y="memLevel", height=360,
-            traces=[go.Heatmap(
-                x=list(self.wbits_axis), y=list(self.mem_axis),
-                z=[[None] * len(self.wbits_axis) for _ in self.mem_axis],
-                customdata=memory, colorscale="Viridis", reversescale=True,
-                texttemplate="%{z:.3f}",
-                hovertemplate=("window bits %{x}, memLevel %{y}<br>ratio %{z:.4f}<br>"
-                               "zlib memory %{customdata:.0f} KiB<extra></extra>"),
-            )],
-        )
-        # Until the cells are measured, the axes show the grid's own values (not plotly's
-        # -1..6 for a heatmap with no numbers) and a hint where the colours will be.
-        heat.update_xaxes(tickmode="array", tickvals=list(self.wbits_axis),
-                          range=_cell_range(self.wbits_axis))
-        heat.update_yaxes(tickmode="array", tickvals=list(self.mem_axis),
-                          range=_cell_range(self.mem_axis))
-        heat.add_annotation(text=HEATMAP_HINT, showarrow=False, xref="paper", yref="paper",
-                            x=0.5, y=0.5, font={"size": 14, "color": "#666"})
-        self.heatmap_button = W.Button(description="Compute heatmap", icon="th",
-                                       button_style="primary",
-                                       layout=W.Layout(width="200px"))
+        self.heatmap = DeflateHeatmap(self.wbits_axis, self.mem_axis)
+        self.figures["heatmap"] = self.heatmap.figure
+        self.heatmap.empty(*self._heatmap_args())
+        self.heatmap_button = W.Button(
+            description="Compute heatmap", icon="th", button_style="primary",
+            layout=W.Layout(width="auto"),
+            tooltip="measure the deflate ratio of this trace at every window bits x "
+                    "memLevel cell, in the background (Cancel stops it)")
         self.heatmap_button.on_click(lambda _b: self.start_heatmap())
 
     def changed(self, fields: tuple[str, ...]) -> None:
@@ -253,33 +271,51 @@ class CompressionPanel(Panel[CompressionResult]):
             lat.data[0].x, lat.data[0].y = result.curve
             lat.data[1].x, lat.data[1].y = result.baseline_curve
         c, b = result.cost, result.baseline
+        pinned = self.pinned
+        costs = [b, c] if pinned is None else [b, pinned.cost, c]
+        names = ["uncompressed", "this config"] if pinned is None else [
+            "uncompressed", "pinned", "this config"]
         bars = self.figures["bytes"]
         with bars.batch_update():
             for tr, attr in zip(bars.data, ("payload", "ws_header", "tcp_header"), strict=True):
-                tr.y = [b.per_message(getattr(b, attr)), c.per_message(getattr(c, attr))]
-        wire_c = c.payload + c.ws_header + c.tcp_header
-        wire_b = b.payload + b.ws_header + b.tcp_header
-        rows = [
-            ("compression ratio (payload)", f"{result.ratio:.3f}", "1.000"),
-            ("wire bytes (incl. headers)", fmt_bytes(wire_c), fmt_bytes(wire_b)),
-            ("compress CPU per message", f"{result.cpu_us:.1f} \u00b5s", "0 \u00b5s"),
-            ("decompress CPU per message", f"{result.decompress_us:.1f} \u00b5s", "0 \u00b5s"),
-            ("codec memory per connection", f"{result.memory_kib:.0f} KiB", "0 KiB"),
-            *((f"latency {q}", fmt_ms(c.latency[q]), fmt_ms(b.latency[q]))
-              for q in ("p50", "p95", "p99")),
-        ]
-        if result.run is not None:
-            rows.append(("frames sent uncompressed", f"{result.run.frames_plain:,}", "all"))
-        self.stats.value = stat_table(rows, headers=("", "this config", "uncompressed"))
+                if tuple(tr.x) != tuple(names):
+                    tr.x = names
+                tr.y = [w.per_message(getattr(w, attr)) for w in costs]
+        ours = _column(result)
+        plain = [
+            "1.000", fmt_bytes(b.payload + b.ws_header + b.tcp_header), "0 \u00b5s",
+            "0 \u00b5s", "0 KiB", *(fmt_ms(b.latency[q]) for q in ("p50", "p95", "p99")), "all"]
+        labels = ["compression ratio (payload)", "wire bytes (incl. headers)",
+                  "compress CPU per message", "decompress CPU per message",
+                  "codec memory per connection", "latency p50", "latency p95", "latency p99",
+                  "frames sent uncompressed"]
+        columns = [ours] if pinned is None else [ours, _column(pinned)]
+        headers = ("", "this config", *(("pinned",) if pinned is not None else ()),
+                   "uncompressed")
+        rows = [(label, *(col[i] for col in columns), plain[i])
+                for i, label in enumerate(labels) if i < len(ours)]
+        self.stats.value = stat_table(rows, headers=headers)
         self.policy_stats.value = _policy_table(self.config.compression, result)
+        if self.heatmap.filled:
+            self.heatmap.outline(CURRENT, self.config)
+        elif self.heatmap.hint_args != self._heatmap_args():
+            self.heatmap.empty(*self._heatmap_args())  # the note names level and context
+
+    def draw_pinned(self) -> None:
+        """The pinned run's latency curve, dotted, and its heatmap outline (or none)."""
+        lat = self.figures["latency"]
+        curve = self.pinned.curve if self.pinned is not None else ([], [])
+        with lat.batch_update():
+            lat.data[2].x, lat.data[2].y = curve
+        self.heatmap.outline(PINNED, self.pinned_config)
 
     def body(self) -> Any:
-        """Numbers, latency beside bytes, then the heatmap with its button."""
+        """Numbers, latency beside bytes, then the heatmap with its button and progress."""
         return W.VBox([
             self.stats,
             self.policy_stats,
             row_of(self.figures["latency"], self.figures["bytes"]),
-            self.heatmap_button,
+            self.task_bar(self.heatmap_button),
             self.figures["heatmap"],
         ])
 
@@ -287,7 +323,12 @@ class CompressionPanel(Panel[CompressionResult]):
 
     def heatmap_cells(self) -> list[tuple[int, int]]:
         """(window bits, memLevel) of every heatmap cell, row by row."""
-        return [(w, m) for m in self.mem_axis for w in self.wbits_axis]
+        return self.heatmap.cells()
+
+    @property
+    def heatmap_filled(self) -> bool:
+        """True once at least one heatmap cell is measured."""
+        return self.heatmap.filled
 
     def _heatmap_args(self) -> tuple[int, bool]:
         c = self.config.compression
@@ -295,21 +336,17 @@ class CompressionPanel(Panel[CompressionResult]):
         return level, not c.server_no_context_takeover
 
     def _put_cell(self, w: int, m: int, ratio: float) -> None:
-        if self.figures["heatmap"].layout.annotations:
-            self.figures["heatmap"].layout.annotations = []  # the hint gives way to numbers
-        heat = self.figures["heatmap"].data[0]
-        z = [list(row) for row in heat.z]
-        z[self.mem_axis.index(m)][self.wbits_axis.index(w)] = ratio
-        heat.z = z
+        if self.heatmap.put(w, m, ratio):
+            self.heatmap.outline(CURRENT, self.config)
+            self.heatmap.outline(PINNED, self.pinned_config)
 
-    async def heatmap_job(self, progress: Progress) -> list[list[float]]:
+    async def heatmap_job(self, progress: Progress) -> list[list[float | None]]:
         """Fill the heatmap cell by cell in the worker thread, yielding between cells."""
         level, context = self._heatmap_args()
         cells = self.heatmap_cells()
         progress.start(len(cells), f"heatmap: {len(cells)} settings on {len(self.trace):,} "
                                    "messages")
-        self.figures["heatmap"].data[0].z = [[None] * len(self.wbits_axis)
-                                            for _ in self.mem_axis]
+        self.heatmap.clear(level, context)
         for w, m in cells:
             cell = functools.partial(deflate_ratio_cell, self.trace, w, m, level=level,
                                      context_takeover=context)
@@ -317,25 +354,30 @@ class CompressionPanel(Panel[CompressionResult]):
             self._put_cell(w, m, ratio)
             progress.step(note=f"window bits {w}, memLevel {m}: ratio {ratio:.3f}")
             await asyncio.sleep(0)
-        return [list(row) for row in self.figures["heatmap"].data[0].z]
+        return self.heatmap.z
 
     def start_heatmap(self) -> Any:
         """Start filling the heatmap in the background (Cancel stops it)."""
         return self.start_task(self.heatmap_job, note="computing heatmap")
 
-    def run_heatmap(self) -> list[list[float]]:
+    def run_heatmap(self) -> list[list[float | None]]:
         """Fill the heatmap now, blocking (scripts and tests; no running loop needed)."""
         level, context = self._heatmap_args()
         for w, m in self.heatmap_cells():
             self._put_cell(w, m, deflate_ratio_cell(self.trace, w, m, level=level,
                                                     context_takeover=context))
-        return [list(row) for row in self.figures["heatmap"].data[0].z]
+        return self.heatmap.z
 
 
-def _cell_range(values: tuple[int, ...]) -> list[float]:
-    """An axis range that shows the outer heatmap cells whole (evenly spaced values)."""
-    half = (values[1] - values[0]) / 2 if len(values) > 1 else 0.5
-    return [values[0] - half, values[-1] + half]
+def _column(r: CompressionResult) -> list[str]:
+    """One run's numbers, in the order of the stats table's rows."""
+    c = r.cost
+    col = [f"{r.ratio:.3f}", fmt_bytes(c.payload + c.ws_header + c.tcp_header),
+           f"{r.cpu_us:.1f} \u00b5s", f"{r.decompress_us:.1f} \u00b5s",
+           f"{r.memory_kib:.0f} KiB", *(fmt_ms(c.latency[q]) for q in ("p50", "p95", "p99"))]
+    if r.run is not None:
+        col.append(f"{r.run.frames_plain:,}")
+    return col
 
 
 def _policy_table(c: CompressionConfig, result: CompressionResult) -> str:

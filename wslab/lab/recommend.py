@@ -26,7 +26,6 @@ so switching the population compares like with like.
 from __future__ import annotations
 
 import html
-import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +57,7 @@ from .recommend_jobs import (
     Sweep,
     draw_frontier,
     draw_live,
+    draw_pinned_choice,
     frontier_figure,
     grid_points,
     live_figure,
@@ -66,38 +66,21 @@ from .recommend_jobs import (
     with_baselines,
 )
 from .recommend_views import (
+    CLIENT_LABELS,
+    DEFAULT_LIMITS,
+    LIMIT_STEPS,
+    NEEDS,
     NO_SWEEP,
+    OBJECTIVES,
     ExportPreview,
     defaults_table,
     explanation_html,
+    limit_label,
+    limit_value,
     policy_table,
     preview_note,
 )
 from .tasks import Progress
-
-NO_LIMIT = math.inf
-"""A constraint slider's top step: no bound at all."""
-LIMIT_STEPS: dict[str, tuple[float, ...]] = {
-    "max_p99_ms": (10, 20, 30, 50, 75, 100, 150, 200, 250, 300, 500, 1000, NO_LIMIT),
-    "max_kib_per_conn": (0, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512, NO_LIMIT),
-    "max_cpu_us_per_msg": (0, 1, 2, 3, 5, 7, 10, 15, 20, 50, 100, NO_LIMIT),
-}
-CLIENT_LABELS = {
-    "browser": "browser (no zstd, client window 15)",
-    "custom": "custom (any: zstd too)",
-}
-"""What the clients dropdown says for each population (its values are ``CLIENTS``)."""
-DEFAULT_LIMITS = {"max_p99_ms": 250.0, "max_kib_per_conn": 64.0, "max_cpu_us_per_msg": 50.0}
-OBJECTIVES = ("ws_bytes_per_msg", "tcp_bytes_per_msg", "latency_p99_ms", "latency_p95_ms",
-              "latency_p50_ms", "cpu_us_per_msg", "mem_kib_per_conn")
-
-
-def _limit(value: float) -> float | None:
-    return None if math.isinf(value) else float(value)
-
-
-def _limit_label(value: float, unit: str) -> str:
-    return "no limit" if math.isinf(value) else f"{value:g} {unit}"
 
 
 @dataclass(slots=True)
@@ -142,6 +125,7 @@ class RecommendPanel(Panel[RecommendResult]):
 
     title = "Recommend and export"
     uses_tasks = True
+    config_name = "wslab-recommended.yaml"
 
     def __init__(self, trace: Trace | str = "chat", config: TuningConfig | None = None, *,
                  link: str = "4g", messages: int | None = None, speedup: float = 16.0,
@@ -181,41 +165,54 @@ class RecommendPanel(Panel[RecommendResult]):
 
     def build(self) -> None:
         """Constraint sliders, objective, buttons, figures, text areas."""
-        style = {"description_width": "170px"}
-        wide = W.Layout(width="95%")
-        for name, unit, text in (("max_p99_ms", "ms", "max p99 latency"),
-                                 ("max_kib_per_conn", "KiB", "max KiB / connection"),
-                                 ("max_cpu_us_per_msg", "\u00b5s", "max CPU \u00b5s / message")):
-            options = [(_limit_label(v, unit), float(v)) for v in LIMIT_STEPS[name]]
-            self.bind(W.SelectionSlider(options=options, description=text, style=style,
-                                        layout=wide, continuous_update=True), name)
-        menu = W.Layout(width="95%", max_width="440px")
+        for name, unit, text, tip in (
+                ("max_p99_ms", "ms", "max p99 latency",
+                 "leave out configs whose p99 latency is above this, ms"),
+                ("max_kib_per_conn", "KiB", "max memory",
+                 "leave out configs holding more compression memory per connection, KiB"),
+                ("max_cpu_us_per_msg", "\u00b5s", "max CPU",
+                 "leave out configs spending more compression CPU per message, \u00b5s")):
+            options = [(limit_label(v, unit), float(v)) for v in LIMIT_STEPS[name]]
+            self.bind(W.SelectionSlider(options=options, description=text,
+                                        continuous_update=True), name, tip=tip)
         self.bind(W.Dropdown(options=[(CLIENT_LABELS.get(c, c), c) for c in CLIENTS],
-                             description="clients", style=style, layout=menu), "clients")
+                             description="clients"), "clients",
+                  tip="who must speak the config: browsers (no zstd; the client window "
+                      "cannot be held below 15 bits) or custom clients (anything, zstd too)")
         self.bind(W.Dropdown(options=[(label(c), c) for c in OBJECTIVES],
-                             description="minimise", style=style, layout=menu), "objective")
+                             description="minimise"), "objective",
+                  tip="what the recommendation makes smallest among the configs that meet "
+                      "the limits")
         self.stats = W.HTML()
         self.explanation = W.HTML()
         self.policy = W.HTML()
         area = W.Layout(width="98%", height="260px")
-        self.yaml_area = W.Textarea(disabled=True, layout=area)
+        self.yaml_area = W.Textarea(disabled=True, layout=area,
+                                    tooltip="the recommended config as YAML (--config)")
         self.export_preview = ExportPreview(SINGLE_TARGETS, area)
         self.target = self.export_preview.target
         self.file = self.export_preview.file
         self.preview = self.export_preview.text
         self.folder = W.Text(value=str(self.workdir / "export"), description="folder",
-                             layout=W.Layout(width="60%"))
-        buttons: list[tuple[str, str, Callable[[], Any]]] = [
-            ("Run sweep", "play", self.start_sweep),
-            ("Validate live", "check", self.start_validation),
-            ("Export all", "download", self.export_all),
-            ("Write report", "file", self.write_report),
+                             layout=W.Layout(width="60%"),
+                             tooltip="where Export all writes every target's files")
+        buttons: list[tuple[str, str, Callable[[], Any], str]] = [
+            ("Run sweep", "play", self.start_sweep,
+             "simulate every config of the grid on the trace, in the background"),
+            ("Validate live", "check", self.start_validation,
+             "run the best candidates on loopback for real, beside their simulation"),
+            ("Export all", "download", self.export_all,
+             "write the chosen config for every server and proxy into the folder"),
+            ("Write report", "file", self.write_report,
+             "write the HTML report: frontier, reasons, live runs"),
         ]
         self.buttons: dict[str, Any] = {}
-        for text, icon, action in buttons:
-            button = W.Button(description=text, icon=icon, button_style="primary")
+        for text, icon, action, tip in buttons:
+            button = W.Button(description=text, icon=icon, button_style="primary",
+                              layout=W.Layout(width="auto"), tooltip=tip)
             button.on_click(lambda _b, act=action: self._guarded(act))
             self.buttons[text] = button
+            button.disabled = text in NEEDS
         self.figures["frontier"] = frontier_figure()
         self.figures["live"] = live_figure()
 
@@ -223,7 +220,7 @@ class RecommendPanel(Panel[RecommendResult]):
         """Buttons, numbers, the frontier, reasons, config and export preview, live runs."""
         b = self.buttons
         return W.VBox([
-            W.HBox([b["Run sweep"], b["Validate live"], b["Write report"]]),
+            self.task_bar(b["Run sweep"], b["Validate live"], b["Write report"]),
             self.stats, self.figures["frontier"], self.explanation, self.policy,
             W.HBox([W.VBox([W.HTML("<b>chosen config</b>"), self.yaml_area],
                            layout=W.Layout(width="45%")),
@@ -284,7 +281,7 @@ class RecommendPanel(Panel[RecommendResult]):
 
     def compute(self, config: TuningConfig, params: dict[str, Any]) -> RecommendResult:
         """Recommend from the sweep table under the sliders; render every export target."""
-        limits = {name: _limit(params[name]) for name in CONSTRAINTS}
+        limits = {name: limit_value(params[name]) for name in CONSTRAINTS}
         if self.table is None:
             return RecommendResult(None, limits)
         rec = recommend(self.table, objective=params["objective"], trace=self.trace,
@@ -300,6 +297,10 @@ class RecommendPanel(Panel[RecommendResult]):
     def draw(self, result: RecommendResult) -> None:
         """Redraw the scatter in place; refresh reasons, config and preview."""
         rec = result.rec
+        have = {"sweep": rec is not None and self.table is not None,
+                "choice": rec is not None and rec.feasible and rec.chosen is not None}
+        for name, need in NEEDS.items():
+            self.buttons[name].disabled = not have[need]
         if rec is None or self.table is None:
             self.explanation.value = NO_SWEEP
             self._show_preview()
@@ -308,9 +309,27 @@ class RecommendPanel(Panel[RecommendResult]):
                       self.config)
         self.explanation.value = explanation_html(rec)
         self.yaml_area.value = result.yaml or "# no config meets the constraints"
-        self.stats.value = defaults_table(rec)
+        self.stats.value = defaults_table(rec, self._pinned_row())
         self.policy.value = policy_table(rec)
         self._show_preview(keep_file=True)
+
+    def can_pin(self, result: RecommendResult | None) -> bool:
+        """A choice can be pinned; no sweep, or nothing feasible, cannot."""
+        return (result is not None and result.rec is not None and result.rec.feasible
+                and result.rec.chosen is not None)
+
+    def _pinned_row(self) -> Any:
+        pinned = self.pinned
+        return pinned.rec.chosen if pinned is not None and pinned.rec is not None else None
+
+    def draw_pinned(self) -> None:
+        """Star the pinned choice on the scatter (or take the star away)."""
+        draw_pinned_choice(self.figures["frontier"], self._pinned_row())
+
+    def config_for(self, result: RecommendResult | None) -> TuningConfig:
+        """The recommended config once there is one; the sweep's base config before."""
+        rec = result.rec if result is not None else None
+        return rec.config if rec is not None and rec.feasible else self.config
 
     # -- export preview and files --------------------------------------------------------
 

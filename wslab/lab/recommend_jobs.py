@@ -41,7 +41,7 @@ from wslab.tune.space import Space, point_key
 from wslab.tune.sweep import point_row, run_sweep
 from wslab.tune.validate import validate_live
 
-from .figures import COLOURS, figure
+from .figures import COLOURS, figure, widget_of
 from .tasks import Progress
 
 Axis = Sequence[dict[str, Any]]
@@ -215,7 +215,7 @@ def live_figure() -> Any:
         for name, colour in (("simulated", COLOURS["normal"]), ("measured", COLOURS["ws"])):
             fig.add_trace(go.Bar(x=[], y=[], name=name, marker_color=colour,
                                  legendgroup=name, showlegend=col == 1), row=1, col=col)
-    widget = go.FigureWidget(fig)
+    widget = widget_of(fig)
     widget.update_layout(
         title={"text": "Live validation: measured beside simulated", "font": {"size": 14}},
         height=320, template="plotly_white", margin={"l": 60, "r": 20, "t": 60, "b": 45},
@@ -238,6 +238,29 @@ def draw_live(fig: Any, rows: list[dict[str, Any]]) -> None:
 
 LEFT_OUT = 6
 """Index of the frontier figure's "left out for these clients" trace."""
+STAIRS = 7
+"""Index of the staircase through the points no other beats on both bytes and p99."""
+PINNED_CHOICE = 8
+"""Index of the pinned choice's star."""
+
+
+def staircase(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
+    """The points no other beats on both axes (lower is better), left to right.
+
+    Drawn with ``line_shape="hv"`` they make the frontier's staircase: the region above and
+    to the right of it is what some point on it beats. Points with NaN are left out.
+    """
+    pts = sorted((float(x), float(y)) for x, y in zip(xs, ys, strict=True)
+                 if x == x and y == y)
+    out_x: list[float] = []
+    out_y: list[float] = []
+    best = float("inf")
+    for x, y in pts:
+        if y < best:
+            out_x.append(x)
+            out_y.append(y)
+            best = y
+    return out_x, out_y
 
 
 def frontier_figure() -> Any:
@@ -251,9 +274,11 @@ def frontier_figure() -> Any:
         return go.Scatter(x=[], y=[], mode="markers", name=name, marker=marker,
                           hoverinfo="text")
 
-    frontier = points("Pareto frontier", size=12, color="rgba(0,0,0,0)",
-                      line={"color": COLOURS["ws"], "width": 2})
-    frontier.update(mode="markers+lines", line={"color": COLOURS["ws"], "dash": "dot"})
+    # The frontier is over four objectives (bytes, p99, CPU, memory), so its points joined
+    # in order of bytes zig-zag in this plane: they are rings, and the staircase joins
+    # only the ones no other point beats on both of the plotted axes.
+    frontier = points("Pareto frontier (bytes, p99, CPU, memory)", size=12,
+                      color="rgba(0,0,0,0)", line={"color": COLOURS["ws"], "width": 2})
     return figure(
         "Configs: bytes on the wire against p99 latency", height=420,
         x="WebSocket bytes per message", y="p99 latency (ms)", traces=[
@@ -266,7 +291,23 @@ def frontier_figure() -> Any:
                        line={"color": COLOURS["critical"], "dash": "dash", "width": 1}),
             points("left out for these clients", symbol="x-thin", size=11,
                    line={"color": "#444", "width": 2}),
+            go.Scatter(x=[], y=[], mode="lines", name="best p99 for the bytes",
+                       line={"color": COLOURS["ws"], "dash": "dot", "shape": "hv"},
+                       hoverinfo="skip"),
+            points("pinned choice", symbol="star-open", size=18,
+                   line={"color": "#333", "width": 2}),
         ])
+
+
+def draw_pinned_choice(fig: Any, chosen: Mapping[Any, Any] | None) -> None:
+    """Star the pinned choice in :func:`frontier_figure` (``None``: take it away)."""
+    star = fig.data[PINNED_CHOICE]
+    if chosen is None:
+        star.x, star.y, star.hovertext = [], [], []
+        return
+    star.x = [chosen["ws_bytes_per_msg"]]
+    star.y = [chosen["latency_p99_ms"]]
+    star.hovertext = [f"pinned choice<br>{_hover(chosen)}"]
 
 
 def _hover(row: Mapping[Any, Any]) -> str:
@@ -304,6 +345,10 @@ def draw_frontier(fig: Any, table: pd.DataFrame, rec: Recommendation,
         p99 = limits.get("max_p99_ms")
         fig.data[5].x = [] if p99 is None else [sim[x].min(), sim[x].max()]
         fig.data[5].y = [] if p99 is None else [p99, p99]
+        stairs = fig.data[STAIRS]
+        front = layers[2]
+        stairs.x, stairs.y = (staircase(list(front[x]), list(front[y])) if len(front)
+                              else ([], []))
         out = sim[left_out]
         gone = fig.data[LEFT_OUT]
         gone.name = f"left out for {rec.clients} clients"

@@ -1,6 +1,8 @@
 """What the recommend/export panel says in words and shows as files.
 
-What lives here: :func:`explanation_html` (the recommendation's reasons, headed by what
+What lives here: the words of the controls (:data:`LIMIT_STEPS` and their readouts,
+:data:`CLIENT_LABELS`, :data:`OBJECTIVES`, :data:`NEEDS`: what each button waits for),
+:func:`explanation_html` (the recommendation's reasons, headed by what
 to relax when nothing meets the constraints), :func:`defaults_table` (the chosen config
 against the library defaults), :func:`policy_table` (the chosen config under each
 compression policy against ``always``) and :class:`ExportPreview` (a target dropdown, a
@@ -20,6 +22,7 @@ for the chosen config). What must not live here: recommending, explaining or ren
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +32,35 @@ from wslab.tune.recommend import Recommendation
 from wslab.tune.recommend_explain import fmt, label, plain_frames_text
 
 from .figures import stat_table
+
+NO_LIMIT = math.inf
+"""A constraint slider's top step: no bound at all."""
+LIMIT_STEPS: dict[str, tuple[float, ...]] = {
+    "max_p99_ms": (10, 20, 30, 50, 75, 100, 150, 200, 250, 300, 500, 1000, NO_LIMIT),
+    "max_kib_per_conn": (0, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512, NO_LIMIT),
+    "max_cpu_us_per_msg": (0, 1, 2, 3, 5, 7, 10, 15, 20, 50, 100, NO_LIMIT),
+}
+CLIENT_LABELS = {
+    "browser": "browser: no zstd",
+    "custom": "custom: zstd too",
+}
+"""What the clients dropdown says for each population (its values are ``CLIENTS``)."""
+DEFAULT_LIMITS = {"max_p99_ms": 250.0, "max_kib_per_conn": 64.0, "max_cpu_us_per_msg": 50.0}
+NEEDS = {"Validate live": "choice", "Export all": "choice", "Write report": "sweep"}
+"""What each button needs before it applies: a sweep, or a config chosen from one."""
+OBJECTIVES = ("ws_bytes_per_msg", "tcp_bytes_per_msg", "latency_p99_ms", "latency_p95_ms",
+              "latency_p50_ms", "cpu_us_per_msg", "mem_kib_per_conn")
+
+
+def limit_value(value: float) -> float | None:
+    """A constraint slider's value as a bound (``None``: no limit)."""
+    return None if math.isinf(value) else float(value)
+
+
+def limit_label(value: float, unit: str) -> str:
+    """A constraint slider's readout: ``"250 ms"``, ``"no limit"``."""
+    return "no limit" if math.isinf(value) else f"{value:g} {unit}"
+
 
 NO_SWEEP = ("<i>No sweep yet: press <b>Run sweep</b> (or call "
             "<code>panel.sweep()</code>).</i>")
@@ -54,15 +86,22 @@ def explanation_html(rec: Recommendation) -> str:
     return f"{advice}<ul>{lines}</ul>"
 
 
-def defaults_table(rec: Recommendation) -> str:
-    """The chosen config's figures beside the library defaults' ("" when none chosen)."""
-    rows = []
+def defaults_table(rec: Recommendation, pinned: Mapping[Any, Any] | None = None) -> str:
+    """The chosen config's figures beside the library defaults' ("" when none chosen).
+
+    With ``pinned`` (a pinned choice's row), its figures go in a column between them.
+    """
+    rows: list[tuple[str, ...]] = []
     if rec.feasible:
         cmp = rec.comparison[rec.comparison["baseline"] == "defaults"]
         for _, r in cmp.iterrows():
-            rows.append((label(r["metric"]), fmt(r["metric"], r["chosen"]),
-                         fmt(r["metric"], r["base"])))
-    return stat_table(rows, headers=("", "recommended", "library defaults"))
+            metric = r["metric"]
+            mine = (fmt(metric, pinned.get(metric)),) if pinned is not None else ()
+            rows.append((label(metric), fmt(metric, r["chosen"]), *mine,
+                         fmt(metric, r["base"])))
+    headers = ("", "recommended", *(("pinned",) if pinned is not None else ()),
+               "library defaults")
+    return stat_table(rows, headers=headers)
 
 
 def _policy_name(policy: str, threshold: Any) -> str:
@@ -134,9 +173,13 @@ class ExportPreview:
     """
 
     def __init__(self, targets: Sequence[str], layout: Any) -> None:
-        self.target = W.Dropdown(options=list(targets), description="target")
-        self.file = W.Dropdown(options=[], description="file")
-        self.text = W.Textarea(disabled=True, layout=layout)
+        self.target = W.Dropdown(options=list(targets), description="target",
+                                 layout=W.Layout(width="260px"),
+                                 tooltip="the server or proxy whose config files are shown")
+        self.file = W.Dropdown(options=[], description="file", layout=W.Layout(width="320px"),
+                               tooltip="which of the target's files is shown below")
+        self.text = W.Textarea(disabled=True, layout=layout,
+                               tooltip="the selected file, as Export all writes it")
         self._files: dict[str, dict[str, str]] = {}
         self._note = preview_note(False)
         self.target.observe(lambda _c: self._show(), names="value")

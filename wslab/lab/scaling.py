@@ -15,7 +15,9 @@ client messages into a live server whose processing queue parses and aggregates 
 ``wslab serve --processing``), batched by type up to the panel's batch size and then one
 per call, and shows both side by side.
 The scale layer does the measuring and stops every process it starts; this module only
-wires widgets to it.
+wires widgets to it. The window bits and memLevel sliders apply only to the ``configured``
+compression variant and are disabled otherwise (:data:`APPLIES`); a pinned estimate is
+drawn beside the current one (a column, a bar per variant, a marker per limit).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from wslab.harness.scale_modes import run_storm
 from wslab.traces.model import Trace, TraceMeta
 
 from .base import Panel
+from .controls import When
 from .data import fast_mode, load_trace
 from .figures import fmt_ms, row_of, stat_table
 from .scaling_estimate import (
@@ -41,11 +44,13 @@ from .scaling_estimate import (
     VARIANTS,
     Estimate,
     estimate,
+    estimate_rows,
     variant_compression,
 )
 from .scaling_figures import (
     draw_estimate,
     draw_live,
+    draw_pinned_estimate,
     draw_storm,
     fanout_figure,
     limits_figure,
@@ -68,6 +73,11 @@ PROCESSING_TRACES = ("chat", "game", "telemetry")
 COMPRESSION_FIELDS = ("compression", "window_bits", "mem_level")
 COMPRESSION_ALGORITHMS = ("none", "permessage-deflate")
 """What the live workers negotiate (zstd exists only in the simulator)."""
+APPLIES: dict[str, When] = {
+    "window_bits": When("compression", ("configured",)),
+    "mem_level": When("compression", ("configured",)),
+}
+"""The configured variant's settings mean nothing for the other two variants."""
 
 
 def _steps(values: tuple[float, ...], current: float) -> list[float]:
@@ -103,6 +113,8 @@ class ScalingPanel(Panel[Estimate]):
 
     title = "Connection scaling"
     uses_tasks = True
+    applies = APPLIES
+    config_name = "wslab-scaling.yaml"
 
     def __init__(self, config: TuningConfig | None = None, *, connections: int | None = None,
                  broadcasts: int | None = None, directs: int | None = None,
@@ -133,58 +145,81 @@ class ScalingPanel(Panel[Estimate]):
 
     def build(self) -> None:
         """The controls, the two buttons, the stat tables and five figures."""
-        style = {"description_width": "190px"}
-        wide = W.Layout(width="95%")
-        slider = {"style": style, "layout": wide, "continuous_update": True}
-        menu = {"style": style, "layout": W.Layout(width="95%", max_width="380px")}
+        slider = {"continuous_update": True}
         sc = self.config.scaling
 
         def steps(values: tuple[float, ...], current: float, text: Any = _count) -> Any:
             return [(text(v), v) for v in _steps(values, current)]
 
         self.bind(W.SelectionSlider(options=steps(CONNECTIONS, self.params["connections"]),
-                                    description="connections", **slider), "connections")
-        self.bind(W.IntSlider(min=1, max=8, description="worker processes", **slider),
-                  "scaling.workers")
+                                    description="connections", **slider), "connections",
+                  tip="connections held at once, over all workers together")
+        self.bind(W.IntSlider(min=1, max=8, description="workers", **slider),
+                  "scaling.workers",
+                  tip="server worker processes; the connections are spread over them")
         self.bind(W.SelectionSlider(
             options=steps(HEARTBEATS, sc.heartbeat_interval_s or 0.0,
                           lambda v: "off" if v == 0 else f"{v:g} s"),
-            description="heartbeat (ping) every", **slider), "scaling.heartbeat_interval_s",
-            to_value=lambda v: v or None, from_value=lambda v: float(v or 0.0))
+            description="heartbeat every", **slider), "scaling.heartbeat_interval_s",
+            to_value=lambda v: v or None, from_value=lambda v: float(v or 0.0),
+            tip="ping interval, s (websockets ping_interval); off sends no pings")
         self.bind(W.SelectionSlider(options=steps(MAX_CONNECTIONS, sc.max_connections),
-                                    description="max_connections per worker", **slider),
-                  "scaling.max_connections")
+                                    description="max_connections", **slider),
+                  "scaling.max_connections",
+                  tip="connections one worker accepts before new ones wait in the pending "
+                      "queue (per worker process)")
         self.bind(W.SelectionSlider(options=steps(PENDING_TIMEOUTS, sc.pending_timeout_s,
                                                   lambda v: f"{v:g} s"),
                                     description="pending timeout", **slider),
-                  "scaling.pending_timeout_s")
-        self.bind(W.Dropdown(options=("memory", "redis"), description="broker", **menu),
-                  "scaling.broker")
-        self.bind(W.Dropdown(options=VARIANTS, description="compression", **menu),
-                  "compression")
-        self.bind(W.IntSlider(min=9, max=15, description="configured window bits", **slider),
-                  "window_bits")
-        self.bind(W.IntSlider(min=1, max=9, description="configured memLevel", **slider),
-                  "mem_level")
+                  "scaling.pending_timeout_s",
+                  tip="longest a handshake waits in the pending queue for a free slot, s; "
+                      "then it is closed with 1013 (try again later)")
+        self.bind(W.Dropdown(options=("memory", "redis"), description="broker"),
+                  "scaling.broker",
+                  tip="how a broadcast reaches every worker: memory (one process only) or "
+                      "redis (pub/sub across worker processes)")
+        self.bind(W.Dropdown(options=VARIANTS, description="compression"), "compression",
+                  tip="off, the websockets default (permessage-deflate, 12-bit windows, "
+                      "memLevel 5) or configured (the window bits and memLevel below)")
+        self.bind(W.IntSlider(min=9, max=15, description="window bits", **slider),
+                  "window_bits",
+                  tip="the configured variant's deflate window, 2^N bytes, both sides")
+        self.bind(W.IntSlider(min=1, max=9, description="memLevel", **slider),
+                  "mem_level",
+                  tip="the configured variant's zlib memLevel 1..9 (hash table memory)")
         self.bind(W.SelectionSlider(options=steps(RAMP_RATES, 0.0, lambda v: (
-            "as fast as possible" if v == 0 else f"{v:,.0f}/s")),
-            description="live ramp rate", **slider), "ramp_rate")
+            "no limit" if v == 0 else f"{v:,.0f}/s")),
+            description="live ramp rate", **slider), "ramp_rate",
+            tip="new connections per second while a live run ramps up (as fast as "
+                "possible: no limit)")
         self.bind(W.SelectionSlider(options=steps(STORM_FACTORS, 3.0, lambda v: f"{v:g}x"),
-                                    description="storm: clients per max", **slider),
-                  "storm_factor")
+                                    description="storm size", **slider),
+                  "storm_factor",
+                  tip="clients a storm sends, as a multiple of max_connections (3x: three "
+                      "times as many as one worker accepts)")
         self.bind(W.SelectionSlider(options=[(f"{v:,}", v) for v in PROCESSING_BATCHES],
-                                    description="processing: messages per call", **slider),
-                  "processing_batch")
+                                    description="per handler call", **slider),
+                  "processing_batch",
+                  tip="Processing run: the most messages one handler call takes (batched by "
+                      "type); compared with one message per call")
         self._apply_compression()
         self.estimate_stats = W.HTML()
         self.warnings = W.HTML()
         self.live_stats = W.HTML("<i>No live run yet: press <b>Live run</b>.</i>")
         self.processing_stats = W.HTML()
         self.buttons: dict[str, Any] = {}
-        for text, icon, action in (("Live run", "play", self.start_live),
-                                   ("Storm", "bolt", self.start_storm),
-                                   ("Processing", "tasks", self.start_processing)):
-            button = W.Button(description=text, icon=icon, button_style="primary")
+        for text, icon, action, tip in (
+                ("Live run", "play", self.start_live,
+                 "open the connections on loopback for real: ramp, idle with heartbeats, "
+                 "broadcasts; measures memory per connection and fan-out latency"),
+                ("Storm", "bolt", self.start_storm,
+                 "send more clients than max_connections at once and count who was held, "
+                 "queued and refused with 1013"),
+                ("Processing", "tasks", self.start_processing,
+                 "send the traces' client messages into a live server, batched per handler "
+                 "call and then one per call")):
+            button = W.Button(description=text, icon=icon, button_style="primary",
+                              layout=W.Layout(width="auto"), tooltip=tip)
             button.on_click(lambda _b, act=action: self._guarded(act))
             self.buttons[text] = button
         self.figures["memory"] = memory_figure()
@@ -199,8 +234,8 @@ class ScalingPanel(Panel[Estimate]):
         return W.VBox([
             self.estimate_stats, self.warnings,
             row_of(f["memory"], f["limits"]),
-            W.HBox([self.buttons["Live run"], self.buttons["Storm"],
-                    self.buttons["Processing"]]),
+            self.task_bar(self.buttons["Live run"], self.buttons["Storm"],
+                          self.buttons["Processing"]),
             self.live_stats,
             row_of(f["ramp"], f["fanout"]),
             f["storm"],
@@ -244,30 +279,22 @@ class ScalingPanel(Panel[Estimate]):
     def draw(self, result: Estimate) -> None:
         """Redraw the memory and limits figures in place; refresh numbers and warnings."""
         draw_estimate(self.figures["memory"], self.figures["limits"], result, self.measured)
-        base, comp = result.memory_kib[result.variant]
-        gib = result.server_mib / 1024
-        rows = [
-            ("memory per connection (process)",
-             f"{base + comp:.1f} KiB", f"{BASE_KIB:g} KiB base + {comp:.1f} KiB compression"),
-            ("kernel socket memory (not in RSS)", f"{result.kernel_kib:g} KiB",
-             "per connection, server side"),
-            (f"all {result.connections:,} connections",
-             f"{gib:.2f} GiB" if gib >= 1 else f"{result.server_mib:.0f} MiB",
-             f"over {result.workers} worker(s), busiest holds {result.per_worker:,}"),
-            ("file descriptors on this host", f"{2 * result.connections:,}",
-             "two per loopback connection (server end + client end)"),
-            ("client processes / source addresses",
-             f"{result.client_processes} / {result.source_addresses}",
-             "127.0.0.2 onwards, as the scale layer spreads them"),
-            ("heartbeat traffic", f"{result.pings_per_s:,.0f} pings/s",
-             f"{result.heartbeat_bytes_per_s / 1024:,.1f} KiB/s on the wire"),
-        ]
-        self.estimate_stats.value = stat_table(rows, headers=("estimate", "value", "from"))
+        rows = estimate_rows(result)
+        headers: tuple[str, ...] = ("estimate", "value", "from")
+        if self.pinned is not None:
+            pin = estimate_rows(self.pinned)
+            rows = [(r[0], r[1], p[1], r[2]) for r, p in zip(rows, pin, strict=True)]
+            headers = ("estimate", "value", "pinned", "from")
+        self.estimate_stats.value = stat_table(rows, headers=headers)
         notes = [f"<li><b>cannot run:</b> {html.escape(p)}</li>" for p in result.problems]
         notes += [f"<li>{html.escape(w)}</li>" for w in result.warnings]
         self.warnings.value = (
             f"<ul class='wslab-scaling-notes' style='background:#fff3cd'>{''.join(notes)}</ul>"
             if notes else "")
+
+    def draw_pinned(self) -> None:
+        """The pinned estimate beside the current one (or none)."""
+        draw_pinned_estimate(self.figures["memory"], self.figures["limits"], self.pinned)
 
     # -- live runs -----------------------------------------------------------------------
 
@@ -379,3 +406,4 @@ class ScalingPanel(Panel[Estimate]):
     def start_processing(self) -> Any:
         """Start the processing comparison in the background (Cancel stops it)."""
         return self.start_task(self.processing_job, note="processing")
+

@@ -4,7 +4,8 @@ What lives here: :func:`estimate` and its :class:`Estimate` (memory per connecti
 fixed base plus zlib's formula, kernel socket memory, file descriptors, ephemeral ports,
 admission headroom and heartbeat traffic, set against this machine's limits through
 :func:`wslab.harness.loadplan.plan_load`), each resource as a :class:`Usage`, and the
-compression variants the panel compares (:data:`VARIANTS`, :func:`variant_compression`).
+compression variants the panel compares (:data:`VARIANTS`, :func:`variant_compression`);
+:func:`estimate_rows`, the estimate as the panel's table rows.
 What must not live here: figures (``scaling_figures.py``), anything that runs
 (``scaling_jobs.py``, the scale layer).
 
@@ -183,3 +184,26 @@ def estimate(config: TuningConfig, connections: int, variant: str,
     return Estimate(connections, sc.workers, per_worker, variant, memory, KERNEL_KIB, usage,
                     plan.client_processes, addresses, pings, pings * PING_BYTES,
                     list(plan.problems), warnings)
+
+
+def estimate_rows(result: Estimate) -> list[tuple[str, ...]]:
+    """The estimate table's rows: (what, value, where it comes from)."""
+    base, comp = result.memory_kib[result.variant]
+    gib = result.server_mib / 1024
+    return [
+        ("memory per connection (process)",
+         f"{base + comp:.1f} KiB", f"{BASE_KIB:g} KiB base + {comp:.1f} KiB compression"),
+        ("kernel socket memory (not in RSS)", f"{result.kernel_kib:g} KiB",
+         "per connection, server side"),
+        ("all connections",
+         f"{gib:.2f} GiB" if gib >= 1 else f"{result.server_mib:.0f} MiB",
+         f"{result.connections:,} over {result.workers} worker(s), busiest holds "
+         f"{result.per_worker:,}"),
+        ("file descriptors on this host", f"{2 * result.connections:,}",
+         "two per loopback connection (server end + client end)"),
+        ("client processes / source addresses",
+         f"{result.client_processes} / {result.source_addresses}",
+         "127.0.0.2 onwards, as the scale layer spreads them"),
+        ("heartbeat traffic", f"{result.pings_per_s:,.0f} pings/s",
+         f"{result.heartbeat_bytes_per_s / 1024:,.1f} KiB/s on the wire"),
+    ]

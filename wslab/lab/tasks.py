@@ -69,6 +69,8 @@ class Debouncer(Generic[T]):
         apply: The fast part (update figures), called with ``compute``'s result.
         delay_s: Quiet time after the last trigger before a run starts.
         on_error: Called with an exception raised by ``compute`` or ``apply``.
+        on_busy: Called with ``True`` when a run is asked for (the panel shows
+            "computing...") and ``False`` once the newest inputs are drawn or failed.
     """
 
     def __init__(
@@ -78,11 +80,14 @@ class Debouncer(Generic[T]):
         *,
         delay_s: float = 0.05,
         on_error: Callable[[BaseException], None] | None = None,
+        on_busy: Callable[[bool], None] | None = None,
     ) -> None:
         self.compute = compute
         self.apply = apply
         self.delay_s = delay_s
         self.on_error = on_error
+        self.on_busy = on_busy
+        self._shown_busy = False
         self.timings: list[RunTiming] = []
         self._handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
@@ -101,6 +106,7 @@ class Debouncer(Generic[T]):
         if loop is None or self.delay_s < 0:
             self.run_now()
             return
+        self._busy(True)
         if self._task is not None and not self._task.done():
             self._stale = True
             return
@@ -124,10 +130,13 @@ class Debouncer(Generic[T]):
             t1 = time.perf_counter()
             self.apply(result)
         except Exception as exc:  # shown in the panel, never raised into the kernel loop
+            self._busy(False)
             self._report(exc)
             return
         t2 = time.perf_counter()
         self.timings.append(RunTiming(requested, t1 - t0, t2 - t1, t2 - requested))
+        if self._task is None or self._task.done():
+            self._busy(False)
 
     async def wait(self) -> None:
         """Return once no run is scheduled or in flight (for tests and benchmarks)."""
@@ -152,12 +161,20 @@ class Debouncer(Generic[T]):
                 t1 = time.perf_counter()
                 self.apply(result)
             except Exception as exc:
+                self._busy(False)
                 self._report(exc)
                 return
             t2 = time.perf_counter()
             self.timings.append(RunTiming(requested, t1 - t0, t2 - t1, t2 - requested))
             if not self._stale:
+                if self._handle is None:
+                    self._busy(False)
                 return
+
+    def _busy(self, busy: bool) -> None:
+        if busy != self._shown_busy and self.on_busy is not None:
+            self._shown_busy = busy
+            self.on_busy(busy)
 
     def _report(self, exc: BaseException) -> None:
         if self.on_error is None:
