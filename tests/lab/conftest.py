@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from lab.lab_support import write_kernelspec
+from lab.lab_support import jupyter_dirs
 
 
 @pytest.fixture(scope="session")
@@ -22,18 +22,7 @@ def jupyter_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
 
     Also applied to this process for the session (nbclient reads them here).
     """
-    root = tmp_path_factory.mktemp("jupyter")
-    write_kernelspec(root / "path")
-    env = {
-        "JUPYTER_PATH": str(root / "path"),
-        "JUPYTER_CONFIG_DIR": str(root / "config"),
-        "JUPYTER_DATA_DIR": str(root / "data"),
-        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
-        "IPYTHONDIR": str(root / "ipython"),
-        "JUPYTER_PLATFORM_DIRS": "1",
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1",
-    }
+    env = jupyter_dirs(tmp_path_factory.mktemp("jupyter"))
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

@@ -206,6 +206,24 @@ def shutdown_kernels(server: Server) -> None:
         api(server, f"api/sessions/{session['id']}", method="DELETE")
 
 
+@contextlib.contextmanager
+def lab_in_chromium(work: Path, jupyter_env: dict[str, str], *,
+                    fast: bool) -> Iterator[tuple[Server, Path, Any]]:
+    """JupyterLab over a fresh copy of the notebooks in ``work``, and a headless Chromium:
+    what the browser tests' module fixtures share (both stop when the block ends)."""
+    need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    folder = copy_notebooks(work)
+    with start_jupyterlab(folder, server_env(jupyter_env, fast=fast)) as server, \
+            sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            yield server, folder, browser
+        finally:
+            browser.close()
+
+
 def need_chromium() -> None:
     """Fails (never skips) without the system Chromium; playwright comes with the dev extra."""
     import pytest

@@ -30,12 +30,8 @@ from lab.lab_page import figure_report, open_notebook, run_all, wait_figures_dra
 from lab.lab_support import (
     ARTIFACTS,
     Server,
-    copy_notebooks,
-    launch_chromium,
-    need_chromium,
-    server_env,
+    lab_in_chromium,
     shutdown_kernels,
-    start_jupyterlab,
 )
 
 NOTEBOOK = "02_frame_batching.ipynb"
@@ -74,18 +70,10 @@ WATCH_JS = """
 def lab(tmp_path_factory: pytest.TempPathFactory,
         jupyter_env: dict[str, str]) -> Iterator[tuple[Server, Path, Any]]:
     """(JupyterLab, the notebooks' folder, a Chromium) shared by the module's tests."""
-    need_chromium()
-    from playwright.sync_api import sync_playwright
-
-    work = copy_notebooks(tmp_path_factory.mktemp("lab") / "notebooks")
     # measure the panels as users get them: no fast mode
-    with start_jupyterlab(work, server_env(jupyter_env, fast=False)) as server, \
-            sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        try:
-            yield server, work, browser
-        finally:
-            browser.close()
+    with lab_in_chromium(tmp_path_factory.mktemp("lab") / "notebooks", jupyter_env,
+                         fast=False) as lab:
+        yield lab
 
 
 def _run_all(page: Any) -> None:

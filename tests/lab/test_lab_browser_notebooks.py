@@ -43,11 +43,7 @@ from lab.lab_support import (
     ARTIFACTS,
     NOTEBOOKS,
     Server,
-    copy_notebooks,
-    launch_chromium,
-    need_chromium,
-    server_env,
-    start_jupyterlab,
+    lab_in_chromium,
 )
 
 NOTEBOOK_NAMES = sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
@@ -61,17 +57,9 @@ REPORT = ARTIFACTS / "lab_run_all.json"
 def lab(tmp_path_factory: pytest.TempPathFactory,
         jupyter_env: dict[str, str]) -> Iterator[tuple[Server, Path, Any]]:
     """(JupyterLab, the notebooks' folder, a Chromium) shared by the module's tests."""
-    need_chromium()
-    from playwright.sync_api import sync_playwright
-
-    work = copy_notebooks(tmp_path_factory.mktemp("lab") / "notebooks")
-    with start_jupyterlab(work, server_env(jupyter_env, fast=True)) as server, \
-            sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        try:
-            yield server, work, browser
-        finally:
-            browser.close()
+    with lab_in_chromium(tmp_path_factory.mktemp("lab") / "notebooks", jupyter_env,
+                         fast=True) as lab:
+        yield lab
 
 
 def _record(name: str, entry: dict[str, Any]) -> None:
