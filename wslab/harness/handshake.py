@@ -33,6 +33,7 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.datastructures import Headers
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
@@ -179,7 +180,7 @@ class Gate:
         if decision == "reject":
             self.metrics.bump("connections_rejected")
             self.metrics.bump("closes_1013")
-            await ws.close(1013, f"try again later: {reason}")
+            await ws.close(CloseCode.TRY_AGAIN_LATER, f"try again later: {reason}")
             return False
         self.admission.breaker.success(time.monotonic())
         return True

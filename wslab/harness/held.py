@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 
 from websockets.client import ClientProtocol
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
@@ -51,7 +51,8 @@ MessageCallback = Callable[[bytes, float], None]
 
 CLOSE_TIMEOUT_S = 5.0
 """How long to wait for the server to close TCP after the closing handshake."""
-KEEPALIVE_CODE = 1011  # what a silent server's connection is closed with, as websockets does
+KEEPALIVE_CODE = CloseCode.INTERNAL_ERROR
+"""What a silent server's connection is closed with (1011), as websockets does."""
 
 
 class HeldConnection(asyncio.Protocol):
@@ -201,7 +202,7 @@ class HeldConnection(asyncio.Protocol):
             self._close_timer = asyncio.get_running_loop().call_later(
                 CLOSE_TIMEOUT_S, transport.abort)
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Run the closing handshake; cut TCP if the server does not finish it in time."""
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(code, reason)

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.frames import CloseCode
 from websockets.typing import Subprotocol
 
 from wslab import envelopes
@@ -74,6 +75,10 @@ log = logging.getLogger("wslab.server")
 CLIENT_HEADER = "X-Wslab-Client"
 ROOM_HEADER = "X-Wslab-Room"
 CLOSE_TIMEOUT_S = 10.0
+COUNTED_CLOSES = frozenset({CloseCode.INVALID_DATA, CloseCode.POLICY_VIOLATION,
+                            CloseCode.MESSAGE_TOO_BIG})
+"""Closes the server counts as ``closes_<code>``: bad envelopes or UTF-8 (1007), slow
+readers (1008), messages over ``max_size`` (1009)."""
 """websockets' own ``close_timeout``: the longest wait for a peer's closing handshake."""
 
 
@@ -308,9 +313,9 @@ class LiveServer:
             self.metrics.bump("compressed_bytes_in", comp.bytes_in)
             self.metrics.bump("compressed_bytes_out", comp.bytes_out)
             self.compress_ns += comp.encode_ns
-        code = 1008 if session.closed_slow else closing_code(ws)
-        if code in (1007, 1008, 1009):
-            self.metrics.bump(f"closes_{code}")
+        code = CloseCode.POLICY_VIOLATION if session.closed_slow else closing_code(ws)
+        if code in COUNTED_CLOSES:
+            self.metrics.bump(f"closes_{int(code)}")
 
     def push_to(self, conns: list[str] | None, index: int, t_handoff: float, priority: str,
                 type: str, payload: bytes, is_text: bool) -> int:

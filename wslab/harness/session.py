@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 from websockets.protocol import State
 
 from wslab import envelopes
@@ -204,7 +205,7 @@ class Session:
     async def _close_slow(self, reason: str, grace_s: float = 2.0) -> None:
         """Close with 1008; a peer too stalled to read the close frame is cut off."""
         with contextlib.suppress(TimeoutError, ConnectionClosed):
-            await asyncio.wait_for(self.ws.close(1008, reason), grace_s)
+            await asyncio.wait_for(self.ws.close(CloseCode.POLICY_VIOLATION, reason), grace_s)
         if self.ws.transport is not None and not self.ws.transport.is_closing():
             self.ws.transport.abort()
 
@@ -353,7 +354,7 @@ async def receive_loop(ws: Any, conn: str, direction: str, envelope: str | None,
                 try:
                     parts = envelopes.decode(envelope, raw)
                 except DecodeError as exc:
-                    await ws.close(1007, f"bad {envelope} envelope: {exc}"[:120])
+                    await ws.close(CloseCode.INVALID_DATA, f"bad {envelope} envelope: {exc}"[:120])
                     break
             keys = recorder.on_received_frame(conn, direction, t, parts, frames)
             if on_message is not None:
