@@ -46,10 +46,6 @@ def make_selector(compression: CompressionConfig) -> Selector | None:
     return CompressionSelector.from_config(compression)
 
 
-def _ignore(key: str, original: int, compressed: int) -> None:
-    """What a compressor without a selector does with a frame's sizes: nothing."""
-
-
 class FrameCompressor:
     """A sending side's selector and codec, driven frame by frame.
 
@@ -78,7 +74,7 @@ class FrameCompressor:
         self._make_encoder = make_encoder
         self._encoder: MessageEncoder | None = None
         self._decide: Callable[[str, bytes], bool] | None = None
-        self._observe: Callable[[str, int, int], None] = _ignore
+        self._observe: Callable[[str, int, int], None] | None = None
         self.selector = selector
         self.compressed = 0
         self.plain = 0
@@ -107,7 +103,7 @@ class FrameCompressor:
         self._selector = selector
         # The selector's two calls, bound once: they run for every frame.
         self._decide = selector.decide if selector is not None else None
-        self._observe = selector.observe if selector is not None else _ignore
+        self._observe = selector.observe if selector is not None else None
 
     @property
     def encoder(self) -> MessageEncoder:
@@ -140,8 +136,9 @@ class FrameCompressor:
         self.last_wire = n = len(data)
         self.last_compressed = True
         self.encode_ns += took
-        if decide is not None:
-            self._observe(key, len(payload), n)
+        observe = self._observe
+        if observe is not None:
+            observe(key, len(payload), n)
         self.compressed += 1
         self.bytes_in += len(payload)
         self.bytes_out += n

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import re
-import select
 import signal
 import socket
 import subprocess
@@ -31,6 +30,7 @@ from wslab.codecs.negotiation import (
     server_params_from_config,
 )
 from wslab.config import TuningConfig
+from wslab.harness.linepipe import LinePipe
 
 NODE_DIR = Path(__file__).parent / "node"
 LISTENING = re.compile(r"listening on ws://([0-9.]+):(\d+)")
@@ -68,20 +68,22 @@ def free_port_block(count: int, attempts: int = 50) -> int:
 def read_port(proc: subprocess.Popen[str], timeout: float = START_TIMEOUT_S) -> int:
     """Wait for the 'listening on ws://HOST:PORT' line of an exported server; its port."""
     assert proc.stdout is not None
+    pipe = LinePipe(proc.stdout)  # lines printed together are not held back
     deadline = time.monotonic() + timeout
     seen: list[str] = []
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = pipe.readline(min(left, 0.5))
+        except TimeoutError:
+            if proc.poll() is not None:
                 break
-            seen.append(line)
-            match = LISTENING.search(line)
-            if match:
-                return int(match.group(2))
-        elif proc.poll() is not None:
+            continue
+        if line is None:
             break
+        seen.append(line)
+        match = LISTENING.search(line)
+        if match:
+            return int(match.group(2))
     err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
     raise AssertionError(f"server did not report its port; stdout={seen!r} stderr={err!r}")
 
