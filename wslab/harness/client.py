@@ -1,13 +1,18 @@
-"""The load client: N real websockets connections replaying a trace's client side.
+"""The load client: N connections replaying a trace's client side, faster than any server.
 
 What lives here: :class:`LoadClient`, which opens connections at a given rate (from several
-127.0.0.x source addresses if asked), sends the trace's client-to-server messages through
-each connection's own :class:`~wslab.pipeline.SendPipeline`, takes apart every frame it
-receives, records both sides for the integrity and latency join, and reads each socket's
-kernel counters before closing. It works against any WebSocket server (``wslab load``), not
-only wslab's; batching is offered as a ``wslab.v1.*`` subprotocol and used only if agreed.
-``client_extensions`` (from ``offers.py``, re-exported here) is what every wslab client
-offers: ``x-wslab-zstd`` first for the zstd algorithms, permessage-deflate behind it.
+127.0.0.x source addresses if asked), sends the trace's client-to-server messages on their
+schedule through each connection's own :class:`~wslab.pipeline.SendPipeline`, waits for
+what should come back, reads each socket's kernel counters and closes. It works against any
+WebSocket server (``wslab load``), not only wslab's; batching is offered as a
+``wslab.v1.*`` subprotocol and used only if agreed. ``client_extensions`` (from
+``offers.py``, re-exported here) is what every wslab client offers: ``x-wslab-zstd`` first
+for the zstd algorithms, permessage-deflate behind it.
+
+The connections themselves are picows listeners (``loadconn.py``: frames parsed, masked
+and written in C; negotiation by the websockets library's own client protocol) and what
+they see is kept in columns (``loadlog.py``), so the instrument is not what a benchmark
+measures. ``ClientResult.recorder`` gives the same tables as the server's recorder.
 """
 
 from __future__ import annotations
@@ -20,18 +25,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from websockets.asyncio.client import connect
-from websockets.typing import Subprotocol
-
-from wslab import envelopes
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
-from wslab.harness.meter import count_connection, tcp_info
+from wslab.harness.loadconn import LoadConnection, LoadPlan, open_load_connection
+from wslab.harness.loadlog import ColumnRecorder
+from wslab.harness.meter import tcp_info
 from wslab.harness.offers import client_extensions as client_extensions  # re-exported
-from wslab.harness.recorder import Recorder
 from wslab.harness.server import CLIENT_HEADER
-from wslab.harness.session import Session, receive_loop
-from wslab.pipeline import SendPipeline, resolve_envelope
+from wslab.pipeline import resolve_envelope
 from wslab.traces.model import Message, Trace
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ CLOSE_TIMEOUT_S = 10.0
 class ClientResult:
     """What a load run saw: the logs and one row per connection."""
 
-    recorder: Recorder
+    recorder: ColumnRecorder
     connections: list[dict[str, Any]] = field(default_factory=list)
     started: float = 0.0
     finished: float = 0.0
@@ -116,9 +117,11 @@ class LoadClient:
         self.source_addresses = source_addresses or []
         self.prefix = prefix
         self.send = send
-        self.recorder = Recorder()
+        self.recorder = ColumnRecorder(trace.messages if trace is not None else [])
         self.envelope = resolve_envelope(config, trace)
         self._outgoing = self._client_messages(trace, c2s_only) if send else []
+        self.plan = LoadPlan(url, config, client_extensions(config, dictionaries),
+                             self.envelope, CLIENT_HEADER)
 
     @staticmethod
     def _client_messages(trace: Trace | None, c2s_only: bool) -> list[tuple[int, Message]]:
@@ -143,77 +146,77 @@ class LoadClient:
         conn = f"{self.prefix}-{n}"
         row: dict[str, Any] = {"conn": conn, "error": None}
         result.connections.append(row)
-        kwargs: dict[str, Any] = {}
-        if self.source_addresses:
-            kwargs["local_addr"] = (self.source_addresses[n % len(self.source_addresses)], 0)
-        subprotocols = ([Subprotocol(envelopes.subprotocol(self.envelope))]
-                        if self.envelope else None)
-        s = self.config.scaling
+        local = ((self.source_addresses[n % len(self.source_addresses)], 0)
+                 if self.source_addresses else None)
+        expect = self.expect_s2c
+        if expect is None and self.send and self.trace is not None:
+            expect = len(self._outgoing)  # an echo server sends each one back
+        log = self.recorder.new_log(conn, len(self._outgoing), expect or 0)
         t0 = time.monotonic()
         try:
-            async with connect(
-                self.url, extensions=client_extensions(self.config, self.dictionaries),
-                compression=None,
-                subprotocols=subprotocols, additional_headers={CLIENT_HEADER: conn},
-                max_size=s.max_size, max_queue=s.max_queue, write_limit=s.write_limit,
-                ping_interval=s.heartbeat_interval_s, ping_timeout=s.heartbeat_timeout_s,
-                # A server that let a ping go unanswered for the heartbeat timeout will not
-                # finish a closing handshake either: wait no longer than that for it.
-                close_timeout=min(CLOSE_TIMEOUT_S, s.heartbeat_timeout_s or CLOSE_TIMEOUT_S),
-                open_timeout=30, **kwargs,
-            ) as ws:
-                row["connect_s"] = time.monotonic() - t0
-                await self._drive(ws, conn, row)
-        except (OSError, TimeoutError) as exc:
+            ws, answer = await open_load_connection(self.plan, conn, log, expect=expect,
+                                                    local_addr=local)
+        except Exception as exc:  # refused, unreachable, a handshake or negotiation error
             row["error"] = f"{type(exc).__name__}: {exc}"
-        except Exception as exc:  # a handshake refusal or protocol error, per connection
-            row["error"] = f"{type(exc).__name__}: {exc}"
-
-    async def _drive(self, ws: Any, conn: str, row: dict[str, Any]) -> None:
-        counter = count_connection(ws, frames=True)
-        row["extensions"] = ws.response.headers.get("Sec-WebSocket-Extensions")
+            return
+        row["connect_s"] = time.monotonic() - t0
+        row["extensions"] = answer
         row["subprotocol"] = ws.subprotocol
-        envelope = envelopes.envelope_of(ws.subprotocol)
-        pipe = SendPipeline(self.config, envelope=envelope, batching=envelope is not None)
-        session = Session(ws, conn, "c2s", pipe, self.recorder)
-        got = 0
-        last = time.monotonic()
+        try:
+            await self._drive(ws, row)
+        except Exception as exc:  # a per-connection failure never stops the others
+            row["error"] = f"{type(exc).__name__}: {exc}"
+            if ws.transport is not None:
+                ws.transport.disconnect(graceful=False)
 
-        def on_message(payload: bytes, is_text: bool, t: float, key: int) -> None:
-            nonlocal got, last
-            got += 1
-            last = t
-
-        reader = asyncio.create_task(
-            receive_loop(ws, conn, "s2c", envelope, self.recorder, on_message))
-        sender = asyncio.create_task(session.run())
+    async def _drive(self, ws: LoadConnection, row: dict[str, Any]) -> None:
         start = time.monotonic() + 0.01
         base = self._outgoing[0][1].t if self._outgoing else 0.0
+        speed = self.speed
+        clock = time.monotonic
+        push = ws.push
         for index, m in self._outgoing:
-            due = start + (m.t - base) / self.speed
-            delay = due - time.monotonic()
+            due = start + (m.t - base) / speed
+            delay = due - clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-            session.push(index, due, m.priority, m.type, m.payload, m.is_text)
-        session.close()
-        await sender
-        expected = self.expect_s2c
-        if expected is None and self.send and self.trace is not None:
-            expected = session.messages_sent  # an echo server sends each one back
-        while not reader.done():
-            if expected is not None and got >= expected:
+            push(index, due, m.priority, m.type, m.payload, m.is_text)
+            writable = ws.writable
+            if writable is not None and not writable.done():
+                await writable  # the socket is behind: let the loop drain it
+            if ws.disconnected.done():
                 break
-            if time.monotonic() - last > self.drain_timeout:
-                break
-            await asyncio.sleep(0.01)
-        sock = ws.transport.get_extra_info("socket")
+        ws.flush()
+        if self.expect_s2c is None and self.send and self.trace is not None:
+            ws.expect = ws.messages_sent  # a message the batcher dropped never comes back
+            if ws.received >= ws.messages_sent and not ws.complete.done():
+                ws.complete.set_result(None)
+        await self._await_replies(ws)
+        sock = ws.socket()
         info = tcp_info(sock) if sock is not None else None
-        await ws.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
-        row.update(counter.as_dict())
-        row.update({"messages_sent": session.messages_sent, "frames_sent": session.frames_sent,
-                    "messages_received": got, "close_code": ws.close_code,
-                    "compress_ns": session.ext.compressor.encode_ns if session.ext else 0})
+        await ws.close(close_timeout(self.config))
+        comp = ws.compressor
+        row.update(ws.counts())
+        row.update({"messages_sent": ws.messages_sent, "frames_sent": ws.frames_sent,
+                    "messages_received": ws.received, "close_code": ws.close_code,
+                    "compress_ns": comp.encode_ns if comp is not None else 0})
         if info is not None:
             row.update({f"tcp_{k}": v for k, v in info.as_dict().items()})
+
+    async def _await_replies(self, ws: LoadConnection) -> None:
+        """Until all expected messages came, the peer left, or it was quiet too long."""
+        waiting = {ws.complete, ws.disconnected}
+        while not (ws.complete.done() or ws.disconnected.done()):
+            quiet_for = time.monotonic() - ws.last
+            if quiet_for > self.drain_timeout:
+                return
+            await asyncio.wait(waiting, timeout=min(0.25, self.drain_timeout - quiet_for),
+                               return_when=asyncio.FIRST_COMPLETED)
+
+
+def close_timeout(config: TuningConfig) -> float:
+    """The longest wait for the server's side of the closing handshake: websockets' 10 s,
+    at most the heartbeat timeout (a server that let a ping go unanswered that long will not
+    finish a closing handshake either)."""
+    s = config.scaling
+    return min(CLOSE_TIMEOUT_S, s.heartbeat_timeout_s or CLOSE_TIMEOUT_S)

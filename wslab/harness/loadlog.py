@@ -1,0 +1,224 @@
+"""What the load client saw, kept in columns: no object per message while it runs.
+
+What lives here: :class:`ConnectionLog`, one connection's three logs (messages it sent,
+messages it received, data frames it sent) as preallocated ``array.array`` columns, and
+:class:`ColumnRecorder`, which holds every connection's log and gives back the very tables
+of :class:`~wslab.harness.recorder.Recorder` (``sent_frame``, ``received_frame``,
+``coded_frame``, ``save``), so ``join_stream`` and ``wslab bench`` read them unchanged.
+What must not live here: sockets, the clock, frame parsing (``loadconn.py``).
+
+Only what the connection alone knows is stored while it runs (per sent message: trace
+index, sequence number, hand-off time, frame number, flush time; per received message:
+receive time, content key, frame number). What the trace already knows (a sent message's
+type, priority, size and content key) is looked up by index when the tables are built, one
+CRC per trace message rather than one per send.
+"""
+
+from __future__ import annotations
+
+import zlib
+from array import array
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from wslab.harness.recorder import FRAME_COLUMNS, RECV_COLUMNS, SENT_COLUMNS
+from wslab.traces.model import Message
+from wslab.tune.results import write_table
+
+_COLUMN_TYPES = {"sent_index": "q", "sent_seq": "q", "sent_t": "d", "sent_frame": "q",
+                 "sent_flushed": "d", "recv_t": "d", "recv_key": "q", "recv_frame": "q",
+                 "coded_key": "i", "coded_payload": "q", "coded_wire": "q",
+                 "coded_compressed": "b"}
+"""Every column of a connection's log and its ``array`` type code."""
+
+
+def _zeros(code: str, n: int) -> array[Any]:
+    col = array(code)
+    col.frombytes(bytes(n * col.itemsize))
+    return col
+
+
+class ConnectionLog:
+    """One connection's logs, in columns sized up front and doubled when full.
+
+    Args:
+        sent: Messages it expects to send (room reserved; more still fit).
+        received: Messages it expects to receive.
+    """
+
+    __slots__ = ("coded_n", "frame_keys", "recv_n", "sent_n", *_COLUMN_TYPES)
+
+    sent_index: array[int]
+    sent_seq: array[int]
+    sent_t: array[float]
+    sent_frame: array[int]
+    sent_flushed: array[float]
+    recv_t: array[float]
+    recv_key: array[int]
+    recv_frame: array[int]
+    coded_key: array[int]
+    coded_payload: array[int]
+    coded_wire: array[int]
+    coded_compressed: array[int]
+
+    def __init__(self, sent: int = 0, received: int = 0) -> None:
+        sizes = {"sent": max(16, sent), "recv": max(16, received), "coded": max(16, sent)}
+        for name, code in _COLUMN_TYPES.items():
+            setattr(self, name, _zeros(code, sizes[name.split("_")[0]]))
+        self.sent_n = self.recv_n = self.coded_n = 0
+        self.frame_keys: dict[str, int] = {}
+
+    def _grow(self, prefix: str) -> None:
+        for name in _COLUMN_TYPES:
+            if name.startswith(prefix + "_"):
+                col = getattr(self, name)
+                col.frombytes(bytes(len(col) * col.itemsize))
+
+    def on_sent_frame(self, messages: Sequence[Any], frame: int, flushed_at: float) -> None:
+        """The messages (pipeline ``Pending`` records) of one data frame that left."""
+        n = self.sent_n
+        if n + len(messages) > len(self.sent_t):
+            while n + len(messages) > len(self.sent_t):
+                self._grow("sent")
+        index, seq, t = self.sent_index, self.sent_seq, self.sent_t
+        fr, fl = self.sent_frame, self.sent_flushed
+        for m in messages:
+            index[n] = m.index
+            seq[n] = m.seq
+            t[n] = m.t
+            fr[n] = frame
+            fl[n] = flushed_at
+            n += 1
+        self.sent_n = n
+
+    def on_coded(self, key: str, payload_bytes: int, wire_bytes: int,
+                 compressed: bool) -> None:
+        """One data frame that left: its selector key, size before and after."""
+        n = self.coded_n
+        if n == len(self.coded_wire):
+            self._grow("coded")
+        code = self.frame_keys.get(key)
+        if code is None:
+            code = self.frame_keys[key] = len(self.frame_keys)
+        self.coded_key[n] = code
+        self.coded_payload[n] = payload_bytes
+        self.coded_wire[n] = wire_bytes
+        self.coded_compressed[n] = compressed
+        self.coded_n = n + 1
+
+    def on_received(self, t: float, key: int, frame: int) -> None:
+        """One message taken out of a received frame."""
+        n = self.recv_n
+        if n == len(self.recv_t):
+            self._grow("recv")
+        self.recv_t[n] = t
+        self.recv_key[n] = key
+        self.recv_frame[n] = frame
+        self.recv_n = n + 1
+
+    def column(self, name: str) -> np.ndarray[Any, Any]:
+        """A column's filled part as a numpy array (a copy: the log may still grow)."""
+        used = {"sent": self.sent_n, "recv": self.recv_n, "coded": self.coded_n}
+        col = getattr(self, name)
+        return np.frombuffer(col, dtype=col.typecode)[:used[name.split("_")[0]]].copy()
+
+
+class ColumnRecorder:
+    """Every connection's :class:`ConnectionLog`, read back as the recorder's tables.
+
+    Args:
+        messages: The trace's messages, by the index the connections send them under.
+        sent_dir: Direction of what this side sends (``c2s`` for a client).
+        received_dir: Direction of what it receives.
+    """
+
+    keeps_frames: ClassVar[bool] = True
+
+    def __init__(self, messages: Sequence[Message], sent_dir: str = "c2s",
+                 received_dir: str = "s2c") -> None:
+        self.messages = messages
+        self.sent_dir = sent_dir
+        self.received_dir = received_dir
+        self.logs: list[tuple[str, ConnectionLog]] = []
+
+    def new_log(self, conn: str, sent: int = 0, received: int = 0) -> ConnectionLog:
+        """A log for connection ``conn``, kept here."""
+        log = ConnectionLog(sent, received)
+        self.logs.append((conn, log))
+        return log
+
+    def _conn_column(self, counts: list[int]) -> pd.Categorical:
+        labels = [conn for conn, _ in self.logs]
+        codes = np.repeat(np.arange(len(labels)), counts)
+        return pd.Categorical.from_codes(codes, categories=pd.Index(labels, dtype=object))
+
+    def sent_frame(self) -> pd.DataFrame:
+        """The sent log as a table (the columns of ``Recorder.sent_frame``)."""
+        index = self._concat("sent_index")
+        messages = self.messages
+        used = np.unique(index)
+        sizes = np.zeros(len(messages) or 1, dtype=np.int64)
+        keys = np.zeros(len(messages) or 1, dtype=np.int64)
+        for i in used.tolist():
+            payload = messages[i].payload
+            sizes[i] = len(payload)
+            keys[i] = (len(payload) << 32) | zlib.crc32(payload)
+        types = np.array([m.type for m in messages] or [""], dtype=object)
+        prios = np.array([m.priority for m in messages] or [""], dtype=object)
+        table = {
+            "conn": np.asarray(self._conn_column([log.sent_n for _, log in self.logs]),
+                               dtype=object),
+            "dir": self.sent_dir, "index": index, "type": types[index],
+            "priority": prios[index], "seq": self._concat("sent_seq"),
+            "t_handoff": self._concat("sent_t"), "key": keys[index], "size": sizes[index],
+            "frame": self._concat("sent_frame"), "t_flushed": self._concat("sent_flushed"),
+        }
+        return pd.DataFrame(table, columns=list(SENT_COLUMNS))
+
+    def received_frame(self) -> pd.DataFrame:
+        """The received log as a table (the columns of ``Recorder.received_frame``)."""
+        key = self._concat("recv_key")
+        table = {
+            "conn": np.asarray(self._conn_column([log.recv_n for _, log in self.logs]),
+                               dtype=object),
+            "dir": self.received_dir, "t_recv": self._concat("recv_t"), "key": key,
+            "size": key >> 32, "frame": self._concat("recv_frame"),
+        }
+        return pd.DataFrame(table, columns=list(RECV_COLUMNS))
+
+    def coded_frame(self) -> pd.DataFrame:
+        """The sent data frames, one row each, in the order they left per connection."""
+        keys: list[str] = []
+        for _, log in self.logs:
+            names = {code: key for key, code in log.frame_keys.items()}
+            keys += [names[int(c)] for c in log.column("coded_key")]
+        counts = [log.coded_n for _, log in self.logs]
+        frame = np.concatenate([np.arange(n, dtype=np.int64) for n in counts] or
+                               [np.zeros(0, dtype=np.int64)])
+        table = {
+            "conn": np.asarray(self._conn_column(counts), dtype=object),
+            "dir": self.sent_dir, "frame": frame, "key": np.array(keys, dtype=object),
+            "payload_bytes": self._concat("coded_payload"),
+            "wire_payload_bytes": self._concat("coded_wire"),
+            "compressed": self._concat("coded_compressed").astype(bool),
+        }
+        return pd.DataFrame(table, columns=list(FRAME_COLUMNS))
+
+    def _concat(self, name: str) -> np.ndarray[Any, Any]:
+        parts = [log.column(name) for _, log in self.logs]
+        if not parts:
+            return np.zeros(0, dtype=_COLUMN_TYPES[name])
+        return np.concatenate(parts)
+
+    def save(self, directory: str | Path, prefix: str) -> None:
+        """Write ``PREFIX-sent``, ``PREFIX-received`` and ``PREFIX-frames`` (``.parquet``)
+        in ``directory``, as :meth:`Recorder.save` does."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        write_table(self.sent_frame(), d / f"{prefix}-sent.parquet")
+        write_table(self.received_frame(), d / f"{prefix}-received.parquet")
+        write_table(self.coded_frame(), d / f"{prefix}-frames.parquet")
