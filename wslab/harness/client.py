@@ -18,7 +18,6 @@ measures. ``ClientResult.recorder`` gives the same tables as the server's record
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import time
 from dataclasses import dataclass, field

@@ -39,6 +39,7 @@ from websockets.protocol import State
 
 from wslab.harness.admission import Admission, Cause, handler_cause, handshake_cause
 from wslab.harness.livemetrics import LiveMetrics
+from wslab.harness.wsadapter import SinkConnection
 
 ENDPOINTS = ("/metrics", "/healthz")
 """Paths answered over plain HTTP on the WebSocket port."""
@@ -97,7 +98,7 @@ class Gate:
         (unparseable requests and timeouts never reach ``process_response``)."""
         gate = self
 
-        class WatchedConnection(ServerConnection):
+        class WatchedConnection(SinkConnection):
             async def handshake(self, *args: Any, **kwargs: Any) -> None:
                 try:
                     await super().handshake(*args, **kwargs)

@@ -251,6 +251,14 @@ class _Metering(_Base):
         counts["messages_received"] += len(payloads)
         return super().on_received_frame(conn, direction, t_recv, payloads, frame)
 
+    def on_received(self, conn: str, direction: str, t_recv: float, payload: bytes,
+                    frame: int) -> int:
+        """Count a frame that carried one message; log it."""
+        counts = self.counts
+        counts["frames_received"] += 1
+        counts["messages_received"] += 1
+        return super().on_received(conn, direction, t_recv, payload, frame)
+
 
 class _MeteredRecorder(_Metering, Recorder):
     __slots__ = ("counts",)

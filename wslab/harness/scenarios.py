@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from wslab.errors import ConfigError
@@ -108,18 +108,13 @@ class Scenario:
             kind, prio = self.kinds.get(key, ("message", "normal"))
             self.bus.publish(kind, payload, t)
             if self.name == "echo":
-                session.push(received - 1, t, prio, kind, payload, is_text,
-                             drained_by_caller=True)
+                session.push(received - 1, t, prio, kind, payload, is_text)
             elif self.name == "room":
                 for other, peer in list(self.sessions.items()):
                     if other != conn and self.room_of.get(other) == self.room_of[conn]:
                         peer.push(received - 1, t, prio, kind, payload, is_text)
 
         return on_message
-
-    def after_frame(self, session: Session) -> Callable[[], Awaitable[None]] | None:
-        """Awaited after each frame read: an echo is written before the next is read."""
-        return session.drain if self.name == "echo" else None
 
     async def replay(self, targets: list[Session] | None) -> None:
         """Push the trace's s2c messages at trace time / speed (None: every session)."""

@@ -63,7 +63,8 @@ from wslab.harness.offers import negotiated_extension as negotiated_extension
 from wslab.harness.offers import server_extensions as server_extensions
 from wslab.harness.scenarios import SCENARIOS as SCENARIOS  # re-exported
 from wslab.harness.scenarios import Scenario
-from wslab.harness.session import Session, receive_loop
+from wslab.harness.session import Receiver, Session
+from wslab.harness.wsadapter import SinkConnection
 from wslab.pipeline import SendPipeline, resolve_envelope
 from wslab.traces.model import Trace
 
@@ -297,8 +298,11 @@ class LiveServer:
         if ws.response is not None:
             ws.response.headers = Headers()
         self.play.opened(conn, session, room, self._counter)
-        await receive_loop(ws, conn, "c2s", envelope, self.recorder,
-                           self.play.on_message(conn, session), self.play.after_frame(session))
+        receiver = Receiver(ws, conn, "c2s", envelope, self.recorder,
+                            self.play.on_message(conn, session))
+        assert isinstance(ws, SinkConnection)  # the gate's connection class is one
+        ws.attach(receiver.sink)
+        await ws.wait_closed()
 
     def _finish(self, conn: str, session: Session, ws: ServerConnection) -> None:
         if self.sessions.get(conn) is session:

@@ -25,21 +25,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
-from websockets.protocol import State
 
 from wslab import envelopes
 from wslab.compressor import make_selector
 from wslab.errors import DecodeError
 from wslab.harness.extension import selective_extension
 from wslab.harness.recorder import Recorder
+from wslab.harness.wsadapter import Reassembler, can_write_now, write_frame
 from wslab.pipeline import OutFrame, SendPipeline
+
+log = logging.getLogger("wslab.session")
 
 MessageHook = Callable[[bytes, bool, float, int], None]
 """Called per received message: payload, is_text, receive time, content key."""
@@ -148,20 +151,17 @@ class Session:
         return self.dropped_slow + held
 
     def push(self, index: int, t_handoff: float, priority: str, type: str, payload: bytes,
-             is_text: bool, *, drained_by_caller: bool = False) -> None:
-        """Hand one application message to this connection's pipeline.
-
-        Args:
-            drained_by_caller: The caller will ``await drain()`` next, so frames ready now
-                need not wake the sender task (it is still woken when a batch timer must be
-                armed).
-        """
-        backlogged = self.backlog_limit is not None and self.outbox_bytes >= self.backlog_limit
-        if backlogged and (self._slow(t_handoff) or priority == "background"):
+             is_text: bool) -> None:
+        """Hand one application message to this connection's pipeline; what it releases is
+        written at once while the socket keeps up, else queued for the sender task."""
+        limit = self.backlog_limit
+        if limit is not None and self.outbox_bytes >= limit and \
+                (self._slow(t_handoff) or priority == "background"):
             self.dropped_slow += 1
             return
         pipeline = self._pipeline or self.pipeline
-        before = pipeline.next_deadline()
+        batched = pipeline.batcher is not None
+        before = pipeline.next_deadline() if batched else None
         # Batches due before this message come out first, each at its deadline (the
         # pipeline's rule), so a timer that fires late cannot change the grouping.
         frames = pipeline.push(index, t_handoff, priority, type, payload, is_text)
@@ -169,10 +169,8 @@ class Session:
             frames = self._write_now(frames)
         if frames:
             self._queue(frames)
-            if not drained_by_caller:
-                self._kick()
-                return
-        if pipeline.next_deadline() != before:  # a batch timer to arm (or re-arm)
+            self._kick()
+        elif batched and pipeline.next_deadline() != before:  # a batch timer to (re-)arm
             self._kick()
 
     def _kick(self) -> None:
@@ -296,18 +294,13 @@ class Session:
         """
         ws = self.ws
         limit = self.backlog_limit if self.backlog_limit is not None else 32768
+        ext = self.ext
         for position, frame in enumerate(frames):
-            transport = ws.transport
-            if ws.protocol.state is not State.OPEN or ws.send_in_progress is not None \
-                    or transport is None or transport.get_write_buffer_size() >= limit:
+            if not can_write_now(ws, limit):
                 return frames[position:]
-            if self.ext is not None:
-                self.ext.keys.append(frame.key)
-            if frame.opcode == 1:
-                ws.protocol.send_text(frame.payload)
-            else:
-                ws.protocol.send_binary(frame.payload)
-            ws.send_data()
+            if ext is not None:
+                ext.keys.append(frame.key)
+            write_frame(ws, frame.payload, frame.opcode)
             self._sent(frame)
         return []
 
@@ -331,38 +324,79 @@ class Session:
         self.messages_sent += len(frame.messages)
 
 
-async def receive_loop(ws: Any, conn: str, direction: str, envelope: str | None,
-                       recorder: Recorder, on_message: MessageHook | None = None,
-                       after_frame: Callable[[], Awaitable[None]] | None = None) -> int:
-    """Read frames until the connection closes; record (and hand on) every message.
+class Receiver:
+    """The receiving half of one live connection: every message recorded and handed on.
 
-    Returns:
-        The number of frames read.
+    A :class:`~wslab.harness.wsadapter.SinkConnection` calls :attr:`sink` with each data
+    frame as the library parses it; fragments are joined and text is checked for UTF-8
+    (:class:`~wslab.harness.wsadapter.Reassembler`), then a batch envelope is taken apart.
+    A message that is not valid UTF-8 or not a well-formed envelope closes the connection
+    with 1007 (invalid frame payload data); a hook that raises closes it with 1011. Either
+    way nothing more is read from it.
 
-    A frame that is not a well-formed envelope closes the connection with 1007 (invalid
-    frame payload data): the peer broke the agreed subprotocol.
+    Args:
+        ws: The connection (it is closed through the library on a bad frame).
+        conn: The connection's label.
+        direction: ``"c2s"`` on the server.
+        envelope: The agreed envelope (None: one message per frame).
+        recorder: Where received messages are logged.
+        on_message: Called per message: payload, is_text, receive time, content key.
     """
-    frames = 0
-    try:
-        async for data in ws:
-            t = time.monotonic()
-            is_text = isinstance(data, str)
-            raw = data.encode("utf-8") if is_text else bytes(data)
-            if envelope is None:
-                parts = [(raw, is_text)]
-            else:
+
+    __slots__ = ("closing", "conn", "direction", "envelope", "frames", "on_message",
+                 "recorder", "sink", "ws")
+
+    def __init__(self, ws: Any, conn: str, direction: str, envelope: str | None,
+                 recorder: Recorder, on_message: MessageHook | None = None) -> None:
+        self.ws = ws
+        self.conn = conn
+        self.direction = direction
+        self.envelope = envelope
+        self.recorder = recorder
+        self.on_message = on_message
+        self.frames = 0
+        self.closing = False
+        self.sink = Reassembler(self._message, self._invalid_text)
+
+    def _message(self, payload: bytes, is_text: bool) -> None:
+        if self.closing:
+            return
+        t = time.monotonic()
+        envelope = self.envelope
+        hook = self.on_message
+        if envelope is None:  # one message per frame: the common case, no lists
+            key = self.recorder.on_received(self.conn, self.direction, t, payload, self.frames)
+            self.frames += 1
+            if hook is not None:
                 try:
-                    parts = envelopes.decode(envelope, raw)
-                except DecodeError as exc:
-                    await ws.close(CloseCode.INVALID_DATA, f"bad {envelope} envelope: {exc}"[:120])
-                    break
-            keys = recorder.on_received_frame(conn, direction, t, parts, frames)
-            if on_message is not None:
-                for (payload, text), key in zip(parts, keys, strict=True):
-                    on_message(payload, text, t, key)
-            frames += 1
-            if after_frame is not None:
-                await after_frame()
-    except ConnectionClosed:
-        pass
-    return frames
+                    hook(payload, is_text, t, key)
+                except Exception:
+                    log.exception("message hook failed on %s", self.conn)
+                    self.close(CloseCode.INTERNAL_ERROR, "internal error")
+            return
+        else:
+            try:
+                parts = envelopes.decode(envelope, payload)
+            except DecodeError as exc:
+                self.close(CloseCode.INVALID_DATA, f"bad {envelope} envelope: {exc}")
+                return
+        keys = self.recorder.on_received_frame(self.conn, self.direction, t, parts,
+                                               self.frames)
+        self.frames += 1
+        if hook is not None:
+            try:
+                for (part, text), key in zip(parts, keys, strict=True):
+                    hook(part, text, t, key)
+            except Exception:
+                log.exception("message hook failed on %s", self.conn)
+                self.close(CloseCode.INTERNAL_ERROR, "internal error")
+
+    def _invalid_text(self, reason: str) -> None:
+        self.close(CloseCode.INVALID_DATA, reason)
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection through the library, once; ignore whatever follows."""
+        if self.closing:
+            return
+        self.closing = True
+        asyncio.get_running_loop().create_task(self.ws.close(code, reason[:120]))
