@@ -72,6 +72,8 @@ class ClientResult:
     connections: list[dict[str, Any]] = field(default_factory=list)
     started: float = 0.0
     finished: float = 0.0
+    cpu_s: float = 0.0
+    """CPU time this process spent from the first connection to the last close."""
 
 
 class LoadClient:
@@ -132,6 +134,7 @@ class LoadClient:
     async def run(self) -> ClientResult:
         """Open every connection, run them all, return what was seen."""
         result = ClientResult(self.recorder, started=time.monotonic())
+        cpu = time.process_time()
         tasks = []
         for n in range(self.connections):
             tasks.append(asyncio.create_task(self._one(n, result)))
@@ -139,6 +142,7 @@ class LoadClient:
                 await asyncio.sleep(1.0 / self.rate)
         await asyncio.gather(*tasks)
         result.finished = time.monotonic()
+        result.cpu_s = time.process_time() - cpu
         return result
 
     async def _one(self, n: int, result: ClientResult) -> None:
@@ -178,10 +182,12 @@ class LoadClient:
             due = start + (m.t - base) / speed
             delay = due - clock()
             if delay > 0:
+                ws.flush_writes()  # nothing framed waits while we sleep
                 await asyncio.sleep(delay)
             push(index, due, m.priority, m.type, m.payload, m.is_text)
             writable = ws.writable
             if writable is not None and not writable.done():
+                ws.flush_writes()
                 await writable  # the socket is behind: let the loop drain it
             if ws.disconnected.done():
                 break

@@ -31,12 +31,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 from websockets.client import ClientProtocol
 from websockets.datastructures import Headers
 from websockets.exceptions import PayloadTooBig, ProtocolError
@@ -50,12 +49,13 @@ from wslab.compressor import make_selector
 from wslab.config import TuningConfig
 from wslab.errors import DecodeError
 from wslab.harness.extension import SelectiveSender, selective_extension
+from wslab.harness.framewriter import FrameWriter, masked_header_bytes
 from wslab.harness.loadlog import ConnectionLog
+from wslab.harness.recorder import CONTENT_HASH, LOW32
 from wslab.pipeline import OutFrame, SendPipeline
 
 _TEXT, _BINARY, _CONT = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION
 _CLOSE, _PING, _PONG = WSMsgType.CLOSE, WSMsgType.PING, WSMsgType.PONG
-_OPCODE = {1: _TEXT, 2: _BINARY}
 _WS_OPCODE = {_TEXT: Opcode.TEXT, _BINARY: Opcode.BINARY, _CONT: Opcode.CONT}
 
 
@@ -99,7 +99,7 @@ class Tally:
         return {prefix + name: getattr(self, name) for name in self.__slots__}
 
 
-class LoadConnection(WSListener):  # type: ignore[misc]
+class LoadConnection(WSListener):
     """The listener of one load connection (built by :func:`open_load_connection`)."""
 
     def __init__(self, plan: LoadPlan, log: ConnectionLog, extension: Any,
@@ -120,6 +120,7 @@ class LoadConnection(WSListener):  # type: ignore[misc]
         self.write_limit = config.scaling.write_limit
         self.heartbeat = (config.scaling.heartbeat_interval_s, config.scaling.heartbeat_timeout_s)
         self.transport: WSTransport | None = None
+        self.writer: FrameWriter | None = None
         self.tally_in, self.tally_out = Tally(), Tally()
         self.frames_sent = self.messages_sent = 0
         self.frames_received = self.received = 0
@@ -143,6 +144,7 @@ class LoadConnection(WSListener):  # type: ignore[misc]
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        self.writer = FrameWriter(transport.underlying_transport.write)
         # websockets' write_limit: past it, the sender waits for the socket to drain
         transport.underlying_transport.set_write_buffer_limits(high=self.write_limit)
         if self.heartbeat[0]:
@@ -179,12 +181,19 @@ class LoadConnection(WSListener):  # type: ignore[misc]
         if self.transport is not None:
             self.transport.disconnect()
 
+    def flush_writes(self) -> None:
+        """Write the frames framed so far (before waiting on anything, and before picows
+        writes a control frame of its own, so the peer sees everything in order)."""
+        if self.writer is not None:
+            self.writer.flush()
+
     def _send_close(self, code: int, reason: str = "") -> None:
         if self.close_sent or self.transport is None or self.disconnected.done():
             return
+        self.flush_writes()
         self.close_sent = True
         message = reason.encode()[:123]
-        self.transport.send_close(code, message)
+        self.transport.send_close(WSCloseCode(code), message)
         self.tally_out.control_frames += 1
         self.tally_out.control_bytes += _header(2 + len(message), True) + 2 + len(message)
 
@@ -202,6 +211,7 @@ class LoadConnection(WSListener):  # type: ignore[misc]
         interval, timeout = self.heartbeat
         if self.transport is None or self.disconnected.done():
             return
+        self.flush_writes()
         self.transport.send_ping(os.urandom(4))
         self.tally_out.control_frames += 1
         self.tally_out.control_bytes += _header(4, True) + 4
@@ -237,19 +247,22 @@ class LoadConnection(WSListener):  # type: ignore[misc]
         self._timer = None
         self._deadline = None
         self.send_frames(self.pipeline.poll(time.monotonic()))
+        self.flush_writes()
         self._arm()
 
     def flush(self) -> None:
         """Send whatever the batcher still holds (the connection is about to close)."""
         self.send_frames(self.pipeline.flush(time.monotonic()))
+        self.flush_writes()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def send_frames(self, frames: list[OutFrame]) -> None:
-        """Compress (if the selector says so) and write each frame, logging what left."""
-        transport = self.transport
-        if transport is None or self.close_sent or self.disconnected.done():
+        """Compress (if the selector says so) and frame each one into the current burst
+        (written at :meth:`flush_writes`, or once it is large), logging what left."""
+        writer = self.writer
+        if writer is None or self.close_sent or self.disconnected.done():
             return
         comp = self.compressor
         log = self.log
@@ -258,15 +271,15 @@ class LoadConnection(WSListener):  # type: ignore[misc]
             payload = f.payload
             data = comp.encode(payload, f.key) if comp is not None else None
             if data is None:
-                transport.send(_OPCODE[f.opcode], payload)
+                writer.add(f.opcode, payload)
                 n = len(payload)
             else:
-                transport.send(_OPCODE[f.opcode], data, True, True)
+                writer.add(f.opcode, data, True)
                 n = len(data)
                 out.compressed_frames += 1
             out.data_frames += 1
             out.data_payload_bytes += n
-            out.data_bytes += n + _header(n, True)
+            out.data_bytes += n + masked_header_bytes(n)
             log.on_sent_frame(f.messages, self.frames_sent, f.flushed_at)
             log.on_coded(f.key, len(payload), n, data is not None)
             self.frames_sent += 1
@@ -293,6 +306,7 @@ class LoadConnection(WSListener):  # type: ignore[misc]
         self.tally_in.control_bytes += size + _header(size, False)
         if op is _PING:
             payload = frame.get_payload_as_bytes()
+            self.flush_writes()
             transport.send_pong(payload)
             self.tally_out.control_frames += 1
             self.tally_out.control_bytes += _header(len(payload), True) + len(payload)
@@ -301,9 +315,9 @@ class LoadConnection(WSListener):  # type: ignore[misc]
                 self._pong_due.cancel()
                 self._pong_due = None
         elif op is _CLOSE:
-            code = frame.get_close_code() if size >= 2 else CloseCode.NO_STATUS_RCVD
-            self.close_code = int(code)
-            self._send_close(int(code) if size >= 2 else CloseCode.NORMAL_CLOSURE)
+            code = frame.get_close_code().value if size >= 2 else CloseCode.NO_STATUS_RCVD
+            self.close_code = code
+            self._send_close(code if size >= 2 else CloseCode.NORMAL_CLOSURE)
             transport.disconnect()
 
     def _slow_frame(self, frame: WSFrame, op: WSMsgType) -> None:
@@ -350,7 +364,8 @@ class LoadConnection(WSListener):  # type: ignore[misc]
         self.frames_received = frame_no + 1
         self.last = t
         if self.envelope is None:
-            self.log.on_received(t, (len(payload) << 32) | zlib.crc32(payload), frame_no)
+            key = (len(payload) << 32) | (CONTENT_HASH(payload) & LOW32)
+            self.log.on_received(t, key, frame_no)
             got = self.received = self.received + 1
         else:
             try:
@@ -358,9 +373,9 @@ class LoadConnection(WSListener):  # type: ignore[misc]
             except DecodeError as exc:
                 self.fail(CloseCode.INVALID_DATA, f"bad {self.envelope} envelope: {exc}")
                 return
-            crc = zlib.crc32
+            crc = CONTENT_HASH
             for p, _ in parts:
-                self.log.on_received(t, (len(p) << 32) | crc(p), frame_no)
+                self.log.on_received(t, (len(p) << 32) | (crc(p) & LOW32), frame_no)
             got = self.received = self.received + len(parts)
         if self.expect is not None and got >= self.expect and not self.complete.done():
             self.complete.set_result(None)

@@ -16,7 +16,6 @@ CRC per trace message rather than one per send.
 
 from __future__ import annotations
 
-import zlib
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from wslab.harness.recorder import FRAME_COLUMNS, RECV_COLUMNS, SENT_COLUMNS
+from wslab.harness.recorder import (
+    CONTENT_HASH,
+    FRAME_COLUMNS,
+    LOW32,
+    RECV_COLUMNS,
+    SENT_COLUMNS,
+)
 from wslab.traces.model import Message
 from wslab.tune.results import write_table
 
@@ -166,9 +171,9 @@ class ColumnRecorder:
         for i in used.tolist():
             payload = messages[i].payload
             sizes[i] = len(payload)
-            keys[i] = (len(payload) << 32) | zlib.crc32(payload)
-        types = np.array([m.type for m in messages] or [""], dtype=object)
-        prios = np.array([m.priority for m in messages] or [""], dtype=object)
+            keys[i] = (len(payload) << 32) | (CONTENT_HASH(payload) & LOW32)
+        types = np.array([m.type for m in messages] or ["-"], dtype=object)
+        prios = np.array([str(m.priority) for m in messages] or ["-"], dtype=object)
         table = {
             "conn": np.asarray(self._conn_column([log.sent_n for _, log in self.logs]),
                                dtype=object),

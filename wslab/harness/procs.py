@@ -110,7 +110,7 @@ def _client(args: argparse.Namespace) -> int:
     segments = sum(c.get("tcp_data_segs_out") or 0 for c in result.connections)
     print(json.dumps({"connections": len(result.connections), "errors": len(errors),
                       "first_error": errors[0] if errors else None,
-                      "elapsed_s": result.finished - result.started,
+                      "elapsed_s": result.finished - result.started, "cpu_s": result.cpu_s,
                       "messages_sent": sum(c.get("messages_sent", 0)
                                            for c in result.connections),
                       "messages_received": received, "tcp_data_segs_out": segments}),

@@ -9,7 +9,8 @@ rows with latency and integrity. Nothing here does I/O beyond writing and
 reading those log files.
 
 No tag is added to any message (so live byte counts stay comparable to the simulator's).
-A received message is recognised by its content key (length and CRC-32) and matched to the
+A received message is recognised by its content key (length, and the low 32 bits of its
+xxh3 hash: twenty times cheaper than CRC-32 on a 64 KiB message) and matched to the
 earliest unmatched message with that key on the same connection and direction; identical
 messages are interchangeable, so matching them in order loses nothing. Both processes stamp
 times with ``time.monotonic()``, one system-wide clock on Linux, so a latency is simply
@@ -18,7 +19,6 @@ receive time minus hand-off time.
 
 from __future__ import annotations
 
-import zlib
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from xxhash import xxh3_64_intdigest
 
 from wslab.metrics import integrity_counts
 from wslab.tune.results import read_table, write_table
@@ -38,9 +39,15 @@ FRAME_COLUMNS = ("conn", "dir", "frame", "key", "payload_bytes", "wire_payload_b
                  "compressed")
 
 
+CONTENT_HASH = xxh3_64_intdigest
+"""The content hash of message keys (inlined as ``(len << 32) | (CONTENT_HASH(p) & LOW32)``
+where a call per message counts)."""
+LOW32 = 0xFFFFFFFF
+
+
 def message_key(payload: bytes) -> int:
-    """A content key for matching: length in the high bits, CRC-32 in the low 32."""
-    return (len(payload) << 32) | zlib.crc32(payload)
+    """A content key for matching: length in the high bits, a 32-bit hash in the low 32."""
+    return (len(payload) << 32) | (xxh3_64_intdigest(payload) & LOW32)
 
 
 @dataclass(slots=True)
@@ -69,28 +76,28 @@ class Recorder:
                       t_flushed: float) -> None:
         """Every message of one frame that left (``messages`` are the pipeline's
         ``Pending`` records); the same rows as :meth:`on_sent`, in one pass."""
-        crc = zlib.crc32
+        crc = CONTENT_HASH
         if len(messages) == 1:
             m = messages[0]
+            p = m.payload
             self.sent.append((conn, direction, m.index, m.type, m.priority, m.seq, m.t,
-                              (len(m.payload) << 32) | crc(m.payload), len(m.payload), frame,
-                              t_flushed))
+                              (len(p) << 32) | (crc(p) & LOW32), len(p), frame, t_flushed))
             return
         self.sent.extend(
             (conn, direction, m.index, m.type, m.priority, m.seq, m.t,
-             (len(m.payload) << 32) | crc(m.payload), len(m.payload), frame, t_flushed)
+             (len(m.payload) << 32) | (crc(m.payload) & LOW32), len(m.payload), frame, t_flushed)
             for m in messages)
 
     def on_received_frame(self, conn: str, direction: str, t_recv: float,
                           payloads: list[tuple[bytes, bool]], frame: int) -> list[int]:
         """Every message taken out of one received frame; return their content keys."""
-        crc = zlib.crc32
+        crc = CONTENT_HASH
         if len(payloads) == 1:
             p = payloads[0][0]
-            key = (len(p) << 32) | crc(p)
+            key = (len(p) << 32) | (crc(p) & LOW32)
             self.received.append((conn, direction, t_recv, key, len(p), frame))
             return [key]
-        keys = [(len(p) << 32) | crc(p) for p, _ in payloads]
+        keys = [(len(p) << 32) | (crc(p) & LOW32) for p, _ in payloads]
         self.received.extend((conn, direction, t_recv, key, len(p), frame)
                              for key, (p, _) in zip(keys, payloads, strict=True))
         return keys

@@ -1,10 +1,11 @@
-"""Every websockets internal the wslab server relies on, in one place.
+"""Every websockets internal wslab relies on, in one place.
 
 What lives here: :class:`SinkConnection`, the server connection class (a subclass of the
 library's asyncio ``ServerConnection``) that hands each data frame to a sink as soon as the
 library has parsed it, instead of queueing it for ``recv()``, and writes the answers to a
 whole read in one ``send()``; and the few calls a session makes below the public API
-(:func:`can_write_now`, :func:`write_frame`). What must not live here: what a frame means
+(:func:`can_write_now`, :func:`write_frame`), and the library's C masking function that the
+load client's frame writer borrows (:func:`apply_mask`). What must not live here: what a frame means
 (``session.py``), admission (``handshake.py``).
 
 What stays the library's: the opening handshake, frame parsing and limits (``max_size``
@@ -25,6 +26,7 @@ library (``pyproject.toml`` bounds websockets to the majors tested):
 | ``Connection.send_in_progress``            | never interleaving with a fragmented send|
 | ``Connection.resume_writing``              | resuming reads once the peer caught up   |
 | ``Protocol.send_text`` / ``send_binary``   | framing a message without awaiting       |
+| ``websockets.speedups.apply_mask``         | masking client frames in C               |
 """
 
 from __future__ import annotations
@@ -35,6 +37,14 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import DATA_OPCODES, Frame, Opcode
 from websockets.protocol import State
+
+try:  # the C version; the library falls back to Python when it was built without it
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - every wheel on PyPI has the C extension
+    from websockets.utils import apply_mask
+
+__all__ = ["FrameSink", "Reassembler", "SinkConnection", "apply_mask", "can_write_now",
+           "write_frame"]
 
 FrameSink = Callable[[Frame], None]
 """Called with each data frame (decompressed, possibly a fragment) as it is parsed."""

@@ -1,0 +1,83 @@
+"""Client data frames built in bursts: many frames, one write.
+
+What lives here: :class:`FrameWriter`, which frames messages the way RFC 6455 section 5.2
+says a client must (FIN set, RSV1 for a compressed message, a fresh masking key per frame,
+payload masked) into one buffer that the load client hands to the socket once per burst,
+instead of one ``send()`` system call per message. What must not live here: what goes in a
+frame (the pipeline) or when a burst ends (``loadconn.py``, ``client.py``).
+
+Masking keys come from the operating system's random source (``os.urandom``), fetched
+4 KiB at a time: as unpredictable as the RFC asks, without a system call per frame. The
+XOR itself is the websockets library's C ``apply_mask`` (``wsadapter.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+
+from wslab.harness.wsadapter import apply_mask
+
+_KEYS = 1024
+"""Masking keys fetched per ``os.urandom`` call."""
+_SHORT = [[bytes([0x80 | rsv | op, 0x80 | n]) for n in range(126)]
+          for rsv, op in ((0, 0), (0, 1), (0, 2), (0x40, 0), (0x40, 1), (0x40, 2))]
+"""Headers of frames under 126 bytes, by (RSV1 and opcode) then length: a table lookup."""
+
+
+def masked_header_bytes(n: int) -> int:
+    """Header bytes of a masked frame with an ``n``-byte payload (mask key included)."""
+    return (2 if n < 126 else 4 if n < 65536 else 10) + 4
+
+
+class FrameWriter:
+    """A buffer of masked client frames, written out in one piece by :meth:`flush`.
+
+    Args:
+        write: Where a burst goes (the socket transport's ``write``).
+        burst_bytes: A burst is written as soon as it holds this many bytes.
+    """
+
+    __slots__ = ("_buffer", "_keys", "_next", "burst_bytes", "write")
+
+    def __init__(self, write: Callable[[bytes], object], burst_bytes: int = 65536) -> None:
+        self.write = write
+        self.burst_bytes = burst_bytes
+        self._buffer = bytearray()
+        self._keys = b""
+        self._next = 0
+
+    def add(self, opcode: int, payload: bytes, rsv1: bool = False) -> None:
+        """Frame one whole message (``opcode`` 1 text, 2 binary) into the burst."""
+        n = len(payload)
+        at = self._next
+        if at + 4 > len(self._keys):
+            self._keys = os.urandom(4 * _KEYS)
+            at = 0
+        key = self._keys[at:at + 4]
+        self._next = at + 4
+        buffer = self._buffer
+        first = (0x40 if rsv1 else 0) | opcode
+        if n < 126:
+            buffer += _SHORT[opcode + (3 if rsv1 else 0)][n]
+        elif n < 65536:
+            buffer += struct.pack("!BBH", 0x80 | first, 0xFE, n)
+        else:
+            buffer += struct.pack("!BBQ", 0x80 | first, 0xFF, n)
+        buffer += key
+        buffer += apply_mask(payload, key)
+        if len(buffer) >= self.burst_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what the burst holds (nothing if empty)."""
+        if self._buffer:
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            self.write(data)
+
+    @property
+    def pending(self) -> int:
+        """Bytes framed but not yet written."""
+        return len(self._buffer)
