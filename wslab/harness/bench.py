@@ -50,9 +50,9 @@ from wslab.harness.recorder import join_stream, load_coded_frames, load_logs
 from wslab.link import get_profile
 from wslab.metrics import summarise
 from wslab.sim import SimResult, selector_summary, simulate
+from wslab.tables import read_table
 from wslab.traces.io import read_trace, write_trace
 from wslab.traces.model import Trace
-from wslab.tune.results import read_table
 from wslab.wire import TCP_IP_HEADER_BYTES
 
 Progress = Callable[[str], None]
