@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-CONTROL_OPCODES = frozenset({0x8, 0x9, 0xA})
+from wslab.wire import CONTROL_OPCODES, OPCODE_BITS
 
 
 @dataclass(slots=True)
@@ -104,7 +104,7 @@ class FrameTally:
         return size + (2 if length == 126 else 8 if length == 127 else 0)
 
     def _account(self, b0: int, header: int, length: int) -> None:
-        if (b0 & 0x0F) in CONTROL_OPCODES:
+        if (b0 & OPCODE_BITS) in CONTROL_OPCODES:
             self.control_frames += 1
             self.control_bytes += header + length
         else:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from wslab.priority import PRIORITIES
 from wslab.tune.clients import browser_send_caveat
 from wslab.tune.recommend_constraints import CONSTRAINTS
 
@@ -117,7 +118,7 @@ def describe_config(row: Mapping[Any, Any]) -> str:
         if strategy == "priority":
             parts = [
                 f"{cls} {float(_get(row, f'batching.priority_interval_ms.{cls}', 0)):g} ms"
-                for cls in ("critical", "normal", "background")
+                for cls in PRIORITIES
             ]
         batching = f"{strategy} batching ({', '.join(parts)})"
     algorithm = str(_get(row, "compression.algorithm", "none"))
