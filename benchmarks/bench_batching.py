@@ -34,7 +34,7 @@ from common import main, row, shaped_link_file
 
 from wslab.analysis.bundled import DATA_DIR
 from wslab.config import TuningConfig
-from wslab.harness.bench import run_bench
+from wslab.harness.bench import BenchOptions, run_bench
 from wslab.traces.io import read_trace, write_trace
 from wslab.traces.model import Trace
 
@@ -53,7 +53,7 @@ def game_trace(n: int, rate: float, path: Path) -> Path:
 
 
 def _measure(trace: Path, config: TuningConfig, link: str | None, n: int) -> dict[str, float]:
-    result = run_bench(trace, config, link=link, drain_timeout=5.0)
+    result = run_bench(trace, config, BenchOptions(link=link, drain_timeout=5.0))
     m = result.messages
     delivered = m[m["delivered"]] if "delivered" in m else m
     span = float(delivered["t_recv"].max() - m["t_handoff"].min())

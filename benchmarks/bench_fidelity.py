@@ -46,7 +46,7 @@ from common import main, row, shaped_link_file
 
 from wslab.analysis.bundled import DATA_DIR
 from wslab.config import TuningConfig
-from wslab.harness.bench import run_bench
+from wslab.harness.bench import BenchOptions, run_bench
 from wslab.traces.io import read_trace
 
 FRAMES_TOLERANCE = 0.05
@@ -129,8 +129,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
                 for path in traces:
                     name = path.name.split(".")[0]
                     speed, duration = _slice(path, count, seconds)
-                    result = run_bench(path, config, link=link, speed=speed,
-                                       duration=duration, drain_timeout=3.0)
+                    result = run_bench(path, config, BenchOptions(
+                        link=link, speed=speed, duration=duration, drain_timeout=3.0))
                     got, bad, dev = _trace_rows(name, label, strategy, result, shaped)
                     rows += got
                     faults += bad

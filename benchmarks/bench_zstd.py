@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import main, row
 
 from wslab.config import TuningConfig
-from wslab.harness.bench import run_bench, scaled_trace
+from wslab.harness.bench import BenchOptions, run_bench, scaled_trace
 from wslab.sim.dictionaries import held_out
 from wslab.traces.io import write_trace
 from wslab.tune.sweep import memory_estimate_kib
@@ -67,8 +67,9 @@ def _codec_us_per_msg(summary: dict[str, Any]) -> float:
 
 def _bench(path: Path, config: TuningConfig, speed: float,
            duration: float | None) -> dict[str, Any]:
-    return run_bench(path, config, connections=CONNECTIONS, duration=duration, speed=speed,
-                     drain_timeout=3.0).summary
+    options = BenchOptions(connections=CONNECTIONS, duration=duration, speed=speed,
+                           drain_timeout=3.0)
+    return run_bench(path, config, options).summary
 
 
 def _one_trace(name: str, repeats: int, tmp: Path) -> list[dict[str, Any]]:

@@ -48,6 +48,7 @@ import math
 from dataclasses import dataclass, field
 
 from wslab.config import BatchingConfig
+from wslab.priority import BACKGROUND, CRITICAL, PRIORITIES
 
 INF = math.inf
 ENVELOPE_SLACK = 8  # bytes per message at least as large as any envelope's own framing
@@ -108,19 +109,17 @@ _STRATEGY_TABLE: dict[str, tuple[str, bool, bool]] = {
     "priority": ("classes", True, True),
 }
 
-_CLASSES = ("critical", "normal", "background")
-
 
 def _limits(cfg: BatchingConfig) -> _Limits:
     held_by, sized, counted = _STRATEGY_TABLE[cfg.strategy]
+    hold: dict[str, float]
     if held_by == "zero":
-        hold = dict.fromkeys(_CLASSES, 0.0)
-    elif held_by == "classes":
+        hold = dict.fromkeys(PRIORITIES, 0.0)
+    elif held_by == "classes":  # PriorityIntervals has one field per class, by its name
         p = cfg.priority_interval_ms
-        hold = {"critical": p.critical / 1e3, "normal": p.normal / 1e3,
-                "background": p.background / 1e3}
+        hold = {prio: float(getattr(p, prio)) / 1e3 for prio in PRIORITIES}
     else:
-        hold = dict.fromkeys(_CLASSES, float(getattr(cfg, held_by)) / 1e3)
+        hold = dict.fromkeys(PRIORITIES, float(getattr(cfg, held_by)) / 1e3)
     return _Limits(
         hold_s=hold,
         max_bytes=float(cfg.max_bytes) if sized else INF,
@@ -149,7 +148,7 @@ class Batcher:
         self.strategy = config.strategy
         self._limits = _limits(config)
         self._immediate = config.strategy == "none"
-        keys = _CLASSES if self._limits.per_class else ("all",)
+        keys = PRIORITIES if self._limits.per_class else ("all",)
         self._queues: dict[str, _Queue] = {k: _Queue() for k in keys}
         self._queue_list = list(self._queues.values())
         self._single = self._queue_list[0] if len(self._queue_list) == 1 else None
@@ -184,7 +183,7 @@ class Batcher:
             return [Batch([message], now, "immediate")]
         message.order = self._arrivals
         self._arrivals += 1
-        background = message.priority == "background"
+        background = message.priority == BACKGROUND
         if background and self._background_waiting >= self._background_limit:
             self.dropped.append(message)
             return []
@@ -226,7 +225,7 @@ class Batcher:
         if self._single is not None:
             return self._take_all(now, "interval")
         due = [q for q in self._queue_list if q.items and q.deadline <= now]
-        reason = "critical" if due[0] is self._queues["critical"] else "interval"
+        reason = "critical" if due[0] is self._queues[CRITICAL] else "interval"
         if len(due) == sum(1 for q in self._queue_list if q.items):
             return self._take_all(now, reason)
         taken = sorted((m for q in due for m in q.items), key=lambda m: m.order)
@@ -235,7 +234,7 @@ class Batcher:
             q.deadline = INF
         self._count -= len(taken)
         self._bytes -= sum(len(m.payload) for m in taken)
-        self._background_waiting -= sum(1 for m in taken if m.priority == "background")
+        self._background_waiting -= sum(1 for m in taken if m.priority == BACKGROUND)
         return Batch(taken, now, reason)
 
     def _take_all(self, now: float, reason: str) -> Batch:

@@ -15,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from wslab.priority import PRIORITIES
+
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
 
 
@@ -166,7 +168,7 @@ def summarise(
         m = messages[messages["dir"] == direction] if len(messages) else messages
         out["by_dir"][direction] = _block(m, per_dir.get(direction, dict.fromkeys(WIRE_TOTALS, 0)))
     out["by_priority"] = {}
-    for prio in ("critical", "normal", "background"):
+    for prio in PRIORITIES:
         m = messages[messages["priority"] == prio] if len(messages) else messages
         if len(m):
             out["by_priority"][prio] = {

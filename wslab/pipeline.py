@@ -27,20 +27,22 @@ Flow for one message::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from wslab import envelopes
 from wslab.batching import Batch, Batcher, Pending
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
+from wslab.priority import PRIORITIES
+from wslab.wire import Opcode
 
 if TYPE_CHECKING:
     from wslab.traces.model import Trace
 
-TEXT = 1
-BINARY = 2
+TEXT: Final = Opcode.TEXT  # bound once: an enum member costs a lookup per message
+BINARY: Final = Opcode.BINARY
 MIXED_KEY = "(batch)"
-_PRIORITY_SLOT = {"critical": 0, "normal": 1, "background": 2}
+_PRIORITY_SLOT: dict[str, int] = {prio: slot for slot, prio in enumerate(PRIORITIES)}
 _FOREVER = float("inf")
 
 
@@ -50,7 +52,7 @@ class OutFrame:
 
     Attributes:
         payload: Frame payload before compression (the envelope when batching).
-        opcode: 1 (text) or 2 (binary).
+        opcode: ``Opcode.TEXT`` or ``Opcode.BINARY`` (an ``int``: 1 or 2).
         messages: The messages inside, in arrival order.
         flushed_at: When the batcher released it (the caller's clock).
         reason: Why it left then (``immediate``, ``interval``, ``bytes``, ...).
@@ -58,7 +60,7 @@ class OutFrame:
     """
 
     payload: bytes
-    opcode: int
+    opcode: Opcode
     messages: list[Pending]
     flushed_at: float
     reason: str
@@ -131,7 +133,7 @@ class SendPipeline:
         else:
             self.batcher = None
         self._opcode = TEXT if self.envelope in envelopes.TEXT_ENVELOPES else BINARY
-        self._seq = [0, 0, 0]  # per priority, numbered from 0 (see _PRIORITY_SLOT)
+        self._seq = [0] * len(PRIORITIES)  # per priority, numbered from 0 (see _PRIORITY_SLOT)
 
     @property
     def dropped(self) -> list[Pending]:

@@ -1,8 +1,11 @@
 """What a frame costs on the wire: RFC 6455 framing and a TCP segmentation model.
 
-What lives here: pure functions from payload sizes to ws bytes, TCP segments and TCP bytes.
-Nothing here knows about time or links (that is ``link.py``) or about which messages form a
-frame (that is ``batching.py``).
+What lives here: the frame opcodes by name (:class:`Opcode`, the same names and values as
+websockets' own, for the sans-I/O layers that do not import websockets) and pure functions
+from payload sizes to ws bytes, TCP segments and TCP bytes. Nothing here knows about time or
+links (that is ``link.py``) or about which messages form a frame (that is ``batching.py``).
+numpy is imported only by the vectorised functions, so the send pipeline can name opcodes
+without it.
 
 WebSocket framing (RFC 6455 section 5.2): a 2-byte base header; a 7-bit length holds sizes
 up to 125, the value 126 adds a 2-byte length (126..65535) and 127 an 8-byte one; frames
@@ -25,9 +28,30 @@ TCP model, with its assumptions stated:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING, Final
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+
+class Opcode(IntEnum):
+    """RFC 6455 section 5.2 opcodes (``websockets.frames.Opcode`` has the same members)."""
+
+    CONT = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+# Tuples, as the library has them: an opcode read from a file may be unhashable.
+DATA_OPCODES: Final = (Opcode.CONT, Opcode.TEXT, Opcode.BINARY)
+CONTROL_OPCODES: Final = (Opcode.CLOSE, Opcode.PING, Opcode.PONG)
+OPCODE_BITS: Final = 0x0F
+"""The opcode's bits in a frame's first byte (FIN and RSV1-3 are the high four)."""
 
 BASE_HEADER = 2
 MASK_BYTES = 4
@@ -58,6 +82,8 @@ def ws_header_bytes_array(
     payload_lens: npt.NDArray[np.int64], masked: bool
 ) -> npt.NDArray[np.int64]:
     """Vectorised :func:`ws_header_bytes` over many frames."""
+    import numpy as np
+
     base = BASE_HEADER + (MASK_BYTES if masked else 0)
     extra = np.where(payload_lens > LEN16_LIMIT, 8, np.where(payload_lens > LEN7_LIMIT, 2, 0))
     return (base + extra).astype(np.int64)

@@ -126,6 +126,20 @@ def test_errors(tmp_path: Path) -> None:
         import_har(tmp_path / "missing.har")
 
 
+def test_odd_opcodes_are_counted_not_fatal(tmp_path: Path) -> None:
+    """Any JSON value may stand in 'opcode': unknown ones are dropped and named."""
+    frames = [{"type": "send", "time": 1.0, "opcode": op, "data": "x"}
+              for op in (1, 3, [1], {"o": 1}, "1", 10, 8)]
+    path = tmp_path / "odd.har"
+    path.write_text(json.dumps({"log": {"entries": [_entry("wss://x/", frames)]}}), "utf-8")
+    result = import_har(path)
+    assert result.messages == 1
+    assert result.dropped["control frames (opcode 8-10)"] == 2
+    assert {k for k in result.dropped if k.startswith("frames with unknown")} == {
+        "frames with unknown opcode 3", "frames with unknown opcode [1]",
+        "frames with unknown opcode {'o': 1}", "frames with unknown opcode '1'"}
+
+
 # -- secrets inside messages ------------------------------------------------------------
 
 def _jwt(sub: str) -> str:

@@ -19,6 +19,7 @@ from wslab.cli import run
 from wslab.cli.recommend_cmd import recommend as recommend_cmd
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
+from wslab.tables import write_table
 from wslab.tune.clients import (
     BROWSER_WINDOW_BITS,
     browser_send_caveat,
@@ -26,7 +27,6 @@ from wslab.tune.clients import (
     holdable_config,
 )
 from wslab.tune.recommend import recommend
-from wslab.tune.results import write_table
 from wslab.tune.sweep import flatten
 
 BROWSER_DEFLATE = {"compression.client_max_window_bits": 15}

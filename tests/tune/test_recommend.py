@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from wslab.cli.recommend_cmd import recommend as recommend_cmd
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
+from wslab.tables import read_table, write_table
 from wslab.tune.recommend import Recommendation, pareto_front
 from wslab.tune.recommend import recommend as recommend_for
-from wslab.tune.results import read_table, write_table
 from wslab.tune.sweep import flatten
 
 METRICS = ("ws_bytes_per_msg", "latency_p99_ms", "cpu_us_per_msg", "mem_kib_per_conn")

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from wslab.priority import NORMAL
 from wslab.traces.model import Message, Trace
 
 from .features import message_features
@@ -150,7 +151,7 @@ def anchor_trace(seed: int = 0) -> Trace:
     rng = np.random.default_rng(seed)
     sizes = rng.integers(8, 4096, size=400)
     return Trace([
-        Message(i * 0.01, "s2c" if i % 2 else "c2s", "anchor.random", "normal",
+        Message(i * 0.01, "s2c" if i % 2 else "c2s", "anchor.random", NORMAL,
                 rng.integers(0, 256, size=int(n), dtype=np.uint8).tobytes(), False)
         for i, n in enumerate(sizes)
     ])

@@ -44,10 +44,11 @@ def bench(
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Run TRACE live (server, shaper, client in separate processes) beside the simulator."""
-    from wslab.harness.bench import run_bench
+    from wslab.harness.bench import BenchOptions, run_bench
 
-    result = run_bench(trace_path, _config(config_path), link=link, connections=connections,
-                       duration=duration, speed=speed, seed=seed,
+    options = BenchOptions(link=link, connections=connections, duration=duration, speed=speed,
+                           seed=seed)
+    result = run_bench(trace_path, _config(config_path), options,
                        progress=None if json_out else (lambda m: err.print(f"[dim]{m}[/dim]")))
     if json_out:
         print_json(result.summary)

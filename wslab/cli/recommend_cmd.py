@@ -58,8 +58,8 @@ def recommend(
     Exits 1 (after saying which constraint to relax, and by how much) when no point meets
     the constraints; nothing is written then.
     """
+    from wslab.tables import read_table
     from wslab.tune.recommend import recommend as choose
-    from wslab.tune.results import read_table
 
     table = read_table(results)
     rec = choose(table, max_p99_ms=max_p99_ms, max_kib_per_conn=max_kib_per_conn,

@@ -35,9 +35,9 @@ def report(
     With --trace the page also gets the per-type compression analysis of that trace, and
     baselines missing from the table are simulated on it. The page opens offline.
     """
+    from wslab.tables import read_table
     from wslab.tune.recommend import recommend as choose
     from wslab.tune.report import write_report
-    from wslab.tune.results import read_table
 
     table = read_table(results)
     analysis = None

@@ -29,7 +29,7 @@ def simulate(
     config = TuningConfig.load(config_path) if config_path else TuningConfig()
     result = run(read_trace(trace_path), config, link=link, seed=seed)
     if messages_out is not None:
-        from wslab.tune.results import write_table
+        from wslab.tables import write_table
 
         write_table(result.messages, messages_out)
     if json_out:

@@ -90,7 +90,7 @@ def sweep(
     if validate:
         import pandas as pd
 
-        from wslab.tune.results import write_tables
+        from wslab.tables import write_tables
         from wslab.tune.validate import best_candidates, validate_live
 
         picked = best_candidates(table.assign(mode="sim"), "ws_bytes_per_msg", {}, validate,

@@ -1,6 +1,7 @@
 """``wslab bench``: a live loopback run in separate processes, beside the simulator.
 
-What lives here: :func:`run_bench`, which starts a server process, an optional link shaper
+What lives here: :func:`run_bench` and its :class:`BenchOptions` (link, connections, the
+stretch of trace, speed, seed, drain wait), which starts a server process, an optional link shaper
 process and a load-client process (so the two cores each carry one side), waits for the
 client, stops everything it started (also on an error, Ctrl-C or SIGTERM: all at once,
 SIGKILL after ``lifeline.INTERRUPT_GRACE_S``; the children die with it even on SIGKILL),
@@ -29,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import signal
 import subprocess
@@ -50,9 +52,9 @@ from wslab.harness.recorder import join_stream, load_coded_frames, load_logs
 from wslab.link import get_profile
 from wslab.metrics import summarise
 from wslab.sim import SimResult, selector_summary, simulate
+from wslab.tables import read_table
 from wslab.traces.io import read_trace, write_trace
 from wslab.traces.model import Trace
-from wslab.tune.results import read_table
 from wslab.wire import TCP_IP_HEADER_BYTES
 
 Progress = Callable[[str], None]
@@ -61,6 +63,41 @@ PREDICTED_KEYS = ("messages", "frames", "payload_bytes", "compressed_bytes", "ws
                   "frames_compressed", "frames_plain")
 _PER_CONNECTION = ("messages", "frames", "payload_bytes", "compressed_bytes", "ws_bytes",
                    "tcp_bytes", "tcp_segments", "frames_compressed", "frames_plain")
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    """How :func:`run_bench` replays a trace; plain values, checked when built.
+
+    Attributes:
+        link: Link profile for the shaper (a name or a YAML file; None: the config's
+            ``link.profile``; ``loopback``: no shaper).
+        connections: Client connections, each replaying the whole trace (at least 1).
+        duration: Only the first ``duration`` seconds of (sped-up) trace time (None: all).
+        speed: Trace time is divided by this (above 0).
+        seed: Seed for the shaper's jitter and loss, and for the prediction's link.
+        drain_timeout: Longest wait for missing messages at the end, seconds.
+    """
+
+    link: str | None = None
+    connections: int = 1
+    duration: float | None = None
+    speed: float = 1.0
+    seed: int = 0
+    drain_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        wrong = []
+        if self.connections < 1:
+            wrong.append(f"connections must be at least 1, got {self.connections}")
+        if not (self.speed > 0 and math.isfinite(self.speed)):
+            wrong.append(f"speed must be a finite number above 0, got {self.speed}")
+        if self.duration is not None and not self.duration > 0:
+            wrong.append(f"duration must be above 0 seconds, got {self.duration}")
+        if not self.drain_timeout >= 0:
+            wrong.append(f"drain_timeout must be 0 or more seconds, got {self.drain_timeout}")
+        if wrong:
+            raise WslabError("bench options: " + "; ".join(wrong))
 
 
 @dataclass
@@ -113,29 +150,25 @@ def _stop(proc: subprocess.Popen[str] | None, timeout: float = 15.0) -> None:
         proc.wait(5)
 
 
-def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None = None,
-              connections: int = 1, duration: float | None = None, speed: float = 1.0,
-              seed: int = 0, progress: Progress | None = None,
-              drain_timeout: float = 5.0) -> BenchResult:
+def run_bench(trace_path: str | Path, config: TuningConfig,
+              options: BenchOptions | None = None, *,
+              progress: Progress | None = None) -> BenchResult:
     """Run the trace live on loopback and return measured figures beside predicted ones.
 
     Args:
         trace_path: The trace to replay (server side: its s2c messages; client: c2s).
         config: The tuning config for both sides.
-        link: Link profile for the shaper (None or ``loopback``: no shaper).
-        connections: Client connections, each replaying the whole trace.
-        duration: Only the first ``duration`` seconds of (sped-up) trace time.
-        speed: Trace time is divided by this.
-        seed: Seed for the shaper's jitter and loss.
+        options: Link, connections, stretch of trace, speed, seed, drain wait (defaults:
+            ``BenchOptions()``).
         progress: Called with a line of text at each stage.
-        drain_timeout: Longest wait for missing messages at the end.
     """
+    opts = options if options is not None else BenchOptions()
     say = progress or (lambda _msg: None)
-    profile = get_profile(link or config.link.profile)
+    profile = get_profile(opts.link or config.link.profile)
     shaped = profile.name != "loopback"
-    trace = scaled_trace(trace_path, speed, duration)
+    trace = scaled_trace(trace_path, opts.speed, opts.duration)
     if not trace.messages:
-        raise WslabError(f"{trace_path}: no messages within --duration {duration}")
+        raise WslabError(f"{trace_path}: no messages within --duration {opts.duration}")
     dictionaries = None
     notes: list[str] = []
     if config.compression.algorithm == "zstd-dict":
@@ -171,14 +204,14 @@ def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None 
                 from wslab.harness.shaper_proc import ShaperProcess
 
                 say(f"starting link shaper ({profile.name})")
-                shaper = ShaperProcess(profile, "127.0.0.1", port, seed=seed)
+                shaper = ShaperProcess(profile, "127.0.0.1", port, seed=opts.seed)
                 port = shaper.port
-            say(f"running {connections} connection(s), {len(trace)} messages each")
+            say(f"running {opts.connections} connection(s), {len(trace)} messages each")
             client = _start([py, "-m", "wslab.harness.procs", "client", "--url",
                              f"ws://127.0.0.1:{port}/", "--config", str(cfg_path), "--trace",
-                             str(tr_path), "--connections", str(connections),
+                             str(tr_path), "--connections", str(opts.connections),
                              "--c2s-only", "--expect-s2c", str(n_s2c), "--drain-timeout",
-                             str(drain_timeout), "--log-dir", str(work), *extra])
+                             str(opts.drain_timeout), "--log-dir", str(work), *extra])
             client_cpu = ProcessSampler(client.pid)
             client_before = client_cpu.sample()
             client_after = client_before
@@ -200,12 +233,14 @@ def run_bench(trace_path: str | Path, config: TuningConfig, *, link: str | None 
             _stop(server)
         finally:  # on an error or Ctrl-C: nothing more is wanted from them, stop all at once
             lifeline.stop_all([client, shaper.proc if shaper is not None else None, server])
-        predicted = simulate(trace, config, link=profile, seed=seed, dictionaries=dictionaries)
-        result = _collect(work, predicted, connections, before, after, client_before,
+        predicted = simulate(trace, config, link=profile, seed=opts.seed,
+                             dictionaries=dictionaries)
+        result = _collect(work, predicted, opts.connections, before, after, client_before,
                           client_after)
         result.summary["notes"] = notes + result.summary["notes"]
         result.summary["rss_server_peak_kib"] = server_peak_kib
-        result.summary["kib_per_connection"] = (server_peak_kib - before.rss_kib) / connections
+        result.summary["kib_per_connection"] = ((server_peak_kib - before.rss_kib)
+                                                / opts.connections)
         return result
 
 

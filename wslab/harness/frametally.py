@@ -10,8 +10,11 @@ bytes a connection wrote or read after its opening handshake, it gives the measu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
-CONTROL_OPCODES = frozenset({0x8, 0x9, 0xA})
+from wslab.wire import CONTROL_OPCODES, OPCODE_BITS
+
+_CONTROL: Final = frozenset(map(int, CONTROL_OPCODES))  # plain ints: a lookup per frame
 
 
 @dataclass(slots=True)
@@ -104,7 +107,7 @@ class FrameTally:
         return size + (2 if length == 126 else 8 if length == 127 else 0)
 
     def _account(self, b0: int, header: int, length: int) -> None:
-        if (b0 & 0x0F) in CONTROL_OPCODES:
+        if (b0 & OPCODE_BITS) in _CONTROL:
             self.control_frames += 1
             self.control_bytes += header + length
         else:

@@ -100,7 +100,7 @@ def _client(args: argparse.Namespace) -> int:
     if args.log_dir:
         import pandas as pd
 
-        from wslab.tune.results import write_table
+        from wslab.tables import write_table
 
         client.recorder.save(args.log_dir, args.prefix)
         write_table(pd.DataFrame(result.connections),

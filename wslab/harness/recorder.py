@@ -30,7 +30,7 @@ import pandas as pd
 from xxhash import xxh3_64_intdigest
 
 from wslab.metrics import integrity_counts
-from wslab.tune.results import read_table, write_table
+from wslab.tables import read_table, write_table
 
 SENT_COLUMNS = ("conn", "dir", "index", "type", "priority", "seq", "t_handoff", "key", "size",
                 "frame", "t_flushed")

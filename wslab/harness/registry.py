@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from wslab.harness.broker import Broker, jittered_backoff
 from wslab.harness.server import LiveServer
 from wslab.harness.session import Session
+from wslab.priority import NORMAL
 
 # KEYS: the hash, the worker's set; ARGV: the worker, then labels. Atomic in Redis.
 _UNREGISTER = """
@@ -358,7 +359,7 @@ class ClusterNode:
     def _deliver(self, conns: list[str] | None, payload: bytes, is_text: bool) -> int:
         self._index += 1
         kind = "broadcast" if conns is None else "direct"
-        return self.server.push_to(conns, self._index, time.monotonic(), "normal", kind,
+        return self.server.push_to(conns, self._index, time.monotonic(), NORMAL, kind,
                                    payload, is_text)
 
     def _on_broadcast(self, data: bytes) -> None:

@@ -29,6 +29,7 @@ from wslab.errors import ConfigError
 from wslab.harness.events import EventBus
 from wslab.harness.recorder import message_key
 from wslab.harness.session import MessageHook, Session
+from wslab.priority import DEFAULT_PRIORITY
 from wslab.traces.model import Trace
 
 SCENARIOS = ("echo", "replay", "broadcast", "room")
@@ -105,7 +106,7 @@ class Scenario:
         def on_message(payload: bytes, is_text: bool, t: float, key: int) -> None:
             nonlocal received
             received += 1
-            kind, prio = self.kinds.get(key, ("message", "normal"))
+            kind, prio = self.kinds.get(key, ("message", DEFAULT_PRIORITY))
             self.bus.publish(kind, payload, t)
             if self.name == "echo":
                 session.push(received - 1, t, prio, kind, payload, is_text)

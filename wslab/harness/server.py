@@ -229,7 +229,7 @@ class LiveServer:
 
     def save_logs(self, directory: str | Path) -> None:
         """Write the sent/received logs and the metrics series into ``directory``."""
-        from wslab.tune.results import write_table
+        from wslab.tables import write_table
 
         self.recorder.save(directory, "server")
         write_table(self.metrics.frame(), Path(directory) / "server-metrics.parquet")

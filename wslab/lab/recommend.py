@@ -37,6 +37,7 @@ import pandas as pd
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
+from wslab.tables import write_tables
 from wslab.traces.io import write_trace
 from wslab.traces.model import Trace
 from wslab.tune.canonical import plan_points
@@ -46,7 +47,6 @@ from wslab.tune.recommend import Recommendation, recommend
 from wslab.tune.recommend_constraints import CONSTRAINTS
 from wslab.tune.recommend_explain import label
 from wslab.tune.report import sim_vs_live, write_report
-from wslab.tune.results import write_tables
 from wslab.tune.validate import best_candidates
 
 from .base import Panel

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from wslab.errors import TraceFormatError
+from wslab.priority import DEFAULT_PRIORITY
 from wslab.traces.model import DIRECTIONS, PRIORITIES, Message, TraceMeta
 
 FORMAT_VERSION: Final = 1
@@ -79,7 +80,7 @@ def diagnose(obj: Any, path: object, lineno: int, prev_t: float) -> TraceFormatE
         return fail(path, lineno, f"field 'dir': must be 's2c' or 'c2s', got {obj['dir']!r}")
     if not isinstance(obj["type"], str):
         return fail(path, lineno, f"field 'type': must be a string, got {obj['type']!r}")
-    prio = obj.get("priority", "normal")
+    prio = obj.get("priority", DEFAULT_PRIORITY)
     if not isinstance(prio, str) or prio not in PRIOS:
         return fail(path, lineno, f"field 'priority': must be one of "
                                    f"{', '.join(PRIORITIES)}, got {prio!r}")

@@ -28,13 +28,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wslab.errors import TraceFormatError, WslabError
+from wslab.priority import DEFAULT_PRIORITY
 from wslab.traces.model import Direction, Message, Trace, TraceMeta
 from wslab.traces.redact import new_salt, redact_secrets
+from wslab.wire import CONTROL_OPCODES, Opcode
 
 #: JSON fields that name a message kind, in the order they are tried.
 TYPE_FIELDS: tuple[str, ...] = ("type", "t", "op", "event", "e", "action", "channel")
 
 _DIRECTION: dict[str, Direction] = {"send": "c2s", "receive": "s2c"}
+_MESSAGE = (Opcode.TEXT, Opcode.BINARY)
 
 
 @dataclass(slots=True)
@@ -178,11 +181,11 @@ def import_har(path: str | os.PathLike[str], *, keep_payload_secrets: bool = Fal
             where = f"{name}: entry {e_index}, WebSocket message {f_index}"
             if not isinstance(frame, dict):
                 raise TraceFormatError(f"{where}: not a JSON object")
-            opcode = frame.get("opcode", 1)
-            if opcode in (8, 9, 10):
+            opcode = frame.get("opcode", Opcode.TEXT)
+            if opcode in CONTROL_OPCODES:  # any JSON value: a tuple, so no hashing
                 dropped["control frames (opcode 8-10)"] += 1
                 continue
-            if opcode not in (1, 2):
+            if opcode not in _MESSAGE:
                 dropped[f"frames with unknown opcode {opcode!r}"] += 1
                 continue
             kind = frame.get("type")
@@ -198,7 +201,8 @@ def import_har(path: str | os.PathLike[str], *, keep_payload_secrets: bool = Fal
             data = frame.get("data", "")
             if not isinstance(data, str):
                 raise TraceFormatError(f"{where}: field 'data': must be a string")
-            if opcode == 1:
+            is_text = opcode == Opcode.TEXT
+            if is_text:
                 try:
                     payload = data.encode("utf-8")
                 except UnicodeEncodeError:
@@ -210,8 +214,8 @@ def import_har(path: str | os.PathLike[str], *, keep_payload_secrets: bool = Fal
                     raise TraceFormatError(f"{where}: field 'data': invalid base64 in a "
                                            "binary frame") from None
             if not keep_payload_secrets:
-                payload = redact_secrets(payload, opcode == 1, key, redacted)
-            rows.append((float(t), len(rows), direction, payload, opcode == 1, label))
+                payload = redact_secrets(payload, is_text, key, redacted)
+            rows.append((float(t), len(rows), direction, payload, is_text, label))
             used = True
         sockets += used
         dropped["WebSocket handshake headers and cookies (never read)"] += 1
@@ -221,7 +225,8 @@ def import_har(path: str | os.PathLike[str], *, keep_payload_secrets: bool = Fal
     rows.sort(key=lambda r: r[0])
     t0 = rows[0][0] if rows else 0.0
     messages = [
-        Message(max(0.0, t - t0), d, message_type(p, is_text), "normal", p, is_text, label)
+        Message(max(0.0, t - t0), d, message_type(p, is_text), DEFAULT_PRIORITY, p, is_text,
+                label)
         for t, _, d, p, is_text, label in rows
     ]
     secrets_note = ("secrets inside messages kept as captured (--keep-payload-secrets)"

@@ -30,6 +30,7 @@ from typing import IO, Any, Final
 import zstandard
 
 from wslab.errors import TraceFormatError, WslabError
+from wslab.priority import DEFAULT_PRIORITY
 from wslab.traces._checks import (
     DIRS,
     FORMAT_VERSION,
@@ -170,7 +171,7 @@ def _parse_lines(
                 raise ValueError
             d = obj["dir"]
             kind = obj["type"]
-            prio = obj.get("priority", "normal")
+            prio = obj.get("priority", DEFAULT_PRIORITY)
             conn = obj.get("conn")
             if d not in dirs or prio not in prios or type(kind) is not str:
                 raise ValueError

@@ -1,6 +1,7 @@
 """The in-memory trace: messages in time order, and their tidy pandas view.
 
-What lives here: the :class:`Message` record and the :class:`Trace` container. Reading and
+What lives here: the :class:`Message` record and the :class:`Trace` container (the
+message priority type is ``wslab.priority``'s, re-exported). Reading and
 writing files lives in ``wslab.traces.io``; making traces lives in ``generate`` and ``har``.
 Nothing here touches the file system.
 """
@@ -14,13 +15,14 @@ from typing import Any, Literal, TypeVar, cast, overload
 import numpy as np
 import pandas as pd
 
+from wslab.priority import PRIORITIES as PRIORITIES  # the one type, defined there
+from wslab.priority import Priority as Priority
+
 T = TypeVar("T")
 
 Direction = Literal["s2c", "c2s"]
-Priority = Literal["critical", "normal", "background"]
 
 DIRECTIONS: tuple[Direction, ...] = ("s2c", "c2s")
-PRIORITIES: tuple[Priority, ...] = ("critical", "normal", "background")
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,7 +148,7 @@ def run_demo(trace_path: Path, out: Path, *, link: str = "4g", messages: int = 4
         lap("live validation")
         rec = choose(table)
 
-    from wslab.tune.results import write_table
+    from wslab.tables import write_table
 
     write_table(table, out / "results.parquet")
     write_table(table, out / "results.csv")

@@ -26,6 +26,7 @@ import pandas as pd
 
 from wslab.config import TuningConfig
 from wslab.harness.lifeline import process_pool
+from wslab.tables import write_tables
 from wslab.tune.canonical import (
     PlannedPoint,
     canonical,
@@ -34,7 +35,6 @@ from wslab.tune.canonical import (
     overrides_from,
 )
 from wslab.tune.policy import add_policy_columns
-from wslab.tune.results import write_tables
 from wslab.tune.space import Space, point_key
 from wslab.tune.sweep import (
     Progress,

@@ -1,7 +1,10 @@
 """Plain-words reasons for a recommendation: what it is, what it saves, what it costs.
 
 What lives here: :func:`describe_config` (a config row in one phrase), :func:`feasible` and
-:func:`infeasible` (the explanation lines of a :class:`~wslab.tune.recommend.Recommendation`),
+:func:`infeasible` (the explanation lines of a recommendation: anything that reads as
+:class:`Explainable`, which :class:`~wslab.tune.recommend.Recommendation` does; the type is
+stated here, by what the wording reads, so this module never imports ``recommend``, which
+imports it),
 :func:`policy_lines` (the chosen config's policy variants against ``always``, and why),
 :func:`left_out_lines` (what the rows the client population cannot negotiate would have
 saved), and the metric labels and units every printed figure uses. Every number comes from
@@ -14,13 +17,44 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import pandas as pd
 
-if TYPE_CHECKING:
-    from wslab.tune.recommend import Recommendation
+from wslab.priority import PRIORITIES
+from wslab.tune.clients import browser_send_caveat
+from wslab.tune.recommend_constraints import CONSTRAINTS
+
+
+class Explainable(Protocol):
+    """What the explanation reads of a recommendation (fields of ``Recommendation``)."""
+
+    @property
+    def objective(self) -> str: ...
+    @property
+    def limits(self) -> Mapping[str, float]: ...
+    @property
+    def chosen(self) -> Mapping[str, Any] | None: ...
+    @property
+    def counts(self) -> Mapping[str, int]: ...
+    @property
+    def clients(self) -> str: ...
+    @property
+    def binding(self) -> Mapping[str, Any] | None: ...
+    @property
+    def relax(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def relax_options(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def comparison(self) -> pd.DataFrame: ...
+    @property
+    def baseline_sources(self) -> Mapping[str, str]: ...
+    @property
+    def left_out(self) -> pd.DataFrame: ...
+    @property
+    def policy(self) -> pd.DataFrame: ...
+
 
 LABELS = {
     "ws_bytes_per_msg": ("bytes per message", "B"),
@@ -84,7 +118,7 @@ def describe_config(row: Mapping[Any, Any]) -> str:
         if strategy == "priority":
             parts = [
                 f"{cls} {float(_get(row, f'batching.priority_interval_ms.{cls}', 0)):g} ms"
-                for cls in ("critical", "normal", "background")
+                for cls in PRIORITIES
             ]
         batching = f"{strategy} batching ({', '.join(parts)})"
     algorithm = str(_get(row, "compression.algorithm", "none"))
@@ -114,8 +148,6 @@ def describe_config(row: Mapping[Any, Any]) -> str:
 
 
 def _limits_text(limits: Mapping[str, float]) -> str:
-    from wslab.tune.recommend_constraints import CONSTRAINTS
-
     if not limits:
         return "no constraint (none given)"
     return ", ".join(f"{label(CONSTRAINTS[k])} ≤ {fmt(CONSTRAINTS[k], v)}"
@@ -147,7 +179,7 @@ def _baseline_line(name: str, what: str, comparison: pd.DataFrame, objective: st
     return text + ("; " + "; ".join(costs) if costs else "") + "."
 
 
-def feasible(rec: Recommendation, baselines: Mapping[str, str]) -> list[str]:
+def feasible(rec: Explainable, baselines: Mapping[str, str]) -> list[str]:
     """The explanation of a recommendation that met its constraints."""
     chosen = rec.chosen or {}
     obj = rec.objective
@@ -190,7 +222,7 @@ def feasible(rec: Recommendation, baselines: Mapping[str, str]) -> list[str]:
     return lines
 
 
-def infeasible(rec: Recommendation) -> list[str]:
+def infeasible(rec: Explainable) -> list[str]:
     """The answer when no point meets the constraints: what to relax, and by how much."""
     c = rec.counts
     obj = rec.objective
@@ -247,7 +279,7 @@ def _policy_name(policy: str, threshold: Any) -> str:
     return policy
 
 
-def policy_lines(rec: Recommendation) -> list[str]:
+def policy_lines(rec: Explainable) -> list[str]:
     """The chosen config's threshold/adaptive variants against ``always``, and why."""
     chosen = rec.chosen or {}
     lines: list[str] = []
@@ -282,10 +314,8 @@ def policy_lines(rec: Recommendation) -> list[str]:
 _BYTES = ("ws_bytes_per_msg", "tcp_bytes_per_msg")
 
 
-def _broken(rec: Recommendation, row: Mapping[str, Any]) -> str:
+def _broken(rec: Explainable, row: Mapping[str, Any]) -> str:
     """``"memory per connection 1,400 KiB of 64.0 KiB allowed"`` for each limit it breaks."""
-    from wslab.tune.recommend_constraints import CONSTRAINTS
-
     parts = []
     for name, limit in rec.limits.items():
         metric = CONSTRAINTS[name]
@@ -302,10 +332,8 @@ def _gain(obj: str, pct: float) -> str:
     return f"lowered {label(obj)} by a further {pct:.1f} %"
 
 
-def left_out_lines(rec: Recommendation) -> list[str]:
+def left_out_lines(rec: Explainable) -> list[str]:
     """What the rows the client population cannot negotiate would have given."""
-    from wslab.tune.clients import browser_send_caveat
-
     obj = rec.objective
     who = f"{rec.clients} clients"
     lines: list[str] = []

@@ -30,9 +30,9 @@ from wslab.codecs.deflate import deflate_memory_bytes
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
 from wslab.harness.lifeline import process_pool
+from wslab.tables import write_tables
 from wslab.tune.canonical import PlannedPoint, canonical_key, plan_points
 from wslab.tune.policy import add_policy_columns
-from wslab.tune.results import write_tables
 from wslab.tune.space import Space, point_key
 
 Progress = Callable[[int, int], None]

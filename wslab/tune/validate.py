@@ -50,15 +50,16 @@ def validate_live(trace_path: Path, candidates: pd.DataFrame, link: str,
     ``mode`` ``live`` and the candidate's ``point``, so it pairs with its simulated row.
 
     Every algorithm runs live (zstd through ``x-wslab-zstd``)."""
-    from wslab.harness.bench import run_bench
+    from wslab.harness.bench import BenchOptions, run_bench
     from wslab.tune.recommend_pareto import row_config
 
+    options = BenchOptions(link=link, duration=None, drain_timeout=2.0)
     rows = []
     for _, cand in candidates.iterrows():
         config = row_config(cand)
         if say is not None:
             say(f"live: {cand['point']}")
-        bench = run_bench(trace_path, config, link=link, duration=None, drain_timeout=2.0)
+        bench = run_bench(trace_path, config, options)
         live_row = point_row(config, bench.summary)
         live_row.update({"point": cand["point"], "mode": "live",
                          "cpu_server_s": bench.summary["cpu_server_s"],

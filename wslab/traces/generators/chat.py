@@ -27,6 +27,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+from wslab.priority import BACKGROUND, NORMAL
 from wslab.traces.generators._common import (
     EPOCH_MS,
     Event,
@@ -64,7 +65,7 @@ def chat_stream(rng: random.Random) -> Iterator[Message]:
         uid, name = rng.choice(people)
         out: list[Event] = []
         if rng.random() < 0.6:
-            out.append(text(t, "s2c", "chat.typing", "background",
+            out.append(text(t, "s2c", "chat.typing", BACKGROUND,
                             {"type": "typing", "room": room, "user": uid, "on": True}))
             t += rng.uniform(0.8, 6.0)
         mid = next_id()
@@ -75,29 +76,29 @@ def chat_stream(rng: random.Random) -> Iterator[Message]:
             body["reply_to"] = f"m_{max(1001, state['msg'] - rng.randint(1, 30)):08d}"
         if rng.random() < 0.08:
             body["reactions"] = {rng.choice(("👍", "😂", "🎉", "❤️")): rng.randint(1, 5)}
-        out.append(text(t, "s2c", "chat.message", "normal", body))
+        out.append(text(t, "s2c", "chat.message", NORMAL, body))
         state["unread"] += 1
         if state["unread"] >= rng.randint(3, 8):
             state["unread"] = 0
-            out.append(text(t + rng.uniform(0.5, 20.0), "c2s", "chat.read", "background",
+            out.append(text(t + rng.uniform(0.5, 20.0), "c2s", "chat.read", BACKGROUND,
                             {"type": "read", "room": room, "upto": mid}))
         return out
 
     def outgoing(t: float) -> list[Event]:
         room = rng.choice(rooms)
         nonce = ident(rng, "n", 32)
-        out: list[Event] = [text(t, "c2s", "chat.typing", "background",
+        out: list[Event] = [text(t, "c2s", "chat.typing", BACKGROUND,
                                  {"type": "typing", "room": room, "on": True})]
         t += rng.uniform(1.0, 12.0)
-        out.append(text(t, "c2s", "chat.send", "normal",
+        out.append(text(t, "c2s", "chat.send", NORMAL,
                         {"type": "send", "room": room, "nonce": nonce, "text": sentence(rng)}))
         t += rng.uniform(0.02, 0.15)
         mid = next_id()
-        out.append(text(t, "s2c", "chat.ack", "normal",
+        out.append(text(t, "s2c", "chat.ack", NORMAL,
                         {"type": "ack", "nonce": nonce, "id": mid, "ts": ms(t)}))
         for uid, _ in rng.sample(people, rng.randint(0, 3)):
             t += rng.expovariate(0.2)
-            out.append(text(t, "s2c", "chat.receipt", "background",
+            out.append(text(t, "s2c", "chat.receipt", BACKGROUND,
                             {"type": "receipt", "room": room, "id": mid, "user": uid,
                              "ts": ms(t)}))
         return out
@@ -105,16 +106,16 @@ def chat_stream(rng: random.Random) -> Iterator[Message]:
     def presence(t: float) -> list[Event]:
         uid, name = rng.choice(people)
         status = rng.choices(("online", "away", "offline"), (5, 3, 2))[0]
-        return [text(t, "s2c", "chat.presence", "normal",
+        return [text(t, "s2c", "chat.presence", NORMAL,
                      {"type": "presence", "user": uid, "name": name, "status": status,
                       "ts": ms(t)})]
 
     def heartbeat(t: float) -> list[Event]:
-        return [text(t, "c2s", "chat.ping", "background", {"type": "ping"}),
-                text(t + rng.uniform(0.02, 0.12), "s2c", "chat.pong", "background",
+        return [text(t, "c2s", "chat.ping", BACKGROUND, {"type": "ping"}),
+                text(t + rng.uniform(0.02, 0.12), "s2c", "chat.pong", BACKGROUND,
                      {"type": "pong"})]
 
-    hello: list[Event] = [text(0.0, "s2c", "chat.hello", "normal",
+    hello: list[Event] = [text(0.0, "s2c", "chat.hello", NORMAL,
                                {"type": "hello", "user": me, "rooms": rooms,
                                 "heartbeat_ms": 25000})]
     yield from timeline([

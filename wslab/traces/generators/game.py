@@ -26,6 +26,7 @@ import math
 import random
 from collections.abc import Iterator
 
+from wslab.priority import CRITICAL, NORMAL
 from wslab.traces.generators._common import Event, periodic, poisson, text, timeline
 from wslab.traces.model import Message
 
@@ -72,9 +73,9 @@ def game_stream(rng: random.Random) -> Iterator[Message]:
         if tick[0] % (5 * hz) == 1:
             full = [[eid, round(e[0]), round(e[1]), round(e[2] * 100), 100, 0]
                     for eid, e in ents.items()]
-            return [text(t, "s2c", "game.snapshot", "normal",
+            return [text(t, "s2c", "game.snapshot", NORMAL,
                          {"t": "snap", "tick": tick[0], "e": full})]
-        return [text(t, "s2c", "game.delta", "normal",
+        return [text(t, "s2c", "game.delta", NORMAL,
                      {"t": "d", "tick": tick[0], "ack": seq[0], "e": moved})]
 
     def inputs() -> Iterator[float]:
@@ -92,7 +93,7 @@ def game_stream(rng: random.Random) -> Iterator[Message]:
         seq[0] += 1
         aim[0] = (aim[0] + rng.gauss(0, 0.05)) % (2 * math.pi)
         keys = rng.choices((0, 1, 2, 4, 8, 5, 9, 16), (3, 6, 2, 2, 2, 2, 1, 1))[0]
-        return [text(t, "c2s", "game.input", "critical",
+        return [text(t, "c2s", "game.input", CRITICAL,
                      {"t": "in", "seq": seq[0], "k": keys, "aim": round(aim[0] * 1000),
                       "dt": 16})]
 
@@ -104,15 +105,15 @@ def game_stream(rng: random.Random) -> Iterator[Message]:
         if kind == "kill":
             body["by"] = rng.choice(ids)
             body["weapon"] = rng.choice(("rifle", "blaster", "railgun", "melee"))
-        return [text(t, "s2c", "game.event", "normal", body)]
+        return [text(t, "s2c", "game.event", NORMAL, body)]
 
     def on_ping(t: float) -> list[Event]:
         sent = round(t * 1000)
-        return [text(t, "c2s", "game.ping", "normal", {"t": "ping", "c": sent}),
-                text(t + rng.uniform(0.02, 0.08), "s2c", "game.pong", "normal",
+        return [text(t, "c2s", "game.ping", NORMAL, {"t": "ping", "c": sent}),
+                text(t + rng.uniform(0.02, 0.08), "s2c", "game.pong", NORMAL,
                      {"t": "pong", "c": sent, "tick": tick[0]})]
 
-    hello: list[Event] = [text(0.0, "s2c", "game.welcome", "normal",
+    hello: list[Event] = [text(0.0, "s2c", "game.welcome", NORMAL,
                                {"t": "welcome", "hz": hz, "map": "arena-2", "you": 101})]
     yield from timeline([
         (iter([0.0]), lambda _t: hello),

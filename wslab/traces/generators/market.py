@@ -25,6 +25,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+from wslab.priority import BACKGROUND, NORMAL
 from wslab.traces.generators._common import (
     EPOCH_MS,
     Event,
@@ -84,7 +85,7 @@ def market_stream(rng: random.Random) -> Iterator[Message]:
 
     def depth(t: float, b: _Book, bids: int, asks: int) -> Event:
         b.seq += 1
-        return text(t, "s2c", "market.depth", "normal",
+        return text(t, "s2c", "market.depth", NORMAL,
                     {"e": "depth", "s": b.symbol, "u": b.seq, "E": ms(t),
                      "b": b.levels(-1, bids), "a": b.levels(1, asks)})
 
@@ -97,7 +98,7 @@ def market_stream(rng: random.Random) -> Iterator[Message]:
         qty = b.q()
         b.volume += float(qty)
         b.last = price * b.tick
-        out = [text(t, "s2c", "market.trade", "normal",
+        out = [text(t, "s2c", "market.trade", NORMAL,
                     {"e": "trade", "s": b.symbol, "id": trade_id[0], "p": b.px(price),
                      "q": qty, "side": side, "T": ms(t)})]
         for _ in range(rng.randint(1, 4)):
@@ -112,7 +113,7 @@ def market_stream(rng: random.Random) -> Iterator[Message]:
     def on_ticker(t: float) -> list[Event]:
         out: list[Event] = []
         for b in books:
-            out.append(text(t, "s2c", "market.ticker", "normal",
+            out.append(text(t, "s2c", "market.ticker", NORMAL,
                             {"e": "ticker", "s": b.symbol, "last": b.px(round(b.last / b.tick)),
                              "bid": b.px(b.mid_ticks - 1), "ask": b.px(b.mid_ticks + 1),
                              "vol": f"{b.volume:.4f}", "E": ms(t)}))
@@ -120,17 +121,17 @@ def market_stream(rng: random.Random) -> Iterator[Message]:
         return out
 
     def on_heartbeat(t: float) -> list[Event]:
-        return [text(t, "c2s", "market.ping", "background", {"op": "ping"}),
-                text(t + rng.uniform(0.01, 0.05), "s2c", "market.pong", "background",
+        return [text(t, "c2s", "market.ping", BACKGROUND, {"op": "ping"}),
+                text(t + rng.uniform(0.01, 0.05), "s2c", "market.pong", BACKGROUND,
                      {"op": "pong"})]
 
     def opening(t: float) -> list[Event]:
-        out: list[Event] = [text(t, "c2s", "market.subscribe", "normal",
+        out: list[Event] = [text(t, "c2s", "market.subscribe", NORMAL,
                                  {"op": "subscribe", "channels": ["trades", "depth"],
                                   "symbols": [b.symbol for b in books]})]
         for b in books:
             t += rng.uniform(0.03, 0.1)
-            out.append(text(t, "s2c", "market.snapshot", "normal",
+            out.append(text(t, "s2c", "market.snapshot", NORMAL,
                             {"e": "snapshot", "s": b.symbol, "u": b.seq,
                              "b": [[b.px(b.mid_ticks - k), b.q()] for k in range(1, 21)],
                              "a": [[b.px(b.mid_ticks + k), b.q()] for k in range(1, 21)]}))

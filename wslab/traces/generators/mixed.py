@@ -18,6 +18,7 @@ import heapq
 import random
 from collections.abc import Iterator
 
+from wslab.priority import CRITICAL, NORMAL
 from wslab.traces.generators._common import EPOCH_MS, Event, bursty, ident, text, timeline
 from wslab.traces.generators.chat import chat_stream
 from wslab.traces.generators.market import market_stream
@@ -33,17 +34,17 @@ def _orders(rng: random.Random) -> Iterator[Message]:
         cid = ident(rng, "o", 40)
         sym = rng.choice(symbols)
         qty = f"{rng.lognormvariate(0, 1):.4f}"
-        out = [text(t, "c2s", "order.place", "critical",
+        out = [text(t, "c2s", "order.place", CRITICAL,
                     {"type": "place", "cid": cid, "s": sym, "side": rng.choice(("buy", "sell")),
                      "q": qty, "kind": rng.choice(("limit", "market")), "tif": "GTC"})]
         t += rng.uniform(0.005, 0.04)
         oid = rng.getrandbits(48)
-        out.append(text(t, "s2c", "order.ack", "critical",
+        out.append(text(t, "s2c", "order.ack", CRITICAL,
                         {"type": "ack", "cid": cid, "id": oid, "status": "open",
                          "ts": EPOCH_MS + int(t * 1000)}))
         if rng.random() < 0.7:
             t += rng.expovariate(0.5)
-            out.append(text(t, "s2c", "order.fill", "normal",
+            out.append(text(t, "s2c", "order.fill", NORMAL,
                             {"type": "fill", "id": oid, "q": qty, "ts": EPOCH_MS + int(t * 1000)}))
         return out
 

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from wslab.priority import BACKGROUND, CRITICAL, NORMAL
 from wslab.traces.generators._common import Event, periodic, poisson, text, timeline
 from wslab.traces.model import Message
 
@@ -88,14 +89,14 @@ def sensor_stream(rng: random.Random) -> Iterator[Message]:
         return data + struct.pack("<I", zlib.crc32(data))
 
     def on_frame(t: float) -> list[Event]:
-        out: list[Event] = [(t, "c2s", "sensor.frame", "normal", frame(t), False)]
+        out: list[Event] = [(t, "c2s", "sensor.frame", NORMAL, frame(t), False)]
         if seq[0] % 50 == 0:
-            out.append(text(t + rng.uniform(0.01, 0.06), "s2c", "sensor.ack", "normal",
+            out.append(text(t + rng.uniform(0.01, 0.06), "s2c", "sensor.ack", NORMAL,
                             {"type": "ack", "device": device, "upto": seq[0]}))
         return out
 
     def on_status(t: float) -> list[Event]:
-        return [text(t, "c2s", "sensor.status", "background",
+        return [text(t, "c2s", "sensor.status", BACKGROUND,
                      {"type": "status", "device": device,
                       "battery": round(100 - t / 360 % 100, 1),
                       "rssi": rng.randint(-90, -45), "temp_c": round(rng.gauss(31, 1.5), 1),
@@ -103,11 +104,11 @@ def sensor_stream(rng: random.Random) -> Iterator[Message]:
 
     def on_command(t: float) -> list[Event]:
         cmd = rng.choice(("calibrate", "set_gain", "identify"))
-        return [text(t, "s2c", "sensor.command", "critical",
+        return [text(t, "s2c", "sensor.command", CRITICAL,
                      {"type": "command", "device": device, "cmd": cmd,
                       "id": rng.getrandbits(32)})]
 
-    hello: list[Event] = [text(0.0, "c2s", "sensor.hello", "normal",
+    hello: list[Event] = [text(0.0, "c2s", "sensor.hello", NORMAL,
                                {"type": "hello", "device": device, "channels": channels,
                                 "rate": rate, "frame_hz": frame_hz, "fw": "2.4.1"})]
     yield from timeline([

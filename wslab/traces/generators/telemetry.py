@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+from wslab.priority import BACKGROUND, NORMAL
 from wslab.traces.generators._common import (
     EPOCH_MS,
     Event,
@@ -83,9 +84,9 @@ def telemetry_stream(rng: random.Random) -> Iterator[Message]:
             return []
         batches[0] += 1
         n = batches[0]
-        out = [text(t, "c2s", "telemetry.batch", "background",
+        out = [text(t, "c2s", "telemetry.batch", BACKGROUND,
                     {"type": "batch", "seq": n, "sentAt": ms(t), "events": list(buffer)})]
-        out.append(text(t + rng.uniform(0.03, 0.2), "s2c", "telemetry.ack", "background",
+        out.append(text(t + rng.uniform(0.03, 0.2), "s2c", "telemetry.ack", BACKGROUND,
                         {"type": "ack", "seq": n, "accepted": len(buffer)}))
         buffer.clear()
         last_flush[0] = t
@@ -96,7 +97,7 @@ def telemetry_stream(rng: random.Random) -> Iterator[Message]:
         name = rng.choices(_EVENTS, (6, 2, 5, 3, 3, 1, 1, 1))[0]
         if name == "view":
             page[0] = rng.choice(_PAGES)
-            out.append(text(t, "c2s", "telemetry.vitals", "background",
+            out.append(text(t, "c2s", "telemetry.vitals", BACKGROUND,
                             {"type": "vitals", "page": page[0],
                              "lcp": round(rng.lognormvariate(7.3, 0.4)),
                              "inp": round(rng.lognormvariate(4.6, 0.6)),
@@ -121,18 +122,18 @@ def telemetry_stream(rng: random.Random) -> Iterator[Message]:
             f"(https://app.example.com/static/js/main.{rng.getrandbits(32):08x}.js:"
             f"{rng.randint(1, 900)}:{rng.randint(1, 80)})"
             for _ in range(rng.randint(3, 9)))
-        return [text(t, "c2s", "telemetry.error", "normal",
+        return [text(t, "c2s", "telemetry.error", NORMAL,
                      {"type": "error", "message": rng.choice(_ERRORS), "stack": frames,
                       "page": page[0], "sessionId": session, "ts": ms(t)})]
 
     def on_config(t: float) -> list[Event]:
         sample[0] = rng.choice((1.0, 0.5, 0.25, 0.1))
-        return [text(t, "s2c", "telemetry.config", "normal",
+        return [text(t, "s2c", "telemetry.config", NORMAL,
                      {"type": "config", "sample": sample[0], "flushMs": 5000,
                       "maxBatch": 20})]
 
     def on_keepalive(t: float) -> list[Event]:
-        return [text(t, "c2s", "telemetry.keepalive", "background", {"type": "keepalive"})]
+        return [text(t, "c2s", "telemetry.keepalive", BACKGROUND, {"type": "keepalive"})]
 
     yield from timeline([
         (_active_times(rng), on_interaction),
