@@ -31,8 +31,8 @@ from wslab.harness.recorder import (
     RECV_COLUMNS,
     SENT_COLUMNS,
 )
+from wslab.tables import write_table
 from wslab.traces.model import Message
-from wslab.tune.results import write_table
 
 _COLUMN_TYPES = {"sent_index": "q", "sent_seq": "q", "sent_t": "d", "sent_frame": "q",
                  "sent_flushed": "d", "recv_t": "d", "recv_key": "q", "recv_frame": "q",

@@ -41,6 +41,8 @@ from wslab.harness.extension import selective_extension
 from wslab.harness.recorder import Recorder
 from wslab.harness.wsadapter import Reassembler, can_write_now, write_frame
 from wslab.pipeline import OutFrame, SendPipeline
+from wslab.priority import BACKGROUND
+from wslab.wire import Opcode
 
 log = logging.getLogger("wslab.session")
 
@@ -156,7 +158,7 @@ class Session:
         written at once while the socket keeps up, else queued for the sender task."""
         limit = self.backlog_limit
         if limit is not None and self.outbox_bytes >= limit and \
-                (self._slow(t_handoff) or priority == "background"):
+                (self._slow(t_handoff) or priority == BACKGROUND):
             self.dropped_slow += 1
             return
         pipeline = self._pipeline or self.pipeline
@@ -307,7 +309,7 @@ class Session:
     async def _send(self, frame: OutFrame) -> None:
         if self.ext is not None:
             self.ext.keys.append(frame.key)
-        await self.ws.send(frame.payload, text=frame.opcode == 1)
+        await self.ws.send(frame.payload, text=frame.opcode == Opcode.TEXT)
         self._sent(frame)
 
     def _sent(self, frame: OutFrame) -> None:
