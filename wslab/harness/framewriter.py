@@ -26,11 +26,6 @@ _SHORT = [[bytes([0x80 | rsv | op, 0x80 | n]) for n in range(126)]
 """Headers of frames under 126 bytes, by (RSV1 and opcode) then length: a table lookup."""
 
 
-def masked_header_bytes(n: int) -> int:
-    """Header bytes of a masked frame with an ``n``-byte payload (mask key included)."""
-    return (2 if n < 126 else 4 if n < 65536 else 10) + 4
-
-
 class FrameWriter:
     """A buffer of masked client frames, written out in one piece by :meth:`flush`.
 

@@ -49,7 +49,7 @@ from wslab.compressor import make_selector
 from wslab.config import TuningConfig
 from wslab.errors import DecodeError
 from wslab.harness.extension import SelectiveSender, selective_extension
-from wslab.harness.framewriter import FrameWriter, masked_header_bytes
+from wslab.harness.framewriter import FrameWriter
 from wslab.harness.loadlog import ConnectionLog
 from wslab.harness.recorder import CONTENT_HASH, LOW32
 from wslab.pipeline import OutFrame, SendPipeline
@@ -85,7 +85,8 @@ class LoadPlan:
 
 @dataclass(slots=True)
 class Tally:
-    """Frames and bytes one way, counted as they pass (headers included in ``*_bytes``)."""
+    """Frames and bytes one way (headers included in ``*_bytes``): received ones counted as
+    they pass; the data frames sent are summed from the log at the end."""
 
     data_frames: int = 0
     data_bytes: int = 0
@@ -122,7 +123,7 @@ class LoadConnection(WSListener):
         self.transport: WSTransport | None = None
         self.writer: FrameWriter | None = None
         self.tally_in, self.tally_out = Tally(), Tally()
-        self.frames_sent = self.messages_sent = 0
+        self.messages_sent = 0
         self.frames_received = self.received = 0
         self.expect = expect
         self.last = time.monotonic()
@@ -266,24 +267,23 @@ class LoadConnection(WSListener):
             return
         comp = self.compressor
         log = self.log
-        out = self.tally_out
         for f in frames:
             payload = f.payload
             data = comp.encode(payload, f.key) if comp is not None else None
             if data is None:
                 writer.add(f.opcode, payload)
-                n = len(payload)
+                log.on_sent_frame(f.messages, f.flushed_at, f.key, len(payload), len(payload),
+                                  False)
             else:
                 writer.add(f.opcode, data, True)
-                n = len(data)
-                out.compressed_frames += 1
-            out.data_frames += 1
-            out.data_payload_bytes += n
-            out.data_bytes += n + masked_header_bytes(n)
-            log.on_sent_frame(f.messages, self.frames_sent, f.flushed_at)
-            log.on_coded(f.key, len(payload), n, data is not None)
-            self.frames_sent += 1
+                log.on_sent_frame(f.messages, f.flushed_at, f.key, len(payload), len(data),
+                                  True)
             self.messages_sent += len(f.messages)
+
+    @property
+    def frames_sent(self) -> int:
+        """Data frames sent so far."""
+        return self.log.coded_n
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -294,7 +294,7 @@ class LoadConnection(WSListener):
             tally = self.tally_in
             tally.data_frames += 1
             tally.data_payload_bytes += size
-            tally.data_bytes += size + _header(size, False)
+            tally.data_bytes += size + (2 if size < 126 else 4 if size < 65536 else 10)
             if frame.rsv1:
                 tally.compressed_frames += 1
             elif frame.fin and op is not _CONT and self._fragments is None:
@@ -382,9 +382,11 @@ class LoadConnection(WSListener):
 
     def counts(self) -> dict[str, int]:
         """Frame and byte counters both ways, plus the bytes each way after the handshake."""
+        out = self.tally_out.as_dict("out_")
+        out.update({"out_" + k: v for k, v in self.log.sent_frame_totals(True).items()})
         return {"read": self.tally_in.data_bytes + self.tally_in.control_bytes,
-                "written": self.tally_out.data_bytes + self.tally_out.control_bytes,
-                **self.tally_in.as_dict("in_"), **self.tally_out.as_dict("out_")}
+                "written": out["out_data_bytes"] + out["out_control_bytes"],
+                **self.tally_in.as_dict("in_"), **out}
 
 
 async def open_load_connection(plan: LoadPlan, label: str, log: ConnectionLog, *,

@@ -83,8 +83,22 @@ class ConnectionLog:
                 col = getattr(self, name)
                 col.frombytes(bytes(len(col) * col.itemsize))
 
-    def on_sent_frame(self, messages: Sequence[Any], frame: int, flushed_at: float) -> None:
-        """The messages (pipeline ``Pending`` records) of one data frame that left."""
+    def on_sent_frame(self, messages: Sequence[Any], flushed_at: float, key: str,
+                      payload_bytes: int, wire_bytes: int, compressed: bool) -> None:
+        """One data frame that left: its messages (pipeline ``Pending`` records), when it
+        was released, its selector key and its size before and after compression. Its
+        number is its position in this log."""
+        frame = self.coded_n
+        if frame == len(self.coded_wire):
+            self._grow("coded")
+        code = self.frame_keys.get(key)
+        if code is None:
+            code = self.frame_keys[key] = len(self.frame_keys)
+        self.coded_key[frame] = code
+        self.coded_payload[frame] = payload_bytes
+        self.coded_wire[frame] = wire_bytes
+        self.coded_compressed[frame] = compressed
+        self.coded_n = frame + 1
         n = self.sent_n
         if n + len(messages) > len(self.sent_t):
             while n + len(messages) > len(self.sent_t):
@@ -100,20 +114,15 @@ class ConnectionLog:
             n += 1
         self.sent_n = n
 
-    def on_coded(self, key: str, payload_bytes: int, wire_bytes: int,
-                 compressed: bool) -> None:
-        """One data frame that left: its selector key, size before and after."""
-        n = self.coded_n
-        if n == len(self.coded_wire):
-            self._grow("coded")
-        code = self.frame_keys.get(key)
-        if code is None:
-            code = self.frame_keys[key] = len(self.frame_keys)
-        self.coded_key[n] = code
-        self.coded_payload[n] = payload_bytes
-        self.coded_wire[n] = wire_bytes
-        self.coded_compressed[n] = compressed
-        self.coded_n = n + 1
+    def sent_frame_totals(self, masked: bool) -> dict[str, int]:
+        """What the data frames sent so far came to: frames, bytes on the wire (headers
+        included), payload bytes and compressed frames, as ``FrameTally`` names them."""
+        wire = np.frombuffer(self.coded_wire, dtype=np.int64)[:self.coded_n]
+        headers = (2 + 2 * (wire >= 126) + 6 * (wire >= 65536) + (4 if masked else 0))
+        return {"data_frames": self.coded_n, "data_bytes": int((wire + headers).sum()),
+                "data_payload_bytes": int(wire.sum()),
+                "compressed_frames": int(np.count_nonzero(
+                    np.frombuffer(self.coded_compressed, dtype=np.int8)[:self.coded_n]))}
 
     def on_received(self, t: float, key: int, frame: int) -> None:
         """One message taken out of a received frame."""
