@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 from collections import deque
@@ -45,6 +46,17 @@ from wslab.priority import BACKGROUND
 from wslab.wire import Opcode
 
 log = logging.getLogger("wslab.session")
+
+
+class Lifecycle(enum.Enum):
+    """Where a session is in its life (its sender task and wake-ups are separate)."""
+
+    OPEN = "open"
+    """Messages are accepted and sent as the pipeline releases them."""
+    CLOSING = "closing"
+    """:meth:`Session.close` was called: what is held is flushed, then the sender stops."""
+    CLOSED_SLOW = "closed-slow"
+    """The peer stopped reading for ``slow_timeout_s``: closed with 1008, pushes dropped."""
 
 MessageHook = Callable[[bytes, bool, float, int], None]
 """Called per received message: payload, is_text, receive time, content key."""
@@ -68,8 +80,8 @@ class Session:
     """
 
     __slots__ = (
+        "_armed",
         "_backlogged_since",
-        "_closing",
         "_make_pipeline",
         "_outbox",
         "_pipeline",
@@ -78,13 +90,13 @@ class Session:
         "_waiter",
         "_woken",
         "backlog_limit",
-        "closed_slow",
         "conn",
         "direction",
         "dropped_slow",
         "ext",
         "frames_sent",
         "lazy",
+        "lifecycle",
         "messages_sent",
         "outbox_bytes",
         "recorder",
@@ -102,7 +114,7 @@ class Session:
         self.slow_timeout_s = slow_timeout_s
         self.outbox_bytes = 0
         self.dropped_slow = 0
-        self.closed_slow = False
+        self.lifecycle = Lifecycle.OPEN
         self._backlogged_since: float | None = None
         self.conn = conn
         self.direction = direction
@@ -120,7 +132,7 @@ class Session:
         self._woken = False
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._closing = False
+        self._armed: float | None = None
         self._sending = False
         self.lazy = lazy
         self.task: asyncio.Task[None] | None = None
@@ -147,6 +159,11 @@ class Session:
         return self._outbox
 
     @property
+    def closed_slow(self) -> bool:
+        """Was the peer closed with 1008 for not reading?"""
+        return self.lifecycle is Lifecycle.CLOSED_SLOW
+
+    @property
     def dropped(self) -> int:
         """Messages dropped: shed for a slow consumer or by the batcher's overflow."""
         held = len(self._pipeline.dropped) if self._pipeline is not None else 0
@@ -162,8 +179,6 @@ class Session:
             self.dropped_slow += 1
             return
         pipeline = self._pipeline or self.pipeline
-        batched = pipeline.batcher is not None
-        before = pipeline.next_deadline() if batched else None
         # Batches due before this message come out first, each at its deadline (the
         # pipeline's rule), so a timer that fires late cannot change the grouping.
         frames = pipeline.push(index, t_handoff, priority, type, payload, is_text)
@@ -172,8 +187,12 @@ class Session:
         if frames:
             self._queue(frames)
             self._kick()
-        elif batched and pipeline.next_deadline() != before:  # a batch timer to (re-)arm
-            self._kick()
+        elif pipeline.batcher is not None:
+            # The sender sleeps until the deadline it armed; wake it only for an earlier
+            # one (a later one costs it one early wake-up, no more).
+            deadline = pipeline.next_deadline()
+            if deadline is not None and (self._armed is None or deadline < self._armed):
+                self._kick()
 
     def _kick(self) -> None:
         """Wake the sender task (starting it first in lazy mode)."""
@@ -181,7 +200,7 @@ class Session:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        if self.lazy and self.task is None and not self._closing:
+        if self.lazy and self.task is None and self.lifecycle is Lifecycle.OPEN:
             self.task = asyncio.get_running_loop().create_task(self.run())
 
     def _queue(self, frames: list[OutFrame]) -> None:
@@ -195,8 +214,8 @@ class Session:
             return False
         if self.slow_timeout_s is None or now - self._backlogged_since < self.slow_timeout_s:
             return False
-        if not self.closed_slow:
-            self.closed_slow = True
+        if self.lifecycle is not Lifecycle.CLOSED_SLOW:
+            self.lifecycle = Lifecycle.CLOSED_SLOW
             reason = (f"slow consumer: {self.outbox_bytes} bytes unsent for "
                       f"{now - self._backlogged_since:.0f} s")
             asyncio.get_running_loop().create_task(self._close_slow(reason))
@@ -253,7 +272,7 @@ class Session:
         try:
             while True:
                 if not self._outbox:
-                    if self._closing:
+                    if self.lifecycle is not Lifecycle.OPEN:
                         break
                     deadline = (self._pipeline.next_deadline()
                                 if self._pipeline is not None else None)
@@ -262,7 +281,11 @@ class Session:
                         return
                     if deadline is not None:
                         self._timer = loop.call_at(deadline, self._kick)
-                    await self._wait(loop)
+                    self._armed = deadline
+                    try:
+                        await self._wait(loop)
+                    finally:
+                        self._armed = None
                     if self._timer is not None:
                         self._timer.cancel()
                         self._timer = None
@@ -277,7 +300,8 @@ class Session:
 
     def close(self) -> None:
         """Ask :meth:`run` to flush what is held and return."""
-        self._closing = True
+        if self.lifecycle is Lifecycle.OPEN:
+            self.lifecycle = Lifecycle.CLOSING
         self._woken = True
         waiter = self._waiter
         if waiter is not None and not waiter.done():
