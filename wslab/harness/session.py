@@ -1,11 +1,13 @@
-"""One live connection's sending and receiving, around the shared SendPipeline.
+"""One server connection's sending and receiving, around the shared SendPipeline.
 
 What lives here: :class:`Session` (a connection's :class:`~wslab.pipeline.SendPipeline`,
-its outbox and the task that sends frames when the pipeline says so) and
-:func:`receive_loop` (reads frames, takes batch envelopes apart, records every message).
-The server and the load client both use these, so both sides behave the same way.
-Decisions live in the pipeline; this module only moves bytes and keeps time with
-``time.monotonic()`` (the same clock as the event loop's).
+its outbox, its :class:`Lifecycle` and the task that sends frames when the pipeline says
+so) and :class:`Receiver` (the sink each data frame reaches as the library parses it:
+batch envelopes taken apart, every message recorded and handed to the scenario). The load
+client drives the very same pipeline on its own connections (``loadconn.py``). Decisions
+live in the pipeline; this module only moves bytes and keeps time with
+``time.monotonic()`` (the same clock as the event loop's). What must not live here:
+websockets internals (``wsadapter.py``).
 
 A frame reaches its compress-or-not decision through the negotiated wslab extension
 (permessage-deflate or ``x-wslab-zstd``): its key is queued right before ``send`` and the
