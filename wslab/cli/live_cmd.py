@@ -196,8 +196,12 @@ def load(
     received = client.recorder.received_frame()
     rows, counts = join_stream(sent.assign(dir="s2c"), received)
     rtt = rows["latency_ms"]
+    elapsed = result.finished - result.started
     summary = {"connections": len(result.connections), "failed": len(errors),
                "messages_sent": len(sent), "messages_received": len(received), **counts,
+               "elapsed_s": elapsed,
+               "received_per_s": len(received) / elapsed if elapsed > 0 else None,
+               "client_cpu_s": result.cpu_s,
                "rtt_ms": {"p50": rtt.quantile(0.5), "p99": rtt.quantile(0.99),
                           "max": rtt.max()},
                "negotiated": next((c.get("extensions") for c in result.connections
