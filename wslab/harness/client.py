@@ -173,7 +173,7 @@ class LoadClient:
                 ws.transport.disconnect(graceful=False)
 
     async def _drive(self, ws: LoadConnection, row: dict[str, Any]) -> None:
-        start = time.monotonic() + 0.01
+        start = time.monotonic()  # the schedule starts once this connection is open
         base = self._outgoing[0][1].t if self._outgoing else 0.0
         speed = self.speed
         clock = time.monotonic
