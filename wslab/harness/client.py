@@ -178,6 +178,8 @@ class LoadClient:
         speed = self.speed
         clock = time.monotonic
         push = ws.push
+        writer = ws.writer
+        bursts = 0
         for index, m in self._outgoing:
             due = start + (m.t - base) / speed
             delay = due - clock()
@@ -189,6 +191,11 @@ class LoadClient:
             if writable is not None and not writable.done():
                 ws.flush_writes()
                 await writable  # the socket is behind: let the loop drain it
+            elif writer is not None and writer.bursts != bursts:
+                # A burst left: read what came back meanwhile, so the peer's answers never
+                # pile up in its buffers while we keep sending.
+                bursts = writer.bursts
+                await asyncio.sleep(0)
             if ws.disconnected.done():
                 break
         ws.flush()

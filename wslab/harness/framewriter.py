@@ -34,12 +34,14 @@ class FrameWriter:
         burst_bytes: A burst is written as soon as it holds this many bytes.
     """
 
-    __slots__ = ("_buffer", "_keys", "_next", "burst_bytes", "write")
+    __slots__ = ("_buffer", "_keys", "_next", "burst_bytes", "bursts", "write")
 
     def __init__(self, write: Callable[[bytes], object], burst_bytes: int = 65536) -> None:
         self.write = write
         self.burst_bytes = burst_bytes
         self._buffer = bytearray()
+        self.bursts = 0
+        """Bursts written so far."""
         self._keys = b""
         self._next = 0
 
@@ -70,6 +72,7 @@ class FrameWriter:
         if self._buffer:
             data = bytes(self._buffer)
             self._buffer.clear()
+            self.bursts += 1
             self.write(data)
 
     @property
