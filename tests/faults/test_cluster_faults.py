@@ -40,7 +40,8 @@ from wslab.harness.cluster import (
     python_child,
 )
 from wslab.harness.holder import HoldClient
-from wslab.harness.server import CLIENT_HEADER, LiveServer
+from wslab.harness.server import LiveServer
+from wslab.harness.wiring import CLIENT_HEADER
 
 needs_redis = needs("redis-server", "redis-server")  # fails, never skips, if missing
 needs_nginx = needs("nginx", "nginx")

@@ -38,8 +38,9 @@ from websockets.typing import Origin
 
 from wslab.config import TuningConfig
 from wslab.harness.admission import CircuitBreaker
-from wslab.harness.server import CLIENT_HEADER, ROOM_HEADER, LiveServer
+from wslab.harness.server import LiveServer
 from wslab.harness.session import Session
+from wslab.harness.wiring import CLIENT_HEADER, ROOM_HEADER
 
 BAD_HANDSHAKES = 1000
 AT_ONCE = 16  # connections in flight at a time, all from the one client

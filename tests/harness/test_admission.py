@@ -21,7 +21,7 @@ from wslab.harness.admission import (
     handler_cause,
     handshake_cause,
 )
-from wslab.harness.offers import server_extensions
+from wslab.harness.wiring import server_extensions
 
 
 def test_capacity_queue_and_rejection() -> None:

@@ -25,7 +25,8 @@ from wslab.harness import cluster
 from wslab.harness.broker import MemoryBroker
 from wslab.harness.cluster import check_port_free, need_binary, plan_load, python_child
 from wslab.harness.registry import ClusterNode, MemoryRegistry
-from wslab.harness.server import CLIENT_HEADER, LiveServer
+from wslab.harness.server import LiveServer
+from wslab.harness.wiring import CLIENT_HEADER
 
 
 def test_plan_spreads_processes_and_addresses_and_says_why_not() -> None:

@@ -34,7 +34,8 @@ from wslab.config import TuningConfig
 from wslab.harness.client import LoadClient
 from wslab.harness.holder import HoldClient
 from wslab.harness.linepipe import LinePipe
-from wslab.harness.server import LiveServer, serve_kwargs
+from wslab.harness.server import LiveServer
+from wslab.harness.wiring import serve_kwargs
 
 INTERVAL_S = 0.3
 TIMEOUT_S = 0.8

@@ -15,7 +15,7 @@ from websockets.http11 import Response
 
 from wslab.config import TuningConfig
 from wslab.harness.holder import HoldClient, open_held
-from wslab.harness.server import CLIENT_HEADER
+from wslab.harness.wiring import CLIENT_HEADER
 
 OFF = TuningConfig().updated({"compression.algorithm": "none"})
 

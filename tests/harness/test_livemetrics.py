@@ -31,7 +31,8 @@ from wslab import envelopes
 from wslab.config import TuningConfig
 from wslab.harness.events import Aggregator, ProcessingQueue
 from wslab.harness.livemetrics import COUNTERS, GAUGES, PROCESSING
-from wslab.harness.server import CLIENT_HEADER, ROOM_HEADER, LiveServer
+from wslab.harness.server import LiveServer
+from wslab.harness.wiring import CLIENT_HEADER, ROOM_HEADER
 from wslab.traces.model import Message, Trace
 
 CONFIG = TuningConfig().updated({

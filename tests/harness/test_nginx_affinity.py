@@ -24,7 +24,8 @@ from websockets.asyncio.client import connect
 
 from wslab.config import TuningConfig
 from wslab.harness.cluster import NginxFront, free_port_block, need_binary
-from wslab.harness.server import CLIENT_HEADER, LiveServer
+from wslab.harness.server import LiveServer
+from wslab.harness.wiring import CLIENT_HEADER
 
 WORKERS = 3
 ADDRESSES = [f"127.0.0.{2 + i}" for i in range(32)]

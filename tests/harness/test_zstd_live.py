@@ -25,7 +25,8 @@ from wslab.config import TuningConfig
 from wslab.errors import ConfigError
 from wslab.harness.client import LoadClient, client_extensions
 from wslab.harness.recorder import join_stream
-from wslab.harness.server import LiveServer, negotiated_extension, server_extensions
+from wslab.harness.server import LiveServer
+from wslab.harness.wiring import negotiated_extension, server_extensions
 from wslab.harness.zstd_extension import (
     ClientZstdFactory,
     DeflateFallbackClientFactory,

@@ -25,7 +25,7 @@ from wslab.codecs.zstd_dict import DictionarySet, train_dictionary_set
 from wslab.config import TuningConfig
 from wslab.harness.client import client_extensions
 from wslab.harness.meter import count_connection
-from wslab.harness.server import negotiated_extension
+from wslab.harness.wiring import negotiated_extension
 from wslab.tune.export import SINGLE_TARGETS, export, render
 
 pytestmark = pytest.mark.timeout(120)

@@ -6,7 +6,7 @@ schedule through each connection's own :class:`~wslab.pipeline.SendPipeline`, wa
 what should come back, reads each socket's kernel counters and closes. It works against any
 WebSocket server (``wslab load``), not only wslab's; batching is offered as a
 ``wslab.v1.*`` subprotocol and used only if agreed. ``client_extensions`` (from
-``offers.py``, re-exported here) is what every wslab client offers: ``x-wslab-zstd`` first
+``wiring.py``, re-exported here) is what every wslab client offers: ``x-wslab-zstd`` first
 for the zstd algorithms, permessage-deflate behind it.
 
 The connections themselves are picows listeners (``loadconn.py``: frames parsed, masked
@@ -29,8 +29,8 @@ from wslab.errors import WslabError
 from wslab.harness.loadconn import LoadConnection, LoadPlan, open_load_connection
 from wslab.harness.loadlog import ColumnRecorder
 from wslab.harness.meter import tcp_info
-from wslab.harness.offers import client_extensions as client_extensions  # re-exported
-from wslab.harness.server import CLIENT_HEADER
+from wslab.harness.wiring import CLIENT_HEADER, close_timeout
+from wslab.harness.wiring import client_extensions as client_extensions  # re-exported
 from wslab.pipeline import resolve_envelope
 from wslab.traces.model import Message, Trace
 
@@ -58,10 +58,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-CLOSE_TIMEOUT_S = 10.0
-"""websockets' default wait for the server's side of the closing handshake."""
 
 
 @dataclass
@@ -206,7 +202,7 @@ class LoadClient:
         await self._await_replies(ws)
         sock = ws.socket()
         info = tcp_info(sock) if sock is not None else None
-        await ws.close(close_timeout(self.config))
+        await ws.close(close_timeout(self.config.scaling))
         comp = ws.compressor
         row.update(ws.counts())
         row.update({"messages_sent": ws.messages_sent, "frames_sent": ws.frames_sent,
@@ -226,9 +222,3 @@ class LoadClient:
                                return_when=asyncio.FIRST_COMPLETED)
 
 
-def close_timeout(config: TuningConfig) -> float:
-    """The longest wait for the server's side of the closing handshake: websockets' 10 s,
-    at most the heartbeat timeout (a server that let a ping go unanswered that long will not
-    finish a closing handshake either)."""
-    s = config.scaling
-    return min(CLOSE_TIMEOUT_S, s.heartbeat_timeout_s or CLOSE_TIMEOUT_S)

@@ -44,7 +44,7 @@ from websockets.uri import parse_uri
 
 from wslab.config import TuningConfig
 from wslab.harness.client import client_extensions
-from wslab.harness.server import CLIENT_HEADER
+from wslab.harness.wiring import CLIENT_HEADER
 
 MessageCallback = Callable[[bytes, float], None]
 """Called per received message: payload and arrival time (``time.monotonic()``)."""

@@ -10,7 +10,7 @@ tally, heartbeat and closing handshake. What must not live here: the schedule of
 and the run of many connections (``client.py``), the negotiation rules.
 
 Negotiation stays the websockets library's: the offer is the request that the library's
-own ``ClientProtocol`` builds for wslab's extension factories (``offers.py``), and the
+own ``ClientProtocol`` builds for wslab's extension factories (``wiring.py``), and the
 server's answer goes through that protocol's ``process_extensions`` and
 ``process_subprotocol``, so a wslab client agrees to exactly what a websockets client
 would, and gets the same extension objects. Compressed frames are decoded by those
@@ -71,7 +71,7 @@ class LoadPlan:
     Attributes:
         url: The target ``ws://`` URL.
         config: Batching, compression and scaling for this side.
-        extensions: The extension factories offered (``offers.client_extensions``).
+        extensions: The extension factories offered (``wiring.client_extensions``).
         envelope: The envelope offered as a ``wslab.v1.*`` subprotocol (None: none).
         label_header: The header that carries the connection's label.
     """

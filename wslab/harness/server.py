@@ -1,17 +1,15 @@
 """The live wslab server: the websockets asyncio server, configured from TuningConfig.
 
 What lives here: :class:`LiveServer` (listening socket, per-connection sessions and their
-labels, ``push_to``), and :func:`serve_kwargs`, the one mapping from a ``TuningConfig`` to
-the library's ``serve()`` arguments. Batching and the per-message compression decision come
+labels, ``push_to``). Batching and the per-message compression decision come
 from the shared :class:`~wslab.pipeline.SendPipeline` through
 :class:`~wslab.harness.session.Session`; nothing here decides what goes in a frame.
 What must not live here: a connection's way in (``/metrics`` and ``/healthz``, handshake
 failures reported to admission control, admission around the handler: the
 :class:`~wslab.harness.handshake.Gate` of ``handshake.py``) and what each scenario sends
 (``echo``, ``replay``, ``broadcast``, ``room``: :class:`~wslab.harness.scenarios.Scenario`
-in ``scenarios.py``; ``SCENARIOS`` is re-exported here). Which extensions each algorithm
-accepts (``x-wslab-zstd`` first for zstd, permessage-deflate behind it) is ``offers.py``;
-``server_extensions``, ``OFFERS`` and ``negotiated_extension`` are re-exported here.
+in ``scenarios.py``; ``SCENARIOS`` is re-exported here), and how a config becomes the
+library's arguments, its extensions and the shared headers (``wiring.py``).
 
 Each connection is known by its label, the ``X-Wslab-Client`` header (``sN`` without one)
 that ``wslab bench`` joins the two sides' logs by; a label an open connection already holds
@@ -19,7 +17,8 @@ gets a unique suffix (``LABEL#N``), so no client can take another's place. Whate
 a handler (the peer, a heartbeat timeout, an ``on_open`` hook that raises), its session
 leaves :attr:`LiveServer.sessions` and ``metrics.active``. A peer that leaves the server's
 close frame unanswered is dropped after :func:`close_timeout` (the heartbeat timeout, at
-most websockets' 10 s), so a frozen one is gone at interval + timeout + that.
+most websockets' 10 s: ``wiring.close_timeout``), so a frozen one is gone at interval +
+timeout + that.
 
 Binds 127.0.0.1 unless told otherwise, and warns loudly when told to bind all interfaces.
 
@@ -46,7 +45,7 @@ from websockets.frames import CloseCode
 from websockets.typing import Subprotocol
 
 from wslab import envelopes
-from wslab.config import ScalingConfig, TuningConfig
+from wslab.config import TuningConfig
 from wslab.errors import ConfigError
 from wslab.harness.admission import Admission
 from wslab.harness.events import EventBus, ProcessingQueue
@@ -58,12 +57,10 @@ from wslab.harness.livemetrics import (
     metered_recorder,
     open_figures,
 )
-from wslab.harness.offers import OFFERS as OFFERS  # re-exported: the algorithm's offers
-from wslab.harness.offers import negotiated_extension as negotiated_extension
-from wslab.harness.offers import server_extensions as server_extensions
 from wslab.harness.scenarios import SCENARIOS as SCENARIOS  # re-exported
 from wslab.harness.scenarios import Scenario
 from wslab.harness.session import Receiver, Session
+from wslab.harness.wiring import CLIENT_HEADER, ROOM_HEADER, serve_kwargs, server_extensions
 from wslab.harness.wsadapter import SinkConnection
 from wslab.pipeline import SendPipeline, resolve_envelope
 from wslab.traces.model import Trace
@@ -73,42 +70,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wslab.server")
 
-CLIENT_HEADER = "X-Wslab-Client"
-ROOM_HEADER = "X-Wslab-Room"
-CLOSE_TIMEOUT_S = 10.0
 COUNTED_CLOSES = frozenset({CloseCode.INVALID_DATA, CloseCode.POLICY_VIOLATION,
                             CloseCode.MESSAGE_TOO_BIG})
 """Closes the server counts as ``closes_<code>``: bad envelopes or UTF-8 (1007), slow
 readers (1008), messages over ``max_size`` (1009)."""
-"""websockets' own ``close_timeout``: the longest wait for a peer's closing handshake."""
-
-
-def close_timeout(scaling: ScalingConfig) -> float:
-    """How long a closing handshake may take before TCP is cut: the heartbeat timeout, at
-    most :data:`CLOSE_TIMEOUT_S` (a peer that let a ping go unanswered that long will not
-    answer the close frame that follows either)."""
-    return min(CLOSE_TIMEOUT_S, scaling.heartbeat_timeout_s or CLOSE_TIMEOUT_S)
-
-
-def serve_kwargs(config: TuningConfig,
-                 dictionaries: DictionarySet | None = None) -> dict[str, Any]:
-    """``websockets.asyncio.server.serve`` keyword arguments for a config.
-
-    Args:
-        config: The tuning config.
-        dictionaries: The pre-shared zstd dictionary set (``zstd-dict`` only).
-    """
-    s = config.scaling
-    return {
-        "extensions": server_extensions(config.compression, dictionaries),
-        "compression": None,
-        "max_size": s.max_size,
-        "max_queue": s.max_queue,
-        "write_limit": s.write_limit,
-        "ping_interval": s.heartbeat_interval_s,
-        "ping_timeout": s.heartbeat_timeout_s,
-        "close_timeout": close_timeout(s),
-    }
 
 
 class LiveServer:

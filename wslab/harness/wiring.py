@@ -1,11 +1,14 @@
-"""Which compression extensions a wslab server accepts and a wslab client offers.
+"""How a TuningConfig becomes a connection: the one place servers and clients are wired.
 
-What lives here: :data:`OFFERS` (per ``compression.algorithm``, the extensions in
-preference order), :func:`server_extensions` and :func:`client_extensions` (the websockets
-factories for a config: ``x-wslab-zstd`` first for the zstd algorithms, permessage-deflate
-behind it so peers without x-wslab-zstd still get deflate), and
-:func:`negotiated_extension` (which one a connection agreed on). ``server.py`` and
-``client.py`` re-export them. zstandard is imported only when a zstd factory is built.
+What lives here: the headers wslab's two sides share (:data:`CLIENT_HEADER`, the label
+``wslab bench`` joins both sides' logs by, and :data:`ROOM_HEADER`); :data:`OFFERS` (per
+``compression.algorithm``, the extensions in preference order); :func:`server_extensions`
+and :func:`client_extensions` (the websockets factories for a config: ``x-wslab-zstd``
+first for the zstd algorithms, permessage-deflate behind it so peers without x-wslab-zstd
+still get deflate); :func:`negotiated_extension` (which one a connection agreed on); and
+:func:`serve_kwargs` with :func:`close_timeout`, the one mapping from a config to the
+library's ``serve()`` arguments. The server, the load client and the scale holders import
+from here, never from each other. zstandard is imported only when a zstd factory is built.
 
 What must not live here: the negotiation rules (``wslab/codecs/negotiation.py``,
 ``wslab/codecs/zstd_negotiation.py``), the extensions themselves (``extension.py``,
@@ -24,12 +27,19 @@ from websockets.extensions.base import (
 )
 
 from wslab.codecs.negotiation import offer_from_config, server_params_from_config
-from wslab.config import CompressionConfig, TuningConfig
+from wslab.config import CompressionConfig, ScalingConfig, TuningConfig
 from wslab.errors import ConfigError
 from wslab.harness.extension import SelectiveClientDeflateFactory, SelectiveServerDeflateFactory
 
 if TYPE_CHECKING:
     from wslab.codecs.zstd_dict import DictionarySet
+
+CLIENT_HEADER = "X-Wslab-Client"
+"""The header a client names its connection in (``wslab bench`` joins the logs by it)."""
+ROOM_HEADER = "X-Wslab-Room"
+"""The header a client names its room in (the ``room`` scenario)."""
+CLOSE_TIMEOUT_S = 10.0
+"""websockets' own ``close_timeout``: the longest wait for a peer's closing handshake."""
 
 OFFERS: dict[str, tuple[str, ...]] = {
     "none": (),
@@ -115,3 +125,31 @@ def client_extensions(config: TuningConfig, dictionaries: DictionarySet | None =
     assert zstd_offer is not None
     return [ClientZstdFactory(zstd_offer, c.zstd_level, dictionaries),
             DeflateFallbackClientFactory(**deflate)]
+
+
+def close_timeout(scaling: ScalingConfig) -> float:
+    """How long a closing handshake may take before TCP is cut: the heartbeat timeout, at
+    most :data:`CLOSE_TIMEOUT_S` (a peer that let a ping go unanswered that long will not
+    answer the close frame that follows either)."""
+    return min(CLOSE_TIMEOUT_S, scaling.heartbeat_timeout_s or CLOSE_TIMEOUT_S)
+
+
+def serve_kwargs(config: TuningConfig,
+                 dictionaries: DictionarySet | None = None) -> dict[str, Any]:
+    """``websockets.asyncio.server.serve`` keyword arguments for a config.
+
+    Args:
+        config: The tuning config.
+        dictionaries: The pre-shared zstd dictionary set (``zstd-dict`` only).
+    """
+    s = config.scaling
+    return {
+        "extensions": server_extensions(config.compression, dictionaries),
+        "compression": None,
+        "max_size": s.max_size,
+        "max_queue": s.max_queue,
+        "write_limit": s.write_limit,
+        "ping_interval": s.heartbeat_interval_s,
+        "ping_timeout": s.heartbeat_timeout_s,
+        "close_timeout": close_timeout(s),
+    }
