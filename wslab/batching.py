@@ -48,7 +48,7 @@ import math
 from dataclasses import dataclass, field
 
 from wslab.config import BatchingConfig
-from wslab.priority import BACKGROUND, CRITICAL, PRIORITIES
+from wslab.priority import BACKGROUND, CRITICAL, PRIORITIES, Priority
 
 INF = math.inf
 ENVELOPE_SLACK = 8  # bytes per message at least as large as any envelope's own framing
@@ -74,7 +74,7 @@ class Pending:
     index: int
     seq: int
     t: float
-    priority: str
+    priority: Priority
     type: str
     payload: bytes
     is_text: bool

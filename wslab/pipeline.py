@@ -33,7 +33,7 @@ from wslab import envelopes
 from wslab.batching import Batch, Batcher, Pending
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
-from wslab.priority import PRIORITIES
+from wslab.priority import PRIORITIES, Priority
 from wslab.wire import Opcode
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ class SendPipeline:
         """Messages held by the batcher, not yet in a frame."""
         return self.batcher.waiting if self.batcher is not None else 0
 
-    def push(self, index: int, now: float, priority: str, type: str, payload: bytes,
+    def push(self, index: int, now: float, priority: Priority, type: str, payload: bytes,
              is_text: bool) -> list[OutFrame]:
         """Hand over one application message; return the frames to send now, in order.
 

@@ -53,6 +53,7 @@ from wslab.harness.framewriter import FrameWriter
 from wslab.harness.loadlog import ConnectionLog
 from wslab.harness.recorder import CONTENT_HASH, LOW32
 from wslab.pipeline import OutFrame, SendPipeline
+from wslab.priority import Priority
 
 _TEXT, _BINARY, _CONT = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION
 _CLOSE, _PING, _PONG = WSMsgType.CLOSE, WSMsgType.PING, WSMsgType.PONG
@@ -224,7 +225,7 @@ class LoadConnection(WSListener):
 
     # -- sending ------------------------------------------------------------------------
 
-    def push(self, index: int, t_handoff: float, priority: str, type: str, payload: bytes,
+    def push(self, index: int, t_handoff: float, priority: Priority, type: str, payload: bytes,
              is_text: bool) -> None:
         """Hand one message to the pipeline; send what it releases, arm its batch timer."""
         frames = self.pipeline.push(index, t_handoff, priority, type, payload, is_text)

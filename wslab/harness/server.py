@@ -286,7 +286,7 @@ class LiveServer:
         if code in COUNTED_CLOSES:
             self.metrics.bump(f"closes_{int(code)}")
 
-    def push_to(self, conns: list[str] | None, index: int, t_handoff: float, priority: str,
+    def push_to(self, conns: list[str] | None, index: int, t_handoff: float, priority: Priority,
                 type: str, payload: bytes, is_text: bool) -> int:
         """Hand one message to some connections (None: all); how many it reached."""
         if conns is None:

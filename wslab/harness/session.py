@@ -44,7 +44,7 @@ from wslab.harness.extension import selective_extension
 from wslab.harness.recorder import Recorder
 from wslab.harness.wsadapter import Reassembler, can_write_now, write_frame
 from wslab.pipeline import OutFrame, SendPipeline
-from wslab.priority import BACKGROUND
+from wslab.priority import BACKGROUND, Priority
 from wslab.wire import Opcode
 
 log = logging.getLogger("wslab.session")
@@ -171,7 +171,7 @@ class Session:
         held = len(self._pipeline.dropped) if self._pipeline is not None else 0
         return self.dropped_slow + held
 
-    def push(self, index: int, t_handoff: float, priority: str, type: str, payload: bytes,
+    def push(self, index: int, t_handoff: float, priority: Priority, type: str, payload: bytes,
              is_text: bool) -> None:
         """Hand one application message to this connection's pipeline; what it releases is
         written at once while the socket keeps up, else queued for the sender task."""
