@@ -63,6 +63,7 @@ from wslab.harness.session import Receiver, Session
 from wslab.harness.wiring import CLIENT_HEADER, ROOM_HEADER, serve_kwargs, server_extensions
 from wslab.harness.wsadapter import SinkConnection
 from wslab.pipeline import SendPipeline, resolve_envelope
+from wslab.priority import Priority
 from wslab.traces.model import Trace
 
 if TYPE_CHECKING:
@@ -286,8 +287,8 @@ class LiveServer:
         if code in COUNTED_CLOSES:
             self.metrics.bump(f"closes_{int(code)}")
 
-    def push_to(self, conns: list[str] | None, index: int, t_handoff: float, priority: Priority,
-                type: str, payload: bytes, is_text: bool) -> int:
+    def push_to(self, conns: list[str] | None, index: int, t_handoff: float,
+                priority: Priority, type: str, payload: bytes, is_text: bool) -> int:
         """Hand one message to some connections (None: all); how many it reached."""
         if conns is None:
             targets = list(self.sessions.values())
