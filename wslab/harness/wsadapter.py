@@ -46,6 +46,10 @@ except ImportError:  # pragma: no cover - every wheel on PyPI has the C extensio
 __all__ = ["FrameSink", "Reassembler", "SinkConnection", "apply_mask", "can_write_now",
            "write_frame"]
 
+EARLY_FRAMES = 16
+"""Data frames kept for a sink not attached yet (admission may hold a handler back) before
+reading from that peer pauses until it is."""
+
 FrameSink = Callable[[Frame], None]
 """Called with each data frame (decompressed, possibly a fragment) as it is parsed."""
 
@@ -65,6 +69,10 @@ class SinkConnection(ServerConnection):
         early, self._early = self._early, None
         for frame in early or ():
             sink(frame)
+        if self._reading_paused and self.transport.get_write_buffer_size() <= \
+                self.transport.get_write_buffer_limits()[0]:
+            self._reading_paused = False
+            self.transport.resume_reading()
 
     def process_event(self, event: Any) -> None:
         if isinstance(event, Frame) and event.opcode in DATA_OPCODES:
@@ -76,6 +84,10 @@ class SinkConnection(ServerConnection):
                 if self._early is None:
                     self._early = []
                 self._early.append(event)
+                if len(self._early) >= EARLY_FRAMES and not self._reading_paused:
+                    # admission may hold the handler back: stop reading meanwhile
+                    self._reading_paused = True
+                    self.transport.pause_reading()
                 return
         super().process_event(event)
 
