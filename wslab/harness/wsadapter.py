@@ -23,6 +23,7 @@ library (``pyproject.toml`` bounds websockets to the majors tested):
 |--------------------------------------------|------------------------------------------|
 | ``Connection.process_event(frame)``        | taking data frames before the assembler  |
 | ``Connection.data_received`` / ``send_data``| one write per read instead of per frame |
+| ``Protocol.writes`` (framed, unsent bytes)  | joining a read's answers into one write  |
 | ``Connection.send_in_progress``            | never interleaving with a fragmented send|
 | ``Connection.resume_writing``              | resuming reads once the peer caught up   |
 | ``Protocol.send_text`` / ``send_binary``   | framing a message without awaiting       |
@@ -105,6 +106,14 @@ class SinkConnection(ServerConnection):
                 transport.get_write_buffer_limits()[1] and not transport.is_closing():
             self._reading_paused = True  # the peer is not reading our answers: stop reading
             transport.pause_reading()
+
+    def send_data(self) -> None:
+        # The library writes each frame it framed with a write of its own (a system call
+        # each while the socket keeps up): join them first, unless one marks EOF.
+        writes = self.protocol.writes
+        if len(writes) > 1 and all(writes):
+            self.protocol.writes = [b"".join(writes)]
+        super().send_data()
 
     def resume_writing(self) -> None:
         super().resume_writing()
