@@ -451,3 +451,28 @@ def test_a_ping_from_the_server_gets_a_pong_with_the_same_payload() -> None:
     assert seen.pings == []  # no heartbeat configured: the client never pinged
     assert row["out_control_frames"] >= len(payloads)
     assert seen.closes == [1000]
+
+
+def test_a_deflate_bomb_is_refused_before_it_inflates() -> None:
+    """The 1009 comes from the bounded decoder: the client's peak allocation while refusing
+    a 32 MiB bomb stays far below the bomb's inflated size."""
+    import tracemalloc
+
+    max_size = 64 * 1024
+    bomb = deflate_bytes(b"\0" * (32 << 20))
+    assert len(bomb) < max_size  # the frame itself is within max_size: only inflating is not
+    config = hostile_config("permessage-deflate", **{"scaling.max_size": max_size})
+
+    async def run() -> tuple[dict[str, Any], Seen, int]:
+        tracemalloc.start()
+        try:
+            row, seen, _ = await against(send_all((BINARY, bomb, True, True)), config,
+                                         answer=DEFLATE_ANSWER)
+            return row, seen, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    row, seen, peak = asyncio.run(run())
+    assert seen.closes == [1009], (row, seen)
+    assert row["messages_received"] == 0
+    assert peak < 8 << 20, peak
