@@ -38,7 +38,7 @@ from wslab.codecs.extheader import parse_extensions
 from wslab.config import TuningConfig
 from wslab.harness.client import ClientResult, LoadClient
 from wslab.harness.recorder import join_stream
-from wslab.harness.server import LiveServer
+from wslab.harness.server import LiveServer, server_extensions
 from wslab.traces.model import Message, Trace
 
 pytestmark = pytest.mark.timeout(60)
@@ -214,6 +214,26 @@ def test_deflate_with_non_default_parameters_against_plain_websockets() -> None:
         "client_max_window_bits": "9"}
     assert row["out_compressed_frames"] == len(tr.messages)
     assert row["in_compressed_frames"] == len(tr.messages)
+
+
+def test_zstd_stream_against_plain_websockets_with_wslabs_extension() -> None:
+    """A bare websockets echo server given only wslab's extension factories."""
+    config = TuningConfig().updated({"compression.algorithm": "zstd-stream",
+                                     "compression.zstd_window_log": 14})
+    tr = trace()
+
+    async def run() -> tuple[LoadClient, ClientResult]:
+        async with plain_echo(compression=None,
+                              extensions=server_extensions(config.compression)) as url:
+            return await run_client(url, config, tr)
+
+    client, result = asyncio.run(run())
+    rows, counts = join_stream(client.recorder.sent_frame(), client.recorder.received_frame())
+    assert counts == CLEAN and len(rows) == len(tr.messages)
+    row = result.connections[0]
+    assert row["error"] is None and row["close_code"] == 1000
+    assert params(row["extensions"])["name"] == "x-wslab-zstd"
+    assert row["out_compressed_frames"] > 0 and row["in_compressed_frames"] > 0
 
 
 def test_an_envelope_against_plain_websockets() -> None:
