@@ -305,17 +305,23 @@ class Hostile(WSListener):
 
 @asynccontextmanager
 async def hostile_server(attack: Attack, *, answer: str | None = None,
+                         subprotocol: str | None = None,
                          pong: bool = False) -> AsyncIterator[tuple[str, Seen]]:
     """A picows server that runs ``attack`` on each connection (answering the extension
-    offer with ``answer``; pings answered only with ``pong``)."""
+    offer with ``answer``, the subprotocol offer with ``subprotocol``; pings answered only
+    with ``pong``)."""
     seen = Seen()
+    headers = {}
+    if answer is not None:
+        headers["Sec-WebSocket-Extensions"] = answer
+    if subprotocol is not None:
+        headers["Sec-WebSocket-Protocol"] = subprotocol
 
     def factory(request: WSUpgradeRequest) -> Any:
         listener = Hostile(attack, seen, pong)
-        if answer is None:
+        if not headers:
             return listener
-        response = WSUpgradeResponse.create_101_response(
-            extra_headers={"Sec-WebSocket-Extensions": answer})
+        response = WSUpgradeResponse.create_101_response(extra_headers=headers)
         return WSUpgradeResponseWithListener(response, listener)
 
     server = await ws_create_server(factory, "127.0.0.1", 0, enable_auto_pong=False)
@@ -377,9 +383,10 @@ def hostile_config(algorithm: str, **more: Any) -> TuningConfig:
 
 
 async def against(attack: Attack, config: TuningConfig, *, answer: str | None = None,
-                  pong: bool = False, drain_timeout: float = 3.0,
-                  ) -> tuple[dict[str, Any], Seen, float]:
-    async with hostile_server(attack, answer=answer, pong=pong) as (url, seen):
+                  subprotocol: str | None = None, pong: bool = False,
+                  drain_timeout: float = 3.0) -> tuple[dict[str, Any], Seen, float]:
+    async with hostile_server(attack, answer=answer, subprotocol=subprotocol,
+                              pong=pong) as (url, seen):
         t0 = time.monotonic()
         _, result = await run_client(url, config, drain_timeout=drain_timeout)
         took = time.monotonic() - t0
@@ -496,3 +503,18 @@ def test_a_deflate_bomb_is_refused_before_it_inflates() -> None:
     assert seen.closes == [1009], (row, seen)
     assert row["messages_received"] == 0
     assert peak < 8 << 20, peak
+
+
+@pytest.mark.parametrize(("payload", "code", "received"), [
+    (b'[{"a":1},{"b":', 1007, 0),
+    (b'[{"a":1},{"b":2}]', 1000, 2),  # the control: a well-formed envelope is taken apart
+])
+def test_a_bad_envelope_is_closed_with_1007(payload: bytes, code: int, received: int) -> None:
+    config = hostile_config("none", **{"batching.strategy": "time",
+                                       "batching.envelope": "json-array"})
+    row, seen, _ = asyncio.run(against(send_all((TEXT, payload, True, False)), config,
+                                          subprotocol="wslab.v1.json-array",
+                                          drain_timeout=0.5))
+    assert row["subprotocol"] == "wslab.v1.json-array"
+    assert seen.closes == [code], (row, seen)
+    assert row["messages_received"] == received
