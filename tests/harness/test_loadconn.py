@@ -413,7 +413,6 @@ def test_a_hostile_server_gets_the_close_code_of_the_table(name: str) -> None:
     assert seen.closes == [code], (row, seen)
     assert seen.disconnected_at is not None
     assert took < 2.0  # closed at once, not after the drain wait
-    assert row["in_data_frames"] >= 1
     assert row["messages_received"] == 0, row  # nothing of the bad message was delivered
 
 
