@@ -397,16 +397,7 @@ async def against(attack: Attack, config: TuningConfig, *, answer: str | None = 
     return result.connections[0], seen, took
 
 
-OVERSIZE_DELIVERED = pytest.mark.xfail(strict=True, reason=(
-    "bug: loadconn.py leaves one frame's max_size to picows (max_frame_size), whose parser "
-    "raises 1009 after already switching to READ_PAYLOAD; when the next bytes come (the "
-    "server's close reply) the oversized frame reaches on_ws_frame, and the fast path "
-    "(no size check) delivers and logs it"))
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=OVERSIZE_DELIVERED) if n == "one frame over max_size" else n
-    for n in CASES])
+@pytest.mark.parametrize("name", list(CASES))
 def test_a_hostile_server_gets_the_close_code_of_the_table(name: str) -> None:
     algorithm, answer, attack, code = CASES[name]
     row, seen, took = asyncio.run(against(attack, hostile_config(algorithm), answer=answer))
@@ -416,17 +407,7 @@ def test_a_hostile_server_gets_the_close_code_of_the_table(name: str) -> None:
     assert row["messages_received"] == 0, row  # nothing of the bad message was delivered
 
 
-ROW_LOSES_CODE = pytest.mark.xfail(strict=True, reason=(
-    "bug: when the client itself fails a connection (LoadConnection.fail), close_code is "
-    "never set, on_ws_disconnected records 1006 and the row has error None: the row "
-    "cannot tell a 1002/1007/1009/1011 of this side from a dropped TCP connection (the "
-    "websockets-based client reported ConnectionClosedError 'sent 1002 ...' in error)"))
-
-
-@pytest.mark.parametrize("name", [
-    # a picows parser error whose close the server echoes back ends up right by chance
-    n if n == "one frame over max_size" else pytest.param(n, marks=ROW_LOSES_CODE)
-    for n in CASES])
+@pytest.mark.parametrize("name", list(CASES))
 def test_the_connection_row_says_how_the_client_closed(name: str) -> None:
     algorithm, answer, attack, code = CASES[name]
     row, _seen, _ = asyncio.run(against(attack, hostile_config(algorithm), answer=answer))
@@ -444,7 +425,6 @@ def test_a_server_that_never_answers_pings_is_closed_with_1011() -> None:
     assert took < 2.0
 
 
-@ROW_LOSES_CODE
 def test_the_row_of_a_server_that_never_answers_pings_says_1011() -> None:
     config = hostile_config("none", **{"scaling.heartbeat_interval_s": 0.2,
                                        "scaling.heartbeat_timeout_s": 0.3})

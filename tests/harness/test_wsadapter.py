@@ -219,11 +219,6 @@ async def read_frame(reader: asyncio.StreamReader, timeout: float = 5.0) -> tupl
     return b1 & 0x0F, await reader.readexactly(n)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: wsadapter.SinkConnection.process_event keeps early frames only when "
-    "protocol.state is OPEN; frames in the request's own TCP chunk are parsed while "
-    "CONNECTING, go to the library's assembler, which nothing reads, and are lost "
-    "(a plain websockets echo server answers them)"))
 def test_frames_in_the_handshakes_own_chunk_are_echoed() -> None:
     """Data frames parsed before the handler attached its sink are not lost (a plain
     websockets server echoes them; RFC 6455 4.1 asks clients to wait, but the library
@@ -243,11 +238,6 @@ def test_frames_in_the_handshakes_own_chunk_are_echoed() -> None:
     assert asyncio.run(run()) == messages
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: SinkConnection.flush defers to the end of the read but then calls the library's "
-    "send_data(), which calls transport.write once per frame; asyncio sends each write "
-    "at once while its buffer is empty, so N echoes of one read cost N send() calls "
-    "(strace: 50 sendto for 50 frames read in one chunk)"))
 def test_answers_to_one_read_leave_in_one_write() -> None:
     messages = [b"m%03d" % i for i in range(60)]
 

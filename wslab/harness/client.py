@@ -207,6 +207,7 @@ class LoadClient:
         row.update(ws.counts())
         row.update({"messages_sent": ws.messages_sent, "frames_sent": ws.frames_sent,
                     "messages_received": ws.received, "close_code": ws.close_code,
+                    "error": ws.failed,  # this side closed on the peer's protocol error
                     "compress_ns": comp.encode_ns if comp is not None else 0})
         if info is not None:
             row.update({f"tcp_{k}": v for k, v in info.as_dict().items()})

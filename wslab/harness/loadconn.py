@@ -134,6 +134,7 @@ class LoadConnection(WSListener):
         self.disconnected: asyncio.Future[None] = loop.create_future()
         self.writable: asyncio.Future[None] | None = None
         self.close_code: int | None = None
+        self.failed: str | None = None
         self.close_sent = False
         self._fragments: list[bytes] | None = None
         self._fragment_text = False
@@ -178,7 +179,11 @@ class LoadConnection(WSListener):
         return self.transport.underlying_transport.get_extra_info("socket")
 
     def fail(self, code: int, reason: str) -> None:
-        """Close at once with ``code`` (the peer broke a rule) and drop the connection."""
+        """Close at once with ``code`` (the peer broke a rule) and drop the connection; the
+        connection's row then says so (``close_code`` and ``failed``)."""
+        if self.close_code is None:
+            self.close_code = code
+            self.failed = f"sent {code}: {reason}"
         self._send_close(code, reason)
         if self.transport is not None:
             self.transport.disconnect()
@@ -292,6 +297,10 @@ class LoadConnection(WSListener):
         op = frame.msg_type
         size = frame.payload_size
         if op is _TEXT or op is _BINARY or op is _CONT:
+            if self.max_size is not None and size > self.max_size:
+                # picows answers 1009 on the header, yet may still hand the frame over
+                self.fail(CloseCode.MESSAGE_TOO_BIG, "message too big")
+                return
             tally = self.tally_in
             tally.data_frames += 1
             tally.data_payload_bytes += size

@@ -81,7 +81,9 @@ class SinkConnection(ServerConnection):
             if sink is not None:
                 sink(event)
                 return
-            if self.protocol.state is State.OPEN:  # parsed before the handler attached
+            # Parsed before the handler attached, or even before the handshake finished
+            # (frames sent in the same TCP chunk as the request are parsed in CONNECTING).
+            if self.protocol.state in (State.CONNECTING, State.OPEN):
                 if self._early is None:
                     self._early = []
                 self._early.append(event)
@@ -160,8 +162,6 @@ class Reassembler:
     Args:
         on_message: Called with each whole message (payload bytes, is_text).
         on_invalid: Called with a reason when a text message is not UTF-8 (close 1007).
-        max_size: The longest message accepted (the library's parser already refuses
-            longer ones; kept for frames that bypass it).
     """
 
     __slots__ = ("_parts", "_text", "on_invalid", "on_message")
