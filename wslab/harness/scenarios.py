@@ -29,10 +29,12 @@ from wslab.errors import ConfigError
 from wslab.harness.events import EventBus
 from wslab.harness.recorder import message_key
 from wslab.harness.session import MessageHook, Session
-from wslab.priority import DEFAULT_PRIORITY
+from wslab.priority import DEFAULT_PRIORITY, Priority
 from wslab.traces.model import Trace
 
 SCENARIOS = ("echo", "replay", "broadcast", "room")
+UNKNOWN_KIND: tuple[str, Priority] = ("message", DEFAULT_PRIORITY)
+"""Type and priority of a message the trace does not know."""
 
 Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[Any]"]
 
@@ -102,15 +104,19 @@ class Scenario:
     def on_message(self, conn: str, session: Session) -> MessageHook:
         """What to do with each message the connection ``conn`` sends."""
         received = 0
+        kinds = self.kinds
+        publish = self.bus.publish
+        echo = self.name == "echo"
+        room = self.name == "room"
 
         def on_message(payload: bytes, is_text: bool, t: float, key: int) -> None:
             nonlocal received
             received += 1
-            kind, prio = self.kinds.get(key, ("message", DEFAULT_PRIORITY))
-            self.bus.publish(kind, payload, t)
-            if self.name == "echo":
+            kind, prio = kinds.get(key, UNKNOWN_KIND)
+            publish(kind, payload, t)
+            if echo:
                 session.push(received - 1, t, prio, kind, payload, is_text)
-            elif self.name == "room":
+            elif room:
                 for other, peer in list(self.sessions.items()):
                     if other != conn and self.room_of.get(other) == self.room_of[conn]:
                         peer.push(received - 1, t, prio, kind, payload, is_text)
