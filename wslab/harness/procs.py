@@ -8,12 +8,13 @@ first line and stops cleanly on SIGTERM or SIGINT, saving its logs. For ``zstd-d
 take ``--dictionaries PATH``, the pre-shared :class:`~wslab.codecs.zstd_dict.DictionarySet`
 file; a bad file or a missing set is one ``error:`` line on stderr and exit code 2.
 
-``wslab scale`` (``scale.py``) starts two more roles, driven by JSON lines on stdin with one
-JSON line answered per command: ``worker`` (a server joined to the cluster through a broker
-and the connection registry; commands ``broadcast``, ``direct``, ``stats``, ``purge``,
-``quit``) and ``holder`` (a :class:`~wslab.harness.client.HoldClient`; it prints a ``ready``
-line after opening its connections, then answers ``count``, ``wait``, ``report``,
-``close``).
+``wslab scale`` (``scale.py``) starts two more roles, driven by the JSON-lines protocol of
+``commands.py`` on stdin, one JSON line answered per command: ``worker`` (a server joined
+to the cluster through a broker and the connection registry; it writes each broadcast as
+one prepared frame, ``fanout.py``, unless ``--session-broadcast``) and ``holder`` (a
+:class:`~wslab.harness.holder.HoldClient` on uvloop unless ``--loop asyncio``; it prints a
+``ready`` line after opening its connections). A malformed command line is answered with
+an ``error`` naming what is wrong with it.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
+from wslab.harness import commands as c
 from wslab.harness.client import LoadClient
 from wslab.harness.gcfreeze import GcFreezer, GcPauses
 from wslab.harness.server import LiveServer
@@ -38,6 +40,8 @@ from wslab.traces.io import read_trace
 
 if TYPE_CHECKING:
     from wslab.codecs.zstd_dict import DictionarySet
+    from wslab.harness.holder import HoldClient
+    from wslab.harness.registry import ClusterNode
 
 DICTIONARIES_HELP = "zstd-dict: the pre-shared DictionarySet JSON file (both sides load it)"
 
@@ -118,7 +122,7 @@ def _client(args: argparse.Namespace) -> int:
     return 0
 
 
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
+Handler = Callable[[c.Command], Awaitable[Any]]
 
 
 async def _command_loop(handle: Handler) -> None:
@@ -139,9 +143,8 @@ async def _command_loop(handle: Handler) -> None:
         line = line_task.result()
         if not line:
             return
-        command = json.loads(line)
         try:
-            answer = await handle(command)
+            answer = await handle(c.parse_command(line))
         except Exception as exc:  # answered, so the orchestrator can report it
             answer = {"error": f"{type(exc).__name__}: {exc}"}
         if answer is None:
@@ -174,7 +177,8 @@ def _worker(args: argparse.Namespace) -> int:
         server = LiveServer(config, scenario="echo", host=args.host, port=args.port,
                             reuse_port=args.reuse_port, shared_broadcast=args.shared_broadcast,
                             record=False)  # integrity is counted at the holders
-        node = ClusterNode(server, broker, registry, args.worker_id, args.namespace)
+        node = ClusterNode(server, broker, registry, args.worker_id, args.namespace,
+                           prepared=not args.session_broadcast)
         pauses = GcPauses()  # timed with or without the freeze, to compare the two
         pauses.start()
         freezer = None
@@ -194,7 +198,7 @@ def _worker(args: argparse.Namespace) -> int:
                 return _fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror}")
             print(port, flush=True)
 
-            async def handle(cmd: dict[str, Any]) -> dict[str, Any] | None:
+            async def handle(cmd: c.Command) -> Any:
                 return await _worker_command(cmd, server, node, args, freezer, pauses)
 
             await _command_loop(handle)
@@ -219,51 +223,53 @@ def _message(kind: str, seq: int, size: int, **extra: Any) -> bytes:
     return json.dumps(body).encode()
 
 
-async def _worker_command(cmd: dict[str, Any], server: LiveServer, node: Any,
+async def _worker_command(cmd: c.Command, server: LiveServer, node: ClusterNode,
                           args: argparse.Namespace,
                           freezer: GcFreezer | None = None,
-                          pauses: GcPauses | None = None) -> dict[str, Any] | None:
-    what = cmd.get("cmd")
-    if what == "broadcast":
-        first = int(cmd.get("start_seq", 0))
-        count = int(cmd["count"])
-        for i in range(count):
+                          pauses: GcPauses | None = None) -> Any:
+    """One worker command's answer (None for ``quit``)."""
+    if isinstance(cmd, c.Broadcast):
+        for i in range(cmd.count):
             if i:
-                await asyncio.sleep(float(cmd.get("interval_s", 0.5)))
-            await node.broadcast(_message("b", first + i, int(cmd.get("size", 256)),
-                                          w=args.worker_id))
-        return {"sent": int(cmd["count"])}
-    if what == "direct":
+                await asyncio.sleep(cmd.interval_s)
+            await node.broadcast(_message("b", cmd.start_seq + i, cmd.size, w=args.worker_id))
+        return c.Sent(sent=cmd.count)
+    if isinstance(cmd, c.Direct):
         exclude = args.worker_id if args.broker == "redis" else None
-        targets = await node.registry.sample(int(cmd["count"]), exclude)
+        targets = await node.registry.sample(cmd.count, exclude)
         routes: dict[str, int] = {}
         for seq, conn in enumerate(targets):
-            route = await node.send_direct(conn, _message("d", seq, int(cmd.get("size", 128)),
-                                                          to=conn))
+            route = await node.send_direct(conn, _message("d", seq, cmd.size, to=conn))
             routes[route] = routes.get(route, 0) + 1
-            await asyncio.sleep(float(cmd.get("interval_s", 0.005)))
-        return {"sent": len(targets), "routes": routes}
-    if what == "stats":
-        await node.settle()
-        exts = [s.ext for s in server.sessions.values() if s.ext is not None]
-        shared = server.shared
-        return {"worker": args.worker_id, "held": len(server.sessions),
-                "registered": await node.registry.count(), "counts": node.counts,
-                "fanout_ms": [round(1e3 * t, 3) for t in node.fanout_s],
-                "gc": freezer.snapshot() if freezer is not None else None,
-                "gc_pauses": pauses.snapshot() if pauses is not None else None,
-                "admission": server.admission.snapshot(),
-                "metrics": dict(server.metrics.counts),
-                "compress_ns": server.compress_ns + sum(e.compressor.encode_ns for e in exts),
-                "compressed_frames": sum(e.compressor.compressed for e in exts),
-                "shared_frames": sum(e.shared_frames for e in exts),
-                "shared_compressions": shared.compressions if shared else 0,
-                "shared_encode_ns": shared.encode_ns if shared else 0}
-    if what == "purge":
-        return {"purged": await node.registry.purge_worker(str(cmd["worker"]))}
-    if what == "quit":
+            await asyncio.sleep(cmd.interval_s)
+        return c.DirectSent(sent=len(targets), routes=routes)
+    if isinstance(cmd, c.Stats):
+        return await _worker_stats(server, node, args.worker_id, freezer, pauses)
+    if isinstance(cmd, c.Purge):
+        return c.Purged(purged=await node.registry.purge_worker(cmd.worker))
+    if isinstance(cmd, c.Quit):
         return None
-    return {"error": f"unknown command {what!r}"}
+    return {"error": f"a worker does not take {cmd.cmd.value!r}"}
+
+
+async def _worker_stats(server: LiveServer, node: ClusterNode, worker: str,
+                        freezer: GcFreezer | None, pauses: GcPauses | None) -> c.WorkerStats:
+    await node.settle()
+    exts = [s.ext for s in server.sessions.values() if s.ext is not None]
+    shared = server.shared
+    return c.WorkerStats(
+        worker=worker, held=len(server.sessions), registered=await node.registry.count(),
+        counts=node.counts, fanout_ms=[round(1e3 * t, 3) for t in node.fanout_s],
+        fanout_cpu_ms=[round(1e3 * t, 3) for t in node.fanout_cpu_s],
+        fanout_prepared=node.fanout_prepared, fanout_pushed=node.fanout_pushed,
+        gc=freezer.snapshot() if freezer is not None else None,
+        gc_pauses=pauses.snapshot() if pauses is not None else None,
+        admission=server.admission.snapshot(), metrics=dict(server.metrics.counts),
+        compress_ns=server.compress_ns + sum(e.compressor.encode_ns for e in exts),
+        compressed_frames=sum(e.compressor.compressed for e in exts),
+        shared_frames=sum(e.shared_frames for e in exts),
+        shared_compressions=shared.compressions if shared else 0,
+        shared_encode_ns=shared.encode_ns if shared else 0)
 
 
 def _holder(args: argparse.Namespace) -> int:
@@ -283,38 +289,56 @@ def _holder(args: argparse.Namespace) -> int:
                             lambda: sum(client.stats.close_codes.values()))
         freezer.start()
         stats = await client.ramp()
-        print(json.dumps({"event": "ready", "opened": stats.opened, "failed": stats.failed,
-                          "first_error": stats.first_error, "started": stats.started,
-                          "done": [round(t, 4) for t in stats.done]}), flush=True)
+        ready = c.Ready(event="ready", opened=stats.opened, failed=stats.failed,
+                        first_error=stats.first_error, started=stats.started,
+                        done=[round(t, 4) for t in stats.done], loop=args.loop)
+        print(json.dumps(ready), flush=True)
 
-        async def handle(cmd: dict[str, Any]) -> dict[str, Any] | None:
-            what = cmd.get("cmd")
-            if what == "count":
-                return {"b": client.received("b"), "d": client.received("d"),
-                        "open": len(client.open), "closed_early": stats.closed_early,
-                        "close_codes": stats.close_codes}
-            if what == "wait":
-                deadline = time.monotonic() + float(cmd.get("timeout", 30))
-                goal = int(cmd["per_connection"])
-                while time.monotonic() < deadline and \
-                        client.received(cmd["kind"]) < goal * len(client.open):
-                    await asyncio.sleep(0.05)
-                return {"received": client.received(cmd["kind"]), "open": len(client.open)}
-            if what == "report":
-                return {"receipts": stats.receipts, "alive": sorted(client.open),
-                        "closed_early": stats.closed_early, "close_codes": stats.close_codes,
-                        "other_messages": client.other_messages}
-            if what == "close":
-                await client.close()
-                return None
-            return {"error": f"unknown command {what!r}"}
+        async def handle(cmd: c.Command) -> Any:
+            return await _holder_command(cmd, client)
 
         await _command_loop(handle)
         await freezer.stop()
         await client.close()
         return 0
 
-    return asyncio.run(main())
+    return run_loop(main(), args.loop)
+
+
+async def _holder_command(cmd: c.Command, client: HoldClient) -> Any:
+    """One holder command's answer (None for ``close``)."""
+    stats = client.stats
+    if isinstance(cmd, c.Count):
+        return c.Counted(b=client.received("b"), d=client.received("d"),
+                         open=len(client.open), closed_early=stats.closed_early,
+                         close_codes=stats.close_codes)
+    if isinstance(cmd, c.Wait):
+        deadline = time.monotonic() + cmd.timeout
+        while time.monotonic() < deadline and \
+                client.received(cmd.kind) < cmd.per_connection * len(client.open):
+            await asyncio.sleep(0.05)
+        return c.Waited(received=client.received(cmd.kind), open=len(client.open))
+    if isinstance(cmd, c.Report):
+        return c.Receipts(receipts=stats.receipts,  # type: ignore[typeddict-item]
+                          alive=sorted(client.open), closed_early=stats.closed_early,
+                          close_codes=stats.close_codes, other_messages=client.other_messages)
+    if isinstance(cmd, c.Close):
+        await client.close()
+        return None
+    return {"error": f"a holder does not take {cmd.cmd.value!r}"}
+
+
+LOOPS = ("uvloop", "asyncio")
+
+
+def run_loop(main: Coroutine[Any, Any, int], loop: str) -> int:
+    """Run ``main`` on uvloop's event loop or asyncio's own (``loop``: one of LOOPS)."""
+    if loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main)
+    return asyncio.run(main)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--reuse-port", action="store_true")
     w.add_argument("--shared-broadcast", action="store_true")
     w.add_argument("--gc-freeze", action="store_true")
+    w.add_argument("--session-broadcast", action="store_true",
+                   help="every broadcast through each connection's session, no prepared frame")
     h = roles.add_parser("holder")
     h.add_argument("--url", required=True)
     h.add_argument("--config", required=True)
@@ -366,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument("--concurrency", type=int, default=200)
     h.add_argument("--prefix", default="h")
     h.add_argument("--source", action="append")
+    h.add_argument("--loop", choices=LOOPS, default="uvloop",
+                   help="the holder's event loop (it is the instrument, not the server)")
     args = parser.parse_args(argv)
     roles_map = {"server": _server, "client": _client, "worker": _worker, "holder": _holder}
     return roles_map[args.role](args)
