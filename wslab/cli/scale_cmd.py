@@ -49,9 +49,6 @@ def scale(
         "--session-broadcast",
         help="send each broadcast through every connection's session, not as one "
              "prepared frame")] = False,
-    holder_loop: Annotated[str, typer.Option(
-        "--holder-loop", help="the measuring clients' event loop: uvloop | asyncio")
-    ] = "uvloop",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Hold many connections over workers and measure ramp, memory, CPU and fan-out."""
@@ -64,7 +61,7 @@ def scale(
                         broker=broker, redis_url=redis, port=port, broadcasts=broadcasts,
                         message_size=size, broadcast_interval_s=interval, directs=directs,
                         idle_s=idle, rate=rate, shared_broadcast=shared, gc_freeze=gc_freeze,
-                        prepared_broadcast=not session_broadcast, holder_loop=holder_loop,
+                        prepared_broadcast=not session_broadcast,
                         nginx_conf=nginx_conf if balancer == "nginx" else None)
     say = None if json_out else (lambda m: err.print(f"[dim]{m}[/dim]"))
     summary: dict[str, Any]

@@ -185,7 +185,6 @@ class Ready(TypedDict):
     first_error: str | None
     started: float
     done: list[float]
-    loop: str
 
 
 class Sent(TypedDict):

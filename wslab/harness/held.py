@@ -44,7 +44,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import cast
 
 from websockets.client import ClientProtocol
 from websockets.frames import CloseCode, Frame, Opcode
@@ -113,8 +112,8 @@ class HeldConnection(asyncio.Protocol):
     # asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses but have its methods.
-        self.transport = cast(asyncio.Transport, transport)
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
         request = self.protocol.connect()
         request.headers[CLIENT_HEADER] = self.label
         self.protocol.send_request(request)
@@ -279,12 +278,14 @@ async def open_held(url: str, config: TuningConfig, label: str, on_message: Mess
 
     sc = config.scaling
 
+    def factory() -> HeldConnection:
+        return HeldConnection(protocol, label, on_message,
+                              ping_interval=sc.heartbeat_interval_s,
+                              ping_timeout=sc.heartbeat_timeout_s)
+
     async def handshake() -> HeldConnection:
-        _transport, conn = await loop.create_connection(
-            lambda: HeldConnection(protocol, label, on_message,
-                                   ping_interval=sc.heartbeat_interval_s,
-                                   ping_timeout=sc.heartbeat_timeout_s),
-            uri.host, uri.port, local_addr=local_addr)
+        _transport, conn = await loop.create_connection(factory, uri.host, uri.port,
+                                                        local_addr=local_addr)
         try:
             await conn.opened
         except BaseException:

@@ -56,7 +56,8 @@ NginxConf = Callable[[TuningConfig, int, int], str]
 """Renders ``nginx.conf``: (config, first upstream port, listen port) -> the file's text.
 The caller renders (the exporter is in a layer above the harness)."""
 BALANCERS = ("reuseport", "nginx")
-HOLDER_LOOPS = ("uvloop", "asyncio")
+RAMP_FLOOR = 200.0
+"""Connections per second below which waiting for a ramp gives up (beyond ``timeout_s``)."""
 
 
 @dataclass
@@ -82,7 +83,6 @@ class ScaleOptions:
     # A broadcast goes out as one prepared frame to every connection that can take it
     # (``fanout.py``); False sends it through each connection's session.
     prepared_broadcast: bool = True
-    holder_loop: str = "uvloop"  # the holders' event loop: uvloop or asyncio
     nginx_conf: NginxConf | None = None  # needed with balancer nginx
 
 
@@ -179,8 +179,7 @@ class ScaleRun:
             mine = addrs[p::len(counts)] or addrs
             args = ["holder", "--url", self.url, "--config", str(cfg_path), "--connections",
                     str(n), "--prefix", f"h{p}", "--rate",
-                    str(self.opts.rate / len(counts) if self.opts.rate else 0),
-                    "--loop", self.opts.holder_loop]
+                    str(self.opts.rate / len(counts) if self.opts.rate else 0)]
             for a in mine:
                 args += ["--source", a]
             self.holders.append(python_child(args, f"client process {p}"))
@@ -192,9 +191,10 @@ class ScaleRun:
                 else {"worker": str(i), "dead": True} for i, w in enumerate(self.workers)]
 
     def ready(self) -> list[c.Ready]:
-        """Every holder's line once its ramp is over."""
-        return [c.expect(c.Ready, h.read_json(self.opts.timeout_s), h.what)
-                for h in self.holders]
+        """Every holder's line once its ramp is over (waiting ``timeout_s`` plus a second
+        per RAMP_FLOOR connections: a loaded machine opens 50,000 slowly, not wrongly)."""
+        wait = self.opts.timeout_s + self.opts.connections / RAMP_FLOOR
+        return [c.expect(c.Ready, h.read_json(wait), h.what) for h in self.holders]
 
     def counts(self) -> list[c.Counted]:
         """Every holder's counts now."""
@@ -214,9 +214,6 @@ def _resolve(config: TuningConfig, opts: ScaleOptions) -> tuple[str, LoadPlan]:
     if opts.balancer == "nginx" and opts.nginx_conf is None:
         raise WslabError("the nginx balancer needs nginx_conf, a renderer of nginx.conf "
                          "(wslab.tune.export.render_nginx in the command line)")
-    if opts.holder_loop not in HOLDER_LOOPS:
-        raise WslabError(f"unknown holder loop {opts.holder_loop!r}; known: "
-                         f"{', '.join(HOLDER_LOOPS)}")
     if opts.connections < 1 or opts.workers < 1:
         raise WslabError("connections and workers must be at least 1")
     broker = opts.broker or ("redis" if opts.workers > 1 else "memory")

@@ -184,7 +184,6 @@ def summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, ramp: Ramp, sampl
         "fanout_prepared": sum(s.get("fanout_prepared", 0) for s in live_stats),
         "fanout_pushed": sum(s.get("fanout_pushed", 0) for s in live_stats),
         "prepared_broadcast": opts.prepared_broadcast,
-        "holder_loop": readies[0].get("loop") if readies else None,
         "holder_broadcast_cpu_s": holder_cpu,
         "broadcast_cpu_s": bcast_cpu,
         "broadcast_cpu_ms_per_broadcast": 1e3 * bcast_cpu / opts.broadcasts
