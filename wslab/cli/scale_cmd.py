@@ -49,6 +49,9 @@ def scale(
         "--session-broadcast",
         help="send each broadcast through every connection's session, not as one "
              "prepared frame")] = False,
+    holders: Annotated[int | None, typer.Option(
+        "--holders", min=1, help="client processes holding the connections (default: "
+                                 "one per 5,000, at most 4)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Hold many connections over workers and measure ramp, memory, CPU and fan-out."""
@@ -61,7 +64,7 @@ def scale(
                         broker=broker, redis_url=redis, port=port, broadcasts=broadcasts,
                         message_size=size, broadcast_interval_s=interval, directs=directs,
                         idle_s=idle, rate=rate, shared_broadcast=shared, gc_freeze=gc_freeze,
-                        prepared_broadcast=not session_broadcast,
+                        prepared_broadcast=not session_broadcast, holders=holders,
                         nginx_conf=nginx_conf if balancer == "nginx" else None)
     say = None if json_out else (lambda m: err.print(f"[dim]{m}[/dim]"))
     summary: dict[str, Any]

@@ -20,6 +20,7 @@ receipts.
 from __future__ import annotations
 
 import contextlib
+import math
 import tempfile
 import time
 import uuid
@@ -41,6 +42,7 @@ from wslab.harness.cluster import (
 )
 from wslab.harness.lifeline import INTERRUPT_GRACE_S
 from wslab.harness.loadplan import (
+    FD_SLACK,
     LoadPlan,
     check_port_free,
     free_port,
@@ -83,6 +85,7 @@ class ScaleOptions:
     # A broadcast goes out as one prepared frame to every connection that can take it
     # (``fanout.py``); False sends it through each connection's session.
     prepared_broadcast: bool = True
+    holders: int | None = None  # holder processes (None: the plan's, at most 4)
     nginx_conf: NginxConf | None = None  # needed with balancer nginx
 
 
@@ -174,6 +177,9 @@ class ScaleRun:
         cfg_path = self.tmp / "client.yaml"
         self.config.save(cfg_path)
         counts = connections or plan.per_process
+        if connections is None and self.opts.holders:
+            base, extra = divmod(plan.connections, self.opts.holders)
+            counts = [base + (i < extra) for i in range(self.opts.holders)]
         addrs = plan.source_addresses
         for p, n in enumerate(counts):
             mine = addrs[p::len(counts)] or addrs
@@ -214,6 +220,8 @@ def _resolve(config: TuningConfig, opts: ScaleOptions) -> tuple[str, LoadPlan]:
     if opts.balancer == "nginx" and opts.nginx_conf is None:
         raise WslabError("the nginx balancer needs nginx_conf, a renderer of nginx.conf "
                          "(wslab.tune.export.render_nginx in the command line)")
+    if opts.holders is not None and not 1 <= opts.holders <= opts.connections:
+        raise WslabError("holders must be between 1 and the number of connections")
     if opts.connections < 1 or opts.workers < 1:
         raise WslabError("connections and workers must be at least 1")
     broker = opts.broker or ("redis" if opts.workers > 1 else "memory")
@@ -224,6 +232,11 @@ def _resolve(config: TuningConfig, opts: ScaleOptions) -> tuple[str, LoadPlan]:
                      max_connections=config.scaling.max_connections)
     if plan.problems:
         raise WslabError("cannot reach the requested load: " + "; ".join(plan.problems))
+    if opts.holders is not None and math.ceil(opts.connections / opts.holders) \
+            > plan.fd_limit - FD_SLACK:
+        raise WslabError(f"{opts.holders} holder process(es) would each open more than "
+                         f"{plan.fd_limit - FD_SLACK} connections (hard RLIMIT_NOFILE "
+                         f"{plan.fd_limit}); use more")
     _check_binaries(opts, broker)
     return broker, plan
 

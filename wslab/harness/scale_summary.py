@@ -161,7 +161,7 @@ def summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, ramp: Ramp, sampl
         "failed": sum(r["failed"] for r in readies),
         "first_error": next((r["first_error"] for r in readies if r["first_error"]), None),
         "workers": opts.workers, "balancer": opts.balancer, "broker": broker,
-        "client_processes": plan.client_processes,
+        "client_processes": len(reports),
         "source_addresses": len(plan.source_addresses), "fd_limit": plan.fd_limit,
         "time_to_n_s": time_to_n,
         "connections_per_s": opened / time_to_n if time_to_n else None,
