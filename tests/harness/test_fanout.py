@@ -18,6 +18,7 @@ from websockets.typing import Subprotocol
 
 from wslab import envelopes
 from wslab.config import TuningConfig
+from wslab.errors import ConfigError
 from wslab.harness.broker import MemoryBroker
 from wslab.harness.fanout import prepared_frame
 from wslab.harness.registry import ClusterNode, MemoryRegistry
@@ -115,6 +116,12 @@ def test_enveloped_connections_are_batched_by_their_session() -> None:
 def test_without_prepared_frames_every_connection_goes_through_its_session() -> None:
     node, got = asyncio.run(_broadcast_run(False, DEFLATE, plain=4, deflate=1, enveloped=0))
     assert len(got) == 5 and node.fanout_prepared == 0 and node.fanout_pushed == 5 * 3
+
+
+def test_prepared_broadcasts_refuse_a_server_that_logs_every_message() -> None:
+    with pytest.raises(ConfigError, match="record=False"):
+        ClusterNode(LiveServer(OFF), MemoryBroker(), MemoryRegistry(), "0", prepared=True)
+    ClusterNode(LiveServer(OFF), MemoryBroker(), MemoryRegistry(), "0")  # sessions: fine
 
 
 def test_a_reader_that_falls_behind_is_left_to_its_session() -> None:

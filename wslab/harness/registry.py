@@ -29,6 +29,7 @@ import random
 import time
 from typing import Any, Protocol
 
+from wslab.errors import ConfigError
 from wslab.harness.broker import Broker, jittered_backoff
 from wslab.harness.fanout import fan_out, prepared_frame
 from wslab.harness.server import LiveServer
@@ -193,6 +194,9 @@ class ClusterNode:
 
     def __init__(self, server: LiveServer, broker: Broker, registry: Registry, worker: str,
                  namespace: str = "wslab", *, prepared: bool = False) -> None:
+        if prepared and server.recorder.keeps_frames:
+            raise ConfigError("prepared broadcasts skip the per-message log: give the server "
+                              "record=False")
         self.server = server
         self.broker = broker
         self.registry = registry
