@@ -1,9 +1,12 @@
 """Broadcast fan-out with one prepared frame: the same bytes written to every connection.
 
 What lives here: :func:`prepared_frame` (a server-to-client data frame serialised once:
-header and payload, unmasked, RSV bits clear) and :func:`fan_out`, which writes those bytes
+header and payload, unmasked, RSV bits clear), :func:`fan_out`, which writes those bytes
 straight to the transport of every connection that can take them and hands the others
-back, so the caller sends them through their :class:`~wslab.harness.session.Session`.
+back, and :func:`broadcast_prepared`, a whole broadcast to a server's connections: the
+prepared frame where it can go, a push through its
+:class:`~wslab.harness.session.Session` to every other, counted in the server's metrics as
+the sessions would have.
 What must not live here: who the connections are and when a broadcast arrives
 (``registry.py``: :class:`~wslab.harness.registry.ClusterNode`), a connection's own send
 path (``session.py``), starting processes (``cluster.py``).
@@ -30,6 +33,7 @@ bytes or their order; otherwise it goes back to its session (the table):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -38,6 +42,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 if TYPE_CHECKING:
+    from wslab.harness.server import LiveServer
     from wslab.harness.session import Session
 
 
@@ -88,4 +93,25 @@ def fan_out(sessions: Iterable[Session], frame: bytes, write_limit: int) -> FanO
         written += 1
     done.written = written
     done.bytes_written = written * len(frame)
+    return done
+
+
+def broadcast_prepared(server: LiveServer, index: int, payload: bytes, is_text: bool) -> FanOut:
+    """Hand one broadcast to every connection of ``server`` (message number ``index``).
+
+    The connections :func:`fan_out` passes by get it through their sessions, as
+    :meth:`~wslab.harness.server.LiveServer.push_to` would; the ones it wrote to are
+    counted in ``server.metrics`` (frames, messages, payload bytes sent) as their
+    recorders would have counted them.
+    """
+    done = fan_out(server.sessions.values(), prepared_frame(payload, is_text),
+                   server.config.scaling.write_limit)
+    counts = server.metrics.counts
+    counts["frames_sent"] += done.written
+    counts["messages_sent"] += done.written
+    counts["payload_bytes_sent"] += done.written * len(payload)
+    if done.rest:
+        now = time.monotonic()
+        for session in done.rest:
+            session.push(index, now, "normal", "broadcast", payload, is_text)
     return done

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from wslab.errors import ConfigError
 from wslab.harness.broker import Broker, jittered_backoff
-from wslab.harness.fanout import fan_out, prepared_frame
+from wslab.harness.fanout import broadcast_prepared
 from wslab.harness.server import LiveServer
 from wslab.harness.session import Session
 
@@ -388,20 +388,10 @@ class ClusterNode:
 
     def _fan_out(self, payload: bytes, is_text: bool) -> None:
         """One prepared frame to every connection that takes it, a push to the others."""
-        server = self.server
-        done = fan_out(server.sessions.values(), prepared_frame(payload, is_text),
-                       server.config.scaling.write_limit)
-        counts = server.metrics.counts  # what each session's recorder would have counted
-        counts["frames_sent"] += done.written
-        counts["messages_sent"] += done.written
-        counts["payload_bytes_sent"] += done.written * len(payload)
+        self._index += 1
+        done = broadcast_prepared(self.server, self._index, payload, is_text)
         self.fanout_prepared += done.written
-        if done.rest:
-            self._index += 1
-            now = time.monotonic()
-            for session in done.rest:
-                session.push(self._index, now, "normal", "broadcast", payload, is_text)
-            self.fanout_pushed += len(done.rest)
+        self.fanout_pushed += len(done.rest)
 
     def _on_direct(self, data: bytes) -> None:
         self._counts["directs_in"] += 1
