@@ -30,12 +30,15 @@ from services import needs
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from wslab.cli.scale_cmd import nginx_conf
 from wslab.config import TuningConfig
+from wslab.harness import commands as cmds
 from wslab.harness.admission import CircuitBreaker
 from wslab.harness.cluster import (
     Child,
     NginxFront,
     RedisServer,
+    free_port,
     free_port_block,
     python_child,
 )
@@ -95,18 +98,18 @@ class Cluster:
                 base = int(line)
         return base
 
-    async def ask(self, worker: int, command: dict[str, Any],
+    async def ask(self, worker: int, command: cmds.Command,
                   timeout: float = 30) -> dict[str, Any]:
         return await asyncio.to_thread(self.workers[worker].ask, command, timeout)
 
     async def broadcast(self, worker: int, first: int, count: int,
                         interval_s: float = 0.01) -> None:
-        answer = await self.ask(worker, {"cmd": "broadcast", "start_seq": first,
-                                         "count": count, "interval_s": interval_s, "size": 128})
+        answer = await self.ask(worker, cmds.Broadcast(start_seq=first, count=count,
+                                                    interval_s=interval_s, size=128))
         assert answer["sent"] == count
 
     async def stats(self) -> list[dict[str, Any]]:
-        return [await self.ask(i, {"cmd": "stats"}) for i, w in enumerate(self.workers)
+        return [await self.ask(i, cmds.Stats()) for i, w in enumerate(self.workers)
                 if w.alive()]
 
     async def registry(self) -> dict[str, str]:
@@ -263,7 +266,7 @@ def test_redis_restart_is_noticed_resubscribed_and_outage_publishes_are_counted(
                 assert got == [0, 1, 2, 300, 301, 302], (n, got)
             # Direct messages cross workers again: the direct channels were resubscribed
             # and the registry was rebuilt.
-            directs = await cluster.ask(0, {"cmd": "direct", "count": 5})
+            directs = await cluster.ask(0, cmds.Direct(count=5))
             assert directs["routes"] == {"remote": 5}
             await _until(lambda: client.received("d") == 5, 10, "direct messages")
             assert client.stats.closed_early == 0  # clients never noticed
@@ -339,7 +342,7 @@ def test_killed_worker_clients_reconnect_with_backoff_and_only_theirs_are_lost(
             # Everyone is on worker 0 now, registered there, and gets the next broadcast.
             (alive,) = await cluster.stats()
             assert alive["held"] == conns
-            await cluster.ask(0, {"cmd": "purge", "worker": "1"})
+            await cluster.ask(0, cmds.Purge(worker="1"))
             assert set((await cluster.registry()).values()) == {"0"}
             await cluster.broadcast(0, 100, 5)
             await _until(lambda: client.received("b") == received + 5 * conns, 10,
@@ -372,7 +375,9 @@ def test_nginx_reload_keeps_sessions_and_a_shutdown_timeout_cuts_them_over(
     async def run() -> None:
         cluster.start_redis()
         base = cluster.start_workers(2, reuse_port=False)
-        nginx = cluster.nginx = NginxFront(CONFIG, base, cluster.tmp / "nginx", 100, 2)
+        listen = free_port()
+        conf = nginx_conf(CONFIG.updated({"scaling.workers": 2}), base, listen)
+        nginx = cluster.nginx = NginxFront(conf, listen, cluster.tmp / "nginx")
         url = f"ws://127.0.0.1:{nginx.port}/"
         gens = [HoldClient(url, CONFIG, connections=n, source_addresses=sources,
                            prefix=f"g{i}", reconnect=True, backoff_base_s=0.1, seed=i)

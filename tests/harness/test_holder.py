@@ -14,6 +14,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.http11 import Response
 
 from wslab.config import TuningConfig
+from wslab.harness.held import take_frames
 from wslab.harness.holder import HoldClient, open_held
 from wslab.harness.wiring import CLIENT_HEADER
 
@@ -171,3 +172,74 @@ def test_hold_client_counts_receipts_by_kind_and_other_messages() -> None:
             assert stats.closed_early == 0
 
     asyncio.run(main())
+
+
+def _frame(payload: bytes, head: int = 0x81, mask: bool = False) -> bytes:
+    n = len(payload)
+    size = (bytes([n | (0x80 if mask else 0)]) if n < 126 else
+            bytes([126 | (0x80 if mask else 0)]) + n.to_bytes(2) if n < 65536 else
+            bytes([127 | (0x80 if mask else 0)]) + n.to_bytes(8))
+    return bytes([head]) + size + (b"\x00" * 4 if mask else b"") + payload
+
+
+def test_take_frames_hands_over_whole_plain_frames_and_stops_at_anything_else() -> None:
+    got: list[bytes] = []
+
+    def take(data: bytes, max_size: int | None = 1 << 20) -> int:
+        got.clear()
+        return take_frames(data, max_size, lambda p, _t: got.append(p), 1.0)
+
+    a, b, c = b"one", b"x" * 300, b"z" * 70_000  # 7-bit, 16-bit and 64-bit lengths
+    whole = _frame(a) + _frame(b, 0x82) + _frame(c)
+    assert take(whole) == len(whole) and got == [a, b, c]
+    third = _frame(b"three")
+    assert take(whole + third[:4]) == len(whole) and got == [a, b, c]  # partial: left
+    assert take(_frame(a) + _frame(b)[:3]) == len(_frame(a))  # partial 16-bit length
+    for head in (0x89, 0x8A, 0x88, 0xC1, 0x01, 0x00, 0x91, 0xA1):  # control, RSV, !FIN, CONT
+        assert take(_frame(b"p", head) + _frame(a)) == 0 and got == []
+    assert take(_frame(a) + _frame(b"p", 0x89) + _frame(a)) == len(_frame(a))
+    assert take(_frame(a, mask=True)) == 0  # a server never masks: the library fails it
+    assert take(_frame(b), max_size=299) == 0  # too big: the library closes 1009
+    assert take(_frame(b), max_size=None) == len(_frame(b))
+    assert take(b"\x81") == 0
+
+
+def test_a_burst_is_taken_in_bulk_around_pings_and_split_frames(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many messages, pings between them and frames split over reads arrive whole, in order;
+    the library sees only what the bulk path leaves (handshake, pings, partial frames)."""
+    from websockets.client import ClientProtocol
+
+    fed: list[int] = []
+    real = ClientProtocol.receive_data
+
+    def counting(self: ClientProtocol, data: bytes) -> None:
+        fed.append(len(data))
+        real(self, data)
+
+    monkeypatch.setattr(ClientProtocol, "receive_data", counting)
+    pongs: list[float] = []
+
+    async def main() -> None:
+        async def handler(ws: ServerConnection) -> None:
+            for i in range(300):
+                await ws.send(_msg("b", i, pad=i % 7 * 40))
+                if i % 100 == 50:
+                    pongs.append(await asyncio.wait_for(await ws.ping(), 5))
+            await ws.wait_closed()
+
+        async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            conn, got = await _collect(f"ws://127.0.0.1:{port}/", OFF)
+            for _ in range(500):
+                if len(got) == 300:
+                    break
+                await asyncio.sleep(0.01)
+            assert [json.loads(p)["seq"] for p, _ in got] == list(range(300))
+            assert len(pongs) == 3  # the library still answered every ping
+            await conn.close()
+            assert conn.close_code == 1000
+
+    asyncio.run(main())
+    bulk = sum(len(_msg("b", i, pad=i % 7 * 40)) + 2 for i in range(300))
+    assert sum(fed) < bulk / 2  # most bytes never went through the library's parser

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
+from wslab.cli.scale_cmd import nginx_conf
 from wslab.config import TuningConfig
-from wslab.harness.cluster import NginxFront, free_port_block, need_binary
+from wslab.harness.cluster import NginxFront, free_port, free_port_block, need_binary
 from wslab.harness.server import LiveServer
 from wslab.harness.wiring import CLIENT_HEADER
 
@@ -57,8 +58,9 @@ def test_nginx_keeps_each_address_on_one_worker_and_spreads_addresses(tmp_path: 
             server.on_open.append(lambda conn, _s, worker=i: seen.__setitem__(conn, worker))
             await server.start()
             servers.append(server)
-        nginx = await asyncio.to_thread(NginxFront, config, base, tmp_path / "nginx",
-                                        len(ADDRESSES), WORKERS)
+        listen = free_port()
+        conf = nginx_conf(config.updated({"scaling.workers": WORKERS}), base, listen)
+        nginx = await asyncio.to_thread(NginxFront, conf, listen, tmp_path / "nginx")
         try:
             assert "hash $remote_addr consistent;" in nginx.conf.read_text()
             await _connect_all(nginx.port)

@@ -15,6 +15,7 @@ import pytest
 from services import needs
 from typer.testing import CliRunner
 
+from wslab.cli.scale_cmd import nginx_conf
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
 from wslab.harness.cluster import free_port
@@ -75,7 +76,8 @@ def test_without_gc_freeze_workers_report_no_freezes() -> None:
 @needs_nginx
 def test_nginx_front_proxies_sessions_to_both_workers() -> None:
     s = run_scale(TuningConfig(), ScaleOptions(connections=200, workers=2, balancer="nginx",
-                                               broadcasts=2, directs=5, idle_s=0.2)).summary
+                                               broadcasts=2, directs=5, idle_s=0.2,
+                                               nginx_conf=nginx_conf)).summary
     assert s["opened"] == 200 and sum(s["held_per_worker"]) == 200
     assert min(s["held_per_worker"]) > 0  # hash $remote_addr over 16 source addresses
     assert s["broadcast_receipts"] == 400 and s["lost"] == 0 and s["duplicated"] == 0

@@ -45,6 +45,13 @@ def scale(
         "--storm", help="admission control: --connections beyond max_connections")] = False,
     memory: Annotated[bool, typer.Option(
         "--memory-matrix", help="memory per connection: off, default deflate, config")] = False,
+    session_broadcast: Annotated[bool, typer.Option(
+        "--session-broadcast",
+        help="send each broadcast through every connection's session, not as one "
+             "prepared frame")] = False,
+    holders: Annotated[int | None, typer.Option(
+        "--holders", min=1, help="client processes holding the connections (default: "
+                                 "one per 5,000, at most 4)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Hold many connections over workers and measure ramp, memory, CPU and fan-out."""
@@ -56,7 +63,9 @@ def scale(
     opts = ScaleOptions(connections=connections, workers=workers, balancer=balancer,
                         broker=broker, redis_url=redis, port=port, broadcasts=broadcasts,
                         message_size=size, broadcast_interval_s=interval, directs=directs,
-                        idle_s=idle, rate=rate, shared_broadcast=shared, gc_freeze=gc_freeze)
+                        idle_s=idle, rate=rate, shared_broadcast=shared, gc_freeze=gc_freeze,
+                        prepared_broadcast=not session_broadcast, holders=holders,
+                        nginx_conf=nginx_conf if balancer == "nginx" else None)
     say = None if json_out else (lambda m: err.print(f"[dim]{m}[/dim]"))
     summary: dict[str, Any]
     if storm:
@@ -69,6 +78,14 @@ def scale(
         print_json(summary)
         return
     out.print(_table(summary))
+
+
+def nginx_conf(config: Any, upstream_port: int, listen_port: int) -> str:
+    """``nginx.conf`` from the exporter, for ``--balancer nginx``."""
+    from wslab.tune.export import render_nginx
+
+    return render_nginx(config, upstream_port=upstream_port,
+                        listen_port=listen_port)["nginx.conf"]
 
 
 def _table(summary: dict[str, Any]) -> Table:

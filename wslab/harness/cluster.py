@@ -5,7 +5,8 @@ stdin/stdout, tied to this process by ``lifeline`` so it dies with it even on SI
 stopped with its whole process group; :func:`stop_children` stops several at once,
 :func:`python_child` starts one of wslab's own roles), :func:`need_binary`,
 :class:`RedisServer` (a private ``redis-server`` on a free loopback port, no persistence)
-and :class:`NginxFront` (nginx from the exporter's config, in a private prefix directory).
+and :class:`NginxFront` (nginx from a config its caller rendered, in a private prefix
+directory). Commands are written as ``commands.py`` encodes them.
 What must not live here: planning against the machine's limits and finding free ports
 (``loadplan.py``; :func:`plan_load`, :class:`LoadPlan`, the limits and the port helpers are
 re-exported here), the run itself (``scale.py``), the worker's and holder's insides
@@ -26,9 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wslab.config import TuningConfig
 from wslab.errors import WslabError
 from wslab.harness import lifeline
+from wslab.harness.commands import Command, encode
 from wslab.harness.linepipe import LinePipe
 from wslab.harness.loadplan import BALANCE_SLACK as BALANCE_SLACK  # re-exported
 from wslab.harness.loadplan import FD_SLACK as FD_SLACK
@@ -108,11 +109,11 @@ class Child:
             raise WslabError(f"{self.what}: {value['error']}")
         return value if isinstance(value, dict) else {"value": value}
 
-    def ask(self, command: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
-        """Send one command and read one answer."""
+    def ask(self, command: Command, timeout: float = 60.0) -> dict[str, Any]:
+        """Send one command and read one answer (an ``error`` answer raises)."""
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(json.dumps(command) + "\n")
+            self.proc.stdin.write(encode(command) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise WslabError(f"{self.what} is gone (exit code {self.proc.poll()})") from None
@@ -203,29 +204,24 @@ class RedisServer:
 
 
 class NginxFront:
-    """nginx in front of the workers, from ``render_nginx``, in a private prefix.
+    """nginx from a rendered ``nginx.conf``, in a private prefix.
 
     Args:
-        config: The tuning config (heartbeat, ``workers``, ``max_connections`` size it).
-        upstream_port: First worker port (workers on consecutive ports).
+        conf_text: The whole ``nginx.conf``, rendered by the caller (``wslab scale`` uses
+            the exporter's ``render_nginx``); it must listen on ``port``.
+        port: The loopback port the config listens on (checked to accept connections).
         prefix: A private directory for its config, logs, pid and temp files.
-        connections: Client connections the run will hold (sizes worker_connections).
-        workers: Backends on ``upstream_port`` .. ``upstream_port + workers - 1``.
+        start_timeout: Longest wait for it to listen.
     """
 
-    def __init__(self, config: TuningConfig, upstream_port: int, prefix: Path,
-                 connections: int, workers: int, start_timeout: float = 10.0) -> None:
-        from wslab.tune.export import render_nginx
-
+    def __init__(self, conf_text: str, port: int, prefix: Path,
+                 start_timeout: float = 10.0) -> None:
         binary = need_binary("nginx", "nginx")
-        self.port = free_port()
-        sized = config.updated({"scaling.workers": workers, "scaling.max_connections": max(
-            connections, config.scaling.max_connections)})
+        self.port = port
         (prefix / "logs").mkdir(parents=True, exist_ok=True)
         (prefix / "temp").mkdir(exist_ok=True)
         conf = prefix / "nginx.conf"
-        conf.write_text(render_nginx(sized, upstream_port=upstream_port,
-                                     listen_port=self.port)["nginx.conf"])
+        conf.write_text(conf_text)
         base = [binary, "-p", str(prefix), "-c", str(conf), "-e",
                 str(prefix / "logs" / "error.log")]
         self.conf = conf
@@ -233,7 +229,7 @@ class NginxFront:
         check = lifeline.run([*base, "-t"], capture_output=True, text=True, timeout=30)
         if check.returncode != 0:
             last = (check.stderr.strip().splitlines() or ["no output"])[-1]
-            raise WslabError(f"nginx rejected the generated config: {last}")
+            raise WslabError(f"nginx rejected the config: {last}")
         self.child = Child([*base, "-g", "daemon off;"], "nginx", cwd=prefix)
         deadline = time.monotonic() + start_timeout
         while time.monotonic() < deadline:

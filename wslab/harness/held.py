@@ -21,6 +21,14 @@ So against wslab's workers (which ping at that interval) it stays as quiet as a 
 and a server that does not ping is kept while it answers. Without a timeout it pings when
 quiet and never closes; without an interval it has no timer at all.
 
+Reading in bulk: while the connection is OPEN and the library's parser holds nothing (no
+partial frame, no fragmented message), ``data_received`` takes every whole data frame at
+the start of the bytes that arrived itself (:func:`take_frames`): FIN set, RSV bits
+clear, unmasked, no larger than ``max_size``. That is the one case where the library's
+parser would do nothing but hand the frame over; anything else (a control frame, a
+compressed or fragmented frame, a partial one, a bad one) and everything after it goes to
+the library, which answers, fails or closes as it always does.
+
 Why not websockets' asyncio client: the holders are the measuring instrument. On a machine
 where they share the cores with the server under test, whatever a holder spends per message
 is time the server cannot use, and it shows up as fan-out latency that a real deployment
@@ -66,7 +74,7 @@ class HeldConnection(asyncio.Protocol):
             that closes the connection (None: ping when quiet, never close).
     """
 
-    __slots__ = ("_beat", "_close_timer", "_deadline", "_heard", "_parts", "_pinged",
+    __slots__ = ("_beat", "_close_timer", "_deadline", "_heard", "_limit", "_parts", "_pinged",
                  "_probe", "closed", "keepalive_failed", "label", "on_message", "opened",
                  "protocol", "transport")
 
@@ -75,6 +83,10 @@ class HeldConnection(asyncio.Protocol):
                  ping_timeout: float | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.protocol = protocol
+        # The largest frame the library's parser takes (message and fragment limits).
+        limits = [n for n in (protocol.max_message_size, protocol.max_fragment_size)
+                  if n is not None]
+        self._limit = min(limits) if limits else None
         self.label = label
         self.on_message = on_message
         # Ping after this much silence (the server's own ping is overdue by half the
@@ -109,7 +121,15 @@ class HeldConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._heard = now = time.monotonic()
-        self.protocol.receive_data(data)
+        protocol = self.protocol
+        if protocol.state is State.OPEN and protocol.current_size is None \
+                and not protocol.reader.buffer:
+            used = take_frames(data, self._limit, self.on_message, now)
+            if used == len(data):
+                return
+            if used:
+                data = data[used:]
+        protocol.receive_data(data)
         self._on_events(now)
 
     def eof_received(self) -> bool | None:
@@ -215,6 +235,37 @@ class HeldConnection(asyncio.Protocol):
             self.transport.abort()
 
 
+def take_frames(data: bytes, max_size: int | None, on_message: MessageCallback,
+                arrived: float) -> int:
+    """Hand over every whole, plain data frame at the start of ``data``; bytes used.
+
+    Plain: FIN set, RSV bits clear, text or binary, unmasked, at most ``max_size``
+    (None: any size). It stops at the first frame that is anything else or incomplete;
+    what follows is the library's to parse.
+    """
+    pos, end = 0, len(data)
+    while end - pos >= 2:
+        head, size = data[pos], data[pos + 1]
+        if (head != 0x81 and head != 0x82) or size & 0x80:
+            break
+        start = pos + 2
+        if size == 126:
+            if end - start < 2:
+                break
+            size = int.from_bytes(data[start:start + 2])
+            start += 2
+        elif size == 127:
+            if end - start < 8:
+                break
+            size = int.from_bytes(data[start:start + 8])
+            start += 8
+        if (max_size is not None and size > max_size) or end - start < size:
+            break
+        pos = start + size
+        on_message(data[start:pos], arrived)
+    return pos
+
+
 async def open_held(url: str, config: TuningConfig, label: str, on_message: MessageCallback,
                     *, local_addr: tuple[str, int] | None = None,
                     open_timeout: float = 60) -> HeldConnection:
@@ -227,12 +278,14 @@ async def open_held(url: str, config: TuningConfig, label: str, on_message: Mess
 
     sc = config.scaling
 
+    def factory() -> HeldConnection:
+        return HeldConnection(protocol, label, on_message,
+                              ping_interval=sc.heartbeat_interval_s,
+                              ping_timeout=sc.heartbeat_timeout_s)
+
     async def handshake() -> HeldConnection:
-        _transport, conn = await loop.create_connection(
-            lambda: HeldConnection(protocol, label, on_message,
-                                   ping_interval=sc.heartbeat_interval_s,
-                                   ping_timeout=sc.heartbeat_timeout_s),
-            uri.host, uri.port, local_addr=local_addr)
+        _transport, conn = await loop.create_connection(factory, uri.host, uri.port,
+                                                        local_addr=local_addr)
         try:
             await conn.opened
         except BaseException:

@@ -8,31 +8,25 @@ first line and stops cleanly on SIGTERM or SIGINT, saving its logs. For ``zstd-d
 take ``--dictionaries PATH``, the pre-shared :class:`~wslab.codecs.zstd_dict.DictionarySet`
 file; a bad file or a missing set is one ``error:`` line on stderr and exit code 2.
 
-``wslab scale`` (``scale.py``) starts two more roles, driven by JSON lines on stdin with one
-JSON line answered per command: ``worker`` (a server joined to the cluster through a broker
-and the connection registry; commands ``broadcast``, ``direct``, ``stats``, ``purge``,
-``quit``) and ``holder`` (a :class:`~wslab.harness.client.HoldClient`; it prints a ``ready``
-line after opening its connections, then answers ``count``, ``wait``, ``report``,
-``close``).
+The same command line parses the two roles ``wslab scale`` (``scale.py``) starts,
+``worker`` and ``holder``; what they do is ``scale_roles.py``, driven by the JSON-lines
+protocol of ``commands.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import json
 import signal
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
 from wslab.harness.client import LoadClient
-from wslab.harness.gcfreeze import GcFreezer, GcPauses
+from wslab.harness.scale_roles import fail, holder_role, worker_role
 from wslab.harness.server import LiveServer
 from wslab.traces.io import read_trace
 
@@ -60,7 +54,7 @@ def _server(args: argparse.Namespace) -> int:
                             host=args.host, port=args.port, expect_clients=args.expect_clients,
                             rooms=args.rooms, dictionaries=dictionaries)
     except WslabError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
 
     async def main() -> None:
         port = await server.start()
@@ -95,7 +89,7 @@ def _client(args: argparse.Namespace) -> int:
                             allow_remote=args.allow_remote, c2s_only=args.c2s_only,
                             dictionaries=_dictionaries(args.dictionaries))
     except WslabError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     result = asyncio.run(client.run())
     if args.log_dir:
         import pandas as pd
@@ -116,205 +110,6 @@ def _client(args: argparse.Namespace) -> int:
                       "messages_received": received, "tcp_data_segs_out": segments}),
           flush=True)
     return 0
-
-
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
-
-
-async def _command_loop(handle: Handler) -> None:
-    """Answer JSON commands from stdin until ``quit``/``close``, EOF or SIGTERM."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 24)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    stopper = asyncio.create_task(stop.wait())
-    while True:
-        line_task = asyncio.create_task(reader.readline())
-        await asyncio.wait({line_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if not line_task.done():
-            line_task.cancel()
-            return
-        line = line_task.result()
-        if not line:
-            return
-        command = json.loads(line)
-        try:
-            answer = await handle(command)
-        except Exception as exc:  # answered, so the orchestrator can report it
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
-        if answer is None:
-            print(json.dumps({"ok": True}), flush=True)
-            return
-        print(json.dumps(answer), flush=True)
-
-
-def _fail(message: str) -> int:
-    print(json.dumps({"error": message}), flush=True)
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    return 2
-
-
-def _worker(args: argparse.Namespace) -> int:
-    from wslab.harness.broker import connect_broker
-    from wslab.harness.loadplan import raise_nofile
-    from wslab.harness.registry import ClusterNode, MemoryRegistry, RedisRegistry
-
-    raise_nofile()
-    config = TuningConfig.load(args.config)
-
-    async def main() -> int:
-        try:
-            broker = await connect_broker(args.broker, args.redis_url)
-        except WslabError as exc:
-            return _fail(str(exc))
-        registry = (RedisRegistry(broker.redis, args.namespace)  # type: ignore[union-attr]
-                    if args.broker == "redis" else MemoryRegistry())
-        server = LiveServer(config, scenario="echo", host=args.host, port=args.port,
-                            reuse_port=args.reuse_port, shared_broadcast=args.shared_broadcast,
-                            record=False)  # integrity is counted at the holders
-        node = ClusterNode(server, broker, registry, args.worker_id, args.namespace)
-        pauses = GcPauses()  # timed with or without the freeze, to compare the two
-        pauses.start()
-        freezer = None
-        if args.gc_freeze:
-            freezer = GcFreezer(lambda: server.metrics.active,
-                                lambda: server.metrics.counts["connections_total"]
-                                - server.metrics.active)
-        try:
-            await node.start()
-            if freezer is not None:
-                freezer.start()
-            try:
-                port = await server.start()
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    return _fail(f"port {args.port} on {args.host} is already in use")
-                return _fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror}")
-            print(port, flush=True)
-
-            async def handle(cmd: dict[str, Any]) -> dict[str, Any] | None:
-                return await _worker_command(cmd, server, node, args, freezer, pauses)
-
-            await _command_loop(handle)
-        finally:
-            pauses.stop()
-            if freezer is not None:
-                await freezer.stop()
-            await server.stop()
-            await node.stop()
-            await broker.close()
-        return 0
-
-    return asyncio.run(main())
-
-
-def _message(kind: str, seq: int, size: int, **extra: Any) -> bytes:
-    body = {"k": kind, "seq": seq, "t": time.monotonic(), **extra}
-    raw = json.dumps(body)
-    pad = max(0, size - len(raw) - 10)
-    body["pad"] = "x" * pad
-    body["t"] = time.monotonic()
-    return json.dumps(body).encode()
-
-
-async def _worker_command(cmd: dict[str, Any], server: LiveServer, node: Any,
-                          args: argparse.Namespace,
-                          freezer: GcFreezer | None = None,
-                          pauses: GcPauses | None = None) -> dict[str, Any] | None:
-    what = cmd.get("cmd")
-    if what == "broadcast":
-        first = int(cmd.get("start_seq", 0))
-        count = int(cmd["count"])
-        for i in range(count):
-            if i:
-                await asyncio.sleep(float(cmd.get("interval_s", 0.5)))
-            await node.broadcast(_message("b", first + i, int(cmd.get("size", 256)),
-                                          w=args.worker_id))
-        return {"sent": int(cmd["count"])}
-    if what == "direct":
-        exclude = args.worker_id if args.broker == "redis" else None
-        targets = await node.registry.sample(int(cmd["count"]), exclude)
-        routes: dict[str, int] = {}
-        for seq, conn in enumerate(targets):
-            route = await node.send_direct(conn, _message("d", seq, int(cmd.get("size", 128)),
-                                                          to=conn))
-            routes[route] = routes.get(route, 0) + 1
-            await asyncio.sleep(float(cmd.get("interval_s", 0.005)))
-        return {"sent": len(targets), "routes": routes}
-    if what == "stats":
-        await node.settle()
-        exts = [s.ext for s in server.sessions.values() if s.ext is not None]
-        shared = server.shared
-        return {"worker": args.worker_id, "held": len(server.sessions),
-                "registered": await node.registry.count(), "counts": node.counts,
-                "fanout_ms": [round(1e3 * t, 3) for t in node.fanout_s],
-                "gc": freezer.snapshot() if freezer is not None else None,
-                "gc_pauses": pauses.snapshot() if pauses is not None else None,
-                "admission": server.admission.snapshot(),
-                "metrics": dict(server.metrics.counts),
-                "compress_ns": server.compress_ns + sum(e.compressor.encode_ns for e in exts),
-                "compressed_frames": sum(e.compressor.compressed for e in exts),
-                "shared_frames": sum(e.shared_frames for e in exts),
-                "shared_compressions": shared.compressions if shared else 0,
-                "shared_encode_ns": shared.encode_ns if shared else 0}
-    if what == "purge":
-        return {"purged": await node.registry.purge_worker(str(cmd["worker"]))}
-    if what == "quit":
-        return None
-    return {"error": f"unknown command {what!r}"}
-
-
-def _holder(args: argparse.Namespace) -> int:
-    from wslab.harness.holder import HoldClient
-    from wslab.harness.loadplan import raise_nofile
-
-    raise_nofile()
-    config = TuningConfig.load(args.config)
-
-    async def main() -> int:
-        client = HoldClient(args.url, config, connections=args.connections, rate=args.rate,
-                            concurrency=args.concurrency, source_addresses=args.source or None,
-                            prefix=args.prefix)
-        # The holders are the instrument: a full GC walk over thousands of held connections
-        # would show up as fan-out latency, so they keep their heap frozen as the worker does.
-        freezer = GcFreezer(lambda: len(client.open),
-                            lambda: sum(client.stats.close_codes.values()))
-        freezer.start()
-        stats = await client.ramp()
-        print(json.dumps({"event": "ready", "opened": stats.opened, "failed": stats.failed,
-                          "first_error": stats.first_error, "started": stats.started,
-                          "done": [round(t, 4) for t in stats.done]}), flush=True)
-
-        async def handle(cmd: dict[str, Any]) -> dict[str, Any] | None:
-            what = cmd.get("cmd")
-            if what == "count":
-                return {"b": client.received("b"), "d": client.received("d"),
-                        "open": len(client.open), "closed_early": stats.closed_early,
-                        "close_codes": stats.close_codes}
-            if what == "wait":
-                deadline = time.monotonic() + float(cmd.get("timeout", 30))
-                goal = int(cmd["per_connection"])
-                while time.monotonic() < deadline and \
-                        client.received(cmd["kind"]) < goal * len(client.open):
-                    await asyncio.sleep(0.05)
-                return {"received": client.received(cmd["kind"]), "open": len(client.open)}
-            if what == "report":
-                return {"receipts": stats.receipts, "alive": sorted(client.open),
-                        "closed_early": stats.closed_early, "close_codes": stats.close_codes,
-                        "other_messages": client.other_messages}
-            if what == "close":
-                await client.close()
-                return None
-            return {"error": f"unknown command {what!r}"}
-
-        await _command_loop(handle)
-        await freezer.stop()
-        await client.close()
-        return 0
-
-    return asyncio.run(main())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--reuse-port", action="store_true")
     w.add_argument("--shared-broadcast", action="store_true")
     w.add_argument("--gc-freeze", action="store_true")
+    w.add_argument("--session-broadcast", action="store_true",
+                   help="every broadcast through each connection's session, no prepared frame")
     h = roles.add_parser("holder")
     h.add_argument("--url", required=True)
     h.add_argument("--config", required=True)
@@ -367,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument("--prefix", default="h")
     h.add_argument("--source", action="append")
     args = parser.parse_args(argv)
-    roles_map = {"server": _server, "client": _client, "worker": _worker, "holder": _holder}
+    roles_map = {"server": _server, "client": _client, "worker": worker_role,
+                 "holder": holder_role}
     return roles_map[args.role](args)
 
 

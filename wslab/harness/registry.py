@@ -29,7 +29,9 @@ import random
 import time
 from typing import Any, Protocol
 
+from wslab.errors import ConfigError
 from wslab.harness.broker import Broker, jittered_backoff
+from wslab.harness.fanout import broadcast_prepared
 from wslab.harness.server import LiveServer
 from wslab.harness.session import Session
 from wslab.priority import NORMAL
@@ -186,10 +188,16 @@ class ClusterNode:
         registry: The shared connection registry.
         worker: This worker's id.
         namespace: Channel prefix, the same for every worker of a run.
+        prepared: Write each broadcast as one prepared frame to every connection that can
+            take it (``fanout.py``); the others, and every broadcast when False, go through
+            their sessions. Only for a server that keeps counts, not rows per message.
     """
 
     def __init__(self, server: LiveServer, broker: Broker, registry: Registry, worker: str,
-                 namespace: str = "wslab") -> None:
+                 namespace: str = "wslab", *, prepared: bool = False) -> None:
+        if prepared and server.recorder.keeps_frames:
+            raise ConfigError("prepared broadcasts skip the per-message log: give the server "
+                              "record=False")
         self.server = server
         self.broker = broker
         self.registry = registry
@@ -210,7 +218,13 @@ class ClusterNode:
         self._resync_failures = 0  # in a row; retried with backoff up to RESYNC_RETRIES
         self._rng = random.Random()
         self._index = 0
-        self.fanout_s: list[float] = []  # per broadcast received: time to hand it to all
+        self.prepared = prepared
+        # Per broadcast received: the time to hand it to every connection, on the clock and
+        # in this process's CPU (the difference is time the other processes had the core).
+        self.fanout_s: list[float] = []
+        self.fanout_cpu_s: list[float] = []
+        self.fanout_prepared = 0  # connections reached by a prepared frame
+        self.fanout_pushed = 0  # connections reached through their session
         server.on_open.append(self._opened)
         server.on_close.append(self._closed)
         hooks = getattr(broker, "on_reconnect", None)
@@ -364,9 +378,21 @@ class ClusterNode:
 
     def _on_broadcast(self, data: bytes) -> None:
         self._counts["broadcasts_in"] += 1
-        began = time.perf_counter()
-        self._deliver(None, data[1:], data[:1] == b"T")
+        began, cpu = time.perf_counter(), time.thread_time()
+        payload, is_text = data[1:], data[:1] == b"T"
+        if self.prepared:
+            self._fan_out(payload, is_text)
+        else:
+            self.fanout_pushed += self._deliver(None, payload, is_text)
         self.fanout_s.append(time.perf_counter() - began)
+        self.fanout_cpu_s.append(time.thread_time() - cpu)
+
+    def _fan_out(self, payload: bytes, is_text: bool) -> None:
+        """One prepared frame to every connection that takes it, a push to the others."""
+        self._index += 1
+        done = broadcast_prepared(self.server, self._index, payload, is_text)
+        self.fanout_prepared += done.written
+        self.fanout_pushed += len(done.rest)
 
     def _on_direct(self, data: bytes) -> None:
         self._counts["directs_in"] += 1

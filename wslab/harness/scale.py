@@ -20,6 +20,7 @@ receipts.
 from __future__ import annotations
 
 import contextlib
+import math
 import tempfile
 import time
 import uuid
@@ -30,6 +31,7 @@ from typing import Any
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
+from wslab.harness import commands as c
 from wslab.harness.cluster import (
     Child,
     NginxFront,
@@ -39,13 +41,25 @@ from wslab.harness.cluster import (
     stop_children,
 )
 from wslab.harness.lifeline import INTERRUPT_GRACE_S
-from wslab.harness.loadplan import LoadPlan, check_port_free, free_port_block, plan_load
+from wslab.harness.loadplan import (
+    FD_SLACK,
+    LoadPlan,
+    check_port_free,
+    free_port,
+    free_port_block,
+    plan_load,
+)
 from wslab.harness.meter import ProcessSampler
+from wslab.harness.scale_summary import Collected, Ramp, Samples, summarise
 from wslab.harness.scale_summary import merge_counts as merge_counts  # re-exported
-from wslab.harness.scale_summary import summarise
 
 Progress = Callable[[str], None]
+NginxConf = Callable[[TuningConfig, int, int], str]
+"""Renders ``nginx.conf``: (config, first upstream port, listen port) -> the file's text.
+The caller renders (the exporter is in a layer above the harness)."""
 BALANCERS = ("reuseport", "nginx")
+RAMP_FLOOR = 200.0
+"""Connections per second below which waiting for a ramp gives up (beyond ``timeout_s``)."""
 
 
 @dataclass
@@ -68,6 +82,11 @@ class ScaleOptions:
     gc_freeze: bool = True
     kill_worker: int | None = None
     timeout_s: float = 120.0
+    # A broadcast goes out as one prepared frame to every connection that can take it
+    # (``fanout.py``); False sends it through each connection's session.
+    prepared_broadcast: bool = True
+    holders: int | None = None  # holder processes (None: the plan's, at most 4)
+    nginx_conf: NginxConf | None = None  # needed with balancer nginx
 
 
 @dataclass
@@ -125,6 +144,8 @@ class ScaleRun:
             common.append("--shared-broadcast")
         if opts.gc_freeze:
             common.append("--gc-freeze")
+        if not opts.prepared_broadcast:
+            common.append("--session-broadcast")
         port = base
         for i in range(opts.workers):
             wport = base + i if nginx else port
@@ -140,8 +161,14 @@ class ScaleRun:
                 port = int(line)
         if nginx:
             self.say(f"starting nginx in front of {opts.workers} worker(s)")
-            self.nginx = NginxFront(self.config, base, self.tmp / "nginx", opts.connections,
-                                    opts.workers)
+            assert opts.nginx_conf is not None  # checked by _resolve
+            sized = self.config.updated({"scaling.workers": opts.workers,
+                                         "scaling.max_connections": max(
+                                             opts.connections,
+                                             self.config.scaling.max_connections)})
+            listen = free_port()
+            self.nginx = NginxFront(opts.nginx_conf(sized, base, listen), listen,
+                                    self.tmp / "nginx")
             self.url = f"ws://127.0.0.1:{self.nginx.port}/"
         else:
             self.url = f"ws://127.0.0.1:{port}/"
@@ -150,6 +177,9 @@ class ScaleRun:
         cfg_path = self.tmp / "client.yaml"
         self.config.save(cfg_path)
         counts = connections or plan.per_process
+        if connections is None and self.opts.holders:
+            base, extra = divmod(plan.connections, self.opts.holders)
+            counts = [base + (i < extra) for i in range(self.opts.holders)]
         addrs = plan.source_addresses
         for p, n in enumerate(counts):
             mine = addrs[p::len(counts)] or addrs
@@ -161,8 +191,20 @@ class ScaleRun:
             self.holders.append(python_child(args, f"client process {p}"))
 
     def worker_stats(self) -> list[dict[str, Any]]:
-        return [w.ask({"cmd": "stats"}) if w.alive() else {"worker": str(i), "dead": True}
-                for i, w in enumerate(self.workers)]
+        """Each worker's :class:`~wslab.harness.commands.WorkerStats`; a dead one's
+        ``{"worker": ID, "dead": True}``."""
+        return [dict(c.expect(c.WorkerStats, w.ask(c.Stats()), w.what)) if w.alive()
+                else {"worker": str(i), "dead": True} for i, w in enumerate(self.workers)]
+
+    def ready(self) -> list[c.Ready]:
+        """Every holder's line once its ramp is over (waiting ``timeout_s`` plus a second
+        per RAMP_FLOOR connections: a loaded machine opens 50,000 slowly, not wrongly)."""
+        wait = self.opts.timeout_s + self.opts.connections / RAMP_FLOOR
+        return [c.expect(c.Ready, h.read_json(wait), h.what) for h in self.holders]
+
+    def counts(self) -> list[c.Counted]:
+        """Every holder's counts now."""
+        return [c.expect(c.Counted, h.ask(c.Count()), h.what) for h in self.holders]
 
 
 def _check_binaries(opts: ScaleOptions, broker: str) -> None:
@@ -175,6 +217,11 @@ def _check_binaries(opts: ScaleOptions, broker: str) -> None:
 def _resolve(config: TuningConfig, opts: ScaleOptions) -> tuple[str, LoadPlan]:
     if opts.balancer not in BALANCERS:
         raise WslabError(f"unknown balancer {opts.balancer!r}; known: {', '.join(BALANCERS)}")
+    if opts.balancer == "nginx" and opts.nginx_conf is None:
+        raise WslabError("the nginx balancer needs nginx_conf, a renderer of nginx.conf "
+                         "(wslab.tune.export.render_nginx in the command line)")
+    if opts.holders is not None and not 1 <= opts.holders <= opts.connections:
+        raise WslabError("holders must be between 1 and the number of connections")
     if opts.connections < 1 or opts.workers < 1:
         raise WslabError("connections and workers must be at least 1")
     broker = opts.broker or ("redis" if opts.workers > 1 else "memory")
@@ -185,6 +232,11 @@ def _resolve(config: TuningConfig, opts: ScaleOptions) -> tuple[str, LoadPlan]:
                      max_connections=config.scaling.max_connections)
     if plan.problems:
         raise WslabError("cannot reach the requested load: " + "; ".join(plan.problems))
+    if opts.holders is not None and math.ceil(opts.connections / opts.holders) \
+            > plan.fd_limit - FD_SLACK:
+        raise WslabError(f"{opts.holders} holder process(es) would each open more than "
+                         f"{plan.fd_limit - FD_SLACK} connections (hard RLIMIT_NOFILE "
+                         f"{plan.fd_limit}); use more")
     _check_binaries(opts, broker)
     return broker, plan
 
@@ -227,60 +279,64 @@ def _execute(run: ScaleRun, broker: str, plan: LoadPlan) -> ScaleResult:
     run.start_workers(broker, redis_url, namespace)
     samplers = [ProcessSampler(w.pid) for w in run.workers]
     time.sleep(0.3)
-    base = [s.sample() for s in samplers]
+    samples = Samples(base=[s.sample() for s in samplers])
     say(f"opening {opts.connections} connections from {plan.client_processes} process(es), "
         f"{len(plan.source_addresses)} source address(es)")
     run.start_holders(plan)
-    readies = [h.read_json(opts.timeout_s) for h in run.holders]
-    opened = sum(r["opened"] for r in readies)
-    done = sorted(t for r in readies for t in r["done"])
-    started = min(r["started"] for r in readies)
-    time_to_n = (done[-1] - started) if done else None
+    ramp = Ramp(run.ready())
     time.sleep(1.0)
-    held_stats = run.worker_stats()
-    held = [s.get("held", 0) for s in held_stats]
-    idle_a = [s.sample() for s in samplers]
-    say(f"{opened} open; idling {opts.idle_s:g} s with heartbeats")
+    held = [s.get("held", 0) for s in run.worker_stats()]
+    samples.idle_a = [s.sample() for s in samplers]
+    say(f"{ramp.opened} open; idling {opts.idle_s:g} s with heartbeats")
     time.sleep(opts.idle_s)
-    idle_b = [s.sample() for s in samplers]
-    died: list[dict[str, Any]] = []
-    if opts.kill_worker is not None and opts.kill_worker < len(run.workers):
-        say(f"killing worker {opts.kill_worker} (fault injection)")
-        run.workers[opts.kill_worker].stop(timeout=1, sig=9)
-        time.sleep(1.0)
-    for i, w in enumerate(run.workers):
-        if not w.alive():
-            died.append({"worker": i, "exit_code": w.proc.returncode,
-                         "connections_held": held[i] if i < len(held) else None})
-    alive_workers = [w for w in run.workers if w.alive()]
-    if not alive_workers:
-        raise WslabError("every worker died; nothing left to measure")
-    origin = alive_workers[0]
-    for d in died:
-        origin.ask({"cmd": "purge", "worker": str(d["worker"])})
+    samples.idle_b = [s.sample() for s in samplers]
+    died = _kill_and_purge(run, held)
+    origin = next(w for w in run.workers if w.alive())
     say(f"{opts.broadcasts} broadcast(s) of {opts.message_size} B")
-    cpu_a = _sample(samplers, run.workers)
-    origin.ask({"cmd": "broadcast", "count": opts.broadcasts, "size": opts.message_size,
-                "interval_s": opts.broadcast_interval_s},
-               timeout=opts.timeout_s)
+    holder_samplers = [ProcessSampler(h.pid) for h in run.holders]
+    samples.cpu_a = _sample(samplers, run.workers)
+    samples.holders_a = [s.sample() for s in holder_samplers]
+    c.expect(c.Sent, origin.ask(c.Broadcast(count=opts.broadcasts, size=opts.message_size,
+                                            interval_s=opts.broadcast_interval_s),
+                                timeout=opts.timeout_s), origin.what)
     for h in run.holders:
-        h.ask({"cmd": "wait", "kind": "b", "per_connection": opts.broadcasts,
-               "timeout": 30}, timeout=60)
-    cpu_b = _sample(samplers, run.workers)
-    directs = origin.ask({"cmd": "direct", "count": opts.directs}, timeout=opts.timeout_s)
+        c.expect(c.Waited, h.ask(c.Wait(kind="b", per_connection=opts.broadcasts,
+                                        timeout=30), timeout=60), h.what)
+    samples.cpu_b = _sample(samplers, run.workers)
+    samples.holders_b = [s.sample() for s in holder_samplers]
+    directs = c.expect(c.DirectSent, origin.ask(c.Direct(count=opts.directs),
+                                                timeout=opts.timeout_s), origin.what)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        got = sum(h.ask({"cmd": "count"})["d"] for h in run.holders)
-        if got >= directs["sent"]:
+        if sum(n["d"] for n in run.counts()) >= directs["sent"]:
             break
         time.sleep(0.05)
-    after = _sample(samplers, run.workers)
+    samples.after = _sample(samplers, run.workers)
     stats = run.worker_stats()
-    reports = [h.ask({"cmd": "report"}, timeout=120) for h in run.holders]
-    summary = summarise(opts, broker, plan, readies, opened, time_to_n, done, started,
-                        held, base, idle_a, idle_b, cpu_a, cpu_b, after, stats, reports,
-                        directs, died)
+    reports = [c.expect(c.Receipts, h.ask(c.Report(), timeout=120), h.what)
+               for h in run.holders]
+    summary = summarise(opts, broker, plan, ramp, samples,
+                        Collected(held, stats, reports, directs, died))
     return ScaleResult(summary, plan, stats)
+
+
+def _kill_and_purge(run: ScaleRun, held: list[int]) -> list[dict[str, Any]]:
+    """The optional fault: kill a worker, then purge every dead worker's registry entries
+    through a live one; what died."""
+    opts = run.opts
+    if opts.kill_worker is not None and opts.kill_worker < len(run.workers):
+        run.say(f"killing worker {opts.kill_worker} (fault injection)")
+        run.workers[opts.kill_worker].stop(timeout=1, sig=9)
+        time.sleep(1.0)
+    died = [{"worker": i, "exit_code": w.proc.returncode,
+             "connections_held": held[i] if i < len(held) else None}
+            for i, w in enumerate(run.workers) if not w.alive()]
+    alive = [w for w in run.workers if w.alive()]
+    if not alive:
+        raise WslabError("every worker died; nothing left to measure")
+    for d in died:
+        c.expect(c.Purged, alive[0].ask(c.Purge(worker=str(d["worker"]))), alive[0].what)
+    return died
 
 
 def _sample(samplers: list[ProcessSampler], workers: list[Child]) -> list[Any]:

@@ -62,9 +62,9 @@ def run_storm(config: TuningConfig, clients: int, *, settle_s: float | None = No
         say(f"storm: {clients} clients against max_connections {sc.max_connections}, "
             f"pending queue {sc.pending_queue}")
         run.start_holders(plan)
-        readies = [h.read_json(opts.timeout_s) for h in run.holders]
+        readies = run.ready()
         time.sleep(settle_s if settle_s is not None else sc.pending_timeout_s + 2.0)
-        counts = [h.ask({"cmd": "count"}) for h in run.holders]
+        counts = run.counts()
         stats = run.worker_stats()[0]
         import urllib.request
 

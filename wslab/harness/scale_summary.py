@@ -1,7 +1,9 @@
 """The figures of a ``wslab scale`` run, from what its workers and holders reported.
 
-What lives here: :func:`summarise` (the one JSON object a run reports), the broadcast
-integrity count (:func:`broadcast_integrity`), latency :func:`percentiles` and
+What lives here: :func:`summarise` (the one JSON object a run reports) and what it is
+given (:class:`Ramp`, the holders' ``ready`` lines; :class:`Samples`, CPU and RSS of the
+processes at the run's moments; :class:`Collected`, the answers gathered at its end), the
+broadcast integrity count (:func:`broadcast_integrity`), latency :func:`percentiles` and
 :func:`merge_counts`. What must not live here: running anything (``scale.py``), printing
 (the CLI).
 
@@ -16,19 +18,82 @@ connections open from ramp to report: each must receive every broadcast once, in
 | ``memory_per_connection_kib`` | live workers' RSS growth since before the ramp / held   |
 | ``idle_cpu_percent``          | workers' CPU over the idle period                       |
 | ``broadcast_latency_ms``      | every broadcast receipt; also p99 per broadcast         |
+| ``broadcast_fanout_ms``       | each worker's own hand-off of each broadcast, wall time |
+| ``broadcast_fanout_cpu_ms``   | the same, CPU time of the worker's thread               |
+| ``broadcast_cpu_s``           | workers' CPU from the first broadcast to the last receipt |
+| ``holder_broadcast_cpu_s``    | the holders' CPU over the same span                     |
 | ``lost`` ... ``reordered``    | broadcasts on connections open from ramp to report      |
 | ``direct_latency_ms``         | every direct-message receipt                            |
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from wslab.harness.commands import DirectSent, Ready, Receipts
     from wslab.harness.loadplan import LoadPlan
+    from wslab.harness.meter import ProcSample
     from wslab.harness.scale import ScaleOptions
+
+
+@dataclass
+class Ramp:
+    """The holders' ``ready`` lines: how the connections opened."""
+
+    readies: list[Ready]
+
+    @property
+    def opened(self) -> int:
+        """Connections open after the ramp."""
+        return sum(r["opened"] for r in self.readies)
+
+    @property
+    def started(self) -> float:
+        """When the first holder started opening (``time.monotonic()``)."""
+        return min(r["started"] for r in self.readies)
+
+    @property
+    def done(self) -> list[float]:
+        """Every connection's open time, sorted."""
+        return sorted(t for r in self.readies for t in r["done"])
+
+
+Sampled = list["ProcSample | None"]
+
+
+@dataclass
+class Samples:
+    """CPU and RSS of the workers (None: dead by then) and holders at the run's moments."""
+
+    base: Sampled  # workers before the ramp
+    idle_a: Sampled = field(default_factory=list)  # around the idle period
+    idle_b: Sampled = field(default_factory=list)
+    cpu_a: Sampled = field(default_factory=list)  # around the broadcasts
+    cpu_b: Sampled = field(default_factory=list)
+    holders_a: Sampled = field(default_factory=list)
+    holders_b: Sampled = field(default_factory=list)
+    after: Sampled = field(default_factory=list)  # at the end
+
+
+@dataclass
+class Collected:
+    """What the run gathered at its end."""
+
+    held: list[int]  # connections per worker after the ramp
+    stats: list[dict[str, Any]]  # each worker's stats (``dead`` for a dead one)
+    reports: list[Receipts]  # each holder's report
+    directs: DirectSent
+    died: list[dict[str, Any]]
+
+
+def _cpu(a: Sampled, b: Sampled) -> float:
+    """CPU seconds between two samples of the same processes (the dead left out)."""
+    return sum(y.cpu_s - x.cpu_s for x, y in zip(a, b, strict=True)
+               if x is not None and y is not None)
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -61,15 +126,13 @@ def broadcast_integrity(receipts: list[list[Any]], alive: set[tuple[int, int]],
     return {"lost": lost, "duplicated": duplicated, "reordered": reordered}
 
 
-def summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, readies: list[dict[str, Any]],
-              opened: int, time_to_n: float | None, done: list[float], started: float,
-              held: list[int], base: list[Any], idle_a: list[Any], idle_b: list[Any],
-              cpu_a: list[Any], cpu_b: list[Any], after: list[Any],
-              stats: list[dict[str, Any]], reports: list[dict[str, Any]],
-              directs: dict[str, Any], died: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run's summary: the holders' ``ready`` and ``report`` answers, the workers'
-    ``stats`` and process samples (before the ramp, around the idle period and the
-    broadcasts, at the end; None for a worker that died), and what the run did."""
+def summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, ramp: Ramp, samples: Samples,
+              got: Collected) -> dict[str, Any]:
+    """The run's summary, from the holders' ``ready`` and ``report`` answers, the workers'
+    ``stats``, the process samples and what the run did."""
+    reports, stats, held, after = got.reports, got.stats, got.held, samples.after
+    readies, opened, done, started = ramp.readies, ramp.opened, ramp.done, ramp.started
+    time_to_n = (done[-1] - started) if done else None
     receipts = [[p, *r] for p, rep in enumerate(reports) for r in rep["receipts"]]
     alive = {(p, n) for p, rep in enumerate(reports) for n in rep["alive"]}
     d_lat = [(r[5] - r[4]) * 1e3 for r in receipts if r[2] == "d"]
@@ -79,21 +142,26 @@ def summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, readies: list[dic
             by_seq.setdefault(r[3], []).append((r[5] - r[4]) * 1e3)
     b_lat = [lat for lats in by_seq.values() for lat in lats]
     integrity = broadcast_integrity(receipts, alive, opts.broadcasts)
-    ramp = [t - started for t in done]
-    per_second = np.bincount(np.floor(ramp).astype(int)).tolist() if ramp else []
+    ramp_s = [t - started for t in done]
+    per_second = np.bincount(np.floor(ramp_s).astype(int)).tolist() if ramp_s else []
     live = [i for i, a in enumerate(after) if a is not None]
     held_live = sum(held[i] for i in live)
-    rss_growth = sum(after[i].rss_kib - base[i].rss_kib for i in live)
-    idle_cpu = sum(b.cpu_s - a.cpu_s for a, b in zip(idle_a, idle_b, strict=True))
-    bcast_cpu = sum(b.cpu_s - a.cpu_s for a, b in zip(cpu_a, cpu_b, strict=True)
-                    if a is not None and b is not None)
+    rss_growth = 0
+    for i in live:
+        end, base = after[i], samples.base[i]
+        if end is not None and base is not None:
+            rss_growth += end.rss_kib - base.rss_kib
+    idle_cpu = _cpu(samples.idle_a, samples.idle_b)
+    bcast_cpu = _cpu(samples.cpu_a, samples.cpu_b)
+    holder_cpu = _cpu(samples.holders_a, samples.holders_b)
     live_stats = [s for s in stats if not s.get("dead")]
+    directs, died = got.directs, got.died
     return {
         "connections": opts.connections, "opened": opened,
         "failed": sum(r["failed"] for r in readies),
         "first_error": next((r["first_error"] for r in readies if r["first_error"]), None),
         "workers": opts.workers, "balancer": opts.balancer, "broker": broker,
-        "client_processes": plan.client_processes,
+        "client_processes": len(reports),
         "source_addresses": len(plan.source_addresses), "fd_limit": plan.fd_limit,
         "time_to_n_s": time_to_n,
         "connections_per_s": opened / time_to_n if time_to_n else None,
@@ -111,6 +179,12 @@ def summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, readies: list[dic
                                   if (p := percentiles(by_seq[k])["p99"]) is not None],
         # the worker's own part: handing each broadcast to all its connections
         "broadcast_fanout_ms": [s.get("fanout_ms", []) for s in live_stats],
+        "broadcast_fanout_cpu_ms": [s.get("fanout_cpu_ms", []) for s in live_stats],
+        # connections each broadcast reached by one prepared frame / through their session
+        "fanout_prepared": sum(s.get("fanout_prepared", 0) for s in live_stats),
+        "fanout_pushed": sum(s.get("fanout_pushed", 0) for s in live_stats),
+        "prepared_broadcast": opts.prepared_broadcast,
+        "holder_broadcast_cpu_s": holder_cpu,
         "broadcast_cpu_s": bcast_cpu,
         "broadcast_cpu_ms_per_broadcast": 1e3 * bcast_cpu / opts.broadcasts
         if opts.broadcasts else None,
