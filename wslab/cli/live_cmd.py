@@ -179,7 +179,7 @@ def load(
 ) -> None:
     """Load any WebSocket server with a trace's messages (expects them echoed back)."""
     from wslab.errors import WslabError
-    from wslab.harness.client import LoadClient, check_target
+    from wslab.harness.client import LoadClient, check_target, run_load
     from wslab.harness.recorder import join_stream
     from wslab.traces.io import read_trace
 
@@ -188,7 +188,7 @@ def load(
                         connections=connections, rate=rate, speed=speed,
                         allow_remote=allow_remote,
                         dictionaries=_dictionaries(dictionaries_path))
-    result = asyncio.run(client.run())
+    result = run_load(client)
     errors = [c["error"] for c in result.connections if c.get("error")]
     if len(errors) == len(result.connections):
         raise WslabError(f"{url}: no connection succeeded: {errors[0]}")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
-from wslab.harness.client import LoadClient
+from wslab.harness.client import LoadClient, run_load
 from wslab.harness.scale_roles import fail, holder_role, worker_role
 from wslab.harness.server import LiveServer
 from wslab.traces.io import read_trace
@@ -90,7 +90,7 @@ def _client(args: argparse.Namespace) -> int:
                             dictionaries=_dictionaries(args.dictionaries))
     except WslabError as exc:
         return fail(str(exc))
-    result = asyncio.run(client.run())
+    result = run_load(client)
     if args.log_dir:
         import pandas as pd
 
