@@ -149,15 +149,31 @@ class DeflateDecoder:
             raise DecodeError("permessage-deflate decoder is unusable after a bad message")
         if self.no_context_takeover:
             self._decompressor = zlib.decompressobj(-self.window_bits)
+        pending = bytes(data) + SYNC_FLUSH_TAIL
         try:
-            return self._inflate(bytes(data) + SYNC_FLUSH_TAIL, max_size)
+            if max_size is None and not self._keep_history:
+                # The common case (no limit, no history to keep), in one call unless the
+                # sender set BFINAL; then the general loop carries on after it.
+                d = self._decompressor
+                try:
+                    out = d.decompress(pending)
+                except zlib.error as exc:
+                    raise DecodeError(
+                        f"permessage-deflate data does not inflate: {exc}") from exc
+                if not d.eof:
+                    return out
+                pending = d.unused_data
+                self._decompressor = self._fresh()
+                if not pending or pending == SYNC_FLUSH_TAIL:
+                    return out
+                return self._inflate(pending, None, out)
+            return self._inflate(pending, max_size)
         except (DecodeError, PayloadTooBig):
             self._broken = not self.no_context_takeover
             raise
 
-    def _inflate(self, pending: bytes, max_size: int | None) -> bytes:
+    def _inflate(self, pending: bytes, max_size: int | None, out: bytes = b"") -> bytes:
         keep = self._keep_history
-        out = b""
         while True:
             d = self._decompressor
             # One byte past the limit tells "exactly max_size" from "more than max_size".
