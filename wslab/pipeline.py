@@ -26,6 +26,7 @@ Flow for one message::
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -238,13 +239,11 @@ class SendPipeline:
         out = FrameColumns()
         n = len(messages.index)
         if self.batcher is None:
-            slots = _PRIORITY_SLOT
-            counters = self._seq
-            seqs = out.seq
-            for priority in messages.priority:
-                slot = slots[priority]
-                seqs.append(counters[slot])
-                counters[slot] += 1
+            # numbered per class from where this pipeline's counters stand
+            counters = {p: itertools.count(self._seq[s]) for p, s in _PRIORITY_SLOT.items()}
+            out.seq = [next(counters[p]) for p in messages.priority]
+            for p, s in _PRIORITY_SLOT.items():
+                self._seq[s] = next(counters[p])
             out.payload = list(messages.payload)
             out.key = list(messages.type)
             out.opcode = [TEXT if text else BINARY for text in messages.is_text]

@@ -118,10 +118,17 @@ def code_frames(frames: FrameColumns, stream: StreamInput, codecs: StreamCodecs,
     odd: dict[int, bytes] = {}
     if verify and compressor is not None:
         back, same, odd = _read_back(wires, payloads, decoder)
-    wire_len = np.fromiter((len(p) if w is None else len(w)
-                            for w, p in zip(wires, payloads, strict=True)),
-                           dtype=np.int64, count=nf)
-    compressed = np.fromiter((w is not None for w in wires), dtype=bool, count=nf)
+    if compressor is None:
+        wire_len = np.fromiter(map(len, payloads), dtype=np.int64, count=nf)
+        compressed = np.zeros(nf, dtype=bool)
+    elif None not in wires:  # every frame compressed
+        wire_len = np.fromiter(map(len, wires), dtype=np.int64, count=nf)  # type: ignore[arg-type]
+        compressed = np.ones(nf, dtype=bool)
+    else:
+        wire_len = np.fromiter((len(p) if w is None else len(w)
+                                for w, p in zip(wires, payloads, strict=True)),
+                               dtype=np.int64, count=nf)
+        compressed = np.fromiter((w is not None for w in wires), dtype=bool, count=nf)
     members = len(frames.index)
     if not verify:
         intact = np.ones(members, dtype=bool)

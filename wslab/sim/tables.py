@@ -175,26 +175,32 @@ def join_tables(parts: list[StreamArrays], n_messages: int,
 
 def _frame_table(parts: list[StreamArrays]) -> pd.DataFrame:
     nf = sum(len(p.frames) for p in parts)
-    conn: list[str] = []
-    direction: list[str] = []
+    streams = [(p.stream.conn, p.stream.direction) for p in parts]
+    which = np.repeat(np.arange(len(parts)), [len(p.frames) for p in parts])
     keys: list[str] = []
     reasons: list[str] = []
-    opcodes: list[int] = []
     for p in parts:
-        k = len(p.frames)
-        conn += [p.stream.conn] * k
-        direction += [p.stream.direction] * k
         keys += p.frames.key
         reasons += p.frames.reason
-        opcodes += p.frames.opcode
     names = list(parts[0].frame_cols)
     cols = {name: np.concatenate([p.frame_cols[name] for p in parts]) for name in names}
     return pd.DataFrame({
         "frame": np.arange(nf, dtype=np.int64),
-        "conn": pd.array(conn, dtype="str"),
-        "dir": pd.array(direction, dtype="str"),
-        "key": pd.array(keys, dtype="str"),
+        "conn": _strings([c for c, _ in streams], which),
+        "dir": _strings([d for _, d in streams], which),
+        "key": _factorised(keys),
         **cols,
-        "reason": pd.array(reasons, dtype="str"),
-        "opcode": np.asarray(opcodes, dtype=np.int64),
+        "reason": _factorised(reasons),
+        "opcode": np.concatenate([np.asarray(p.frames.opcode, dtype=np.int64)
+                                  for p in parts]),
     }, copy=False)
+
+
+def _factorised(values: list[str]) -> pd.api.extensions.ExtensionArray:
+    code = {v: i for i, v in enumerate(dict.fromkeys(values))}
+    codes = np.fromiter(map(code.__getitem__, values), dtype=np.intp, count=len(values))
+    return _strings(list(code), codes)
+
+
+def _strings(distinct: list[str], codes: npt.NDArray[np.intp]) -> pd.api.extensions.ExtensionArray:
+    return pd.array(distinct, dtype="str").take(codes)
