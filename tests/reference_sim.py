@@ -288,3 +288,26 @@ def _summarise(messages: pd.DataFrame, frames: pd.DataFrame, integrity: Mapping[
     out["control"] = {"frames": 0, "ws_bytes": 0,
                       "note": "the simulator models data frames only"}
     return out
+
+
+class _StepClock:
+    """``time.perf_counter_ns`` stand-in: every call is ``step`` ns after the previous."""
+
+    def __init__(self, step: int) -> None:
+        self.now = 0
+        self.step = step
+
+    def __call__(self) -> int:
+        self.now += self.step
+        return self.now
+
+
+def repeatable_codec_times(monkeypatch: Any, step: int = 1500) -> None:
+    """Make every codec CPU time the simulator measures exactly ``step`` ns.
+
+    The simulator times each codec call by two readings of ``time.perf_counter_ns``
+    around it; with this clock every such pair is ``step`` apart, so two simulations
+    (or a simulation and the reference model) get the same times and every latency
+    figure can be compared exactly.
+    """
+    monkeypatch.setattr(time, "perf_counter_ns", _StepClock(step))
