@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from wslab.codecs.base import RunEncoder
 from wslab.selector import CompressionSelector, Selector
 
 if TYPE_CHECKING:
@@ -164,6 +165,11 @@ class FrameCompressor:
         decide, observe = self._decide, self._observe
         encode = (self._encoder or self.encoder).encode if decide is None else None
         keep, timed = wires.append, took.append
+        if decide is None and isinstance(self._encoder, RunEncoder):  # a run in one call
+            run, took = self._encoder.encode_many(payloads, perf)
+            wires = list(run)
+            self._count_run(payloads, keys, wires, took)
+            return wires, took
         if decide is None and observe is None and encode is not None:
             for payload, key in zip(payloads, keys, strict=True):  # every frame compressed
                 started = perf()

@@ -8,7 +8,11 @@ whatever state their algorithm carries from message to message. Nothing here doe
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
+
+Clock = Callable[[], int]
+"""A CPU-time reading in nanoseconds (``time.perf_counter_ns``), passed in by the caller."""
 
 
 @runtime_checkable
@@ -42,4 +46,30 @@ class MessageDecoder(Protocol):
             max_size: Refuse (raise :class:`wslab.errors.PayloadTooBig`) rather than
                 inflate beyond this many bytes; ``None`` for no limit.
         """
+        ...
+
+
+@runtime_checkable
+class RunEncoder(Protocol):
+    """An encoder that can also compress a run of messages in one call (the simulator's
+    stage 2), each timed by the caller's clock. Optional: callers fall back to
+    :meth:`MessageEncoder.encode` per message. Only an encoder that ignores the frame's
+    key may offer it (the run carries no keys)."""
+
+    def encode_many(self, payloads: Sequence[bytes],
+                    clock: Clock) -> tuple[list[bytes], list[int]]:
+        """Each message's wire bytes, as :meth:`~MessageEncoder.encode` would give them in
+        turn, and the nanoseconds ``clock`` saw pass around each one's compression."""
+        ...
+
+
+@runtime_checkable
+class RunDecoder(Protocol):
+    """A decoder that can also decode a run of messages in one call, without a size limit,
+    each timed by the caller's clock (optional, like :class:`RunEncoder`)."""
+
+    def decode_many(self, wires: Sequence[bytes],
+                    clock: Clock) -> tuple[list[bytes], list[int]]:
+        """Each message as :meth:`~MessageDecoder.decode` would give it in turn (no
+        ``max_size``), and the nanoseconds ``clock`` saw pass around each one."""
         ...

@@ -22,7 +22,9 @@ What must not live here: negotiation, framing, I/O.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 
+from wslab.codecs.base import Clock
 from wslab.errors import DecodeError, PayloadTooBig
 
 SYNC_FLUSH_TAIL = b"\x00\x00\xff\xff"
@@ -79,6 +81,34 @@ class DeflateEncoder:
         if not data.endswith(SYNC_FLUSH_TAIL):  # zlib always ends a sync flush this way
             raise RuntimeError("zlib sync flush did not end with 00 00 ff ff")
         return data[:-4]
+
+    def encode_many(self, payloads: Sequence[bytes],
+                    clock: Clock) -> tuple[list[bytes], list[int]]:
+        """:meth:`encode` for each payload in turn, each timed by ``clock`` (no Python call
+        per message: the simulator's hot loop)."""
+        out: list[bytes] = []
+        took: list[int] = []
+        keep, timed = out.append, took.append
+        if self._compressor is None:  # no context takeover: a compressor per message
+            encode = self.encode
+            for payload in payloads:
+                started = clock()
+                data = encode(payload)
+                timed(clock() - started)
+                keep(data)
+            return out, took
+        compress, flush, sync = self._compressor.compress, self._compressor.flush, \
+            zlib.Z_SYNC_FLUSH
+        tail = SYNC_FLUSH_TAIL
+        for payload in payloads:
+            started = clock()
+            data = compress(payload) + flush(sync)
+            if data[-4:] != tail:
+                raise RuntimeError("zlib sync flush did not end with 00 00 ff ff")
+            data = data[:-4]
+            timed(clock() - started)
+            keep(data)
+        return out, took
 
 
 class DeflateDecoder:
@@ -171,6 +201,45 @@ class DeflateDecoder:
         except (DecodeError, PayloadTooBig):
             self._broken = not self.no_context_takeover
             raise
+
+    def decode_many(self, wires: Sequence[bytes],
+                    clock: Clock) -> tuple[list[bytes], list[int]]:
+        """:meth:`decode` (no ``max_size``) for each message in turn, each timed by
+        ``clock``; the common case (nothing to remember) without a Python call per
+        message."""
+        out: list[bytes] = []
+        took: list[int] = []
+        keep, timed = out.append, took.append
+        if self._keep_history or self.no_context_takeover or self._broken:
+            decode = self.decode
+            for data in wires:
+                started = clock()
+                body = decode(data)
+                timed(clock() - started)
+                keep(body)
+            return out, took
+        tail = SYNC_FLUSH_TAIL
+        d = self._decompressor
+        for data in wires:
+            started = clock()
+            try:
+                body = d.decompress(data + tail)
+            except zlib.error as exc:
+                self._broken = True
+                raise DecodeError(f"permessage-deflate data does not inflate: {exc}") from exc
+            if d.eof:  # BFINAL: carry on as decode does, with a fresh stream
+                pending = d.unused_data
+                self._decompressor = self._fresh()
+                if pending and pending != tail:
+                    try:
+                        body = self._inflate(pending, None, body)
+                    except DecodeError:
+                        self._broken = True
+                        raise
+                d = self._decompressor
+            timed(clock() - started)
+            keep(body)
+        return out, took
 
     def _inflate(self, pending: bytes, max_size: int | None, out: bytes = b"") -> bytes:
         keep = self._keep_history

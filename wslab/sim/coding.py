@@ -21,6 +21,7 @@ choosing codecs (``__init__``).
 
 from __future__ import annotations
 
+import operator
 import time
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from wslab import envelopes
-from wslab.codecs.base import MessageDecoder
+from wslab.codecs.base import MessageDecoder, RunDecoder
 from wslab.compressor import FrameCompressor
 from wslab.pipeline import FrameColumns
 from wslab.sim.inputs import StreamInput
@@ -47,6 +48,7 @@ class CodedFrames:
     """What the codec stage measured.
 
     Attributes:
+        payload_len: Payload bytes of each frame as released (before compression).
         wire_len: Payload bytes of each frame as sent (compressed or not).
         encode_ns: CPU time of each frame's codec call (0 when sent as it was).
         decode_ns: CPU time of inflating each frame at the peer (0 when not decoded).
@@ -54,6 +56,7 @@ class CodedFrames:
         intact: Per message, in the frames' member order: it came out as it went in.
     """
 
+    payload_len: npt.NDArray[np.int64]
     wire_len: npt.NDArray[np.int64]
     encode_ns: npt.NDArray[np.int64]
     decode_ns: npt.NDArray[np.int64]
@@ -118,8 +121,9 @@ def code_frames(frames: FrameColumns, stream: StreamInput, codecs: StreamCodecs,
     odd: dict[int, bytes] = {}
     if verify and compressor is not None:
         back, same, odd = _read_back(wires, payloads, decoder)
+    payload_len = np.fromiter(map(len, payloads), dtype=np.int64, count=nf)
     if compressor is None:
-        wire_len = np.fromiter(map(len, payloads), dtype=np.int64, count=nf)
+        wire_len = payload_len.copy()
         compressed = np.zeros(nf, dtype=bool)
     elif None not in wires:  # every frame compressed
         wire_len = np.fromiter(map(len, wires), dtype=np.int64, count=nf)  # type: ignore[arg-type]
@@ -139,7 +143,7 @@ def code_frames(frames: FrameColumns, stream: StreamInput, codecs: StreamCodecs,
         if odd:
             assert envelope is not None
             _recheck(frames, stream, envelope, odd, intact)
-    return CodedFrames(wire_len, np.asarray(took, dtype=np.int64),
+    return CodedFrames(payload_len, wire_len, np.asarray(took, dtype=np.int64),
                        np.asarray(back, dtype=np.int64), compressed, intact)
 
 
@@ -160,6 +164,12 @@ def _read_back(wires: list[bytes | None], payloads: list[bytes],
                 odd[k] = w
         return back, same, odd
     perf = time.perf_counter_ns
+    if isinstance(decoder, RunDecoder) and None not in wires:  # every frame, one call
+        bodies, back = decoder.decode_many(wires, perf)  # type: ignore[arg-type]
+        same = list(map(operator.eq, bodies, payloads))
+        if not all(same):
+            odd = {k: b for k, (b, ok) in enumerate(zip(bodies, same, strict=True)) if not ok}
+        return back, same, odd
     decode = decoder.decode
     for w, p in zip(wires, payloads, strict=True):
         if w is None:

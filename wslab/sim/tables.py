@@ -69,7 +69,7 @@ def stream_arrays(stream: StreamInput, frames: FrameColumns, coded: CodedFrames,
     wire_len = coded.wire_len
     enc_us = coded.encode_ns.astype(np.float64) / 1e3
     dec_us = coded.decode_ns.astype(np.float64) / 1e3
-    payload_len = np.fromiter(map(len, frames.payload), dtype=np.int64, count=nf)
+    payload_len = coded.payload_len
     ws_bytes = wire_len + ws_header_bytes_array(wire_len, direction == "c2s")
     tcp = profile.tcp()
     segments = tcp.segments_array(ws_bytes)
@@ -170,17 +170,28 @@ def join_tables(parts: list[StreamArrays], n_messages: int,
         **floats,
         "delivered": delivered,
     }, copy=False)
-    return messages, _frame_table(parts)
+    return messages, _frame_table(parts, text.type)
 
 
-def _frame_table(parts: list[StreamArrays]) -> pd.DataFrame:
+def _keys(part: StreamArrays, types: pd.api.extensions.ExtensionArray,
+          ) -> pd.api.extensions.ExtensionArray:
+    """A stream's frame keys: its messages' types when every frame is one message in
+    stream order (a frame's key is then its message's type), else from the keys."""
+    frames, stream = part.frames, part.stream
+    if len(frames) == len(stream) and frames.index == stream.messages.index:
+        return types.take(stream.index)
+    return _factorised(frames.key)
+
+
+def _frame_table(parts: list[StreamArrays],
+                 types: pd.api.extensions.ExtensionArray) -> pd.DataFrame:
     nf = sum(len(p.frames) for p in parts)
     streams = [(p.stream.conn, p.stream.direction) for p in parts]
     which = np.repeat(np.arange(len(parts)), [len(p.frames) for p in parts])
-    keys: list[str] = []
+    keys: list[pd.api.extensions.ExtensionArray] = []
     reasons: list[str] = []
     for p in parts:
-        keys += p.frames.key
+        keys.append(_keys(p, types))
         reasons += p.frames.reason
     names = list(parts[0].frame_cols)
     cols = {name: np.concatenate([p.frame_cols[name] for p in parts]) for name in names}
@@ -188,7 +199,8 @@ def _frame_table(parts: list[StreamArrays]) -> pd.DataFrame:
         "frame": np.arange(nf, dtype=np.int64),
         "conn": _strings([c for c, _ in streams], which),
         "dir": _strings([d for _, d in streams], which),
-        "key": _factorised(keys),
+        "key": keys[0] if len(keys) == 1 else pd.concat(
+            [pd.Series(k, copy=False) for k in keys], ignore_index=True).array,
         **cols,
         "reason": _factorised(reasons),
         "opcode": np.concatenate([np.asarray(p.frames.opcode, dtype=np.int64)
@@ -197,6 +209,8 @@ def _frame_table(parts: list[StreamArrays]) -> pd.DataFrame:
 
 
 def _factorised(values: list[str]) -> pd.api.extensions.ExtensionArray:
+    if values and values.count(values[0]) == len(values):  # one value throughout
+        return _strings(values[:1], np.zeros(len(values), dtype=np.intp))
     code = {v: i for i, v in enumerate(dict.fromkeys(values))}
     codes = np.fromiter(map(code.__getitem__, values), dtype=np.intp, count=len(values))
     return _strings(list(code), codes)
