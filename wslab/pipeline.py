@@ -257,7 +257,9 @@ class SendPipeline:
         for index, t, priority, type_, payload, is_text in zip(
                 messages.index, messages.t, messages.priority, messages.type,
                 messages.payload, messages.is_text, strict=True):
-            out.add(push(index, t, priority, type_, payload, is_text))
+            released = push(index, t, priority, type_, payload, is_text)
+            if released:
+                out.add(released)
         if n:
             out.add(self.finish(messages.t[-1]))
         out.dropped = list(self.dropped)
