@@ -163,32 +163,26 @@ class FrameCompressor:
             return wires, took
         perf = time.perf_counter_ns
         decide, observe = self._decide, self._observe
-        encode = (self._encoder or self.encoder).encode if decide is None else None
-        keep, timed = wires.append, took.append
-        if decide is None and isinstance(self._encoder, RunEncoder):  # a run in one call
-            run, took = self._encoder.encode_many(payloads, perf)
-            wires = list(run)
-            self._count_run(payloads, keys, wires, took)
-            return wires, took
-        if decide is None and observe is None and encode is not None:
-            for payload, key in zip(payloads, keys, strict=True):  # every frame compressed
-                started = perf()
-                data = encode(payload, key)
-                timed(perf() - started)
-                keep(data)
+        unbuilt = self._encoder is None
+        encoder = self.encoder
+        if isinstance(encoder, RunEncoder):  # the codec runs the steps, no call per frame
+            wires, took = encoder.encode_many(payloads, keys, perf, decide, observe)
         else:
+            keep, timed = wires.append, took.append
+            encode = encoder.encode
             for payload, key in zip(payloads, keys, strict=True):
                 if decide is not None and not decide(key, payload):
                     keep(None)
                     timed(0)
                     continue
-                encode = encode or (self._encoder or self.encoder).encode
                 started = perf()
                 data = encode(payload, key)
                 timed(perf() - started)
                 keep(data)
                 if observe is not None:
                     observe(key, len(payload), len(data))
+        if unbuilt and wires.count(None) == len(wires):
+            self._encoder = None  # nothing compressed: nothing built, as with encode
         self._count_run(payloads, keys, wires, took)
         return wires, took
 

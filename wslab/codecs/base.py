@@ -49,17 +49,25 @@ class MessageDecoder(Protocol):
         ...
 
 
+Decide = Callable[[str, bytes], bool]
+"""A selector's ``decide(key, payload)``: compress this frame?"""
+Observe = Callable[[str, int, int], None]
+"""A selector's ``observe(key, original, compressed)``: what the frame compressed to."""
+
+
 @runtime_checkable
 class RunEncoder(Protocol):
-    """An encoder that can also compress a run of messages in one call (the simulator's
+    """An encoder that can also compress a run of frames in one call (the simulator's
     stage 2), each timed by the caller's clock. Optional: callers fall back to
-    :meth:`MessageEncoder.encode` per message. Only an encoder that ignores the frame's
-    key may offer it (the run carries no keys)."""
+    :meth:`MessageEncoder.encode` per frame."""
 
-    def encode_many(self, payloads: Sequence[bytes],
-                    clock: Clock) -> tuple[list[bytes], list[int]]:
-        """Each message's wire bytes, as :meth:`~MessageEncoder.encode` would give them in
-        turn, and the nanoseconds ``clock`` saw pass around each one's compression."""
+    def encode_many(self, payloads: Sequence[bytes], keys: Sequence[str], clock: Clock,
+                    decide: Decide | None = None, observe: Observe | None = None,
+                    ) -> tuple[list[bytes | None], list[int]]:
+        """Per frame, in order, exactly ``FrameCompressor.encode``'s steps: skip it (None,
+        0 ns) unless ``decide(key, payload)``; else :meth:`~MessageEncoder.encode` it,
+        timed by ``clock``, then ``observe(key, len(payload), len(wire))``. Returns the
+        wire bytes (None: sent as it was) and the nanoseconds of each compression."""
         ...
 
 

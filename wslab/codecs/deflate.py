@@ -24,7 +24,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 
-from wslab.codecs.base import Clock
+from wslab.codecs.base import Clock, Decide, Observe
 from wslab.errors import DecodeError, PayloadTooBig
 
 SYNC_FLUSH_TAIL = b"\x00\x00\xff\xff"
@@ -82,32 +82,43 @@ class DeflateEncoder:
             raise RuntimeError("zlib sync flush did not end with 00 00 ff ff")
         return data[:-4]
 
-    def encode_many(self, payloads: Sequence[bytes],
-                    clock: Clock) -> tuple[list[bytes], list[int]]:
-        """:meth:`encode` for each payload in turn, each timed by ``clock`` (no Python call
-        per message: the simulator's hot loop)."""
-        out: list[bytes] = []
+    def encode_many(self, payloads: Sequence[bytes], keys: Sequence[str], clock: Clock,
+                    decide: Decide | None = None, observe: Observe | None = None,
+                    ) -> tuple[list[bytes | None], list[int]]:
+        """The frames of a run in order, with the selector's steps around each (see
+        :class:`~wslab.codecs.base.RunEncoder`); no Python call per frame but the
+        selector's own (the simulator's hot loop)."""
+        out: list[bytes | None] = []
         took: list[int] = []
         keep, timed = out.append, took.append
-        if self._compressor is None:  # no context takeover: a compressor per message
-            encode = self.encode
-            for payload in payloads:
+        tail = SYNC_FLUSH_TAIL
+        if decide is None and observe is None and self._compressor is not None:
+            compress, flush = self._compressor.compress, self._compressor.flush
+            sync = zlib.Z_SYNC_FLUSH
+            for payload in payloads:  # every frame, one kept context: the tightest loop
                 started = clock()
-                data = encode(payload)
+                data = compress(payload) + flush(sync)
+                if data[-4:] != tail:
+                    raise RuntimeError("zlib sync flush did not end with 00 00 ff ff")
+                data = data[:-4]
                 timed(clock() - started)
                 keep(data)
             return out, took
-        compress, flush, sync = self._compressor.compress, self._compressor.flush, \
-            zlib.Z_SYNC_FLUSH
-        tail = SYNC_FLUSH_TAIL
-        for payload in payloads:
+        for payload, key in zip(payloads, keys, strict=True):
+            if decide is not None and not decide(key, payload):
+                keep(None)
+                timed(0)
+                continue
             started = clock()
-            data = compress(payload) + flush(sync)
+            c = self._compressor or self._new()
+            data = c.compress(payload) + c.flush(zlib.Z_SYNC_FLUSH)
             if data[-4:] != tail:
                 raise RuntimeError("zlib sync flush did not end with 00 00 ff ff")
             data = data[:-4]
             timed(clock() - started)
             keep(data)
+            if observe is not None:
+                observe(key, len(payload), len(data))
         return out, took
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import operator
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,11 +165,21 @@ def _read_back(wires: list[bytes | None], payloads: list[bytes],
                 odd[k] = w
         return back, same, odd
     perf = time.perf_counter_ns
-    if isinstance(decoder, RunDecoder) and None not in wires:  # every frame, one call
-        bodies, back = decoder.decode_many(wires, perf)  # type: ignore[arg-type]
-        same = list(map(operator.eq, bodies, payloads))
+    if isinstance(decoder, RunDecoder):  # every compressed frame in one call
+        if None not in wires:
+            bodies, back = decoder.decode_many(wires, perf)  # type: ignore[arg-type]
+            same = list(map(operator.eq, bodies, payloads))
+            where: Sequence[int] = range(len(wires))
+        else:
+            where = [k for k, w in enumerate(wires) if w is not None]
+            bodies, took = decoder.decode_many([wires[k] for k in where], perf)  # type: ignore[misc]
+            back = [0] * len(wires)
+            same = [True] * len(wires)
+            for k, body, t in zip(where, bodies, took, strict=True):
+                back[k] = t
+                same[k] = body == payloads[k]
         if not all(same):
-            odd = {k: b for k, (b, ok) in enumerate(zip(bodies, same, strict=True)) if not ok}
+            odd = {k: b for k, b in zip(where, bodies, strict=True) if not same[k]}
         return back, same, odd
     decode = decoder.decode
     for w, p in zip(wires, payloads, strict=True):
