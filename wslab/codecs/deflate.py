@@ -92,26 +92,31 @@ class DeflateEncoder:
         took: list[int] = []
         keep, timed = out.append, took.append
         tail = SYNC_FLUSH_TAIL
+        sync = zlib.Z_SYNC_FLUSH
         if decide is None and observe is None and self._compressor is not None:
-            compress, flush = self._compressor.compress, self._compressor.flush
-            sync = zlib.Z_SYNC_FLUSH
+            squeeze, drain = self._compressor.compress, self._compressor.flush
             for payload in payloads:  # every frame, one kept context: the tightest loop
                 started = clock()
-                data = compress(payload) + flush(sync)
+                data = squeeze(payload) + drain(sync)
                 if data[-4:] != tail:
                     raise RuntimeError("zlib sync flush did not end with 00 00 ff ff")
                 data = data[:-4]
                 timed(clock() - started)
                 keep(data)
             return out, took
+        kept = self._compressor  # None: no context takeover, a compressor per frame
+        compress, flush = (kept.compress, kept.flush) if kept is not None else (None, None)
         for payload, key in zip(payloads, keys, strict=True):
             if decide is not None and not decide(key, payload):
                 keep(None)
                 timed(0)
                 continue
             started = clock()
-            c = self._compressor or self._new()
-            data = c.compress(payload) + c.flush(zlib.Z_SYNC_FLUSH)
+            if compress is None or flush is None:
+                c = self._new()
+                data = c.compress(payload) + c.flush(sync)
+            else:
+                data = compress(payload) + flush(sync)
             if data[-4:] != tail:
                 raise RuntimeError("zlib sync flush did not end with 00 00 ff ff")
             data = data[:-4]
