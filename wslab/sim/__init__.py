@@ -1,10 +1,14 @@
 """The offline simulator: a trace replayed through the real send pipeline on a virtual clock.
 
-What lives here: :func:`simulate`, which groups the trace into streams (one per connection
-and direction), runs each through ``stream.py`` (pipeline, then codecs, then tables) and
-joins them into tidy tables (one row per message, one per frame) and the summary record of
-DESIGN.md section 4a. ``dictionaries.py`` holds the rule for which messages train zstd
+What lives here: :func:`simulate`, which takes the trace's streams (one per connection and
+direction, ``inputs.py``), runs each through ``stream.py`` (pipeline, then codecs in
+``coding.py``, then prices and delivery in ``tables.py``), joins them into tidy tables (one
+row per message, one per frame, ``tables.join_tables``) and the summary record of DESIGN.md
+section 4a; and :func:`frames_signature`, what a config's pipeline releases (sweeps group
+points by it). ``cache.py`` holds what ``simulate(..., reuse=True)`` reuses between
+simulations of one trace; ``dictionaries.py`` the rule for which messages train zstd
 dictionaries and which are scored. No I/O, no wall clock beyond measuring codec CPU time.
+Nothing here builds an object per message: every stage works on columns.
 
 Assumptions (stated once, used everywhere):
 
@@ -13,7 +17,8 @@ Assumptions (stated once, used everywhere):
 - the sender's CPU is one serial resource: a frame is handed to the kernel once it is
   compressed, and compression of one frame waits for the previous one;
 - compression and decompression times are the measured CPU times of the real codec calls
-  on this machine, so latency figures carry this machine's speed;
+  on this machine, so latency figures carry this machine's speed (with ``reuse``, those of
+  the first run that coded the same frames with the same codec);
 - latency of a message = batch wait + compression (incl. waiting for the CPU) + link
   queueing and serialisation + propagation (incl. jitter, retransmission, head-of-line
   blocking) + decompression;
