@@ -155,7 +155,10 @@ class FrameCompressor:
 
         Per frame the same three steps in the same order as :meth:`encode`, so the
         selector sees each size before the next decision; the counters (and the log) end
-        as :meth:`encode` would leave them.
+        as :meth:`encode` would leave them. A codec that offers ``encode_many``
+        (:class:`~wslab.codecs.base.RunEncoder`, the deflate encoder) runs the steps
+        itself, given the selector's two calls, so no Python call is made per frame but
+        the selector's.
         """
         wires: list[bytes | None] = []
         took: list[int] = []
