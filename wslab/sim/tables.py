@@ -36,7 +36,8 @@ MESSAGE_FLOATS = ("t_sent", "batch_wait_ms", "compression_ms", "queue_ms",
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """Where a stream goes and how: its link, link seed and first frame number."""
+    """Where a stream goes and how: its link, link seed, first frame number, and whether
+    the peer checked what it read (integrity counted)."""
 
     profile: LinkProfile
     seed: int
