@@ -4,8 +4,7 @@ What lives here: :func:`simulate`, which takes the trace's streams (one per conn
 direction, ``inputs.py``), runs each through ``stream.py`` (pipeline, then codecs in
 ``coding.py``, then prices and delivery in ``tables.py``), joins them into tidy tables (one
 row per message, one per frame, ``tables.join_tables``) and the summary record of DESIGN.md
-section 4a; and :func:`frames_signature`, what a config's pipeline releases (sweeps group
-points by it). ``cache.py`` holds what ``simulate(..., reuse=True)`` reuses between
+section 4a. ``cache.py`` holds what ``simulate(..., reuse=True)`` reuses between
 simulations of one trace; ``dictionaries.py`` the rule for which messages train zstd
 dictionaries and which are scored. No I/O, no wall clock beyond measuring codec CPU time.
 Nothing here builds an object per message: every stage works on columns.
@@ -39,8 +38,8 @@ from wslab.codecs.deflate_params import Side
 from wslab.config import TuningConfig
 from wslab.link import LinkProfile, get_profile
 from wslab.metrics import integrity_counts, summarise
-from wslab.pipeline import SendPipeline, resolve_envelope
-from wslab.sim.cache import frames_digest, trace_cache
+from wslab.pipeline import resolve_envelope
+from wslab.sim.cache import trace_cache
 from wslab.sim.inputs import trace_streams, trace_text_columns
 from wslab.sim.stream import CodecFactory, RunPlan, simulate_stream
 from wslab.sim.tables import Delivery, StreamArrays, join_tables
@@ -162,17 +161,6 @@ def simulate(
     return SimResult(messages, frames, summary, config, profile, notes, dictionaries)
 
 
-def frames_signature(trace: Trace, config: TuningConfig) -> str:
-    """One digest of the frames every stream of ``trace`` releases under ``config`` (the
-    pipeline stage alone): two configs with the same signature code alike frame for frame,
-    so a sweep can send them to the same worker to share the coding."""
-    envelope = resolve_envelope(config, trace)
-    return "".join(
-        frames_digest(SendPipeline(config, envelope=envelope).replay(stream.messages),
-                      envelope)
-        for stream in trace_streams(trace))
-
-
 def selector_summary(frames: pd.DataFrame, compressing: bool) -> dict[str, Any]:
     """What the selector did: frames compressed, frames sent plain, plain frames per key.
 
@@ -201,5 +189,4 @@ def _no_codecs(side: str) -> tuple[MessageEncoder | None, MessageDecoder | None]
     return None, None
 
 
-__all__ = ["SimResult", "default_codecs", "frames_signature", "integrity_counts",
-           "selector_summary", "simulate"]
+__all__ = ["SimResult", "default_codecs", "integrity_counts", "selector_summary", "simulate"]
