@@ -23,6 +23,8 @@ What must not live here: batching (``pipeline.py``), the rules of a policy
 
 from __future__ import annotations
 
+import itertools
+import operator
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -194,9 +196,9 @@ class FrameCompressor:
         """Counters and log after :meth:`encode_many`, as per-frame calls leave them."""
         plain = wires.count(None)
         if plain:
-            pairs = [(p, w) for p, w in zip(payloads, wires, strict=True) if w is not None]
-            self.bytes_in += sum(len(p) for p, _ in pairs)
-            self.bytes_out += sum(len(w) for _, w in pairs)
+            sent = list(map(operator.is_not, wires, itertools.repeat(None)))
+            self.bytes_in += sum(map(len, itertools.compress(payloads, sent)))
+            self.bytes_out += sum(map(len, itertools.compress(wires, sent)))  # type: ignore[arg-type]
         else:
             self.bytes_in += sum(map(len, payloads))
             self.bytes_out += sum(map(len, wires))  # type: ignore[arg-type]

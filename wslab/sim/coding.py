@@ -21,6 +21,7 @@ choosing codecs (``__init__``).
 
 from __future__ import annotations
 
+import itertools
 import operator
 import time
 from collections.abc import Sequence
@@ -129,11 +130,13 @@ def code_frames(frames: FrameColumns, stream: StreamInput, codecs: StreamCodecs,
     elif None not in wires:  # every frame compressed
         wire_len = np.fromiter(map(len, wires), dtype=np.int64, count=nf)  # type: ignore[arg-type]
         compressed = np.ones(nf, dtype=bool)
-    else:
-        wire_len = np.fromiter((len(p) if w is None else len(w)
-                                for w, p in zip(wires, payloads, strict=True)),
-                               dtype=np.int64, count=nf)
-        compressed = np.fromiter((w is not None for w in wires), dtype=bool, count=nf)
+    else:  # some frames went plain: their wire length is their payload's
+        sent = _compressed(wires)
+        compressed = np.asarray(sent, dtype=bool)
+        wire_len = payload_len.copy()
+        wire_len[compressed] = np.fromiter(
+            map(len, itertools.compress(wires, sent)),  # type: ignore[arg-type]
+            dtype=np.int64)
     members = len(frames.index)
     if not verify:
         intact = np.ones(members, dtype=bool)
@@ -170,14 +173,18 @@ def _read_back(wires: list[bytes | None], payloads: list[bytes],
             bodies, back = decoder.decode_many(wires, perf)  # type: ignore[arg-type]
             same = list(map(operator.eq, bodies, payloads))
             where: Sequence[int] = range(len(wires))
-        else:
-            where = [k for k, w in enumerate(wires) if w is not None]
-            bodies, took = decoder.decode_many([wires[k] for k in where], perf)  # type: ignore[misc]
-            back = [0] * len(wires)
-            same = [True] * len(wires)
-            for k, body, t in zip(where, bodies, took, strict=True):
-                back[k] = t
-                same[k] = body == payloads[k]
+        else:  # only the compressed frames, then each result back to its frame
+            sent = _compressed(wires)
+            where = list(itertools.compress(range(len(wires)), sent))
+            bodies, took = decoder.decode_many(
+                list(itertools.compress(wires, sent)), perf)  # type: ignore[arg-type]
+            times = np.zeros(len(wires), dtype=np.int64)
+            times[where] = took
+            back = times.tolist()
+            matched = np.ones(len(wires), dtype=bool)
+            matched[where] = list(map(operator.eq, bodies,
+                                      itertools.compress(payloads, sent)))
+            same = matched.tolist()
         if not all(same):
             odd = {k: b for k, b in zip(where, bodies, strict=True) if not same[k]}
         return back, same, odd
@@ -196,6 +203,11 @@ def _read_back(wires: list[bytes | None], payloads: list[bytes],
             odd[len(same)] = body
             kept(False)
     return back, same, odd
+
+
+def _compressed(wires: list[bytes | None]) -> list[bool]:
+    """Which frames were compressed (a wire of None went out as it was)."""
+    return list(map(operator.is_not, wires, itertools.repeat(None)))
 
 
 def _recheck(frames: FrameColumns, stream: StreamInput, envelope: str,
