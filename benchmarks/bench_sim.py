@@ -2,7 +2,8 @@
 
 Targets (issue 3): without compression at least 100,000 messages per second; with
 permessage-deflate at most 2.5x the time of a bare loop that only calls zlib on the same
-messages; re-simulating a 20,000-message trace after one parameter change in under 0.5 s.
+messages, tightened to 1.5x by issue 16; re-simulating a 20,000-message trace after one
+parameter change in under 0.5 s.
 Issue 13: simulating with ``policy: adaptive`` costs at most 1.1x ``always`` on the same
 trace (median of mirrored turns), with what the policy changed (bytes, codec CPU, frames
 sent plain) beside it, on every bundled trace and on a trace of JSON beside random blobs.
@@ -114,7 +115,7 @@ def _one_trace(name: str, plain: TuningConfig, deflate: TuningConfig,
     ], repeats)
     rows.append(row("sim", f"{name}: deflate sim time vs bare zlib compress+decompress",
                     t_def, "s", peer="bare zlib loop (compress + decompress)",
-                    peer_value=t_cd, target="ratio <= 2.5", ok=t_def / t_cd <= 2.5,
+                    peer_value=t_cd, target="ratio <= 1.5", ok=t_def / t_cd <= 1.5,
                     trace=name, ratio_vs_compress_only=t_def / t_c))
     rows.append(row("sim", f"{name}: re-simulate after one change ({n} msgs)", t_change,
                     "s", peer="bare zlib loop (compress + decompress)", peer_value=t_cd,

@@ -1,6 +1,8 @@
 """A simulated sweep: 500 points over a 20,000-message trace on both cores.
 
-Target (issue 6): under 2 minutes on this machine. The peer is the same simulation run
+Target: under 40 s on this machine (issue 16; issue 6 asked for 2 minutes). Workers reuse
+released and coded frames between points that share them (``wslab/sim/cache.py``); the
+peer does not (each config simulated afresh, as before). The peer is the same simulation run
 serially in one process, timed on a sample of the distinct configs the sweep simulates
 (requested points that differ only in fields that cannot matter are one config,
 ``wslab/tune/canonical.py``) and scaled to all of them, so the ratio shows what the process
@@ -53,8 +55,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
     return [
         row("sweep", f"{n_points}-point simulated sweep, {len(trace)} messages", wall, "s",
             peer="the same distinct configs simulated serially (sampled, scaled)",
-            peer_value=serial, target="< 120 s" if not quick else "",
-            ok=(wall < 120) if not quick else None, points=n_points,
+            peer_value=serial, target="< 40 s" if not quick else "",
+            ok=(wall < 40) if not quick else None, points=n_points,
             distinct_configs=len(table)),
     ]
 

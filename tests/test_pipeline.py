@@ -195,3 +195,77 @@ def test_no_batch_outgrows_the_peers_max_size(strategy: str, envelope: str) -> N
     assert max(len(f.payload) for f in frames) <= limit
     assert sum(len(f.messages) for f in frames) == 2000
     assert any(f.reason == "frame-limit" for f in frames)
+
+
+# --- whole-stream replay and runs of frames (what the simulator uses) -----------------
+
+def _bundled_stream(name: str, direction: str) -> list[tuple[int, float, str, str, bytes, bool]]:
+    from pathlib import Path
+
+    from wslab.traces.io import read_trace
+
+    trace = read_trace(Path(__file__).resolve().parents[1] / "data" / f"{name}.jsonl.zst")
+    return [(i, m.t, m.priority, m.type, m.payload, m.is_text)
+            for i, m in enumerate(trace.messages) if m.dir == direction][:4000]
+
+
+@pytest.mark.parametrize("name", ["chat", "game", "market", "telemetry", "sensor", "mixed"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_replay_gives_the_frames_of_pushing_one_message_at_a_time(name: str,
+                                                                  strategy: str) -> None:
+    from wslab.pipeline import FrameColumns, MessageColumns
+
+    rows = _bundled_stream(name, "s2c" if name != "sensor" else "c2s")
+    config = TuningConfig().updated({
+        "batching.strategy": strategy, "batching.envelope": "length-prefixed",
+        "batching.max_messages": 9, "batching.background_queue_limit": 40})
+    one_by_one = SendPipeline(config)
+    want = FrameColumns()
+    for index, t, priority, type_, payload, is_text in rows:
+        want.add(one_by_one.push(index, t, priority, type_, payload, is_text))
+    want.add(one_by_one.finish(rows[-1][1]))
+    want.dropped = list(one_by_one.dropped)
+    got = SendPipeline(config).replay(MessageColumns(*(list(c) for c in zip(*rows, strict=True))))
+    assert got == want
+    assert len(got) > 0
+
+
+def test_replay_continues_each_class_numbering_where_the_pipeline_stands() -> None:
+    from wslab.pipeline import MessageColumns
+
+    pipe = SendPipeline(TuningConfig())
+    pipe.push(0, 0.0, "normal", "a", b"x", True)
+    pipe.push(1, 0.0, "critical", "a", b"x", True)
+    got = pipe.replay(MessageColumns([2, 3, 4], [1.0, 1.0, 1.0],
+                                     ["normal", "critical", "normal"], ["a"] * 3,
+                                     [b"y"] * 3, [True] * 3))
+    assert got.seq == [1, 1, 2]
+    assert pipe.push(5, 2.0, "normal", "a", b"z", True)[0].messages[0].seq == 3
+
+
+@pytest.mark.parametrize("policy", ["always", "adaptive", "threshold", "never"])
+def test_encode_many_takes_the_decisions_and_counts_of_encode_frame_by_frame(
+        policy: str) -> None:
+    from mixed_blobs import blob_trace
+
+    msgs = blob_trace(5.0).messages
+    payloads = [m.payload for m in msgs]
+    keys = [m.type for m in msgs]
+    compression = CompressionConfig(policy=policy, threshold_bytes=200)  # type: ignore[arg-type]
+
+    def compressor() -> FrameCompressor:
+        return FrameCompressor.from_config(compression, lambda: DeflateEncoder(12, 5, 6),
+                                           log=True)
+
+    single = compressor()
+    want = [single.encode(p, k) for p, k in zip(payloads, keys, strict=True)]
+    many = compressor()
+    wires, took = many.encode_many(payloads, keys)
+    assert wires == want
+    assert [t > 0 for t in took] == [w is not None for w in want]
+    for name in ("compressed", "plain", "bytes_in", "bytes_out", "last_wire",
+                 "last_compressed", "frames"):
+        assert getattr(many, name) == getattr(single, name), name
+    assert many.encode_ns == sum(took)
+    if policy in ("adaptive", "threshold"):
+        assert 0 < many.plain < len(payloads)  # the selector did skip some frames

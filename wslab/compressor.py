@@ -9,7 +9,8 @@ without anything in between:
 2. ``encoder.encode(payload, key)`` (the real codec; its CPU time is measured);
 3. ``selector.observe(key, len(payload), len(compressed))``.
 
-The simulator calls it for each frame the pipeline releases, in release order; the live
+The simulator hands it every frame of a stream at once (:meth:`FrameCompressor.encode_many`,
+the same three steps per frame, in release order, without a call per frame); the live
 extensions (``harness/extension.py`` for permessage-deflate, ``harness/zstd_extension.py``
 for ``x-wslab-zstd``) call it from their ``encode``, when the library turns that very frame
 into bytes, which is also release order. So one trace and one config give one sequence of
@@ -22,10 +23,13 @@ What must not live here: batching (``pipeline.py``), the rules of a policy
 
 from __future__ import annotations
 
+import itertools
+import operator
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from wslab.codecs.base import RunEncoder
 from wslab.selector import CompressionSelector, Selector
 
 if TYPE_CHECKING:
@@ -145,3 +149,67 @@ class FrameCompressor:
         if self.frames is not None:
             self.frames.append((key, len(payload), n, True))
         return data
+
+    def encode_many(self, payloads: Sequence[bytes],
+                    keys: Sequence[str]) -> tuple[list[bytes | None], list[int]]:
+        """:meth:`encode` for a run of frames in order: each frame's compressed payload (None
+        when it goes out as it is) and the CPU time of its codec call (0 when skipped).
+
+        Per frame the same three steps in the same order as :meth:`encode`, so the
+        selector sees each size before the next decision; the counters (and the log) end
+        as :meth:`encode` would leave them. A codec that offers ``encode_many``
+        (:class:`~wslab.codecs.base.RunEncoder`, the deflate encoder) runs the steps
+        itself, given the selector's two calls, so no Python call is made per frame but
+        the selector's.
+        """
+        wires: list[bytes | None] = []
+        took: list[int] = []
+        if not payloads:
+            return wires, took
+        perf = time.perf_counter_ns
+        decide, observe = self._decide, self._observe
+        unbuilt = self._encoder is None
+        encoder = self.encoder
+        if isinstance(encoder, RunEncoder):  # the codec runs the steps, no call per frame
+            wires, took = encoder.encode_many(payloads, keys, perf, decide, observe)
+        else:
+            keep, timed = wires.append, took.append
+            encode = encoder.encode
+            for payload, key in zip(payloads, keys, strict=True):
+                if decide is not None and not decide(key, payload):
+                    keep(None)
+                    timed(0)
+                    continue
+                started = perf()
+                data = encode(payload, key)
+                timed(perf() - started)
+                keep(data)
+                if observe is not None:
+                    observe(key, len(payload), len(data))
+        if unbuilt and wires.count(None) == len(wires):
+            self._encoder = None  # nothing compressed: nothing built, as with encode
+        self._count_run(payloads, keys, wires, took)
+        return wires, took
+
+    def _count_run(self, payloads: Sequence[bytes], keys: Sequence[str],
+                   wires: list[bytes | None], took: list[int]) -> None:
+        """Counters and log after :meth:`encode_many`, as per-frame calls leave them."""
+        plain = wires.count(None)
+        if plain:
+            sent = list(map(operator.is_not, wires, itertools.repeat(None)))
+            self.bytes_in += sum(map(len, itertools.compress(payloads, sent)))
+            self.bytes_out += sum(map(len, itertools.compress(wires, sent)))  # type: ignore[arg-type]
+        else:
+            self.bytes_in += sum(map(len, payloads))
+            self.bytes_out += sum(map(len, wires))  # type: ignore[arg-type]
+        self.compressed += len(wires) - plain
+        self.plain += plain
+        self.encode_ns += sum(took)
+        last = wires[-1]
+        self.last_ns = took[-1]
+        self.last_compressed = last is not None
+        self.last_wire = len(last) if last is not None else len(payloads[-1])
+        if self.frames is not None:
+            self.frames.extend(
+                (k, len(p), len(w) if w is not None else len(p), w is not None)
+                for k, p, w in zip(keys, payloads, wires, strict=True))

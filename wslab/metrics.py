@@ -99,24 +99,39 @@ WIRE_TOTALS = (
 def frame_totals(frames: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Per-direction wire totals from a per-frame table (the simulator's ``frames``)."""
     out: dict[str, dict[str, float]] = {}
+    n_all = len(frames)
+    columns = {name: frames[name].to_numpy() for name in _FRAME_SUMS} if n_all else {}
     for direction in ("s2c", "c2s"):
-        f = frames[frames["dir"] == direction] if len(frames) else frames
-        n = len(f)
-        out[direction] = {
-            "frames": n,
-            "compressed_bytes": int(f["wire_payload_bytes"].sum()) if n else 0,
-            "ws_bytes": int(f["ws_bytes"].sum()) if n else 0,
-            "tcp_bytes": int(f["tcp_bytes"].sum()) if n else 0,
-            "tcp_segments": int(f["tcp_segments"].sum()) if n else 0,
-            "compress_us": float(f["compress_us"].sum()) if n else 0.0,
-            "decompress_us": float(f["decompress_us"].sum()) if n else 0.0,
-        }
+        chosen = _mask(frames, "dir", direction) if n_all else None
+        n = int(chosen.sum()) if chosen is not None else 0
+        totals: dict[str, float] = {"frames": n}
+        for name, key in _FRAME_SUMS.items():
+            is_int = key != "compress_us" and key != "decompress_us"
+            if not n:
+                totals[key] = 0 if is_int else 0.0
+                continue
+            total = columns[name][chosen].sum()
+            totals[key] = int(total) if is_int else float(total)
+        out[direction] = totals
     return out
 
 
-def _block(messages: pd.DataFrame, wire: Mapping[str, float]) -> dict[str, Any]:
-    n = len(messages)
-    payload = int(messages["size"].sum()) if n else 0
+_FRAME_SUMS = {"wire_payload_bytes": "compressed_bytes", "ws_bytes": "ws_bytes",
+               "tcp_bytes": "tcp_bytes", "tcp_segments": "tcp_segments",
+               "compress_us": "compress_us", "decompress_us": "decompress_us"}
+"""Frame table column -> the wire total it sums into."""
+
+
+def _mask(table: pd.DataFrame, column: str, value: str) -> npt.NDArray[np.bool_]:
+    """Rows of ``table`` whose ``column`` equals ``value``, as a boolean array."""
+    return np.asarray((table[column] == value).to_numpy(dtype=bool, na_value=False))
+
+
+def _block(size: npt.NDArray[np.int64], latency: npt.NDArray[np.float64],
+           wire: Mapping[str, float]) -> dict[str, Any]:
+    """One block of the summary from the messages' sizes and latencies and wire totals."""
+    n = len(size)
+    payload = int(size.sum()) if n else 0
     compressed = int(wire["compressed_bytes"])
     return {
         "messages": n,
@@ -129,9 +144,7 @@ def _block(messages: pd.DataFrame, wire: Mapping[str, float]) -> dict[str, Any]:
         "compression_ratio": compressed / payload if payload else None,
         "cpu_us_per_msg": wire["compress_us"] / n if n else None,
         "decompress_us_per_msg": wire["decompress_us"] / n if n else None,
-        "latency_ms": latency_summary(messages["latency_ms"])
-        if n
-        else latency_summary(np.array([])),
+        "latency_ms": latency_summary(latency),
     }
 
 
@@ -160,20 +173,26 @@ def summarise(
     """
     per_dir = frame_totals(wire) if isinstance(wire, pd.DataFrame) else wire
     total = {key: sum(per_dir[d][key] for d in per_dir) for key in WIRE_TOTALS}
-    out = _block(messages, total)
+    n = len(messages)
+    size = (messages["size"].to_numpy(dtype=np.int64) if n
+            else np.zeros(0, dtype=np.int64))
+    latency = (messages["latency_ms"].to_numpy(dtype=np.float64) if n
+               else np.zeros(0, dtype=np.float64))
+    out = _block(size, latency, total)
     out.update({k: int(v) for k, v in integrity.items()})
     out["dropped"] = dropped
     out["by_dir"] = {}
     for direction in ("s2c", "c2s"):
-        m = messages[messages["dir"] == direction] if len(messages) else messages
-        out["by_dir"][direction] = _block(m, per_dir.get(direction, dict.fromkeys(WIRE_TOTALS, 0)))
+        chosen = _mask(messages, "dir", direction) if n else np.zeros(0, dtype=bool)
+        out["by_dir"][direction] = _block(size[chosen], latency[chosen],
+                                          per_dir.get(direction, dict.fromkeys(WIRE_TOTALS, 0)))
     out["by_priority"] = {}
     for prio in PRIORITIES:
-        m = messages[messages["priority"] == prio] if len(messages) else messages
-        if len(m):
+        chosen = _mask(messages, "priority", prio) if n else np.zeros(0, dtype=bool)
+        if chosen.any():
             out["by_priority"][prio] = {
-                "messages": len(m),
-                "latency_ms": latency_summary(m["latency_ms"]),
+                "messages": int(chosen.sum()),
+                "latency_ms": latency_summary(latency[chosen]),
             }
     out["control"] = (
         dict(control)

@@ -26,7 +26,9 @@ Flow for one message::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from wslab import envelopes
@@ -65,6 +67,67 @@ class OutFrame:
     flushed_at: float
     reason: str
     key: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageColumns:
+    """Messages handed to one pipeline, as columns in hand-off order (see :meth:`replay`).
+
+    Attributes:
+        index: The caller's number of each message (the trace index in a replay).
+        t: When each is handed over (non-decreasing).
+        priority: ``critical``, ``normal`` or ``background``.
+        type: The message type label.
+        payload: The application bytes.
+        is_text: Text (True) or binary message.
+    """
+
+    index: Sequence[int]
+    t: Sequence[float]
+    priority: Sequence[str]
+    type: Sequence[str]
+    payload: Sequence[bytes]
+    is_text: Sequence[bool]
+
+
+@dataclass(slots=True)
+class FrameColumns:
+    """The frames of a whole replay as columns, one entry per frame, then one per message.
+
+    Per frame: ``payload``, ``key``, ``opcode``, ``flushed_at``, ``reason`` (as in
+    :class:`OutFrame`) and ``count``, how many messages it carries. Per message, frame by
+    frame in the order each frame lists them: ``index`` (the caller's number), ``seq``
+    (within its priority class) and ``priority``. ``dropped``: the messages the batcher
+    refused.
+    """
+
+    payload: list[bytes] = field(default_factory=list)
+    key: list[str] = field(default_factory=list)
+    opcode: list[int] = field(default_factory=list)
+    flushed_at: list[float] = field(default_factory=list)
+    reason: list[str] = field(default_factory=list)
+    count: list[int] = field(default_factory=list)
+    index: list[int] = field(default_factory=list)
+    seq: list[int] = field(default_factory=list)
+    priority: list[str] = field(default_factory=list)
+    dropped: list[Pending] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.payload)
+
+    def add(self, frames: list[OutFrame]) -> None:
+        """Append released frames."""
+        for f in frames:
+            self.payload.append(f.payload)
+            self.key.append(f.key)
+            self.opcode.append(f.opcode)
+            self.flushed_at.append(f.flushed_at)
+            self.reason.append(f.reason)
+            self.count.append(len(f.messages))
+            for m in f.messages:
+                self.index.append(m.index)
+                self.seq.append(m.seq)
+                self.priority.append(m.priority)
 
 
 def resolve_envelope(config: TuningConfig, trace: Trace | None) -> str | None:
@@ -165,6 +228,44 @@ class SendPipeline:
         if batches:
             frames += [self._frame(b) for b in batches]
         return frames
+
+    def replay(self, messages: MessageColumns) -> FrameColumns:
+        """Every message pushed at its time, then :meth:`finish` at the last one: the frames
+        of a whole stream known in advance (the simulator), as columns.
+
+        The same frames, in the same order, as calling :meth:`push` per message and
+        :meth:`finish` (``tests/test_pipeline.py`` holds the two to each other). Without a
+        batcher every message is its own frame, so the columns are the messages' own and no
+        object is built per message.
+        """
+        out = FrameColumns()
+        n = len(messages.index)
+        if self.batcher is None:
+            # numbered per class from where this pipeline's counters stand
+            counters = {p: itertools.count(self._seq[s]) for p, s in _PRIORITY_SLOT.items()}
+            out.seq = [next(counters[p]) for p in messages.priority]
+            for p, s in _PRIORITY_SLOT.items():
+                self._seq[s] = next(counters[p])
+            out.payload = list(messages.payload)
+            out.key = list(messages.type)
+            out.opcode = [TEXT if text else BINARY for text in messages.is_text]
+            out.flushed_at = list(messages.t)
+            out.reason = ["immediate"] * n
+            out.count = [1] * n
+            out.index = list(messages.index)
+            out.priority = list(messages.priority)
+            return out
+        push = self.push
+        for index, t, priority, type_, payload, is_text in zip(
+                messages.index, messages.t, messages.priority, messages.type,
+                messages.payload, messages.is_text, strict=True):
+            released = push(index, t, priority, type_, payload, is_text)
+            if released:
+                out.add(released)
+        if n:
+            out.add(self.finish(messages.t[-1]))
+        out.dropped = list(self.dropped)
+        return out
 
     def poll(self, now: float) -> list[OutFrame]:
         """Every batch whose deadline has come by ``now``, each released at its deadline.

@@ -209,3 +209,46 @@ def test_memory_formula(bits: int, mem: int, compressor: int) -> None:
     # which also counts the fixed per-connection state the formula leaves out).
     if bits > 9:
         assert deflate_memory_bytes(bits, mem) == 2 * deflate_memory_bytes(bits - 1, mem - 1)
+
+
+def _raw(payload: bytes, flush: int) -> bytes:
+    c = zlib.compressobj(6, zlib.DEFLATED, -12, 5)
+    out = c.compress(payload) + c.flush(flush)
+    return out[:-4] if flush == zlib.Z_SYNC_FLUSH else out
+
+
+@pytest.mark.parametrize("no_context", [False, True])
+@pytest.mark.parametrize("zlib_sender", [False, True])
+def test_decode_many_reads_what_decode_reads_one_at_a_time(no_context: bool,
+                                                           zlib_sender: bool) -> None:
+    """Including a message that sets BFINAL (a new stream follows it)."""
+
+    texts = [b'{"n": %d, "pad": "%s"}' % (i, b"ab" * i) for i in range(40)]
+    encoder = DeflateEncoder(12, 5, 6, no_context_takeover=no_context)
+    wires = [encoder.encode(t) for t in texts[:20]]
+    wires.append(_raw(texts[20], zlib.Z_FINISH))  # BFINAL: the stream ends here
+    wires += [_raw(t, zlib.Z_SYNC_FLUSH) for t in texts[21:]]
+    one = DeflateDecoder(12, no_context, zlib_sender=zlib_sender)
+    want = [one.decode(w) for w in wires]
+    assert want == texts
+    ticks = iter(range(0, 10**6, 7))
+    bodies, took = DeflateDecoder(12, no_context, zlib_sender=zlib_sender).decode_many(
+        wires, lambda: next(ticks))
+    assert bodies == want
+    assert took == [7] * len(wires)
+
+
+def test_encode_many_gives_encodes_bytes_and_asks_the_selector_in_order() -> None:
+
+    texts = [b"x" * (i % 7) + b'{"k": %d}' % i for i in range(60)]
+    keys = [f"t{i % 3}" for i in range(60)]
+    one = DeflateEncoder(11, 4, 6)
+    seen: list[tuple[str, int, int]] = []
+    wires, took = DeflateEncoder(11, 4, 6).encode_many(
+        texts, keys, lambda: 0, lambda k, p: len(p) % 2 == 0,
+        lambda k, a, b: seen.append((k, a, b)))
+    want = [one.encode(t) if len(t) % 2 == 0 else None for t in texts]
+    assert wires == want
+    assert seen == [(k, len(t), len(w)) for k, t, w in zip(keys, texts, want, strict=True)
+                    if w is not None]
+    assert len(took) == len(texts)

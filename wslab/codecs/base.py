@@ -8,7 +8,11 @@ whatever state their algorithm carries from message to message. Nothing here doe
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
+
+Clock = Callable[[], int]
+"""A CPU-time reading in nanoseconds (``time.perf_counter_ns``), passed in by the caller."""
 
 
 @runtime_checkable
@@ -42,4 +46,38 @@ class MessageDecoder(Protocol):
             max_size: Refuse (raise :class:`wslab.errors.PayloadTooBig`) rather than
                 inflate beyond this many bytes; ``None`` for no limit.
         """
+        ...
+
+
+Decide = Callable[[str, bytes], bool]
+"""A selector's ``decide(key, payload)``: compress this frame?"""
+Observe = Callable[[str, int, int], None]
+"""A selector's ``observe(key, original, compressed)``: what the frame compressed to."""
+
+
+@runtime_checkable
+class RunEncoder(Protocol):
+    """An encoder that can also compress a run of frames in one call (the simulator's
+    stage 2), each timed by the caller's clock. Optional: callers fall back to
+    :meth:`MessageEncoder.encode` per frame."""
+
+    def encode_many(self, payloads: Sequence[bytes], keys: Sequence[str], clock: Clock,
+                    decide: Decide | None = None, observe: Observe | None = None,
+                    ) -> tuple[list[bytes | None], list[int]]:
+        """Per frame, in order, exactly ``FrameCompressor.encode``'s steps: skip it (None,
+        0 ns) unless ``decide(key, payload)``; else :meth:`~MessageEncoder.encode` it,
+        timed by ``clock``, then ``observe(key, len(payload), len(wire))``. Returns the
+        wire bytes (None: sent as it was) and the nanoseconds of each compression."""
+        ...
+
+
+@runtime_checkable
+class RunDecoder(Protocol):
+    """A decoder that can also decode a run of messages in one call, without a size limit,
+    each timed by the caller's clock (optional, like :class:`RunEncoder`)."""
+
+    def decode_many(self, wires: Sequence[bytes],
+                    clock: Clock) -> tuple[list[bytes], list[int]]:
+        """Each message as :meth:`~MessageDecoder.decode` would give it in turn (no
+        ``max_size``), and the nanoseconds ``clock`` saw pass around each one."""
         ...

@@ -22,7 +22,9 @@ What must not live here: negotiation, framing, I/O.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 
+from wslab.codecs.base import Clock, Decide, Observe
 from wslab.errors import DecodeError, PayloadTooBig
 
 SYNC_FLUSH_TAIL = b"\x00\x00\xff\xff"
@@ -79,6 +81,50 @@ class DeflateEncoder:
         if not data.endswith(SYNC_FLUSH_TAIL):  # zlib always ends a sync flush this way
             raise RuntimeError("zlib sync flush did not end with 00 00 ff ff")
         return data[:-4]
+
+    def encode_many(self, payloads: Sequence[bytes], keys: Sequence[str], clock: Clock,
+                    decide: Decide | None = None, observe: Observe | None = None,
+                    ) -> tuple[list[bytes | None], list[int]]:
+        """The frames of a run in order, with the selector's steps around each (see
+        :class:`~wslab.codecs.base.RunEncoder`); no Python call per frame but the
+        selector's own (the simulator's hot loop)."""
+        out: list[bytes | None] = []
+        took: list[int] = []
+        keep, timed = out.append, took.append
+        tail = SYNC_FLUSH_TAIL
+        sync = zlib.Z_SYNC_FLUSH
+        if decide is None and observe is None and self._compressor is not None:
+            squeeze, drain = self._compressor.compress, self._compressor.flush
+            for payload in payloads:  # every frame, one kept context: the tightest loop
+                started = clock()
+                data = squeeze(payload) + drain(sync)
+                if data[-4:] != tail:
+                    raise RuntimeError("zlib sync flush did not end with 00 00 ff ff")
+                data = data[:-4]
+                timed(clock() - started)
+                keep(data)
+            return out, took
+        kept = self._compressor  # None: no context takeover, a compressor per frame
+        compress, flush = (kept.compress, kept.flush) if kept is not None else (None, None)
+        for payload, key in zip(payloads, keys, strict=True):
+            if decide is not None and not decide(key, payload):
+                keep(None)
+                timed(0)
+                continue
+            started = clock()
+            if compress is None or flush is None:
+                c = self._new()
+                data = c.compress(payload) + c.flush(sync)
+            else:
+                data = compress(payload) + flush(sync)
+            if data[-4:] != tail:
+                raise RuntimeError("zlib sync flush did not end with 00 00 ff ff")
+            data = data[:-4]
+            timed(clock() - started)
+            keep(data)
+            if observe is not None:
+                observe(key, len(payload), len(data))
+        return out, took
 
 
 class DeflateDecoder:
@@ -149,15 +195,70 @@ class DeflateDecoder:
             raise DecodeError("permessage-deflate decoder is unusable after a bad message")
         if self.no_context_takeover:
             self._decompressor = zlib.decompressobj(-self.window_bits)
+        pending = bytes(data) + SYNC_FLUSH_TAIL
         try:
-            return self._inflate(bytes(data) + SYNC_FLUSH_TAIL, max_size)
+            if max_size is None and not self._keep_history:
+                # The common case (no limit, no history to keep), in one call unless the
+                # sender set BFINAL; then the general loop carries on after it.
+                d = self._decompressor
+                try:
+                    out = d.decompress(pending)
+                except zlib.error as exc:
+                    raise DecodeError(
+                        f"permessage-deflate data does not inflate: {exc}") from exc
+                if not d.eof:
+                    return out
+                pending = d.unused_data
+                self._decompressor = self._fresh()
+                if not pending or pending == SYNC_FLUSH_TAIL:
+                    return out
+                return self._inflate(pending, None, out)
+            return self._inflate(pending, max_size)
         except (DecodeError, PayloadTooBig):
             self._broken = not self.no_context_takeover
             raise
 
-    def _inflate(self, pending: bytes, max_size: int | None) -> bytes:
+    def decode_many(self, wires: Sequence[bytes],
+                    clock: Clock) -> tuple[list[bytes], list[int]]:
+        """:meth:`decode` (no ``max_size``) for each message in turn, each timed by
+        ``clock``; the common case (nothing to remember) without a Python call per
+        message."""
+        out: list[bytes] = []
+        took: list[int] = []
+        keep, timed = out.append, took.append
+        if self._keep_history or self.no_context_takeover or self._broken:
+            decode = self.decode
+            for data in wires:
+                started = clock()
+                body = decode(data)
+                timed(clock() - started)
+                keep(body)
+            return out, took
+        tail = SYNC_FLUSH_TAIL
+        d = self._decompressor
+        for data in wires:
+            started = clock()
+            try:
+                body = d.decompress(data + tail)
+            except zlib.error as exc:
+                self._broken = True
+                raise DecodeError(f"permessage-deflate data does not inflate: {exc}") from exc
+            if d.eof:  # BFINAL: carry on as decode does, with a fresh stream
+                pending = d.unused_data
+                self._decompressor = self._fresh()
+                if pending and pending != tail:
+                    try:
+                        body = self._inflate(pending, None, body)
+                    except DecodeError:
+                        self._broken = True
+                        raise
+                d = self._decompressor
+            timed(clock() - started)
+            keep(body)
+        return out, took
+
+    def _inflate(self, pending: bytes, max_size: int | None, out: bytes = b"") -> bytes:
         keep = self._keep_history
-        out = b""
         while True:
             d = self._decompressor
             # One byte past the limit tells "exactly max_size" from "more than max_size".

@@ -1,10 +1,13 @@
 """The offline simulator: a trace replayed through the real send pipeline on a virtual clock.
 
-What lives here: :func:`simulate`, which groups the trace into streams (one per connection
-and direction), runs each through ``stream.py`` (pipeline, then codecs, then tables) and
-joins them into tidy tables (one row per message, one per frame) and the summary record of
-DESIGN.md section 4a. ``dictionaries.py`` holds the rule for which messages train zstd
+What lives here: :func:`simulate`, which takes the trace's streams (one per connection and
+direction, ``inputs.py``), runs each through ``stream.py`` (pipeline, then codecs in
+``coding.py``, then prices and delivery in ``tables.py``), joins them into tidy tables (one
+row per message, one per frame, ``tables.join_tables``) and the summary record of DESIGN.md
+section 4a. ``cache.py`` holds what ``simulate(..., reuse=True)`` reuses between
+simulations of one trace; ``dictionaries.py`` the rule for which messages train zstd
 dictionaries and which are scored. No I/O, no wall clock beyond measuring codec CPU time.
+Nothing here builds an object per message: every stage works on columns.
 
 Assumptions (stated once, used everywhere):
 
@@ -13,7 +16,8 @@ Assumptions (stated once, used everywhere):
 - the sender's CPU is one serial resource: a frame is handed to the kernel once it is
   compressed, and compression of one frame waits for the previous one;
 - compression and decompression times are the measured CPU times of the real codec calls
-  on this machine, so latency figures carry this machine's speed;
+  on this machine, so latency figures carry this machine's speed (with ``reuse``, those of
+  the first run that coded the same frames with the same codec);
 - latency of a message = batch wait + compression (incl. waiting for the CPU) + link
   queueing and serialisation + propagation (incl. jitter, retransmission, head-of-line
   blocking) + decompression;
@@ -35,7 +39,10 @@ from wslab.config import TuningConfig
 from wslab.link import LinkProfile, get_profile
 from wslab.metrics import integrity_counts, summarise
 from wslab.pipeline import resolve_envelope
-from wslab.sim.stream import CodecFactory, StreamOptions, simulate_stream
+from wslab.sim.cache import trace_cache
+from wslab.sim.inputs import trace_streams, trace_text_columns
+from wslab.sim.stream import CodecFactory, RunPlan, simulate_stream
+from wslab.sim.tables import Delivery, StreamArrays, join_tables
 from wslab.traces.model import Trace
 
 if TYPE_CHECKING:
@@ -92,6 +99,7 @@ def simulate(
     codecs: CodecFactory | None = None,
     verify: bool = True,
     dictionaries: DictionarySet | None = None,
+    reuse: bool = False,
 ) -> SimResult:
     """Replay ``trace`` under ``config`` and return per-message, per-frame and summary results.
 
@@ -105,6 +113,9 @@ def simulate(
         dictionaries: For ``zstd-dict``: a set trained elsewhere, so the whole trace is
             scored. Without it, a set is trained on the trace's prefix per type and only
             the messages after it are simulated (see ``dictionaries.py``).
+        reuse: Reuse the released and coded frames of earlier simulations of this trace
+            that had the same inputs (``cache.py``; sweeps). Codec CPU times are then the
+            ones measured when those frames were first coded.
     """
     profile = link if isinstance(link, LinkProfile) else get_profile(link or config.link.profile)
     notes: list[str] = []
@@ -115,33 +126,29 @@ def simulate(
         plan = dictionary_plan(trace, config.compression)
         trace, dictionaries, trained_on = plan.scored, plan.dictionaries, plan.trained_on
         notes.append(plan.note)
+    codecs_id: str | None = None
     if codecs is None:
         codecs = (_no_codecs if config.compression.algorithm == "none"
                   else default_codecs(config, dictionaries))
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, m in enumerate(trace.messages):
-        groups.setdefault((m.conn or "", m.dir), []).append(i)
+        codecs_id = dictionaries.id if dictionaries is not None else ""
     envelope = resolve_envelope(config, trace)
-    msg_parts: list[pd.DataFrame] = []
-    frame_parts: list[pd.DataFrame] = []
+    run = RunPlan(config, envelope, codecs, verify,
+                  trace_cache(trace) if reuse else None, codecs_id)
+    parts: list[StreamArrays] = []
     dropped = 0
     frame_base = 0
     integrity = {"lost": 0, "duplicated": 0, "reordered": 0}
-    for n, ((conn, direction), indices) in enumerate(sorted(groups.items())):
-        opts = StreamOptions(conn, direction, profile, seed + n, verify, frame_base)
-        part = simulate_stream(trace.messages, indices, config, envelope, codecs, opts)
+    for n, stream in enumerate(trace_streams(trace)):
+        part = simulate_stream(stream, run, Delivery(profile, seed + n, frame_base, verify))
         frame_base += len(part.frames)
         dropped += part.dropped
         for key, value in part.integrity.items():
             integrity[key] += value
-        msg_parts.append(part.messages)
-        frame_parts.append(part.frames)
-    messages = (
-        pd.concat(msg_parts, ignore_index=True).sort_values("index", kind="stable")
-        .reset_index(drop=True)
-        if msg_parts else _empty_messages()
-    )
-    frames = pd.concat(frame_parts, ignore_index=True) if frame_parts else _empty_frames()
+        parts.append(part)
+    if parts:
+        messages, frames = join_tables(parts, len(trace), trace_text_columns(trace))
+    else:
+        messages, frames = _empty_messages(), _empty_frames()
     if dropped:
         notes.append(f"{dropped} background message(s) dropped: background queue full")
     summary = summarise(messages, frames, integrity=integrity, dropped=dropped)
