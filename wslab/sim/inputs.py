@@ -24,7 +24,7 @@ from wslab.pipeline import MessageColumns
 from wslab.priority import PRIORITIES
 from wslab.traces.model import Trace
 
-PRIORITY_CODES = {prio: code for code, prio in enumerate(PRIORITIES)}
+PRIORITY_CODES: dict[str, int] = {prio: code for code, prio in enumerate(PRIORITIES)}
 """Priority class -> its code in the message table's categorical column."""
 
 
