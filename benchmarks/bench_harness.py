@@ -6,8 +6,9 @@ while the echoes are read back. The peer server is the smallest echo program the
 library allows (``async for m in ws: await ws.send(m)``); the peer client is as small (a
 send loop and a reader task, nothing recorded). Compression is off everywhere.
 
-- Server: wslab's server (send pipeline, selective extension, a log row per message,
-  metrics) and the peer server, each driven by the same wslab load client. Target (issue
+- Server: wslab's server (send pipeline, selective extension, every message hashed and
+  counted, metrics; as ``procs.py`` runs it without a log directory it keeps no row per
+  message, which nothing would read) and the peer server, each driven by the same wslab load client. Target (issue
   16): wslab at least 95 % of the peer's messages per second.
 - Whole stack: wslab client + server against the peer client + server; target 90 %.
 - Load client alone: against the same minimal websockets server, the wslab client and the

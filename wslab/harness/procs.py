@@ -45,14 +45,21 @@ def _dictionaries(path: str | None) -> DictionarySet | None:
     return DictionarySet.load(path)
 
 
-def _server(args: argparse.Namespace) -> int:
+def build_server(args: argparse.Namespace) -> LiveServer:
+    """The server the ``server`` role runs (raises ``WslabError`` on a bad config)."""
     config = TuningConfig.load(args.config)
     trace = read_trace(args.trace) if args.trace else None
+    return LiveServer(config, scenario=args.scenario, trace=trace, speed=args.speed,
+                      host=args.host, port=args.port, expect_clients=args.expect_clients,
+                      rooms=args.rooms, dictionaries=_dictionaries(args.dictionaries),
+                      # rows per message only where they will be written: without a log
+                      # directory they would grow for as long as it runs, unread
+                      record=args.log_dir is not None)
+
+
+def _server(args: argparse.Namespace) -> int:
     try:
-        dictionaries = _dictionaries(args.dictionaries)
-        server = LiveServer(config, scenario=args.scenario, trace=trace, speed=args.speed,
-                            host=args.host, port=args.port, expect_clients=args.expect_clients,
-                            rooms=args.rooms, dictionaries=dictionaries)
+        server = build_server(args)
     except WslabError as exc:
         return fail(str(exc))
 
