@@ -8,8 +8,8 @@ send loop and a reader task, nothing recorded). Compression is off everywhere.
 
 - Server: wslab's server (send pipeline, selective extension, every message hashed and
   counted, metrics; as ``procs.py`` runs it without a log directory it keeps no row per
-  message, which nothing would read) and the peer server, each driven by the same wslab load client. Target (issue
-  16): wslab at least 95 % of the peer's messages per second.
+  message, which nothing would read) and the peer server, each driven by the same wslab
+  load client. Target (issue 16): wslab at least 95 % of the peer's messages per second.
 - Whole stack: wslab client + server against the peer client + server; target 90 %.
 - Load client alone: against the same minimal websockets server, the wslab client and the
   peer client each report the CPU time they spent between opening the connection and the
