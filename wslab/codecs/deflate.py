@@ -105,22 +105,6 @@ class DeflateEncoder:
                 keep(data)
             return out, took
         kept = self._compressor  # None: no context takeover, a compressor per frame
-        if kept is not None and decide is not None and observe is not None:
-            squeeze, drain = kept.compress, kept.flush
-            for payload, key in zip(payloads, keys, strict=True):  # a selector, one context
-                if not decide(key, payload):
-                    keep(None)
-                    timed(0)
-                    continue
-                started = clock()
-                data = squeeze(payload) + drain(sync)
-                if data[-4:] != tail:
-                    raise RuntimeError("zlib sync flush did not end with 00 00 ff ff")
-                data = data[:-4]
-                timed(clock() - started)
-                keep(data)
-                observe(key, len(payload), len(data))
-            return out, took
         compress, flush = (kept.compress, kept.flush) if kept is not None else (None, None)
         for payload, key in zip(payloads, keys, strict=True):
             if decide is not None and not decide(key, payload):
