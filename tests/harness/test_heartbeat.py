@@ -74,8 +74,9 @@ def test_server_closes_a_client_that_never_answers_pings_and_keeps_one_that_does
                 if len(server.sessions) == 1:
                     break
                 await asyncio.sleep(0.01)
+            kept = next(iter(server.sessions.values())).ws
             state = {"opcodes": opcodes, "closed_after": closed_after, "code": code,
-                     "echoed": echoed, "healthy": healthy.state,
+                     "echoed": echoed, "healthy": healthy.state, "latency": kept.latency,
                      "sessions": len(server.sessions), "active": server.metrics.active}
             await healthy.close()
             return state
@@ -89,6 +90,8 @@ def test_server_closes_a_client_that_never_answers_pings_and_keeps_one_that_does
     assert due - 0.1 <= got["closed_after"] <= due + MARGIN_S  # type: ignore[operator]
     assert got["echoed"] == "still here" and got["healthy"] is State.OPEN
     assert got["sessions"] == 1 and got["active"] == 1
+    # the pongs of the one that answers give its round trip, where websockets keeps it
+    assert 0 < got["latency"] < MARGIN_S  # type: ignore[operator]
 
 
 def test_close_timeout_follows_the_heartbeat_timeout_never_above_it() -> None:

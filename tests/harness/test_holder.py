@@ -204,6 +204,24 @@ def test_take_frames_hands_over_whole_plain_frames_and_stops_at_anything_else() 
     assert take(b"\x81") == 0
 
 
+def test_take_frames_hands_whole_pings_to_on_ping_and_nothing_else() -> None:
+    got: list[bytes] = []
+    pings: list[bytes] = []
+
+    def take(data: bytes) -> int:
+        got.clear()
+        pings.clear()
+        return take_frames(data, 1 << 20, lambda p, _t: got.append(p), 1.0, pings.append)
+
+    a = b"one"
+    burst = _frame(a) + _frame(b"wslb", 0x89) + _frame(a) + _frame(b"", 0x89)
+    assert take(burst) == len(burst) and got == [a, a] and pings == [b"wslb", b""]
+    assert take(_frame(b"wslb", 0x89)[:4]) == 0 and pings == []  # partial: the library's
+    for frame in (_frame(b"p", 0x8A), _frame(b"p", 0x88), _frame(b"p" * 126, 0x89),
+                  _frame(b"p", 0x89, mask=True), _frame(b"p", 0x99)):  # pong, close,
+        assert take(frame) == 0 and pings == []  # too long, masked, RSV1: the library's
+
+
 def test_a_burst_is_taken_in_bulk_around_pings_and_split_frames(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Many messages, pings between them and frames split over reads arrive whole, in order;
@@ -236,7 +254,7 @@ def test_a_burst_is_taken_in_bulk_around_pings_and_split_frames(
                     break
                 await asyncio.sleep(0.01)
             assert [json.loads(p)["seq"] for p, _ in got] == list(range(300))
-            assert len(pongs) == 3  # the library still answered every ping
+            assert len(pongs) == 3  # every ping answered (read in bulk, echoing its payload)
             await conn.close()
             assert conn.close_code == 1000
 

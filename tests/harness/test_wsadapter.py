@@ -54,10 +54,18 @@ def test_send_in_progress_is_an_attribute_of_a_connection() -> None:
     assert "self.send_in_progress" in inspect.getsource(Connection.__init__)
 
 
-@pytest.mark.parametrize("name", ["send_text", "send_binary", "send_frame"])
+@pytest.mark.parametrize("name", ["send_text", "send_binary", "send_frame", "send_ping"])
 def test_protocol_send_methods_exist(name: str) -> None:
     params = inspect.signature(getattr(Protocol, name)).parameters
     assert list(params)[:2] == ["self", "frame" if name == "send_frame" else "data"]
+
+
+def test_the_keepalive_internals_exist() -> None:
+    # the heartbeat's close: send_context() around Protocol.fail(code, reason)
+    assert "expected_state" in inspect.signature(Connection.send_context).parameters
+    assert list(inspect.signature(Protocol.fail).parameters)[:3] == ["self", "code", "reason"]
+    # its RTT goes where the library's own keepalive puts it
+    assert "self.latency" in inspect.getsource(Connection.__init__)
 
 
 def test_apply_mask_is_the_c_one_and_masks() -> None:

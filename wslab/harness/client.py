@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
+from wslab.harness.eventloop import run_fast
 from wslab.harness.loadconn import LoadConnection, LoadPlan, open_load_connection
 from wslab.harness.loadlog import ColumnRecorder
 from wslab.harness.meter import tcp_info
@@ -42,12 +43,7 @@ def run_load(client: LoadClient) -> ClientResult:
     """Run a load client in a process of its own, on uvloop where it is installed (libuv's
     event loop: about a fifth less CPU per message than asyncio's against a server that
     answers one message per write, measured in ``bench_harness``'s client rows)."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - a platform without uvloop wheels
-        return asyncio.run(client.run())
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(client.run())
+    return run_fast(client.run())
 
 
 def check_target(url: str, allow_remote: bool) -> tuple[str, int]:

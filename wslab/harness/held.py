@@ -25,9 +25,11 @@ Reading in bulk: while the connection is OPEN and the library's parser holds not
 partial frame, no fragmented message), ``data_received`` takes every whole data frame at
 the start of the bytes that arrived itself (:func:`take_frames`): FIN set, RSV bits
 clear, unmasked, no larger than ``max_size``. That is the one case where the library's
-parser would do nothing but hand the frame over; anything else (a control frame, a
-compressed or fragmented frame, a partial one, a bad one) and everything after it goes to
-the library, which answers, fails or closes as it always does.
+parser would do nothing but hand the frame over; the other is a whole ping, which the
+library would only answer with the same payload (the heartbeat of a server holding
+tens of thousands of connections sends thousands a second). Anything else (another
+control frame, a compressed or fragmented frame, a partial one, a bad one) and everything
+after it goes to the library, which answers, fails or closes as it always does.
 
 Why not websockets' asyncio client: the holders are the measuring instrument. On a machine
 where they share the cores with the server under test, whatever a holder spends per message
@@ -42,8 +44,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable
+from typing import cast
 
 from websockets.client import ClientProtocol
 from websockets.frames import CloseCode, Frame, Opcode
@@ -53,6 +57,7 @@ from websockets.uri import parse_uri
 from wslab.config import TuningConfig
 from wslab.harness.client import client_extensions
 from wslab.harness.wiring import CLIENT_HEADER
+from wslab.harness.wsadapter import apply_mask
 
 MessageCallback = Callable[[bytes, float], None]
 """Called per received message: payload and arrival time (``time.monotonic()``)."""
@@ -112,8 +117,8 @@ class HeldConnection(asyncio.Protocol):
     # asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's TCP transport has asyncio.Transport's methods but not its class.
+        self.transport = cast(asyncio.Transport, transport)
         request = self.protocol.connect()
         request.headers[CLIENT_HEADER] = self.label
         self.protocol.send_request(request)
@@ -124,7 +129,7 @@ class HeldConnection(asyncio.Protocol):
         protocol = self.protocol
         if protocol.state is State.OPEN and protocol.current_size is None \
                 and not protocol.reader.buffer:
-            used = take_frames(data, self._limit, self.on_message, now)
+            used = take_frames(data, self._limit, self.on_message, now, self._pong)
             if used == len(data):
                 return
             if used:
@@ -153,6 +158,14 @@ class HeldConnection(asyncio.Protocol):
             self.closed.set_result(None)
 
     # the rest
+
+    def _pong(self, payload: bytes) -> None:
+        """Answer a ping read in bulk (:func:`take_frames`): a masked pong echoing it, the
+        frame the library would write (RFC 6455 5.5.3), without its parser."""
+        if self.transport is not None and not self.transport.is_closing():
+            mask = os.urandom(4)
+            self.transport.write(b"".join((bytes((0x8A, 0x80 | len(payload))), mask,
+                                           apply_mask(payload, mask))))
 
     def _on_events(self, arrived: float) -> None:
         protocol = self.protocol
@@ -236,16 +249,25 @@ class HeldConnection(asyncio.Protocol):
 
 
 def take_frames(data: bytes, max_size: int | None, on_message: MessageCallback,
-                arrived: float) -> int:
+                arrived: float, on_ping: Callable[[bytes], None] | None = None) -> int:
     """Hand over every whole, plain data frame at the start of ``data``; bytes used.
 
     Plain: FIN set, RSV bits clear, text or binary, unmasked, at most ``max_size``
-    (None: any size). It stops at the first frame that is anything else or incomplete;
-    what follows is the library's to parse.
+    (None: any size). With ``on_ping``, a whole unmasked ping (FIN set, RSV clear, at most
+    125 bytes, as RFC 6455 5.5 requires of every control frame) goes to it too. It stops
+    at the first frame that is anything else or incomplete; what follows is the library's
+    to parse.
     """
     pos, end = 0, len(data)
     while end - pos >= 2:
         head, size = data[pos], data[pos + 1]
+        if head == 0x89 and size <= 125 and on_ping is not None:
+            start = pos + 2
+            if end - start < size:
+                break
+            pos = start + size
+            on_ping(data[start:pos])
+            continue
         if (head != 0x81 and head != 0x82) or size & 0x80:
             break
         start = pos + 2

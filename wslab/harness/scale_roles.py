@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
 from wslab.harness import commands as c
+from wslab.harness.eventloop import run_fast
 from wslab.harness.gcfreeze import GcFreezer, GcPauses
 from wslab.harness.server import LiveServer
 
@@ -123,7 +124,7 @@ def worker_role(args: argparse.Namespace) -> int:
             await broker.close()
         return 0
 
-    return asyncio.run(main())
+    return run_fast(main())
 
 
 def _message(kind: str, seq: int, size: int, **extra: Any) -> bytes:
@@ -214,7 +215,7 @@ def holder_role(args: argparse.Namespace) -> int:
         await client.close()
         return 0
 
-    return asyncio.run(main())
+    return run_fast(main())
 
 
 async def _holder_command(cmd: c.Command, client: HoldClient) -> Any:

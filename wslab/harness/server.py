@@ -51,6 +51,7 @@ from wslab.harness.admission import Admission
 from wslab.harness.events import EventBus, ProcessingQueue
 from wslab.harness.extension import SelectiveDeflate, SharedDeflate
 from wslab.harness.handshake import Gate
+from wslab.harness.heartbeat import Heartbeat
 from wslab.harness.livemetrics import (
     LiveMetrics,
     closing_code,
@@ -61,7 +62,7 @@ from wslab.harness.scenarios import SCENARIOS as SCENARIOS  # re-exported
 from wslab.harness.scenarios import Scenario
 from wslab.harness.session import Receiver, Session
 from wslab.harness.wiring import CLIENT_HEADER, ROOM_HEADER, serve_kwargs, server_extensions
-from wslab.harness.wsadapter import SinkConnection
+from wslab.harness.wsadapter import SinkConnection, fail_keepalive, send_ping
 from wslab.pipeline import SendPipeline, resolve_envelope
 from wslab.priority import Priority
 from wslab.traces.model import Trace
@@ -142,6 +143,13 @@ class LiveServer:
         self.shared = SharedDeflate() if shared_broadcast else None
         self.on_open: list[Callable[[str, Session], None]] = []
         self.on_close: list[Callable[[str], None]] = []
+        sc = config.scaling
+        self.heartbeat: Heartbeat[SinkConnection] | None = None
+        if sc.heartbeat_interval_s is not None:
+            self.heartbeat = Heartbeat(
+                sc.heartbeat_interval_s, sc.heartbeat_timeout_s,
+                answered=lambda ws, since: ws.pong_at >= since, ping=send_ping,
+                expire=lambda ws: self._spawn(fail_keepalive(ws)))
 
     async def start(self) -> int:
         """Start listening; return the port."""
@@ -179,6 +187,8 @@ class LiveServer:
             self._server.close()
             await self._server.wait_closed()
         self.gate.unwatch_accept()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         if self.processing is not None:
             await self.processing.stop()
         for task in list(self._tasks):
@@ -268,7 +278,13 @@ class LiveServer:
                             self.play.on_message(conn, session))
         assert isinstance(ws, SinkConnection)  # the gate's connection class is one
         ws.attach(receiver.sink)
-        await ws.wait_closed()
+        if self.heartbeat is not None:
+            self.heartbeat.watch(ws)
+        try:
+            await ws.wait_closed()
+        finally:
+            if self.heartbeat is not None:
+                self.heartbeat.forget(ws)
 
     def _finish(self, conn: str, session: Session, ws: ServerConnection) -> None:
         if self.sessions.get(conn) is session:

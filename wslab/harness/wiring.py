@@ -149,7 +149,9 @@ def serve_kwargs(config: TuningConfig,
         "max_size": s.max_size,
         "max_queue": s.max_queue,
         "write_limit": s.write_limit,
-        "ping_interval": s.heartbeat_interval_s,
-        "ping_timeout": s.heartbeat_timeout_s,
+        # The heartbeat is the server's own (one timer for every connection,
+        # ``heartbeat.py``): the library's keepalive task per connection stays off.
+        "ping_interval": None,
+        "ping_timeout": None,
         "close_timeout": close_timeout(s),
     }

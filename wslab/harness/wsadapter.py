@@ -4,8 +4,10 @@ What lives here: :class:`SinkConnection`, the server connection class (a subclas
 library's asyncio ``ServerConnection``) that hands each data frame to a sink as soon as the
 library has parsed it, instead of queueing it for ``recv()``, and writes the answers to a
 whole read in one ``send()``; and the few calls a session makes below the public API
-(:func:`can_write_now`, :func:`write_frame`), and the library's C masking function that the
-load client's frame writer borrows (:func:`apply_mask`). What must not live here: what a frame means
+(:func:`can_write_now`, :func:`write_frame`), the heartbeat's ping and keepalive close
+(:func:`send_ping`, :func:`fail_keepalive`: ``heartbeat.py`` decides when), and the
+library's C masking function that the load client's frame writer borrows
+(:func:`apply_mask`). What must not live here: what a frame means
 (``session.py``), admission (``handshake.py``).
 
 What stays the library's: the opening handshake, frame parsing and limits (``max_size``
@@ -28,15 +30,21 @@ library (``pyproject.toml`` bounds websockets to the majors tested):
 | ``Connection.resume_writing``              | resuming reads once the peer caught up   |
 | ``Protocol.send_text`` / ``send_binary``   | framing a message without awaiting       |
 | ``websockets.speedups.apply_mask``         | masking client frames in C               |
+| ``Protocol.send_ping``, ``Connection.latency`` | the server heartbeat's pings, their RTT |
+| ``Connection.send_context`` + ``Protocol.fail`` | the keepalive close, as the library's |
+|                                            | own keepalive does it                    |
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
-from websockets.frames import DATA_OPCODES, Frame, Opcode
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import DATA_OPCODES, CloseCode, Frame, Opcode
 from websockets.protocol import State
 
 try:  # the C version; the library falls back to Python when it was built without it
@@ -45,7 +53,11 @@ except ImportError:  # pragma: no cover - every wheel on PyPI has the C extensio
     from websockets.utils import apply_mask
 
 __all__ = ["FrameSink", "Reassembler", "SinkConnection", "apply_mask", "can_write_now",
-           "write_frame"]
+           "fail_keepalive", "send_ping", "write_frame"]
+
+HEARTBEAT_PING = b"wslb"
+"""Payload of the heartbeat's pings (the pong echoes it; the library ignores a pong for a
+ping it did not send itself)."""
 
 EARLY_FRAMES = 16
 """Data frames kept for a sink not attached yet (admission may hold a handler back) before
@@ -63,6 +75,10 @@ class SinkConnection(ServerConnection):
     _deferring = False
     _dirty = False
     _reading_paused = False
+    pinged_at = 0.0
+    """``time.monotonic()`` of the last heartbeat ping (:func:`send_ping`)."""
+    pong_at = -1.0
+    """``time.monotonic()`` of the last pong received."""
 
     def attach(self, sink: FrameSink) -> None:
         """Send every data frame to ``sink`` from now on, those already parsed first."""
@@ -92,6 +108,10 @@ class SinkConnection(ServerConnection):
                     self._reading_paused = True
                     self.transport.pause_reading()
                 return
+        elif isinstance(event, Frame) and event.opcode is Opcode.PONG:
+            self.pong_at = now = time.monotonic()
+            if bytes(event.data) == HEARTBEAT_PING and self.pinged_at:
+                self.latency = now - self.pinged_at
         super().process_event(event)
 
     def data_received(self, data: bytes) -> None:
@@ -154,6 +174,24 @@ def write_frame(ws: Any, payload: bytes, opcode: int) -> None:
         ws.flush()
     else:
         ws.send_data()
+
+
+def send_ping(ws: SinkConnection) -> None:
+    """Write one heartbeat ping (no await; a connection no longer open is left alone)."""
+    if ws.protocol.state is State.OPEN:
+        ws.pinged_at = time.monotonic()
+        ws.protocol.send_ping(HEARTBEAT_PING)
+        ws.flush()
+
+
+async def fail_keepalive(ws: ServerConnection) -> None:
+    """Close a connection whose ping went unanswered: 1011 "keepalive ping timeout", then
+    TCP cut if the peer does not finish the closing handshake within the close timeout,
+    exactly as the library's own keepalive does it (run it as a task: it lasts until the
+    connection is closed)."""
+    with contextlib.suppress(ConnectionClosed):
+        async with ws.send_context():
+            ws.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
 
 
 class Reassembler:
