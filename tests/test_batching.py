@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -130,3 +132,46 @@ def test_size_strategy_flushes_before_overflowing() -> None:
     assert out[0].reason == "bytes"
     assert b.next_deadline() == pytest.approx(0.1 + 0.5)  # max_hold_ms from message 1
     assert [m.index for m in b.flush(0.12)[0].messages] == [1]
+
+
+@settings(max_examples=400, deadline=None)
+@given(configs, item_lists, st.lists(st.integers(1, 6), min_size=1, max_size=30))
+def test_push_many_gives_the_batches_of_one_push_per_message(
+        cfg: BatchingConfig, items: list[tuple[float, str, int]], groups: list[int]) -> None:
+    # Messages arriving together (the parts of one received batch, echoed back) go in one
+    # push_many: the batches, their reasons and times, and what was dropped, are those of
+    # pushing each in turn at that time.
+    timed = []
+    for (_t, prio, size), k in zip(items, groups * len(items), strict=False):
+        timed.append((k, prio, size))
+    now, stamped = 0.0, []
+    for k, prio, size in timed:  # group sizes give runs of equal arrival times
+        stamped.append((now, prio, size))
+        if k % 2:
+            now = round(now + 0.001 * k, 6)
+
+    def run(many: bool) -> tuple[list[tuple[list[int], float, str]], list[int]]:
+        batcher = Batcher(cfg)
+        out: list[Any] = []
+        seqs = dict.fromkeys(CLASSES, 0)
+        i = 0
+        while i < len(stamped):
+            t = stamped[i][0]
+            while (d := batcher.next_deadline()) is not None and d <= t:
+                out += batcher.poll(d)
+            run_of = []
+            while i < len(stamped) and stamped[i][0] == t:
+                _t, prio, size = stamped[i]
+                run_of.append(Pending(i, seqs[prio], t, prio, "x", b"a" * size, True))
+                seqs[prio] += 1
+                i += 1
+            if many:
+                out += batcher.push_many(run_of, t)
+            else:
+                for m in run_of:
+                    out += batcher.push(m, t)
+        out += batcher.flush(now)
+        return ([([m.index for m in b.messages], b.flushed_at, b.reason) for b in out],
+                [m.index for m in batcher.dropped])
+
+    assert run(True) == run(False)

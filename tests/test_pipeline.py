@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -269,3 +270,39 @@ def test_encode_many_takes_the_decisions_and_counts_of_encode_frame_by_frame(
     assert many.encode_ns == sum(took)
     if policy in ("adaptive", "threshold"):
         assert 0 < many.plain < len(payloads)  # the selector did skip some frames
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(CLASSES), st.integers(0, 300)),
+                min_size=1, max_size=80),
+       st.sampled_from(["none", "hybrid", "priority", "size"]))
+def test_push_many_gives_the_frames_of_one_push_per_message(
+        items: list[tuple[int, str, int]], strategy: str) -> None:
+    """Messages that arrive together (an echoed batch) pushed in one call give the frames,
+    sequence numbers and envelopes of pushing them one at a time."""
+    cfg = TuningConfig().updated({"batching.strategy": strategy, "batching.interval_ms": 2,
+                                  "batching.max_bytes": 700, "batching.max_messages": 7,
+                                  "batching.envelope": "ndjson"})
+    one, many = SendPipeline(cfg), SendPipeline(cfg)
+    got_one: list[OutFrame] = []
+    got_many: list[OutFrame] = []
+    t = 0.0
+    run: list[tuple[int, Any, str, bytes, bool]] = []
+    for i, (gap, prio, size) in enumerate(items):
+        if gap and run:  # a gap ends the run of messages arriving together
+            got_many += many.push_many(t, run)
+            run = []
+        t += gap * 0.001
+        msg = (i, prio, f"k{size % 3}", b"m" * size, bool(size % 2))
+        got_one += one.push(msg[0], t, *msg[1:])
+        run.append(msg)
+    got_many += many.push_many(t, run)
+    got_one += one.finish(t)
+    got_many += many.finish(t)
+
+    def shape(frames: list[OutFrame]) -> list[tuple[Any, ...]]:
+        return [(f.payload, f.opcode, f.key, f.flushed_at, f.reason,
+                 [(m.index, m.seq, m.priority) for m in f.messages]) for f in frames]
+
+    assert shape(got_many) == shape(got_one)
+    assert len({m.index for f in got_one for m in f.messages}) == len(items) - len(one.dropped)

@@ -4,8 +4,9 @@ What lives here: the strategies of DESIGN.md section 4a as one :class:`Batcher`,
 the caller's clock (``now`` is always passed in), and nothing about bytes on the wire
 (``envelopes.py`` lays messages into a frame, ``wire.py`` prices it).
 
-Interface, in the spirit of sans-I/O protocols: ``push(message, now)`` and ``poll(now)``
-return the batches ready to go; ``next_deadline()`` says when to call ``poll`` next (it is
+Interface, in the spirit of sans-I/O protocols: ``push(message, now)`` (or
+``push_many(messages, now)`` for several arriving together) and ``poll(now)`` return the
+batches ready to go; ``next_deadline()`` says when to call ``poll`` next (it is
 never None while a message waits, except with strategy ``none``, which holds nothing);
 ``flush(now)`` empties everything at the end of a stream.
 
@@ -45,6 +46,7 @@ connection closes.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from wslab.config import BatchingConfig
@@ -164,6 +166,11 @@ class Batcher:
         """Messages held right now."""
         return self._count
 
+    @property
+    def waiting_bytes(self) -> int:
+        """Payload bytes of the messages held right now."""
+        return self._bytes
+
     def next_deadline(self) -> float | None:
         """When the next batch is due by time, or None if nothing waits (every strategy
         holds a message at most its maximum hold, so a waiting message always has one)."""
@@ -179,36 +186,48 @@ class Batcher:
 
     def push(self, message: Pending, now: float) -> list[Batch]:
         """Hand over one message; return the batches that must leave now."""
+        return self.push_many((message,), now)
+
+    def push_many(self, messages: Sequence[Pending], now: float) -> list[Batch]:
+        """Hand over messages that arrive together at ``now``, in order; return the
+        batches that must leave now. The same batches as :meth:`push` per message (one
+        loop with the limits at hand instead of a call per message: a batch of a hundred
+        messages echoed back is a hundred pushes)."""
         if self._immediate:
-            return [Batch([message], now, "immediate")]
-        message.order = self._arrivals
-        self._arrivals += 1
-        background = message.priority == BACKGROUND
-        if background and self._background_waiting >= self._background_limit:
-            self.dropped.append(message)
-            return []
+            return [Batch([m], now, "immediate") for m in messages]
         out: list[Batch] = []
-        size = len(message.payload)
         lim = self._limits
-        if self._count and self._bytes + size > lim.max_bytes:
-            out.append(self._take_all(now, "bytes"))
-        elif self._count and (self._bytes + size + (self._count + 1) * ENVELOPE_SLACK
-                              > self._frame_limit):
-            out.append(self._take_all(now, "frame-limit"))
-        queue = self._single or self._queues[message.priority]
-        if not queue.items:
-            queue.deadline = now + lim.hold_s[message.priority]
-        queue.items.append(message)
-        self._bytes += size
-        self._count += 1
-        if background:  # counted once queued: a flush just above must not forget it
-            self._background_waiting += 1
-        if self._bytes >= lim.max_bytes:
-            out.append(self._take_all(now, "bytes"))
-        elif self._count >= lim.max_messages:
-            out.append(self._take_all(now, "count"))
-        elif queue.deadline <= now:
-            out.append(self._take_due(now))
+        max_bytes, max_messages, frame_limit = lim.max_bytes, lim.max_messages, \
+            self._frame_limit
+        hold = lim.hold_s
+        single = self._single
+        for message in messages:
+            message.order = self._arrivals
+            self._arrivals += 1
+            background = message.priority == BACKGROUND
+            if background and self._background_waiting >= self._background_limit:
+                self.dropped.append(message)
+                continue
+            size = len(message.payload)
+            if self._count and self._bytes + size > max_bytes:
+                out.append(self._take_all(now, "bytes"))
+            elif self._count and (self._bytes + size + (self._count + 1) * ENVELOPE_SLACK
+                                  > frame_limit):
+                out.append(self._take_all(now, "frame-limit"))
+            queue = single or self._queues[message.priority]
+            if not queue.items:
+                queue.deadline = now + hold[message.priority]
+            queue.items.append(message)
+            self._bytes += size
+            self._count += 1
+            if background:  # counted once queued: a flush just above must not forget it
+                self._background_waiting += 1
+            if self._bytes >= max_bytes:
+                out.append(self._take_all(now, "bytes"))
+            elif self._count >= max_messages:
+                out.append(self._take_all(now, "count"))
+            elif queue.deadline <= now:
+                out.append(self._take_due(now))
         return out
 
     def poll(self, now: float) -> list[Batch]:

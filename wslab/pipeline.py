@@ -155,6 +155,11 @@ def resolve_envelope(config: TuningConfig, trace: Trace | None) -> str | None:
     return trace.derived(f"envelope:{envelope}", fits)
 
 
+Incoming = tuple[int, Priority, str, bytes, bool]
+"""One message handed to :meth:`SendPipeline.push_many`: index, priority, type, payload,
+is_text."""
+
+
 class SendPipeline:
     """Batcher + envelope -> :class:`OutFrame`, for one sending side of one connection.
 
@@ -208,6 +213,11 @@ class SendPipeline:
         """Messages held by the batcher, not yet in a frame."""
         return self.batcher.waiting if self.batcher is not None else 0
 
+    @property
+    def waiting_bytes(self) -> int:
+        """Payload bytes held by the batcher."""
+        return self.batcher.waiting_bytes if self.batcher is not None else 0
+
     def push(self, index: int, now: float, priority: Priority, type: str, payload: bytes,
              is_text: bool) -> list[OutFrame]:
         """Hand over one application message; return the frames to send now, in order.
@@ -222,9 +232,32 @@ class SendPipeline:
         if batcher is None:  # every message is its own frame: no batch to build
             return [OutFrame(payload, TEXT if is_text else BINARY, [pending], now,
                              "immediate", type)]
+        return self._release(batcher, now, (pending,))
+
+    def push_many(self, now: float, messages: Sequence[Incoming]) -> list[OutFrame]:
+        """Hand over several messages arriving together at ``now`` (each ``(index,
+        priority, type, payload, is_text)``); return the frames to send now, in order: the
+        frames :meth:`push` per message would return, in one call (an echoed batch)."""
+        seqs = self._seq
+        pendings = []
+        for index, priority, type_, payload, is_text in messages:
+            slot = _PRIORITY_SLOT[priority]
+            seq = seqs[slot]
+            seqs[slot] = seq + 1
+            pendings.append(Pending(index, seq, now, priority, type_, payload, is_text))
+        batcher = self.batcher
+        if batcher is None:
+            return [OutFrame(p.payload, TEXT if p.is_text else BINARY, [p], now, "immediate",
+                             p.type) for p in pendings]
+        return self._release(batcher, now, pendings)
+
+    def _release(self, batcher: Batcher, now: float,
+                 pendings: Sequence[Pending]) -> list[OutFrame]:
+        """Batches due before ``now`` first (each at its deadline), then those the new
+        messages release."""
         due = batcher.next_deadline()
         frames = self.poll(now) if due is not None and due <= now else []
-        batches = batcher.push(pending, now)
+        batches = batcher.push_many(pendings, now)
         if batches:
             frames += [self._frame(b) for b in batches]
         return frames

@@ -32,11 +32,16 @@ from wslab.harness.loadlog import ColumnRecorder
 from wslab.harness.meter import tcp_info
 from wslab.harness.wiring import CLIENT_HEADER, close_timeout
 from wslab.harness.wiring import client_extensions as client_extensions  # re-exported
-from wslab.pipeline import resolve_envelope
+from wslab.pipeline import Incoming, resolve_envelope
 from wslab.traces.model import Message, Trace
 
 if TYPE_CHECKING:
     from wslab.codecs.zstd_dict import DictionarySet
+
+
+RUN_BYTES = 16 << 10
+"""Messages due at the same instant are handed over in runs of about this many payload
+bytes, so that a whole trace due at once still leaves in bursts with reads between."""
 
 
 def run_load(client: LoadClient) -> ClientResult:
@@ -178,19 +183,33 @@ class LoadClient:
 
     async def _drive(self, ws: LoadConnection, row: dict[str, Any]) -> None:
         start = time.monotonic()  # the schedule starts once this connection is open
-        base = self._outgoing[0][1].t if self._outgoing else 0.0
+        outgoing = self._outgoing
+        base = outgoing[0][1].t if outgoing else 0.0
         speed = self.speed
         clock = time.monotonic
-        push = ws.push
+        push_many = ws.push_many
         writer = ws.writer
         bursts = 0
-        for index, m in self._outgoing:
-            due = start + (m.t - base) / speed
+        i, n = 0, len(outgoing)
+        while i < n:
+            t = outgoing[i][1].t
+            due = start + (t - base) / speed
             delay = due - clock()
             if delay > 0:
                 ws.flush_writes()  # nothing framed waits while we sleep
                 await asyncio.sleep(delay)
-            push(index, due, m.priority, m.type, m.payload, m.is_text)
+            # Messages scheduled for the same instant go to the pipeline in one call (as
+            # many as one burst holds, so the checks below still come between bursts).
+            run: list[Incoming] = []
+            size = 0
+            while i < n and size < RUN_BYTES:
+                index, m = outgoing[i]
+                if m.t != t:
+                    break
+                run.append((index, m.priority, m.type, m.payload, m.is_text))
+                size += len(m.payload)
+                i += 1
+            push_many(due, run)
             writable = ws.writable
             if writable is not None and not writable.done():
                 ws.flush_writes()

@@ -52,7 +52,7 @@ from wslab.harness.extension import SelectiveSender, selective_extension
 from wslab.harness.framewriter import FrameWriter
 from wslab.harness.loadlog import ConnectionLog
 from wslab.harness.recorder import CONTENT_HASH, LOW32
-from wslab.pipeline import OutFrame, SendPipeline
+from wslab.pipeline import Incoming, OutFrame, SendPipeline
 from wslab.priority import Priority
 
 _TEXT, _BINARY, _CONT = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION
@@ -234,6 +234,14 @@ class LoadConnection(WSListener):
              is_text: bool) -> None:
         """Hand one message to the pipeline; send what it releases, arm its batch timer."""
         frames = self.pipeline.push(index, t_handoff, priority, type, payload, is_text)
+        if frames:
+            self.send_frames(frames)
+        if self.pipeline.batcher is not None:
+            self._arm()
+
+    def push_many(self, now: float, messages: Sequence[Incoming]) -> None:
+        """Hand several messages due at the same time to the pipeline in one call."""
+        frames = self.pipeline.push_many(now, messages)
         if frames:
             self.send_frames(frames)
         if self.pipeline.batcher is not None:

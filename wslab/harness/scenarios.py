@@ -28,7 +28,8 @@ from typing import Any
 from wslab.errors import ConfigError
 from wslab.harness.events import EventBus
 from wslab.harness.recorder import message_key
-from wslab.harness.session import MessageHook, Session
+from wslab.harness.session import BatchHook, MessageHook, Session
+from wslab.pipeline import Incoming
 from wslab.priority import DEFAULT_PRIORITY, Priority
 from wslab.traces.model import Trace
 
@@ -101,8 +102,9 @@ class Scenario:
         """A connection is gone: forget its room."""
         self.room_of.pop(conn, None)
 
-    def on_message(self, conn: str, session: Session) -> MessageHook:
-        """What to do with each message the connection ``conn`` sends."""
+    def on_message(self, conn: str, session: Session) -> tuple[MessageHook, BatchHook | None]:
+        """What to do with each message the connection ``conn`` sends, and with each batch
+        frame of them at once where the scenario has a way (echo: one push for the lot)."""
         received = 0
         kinds = self.kinds
         publish = self.bus.publish
@@ -121,7 +123,17 @@ class Scenario:
                     if other != conn and self.room_of.get(other) == self.room_of[conn]:
                         peer.push(received - 1, t, prio, kind, payload, is_text)
 
-        return on_message
+        def on_batch(parts: list[tuple[bytes, bool]], t: float, keys: list[int]) -> None:
+            nonlocal received
+            back: list[Incoming] = []
+            for (payload, is_text), key in zip(parts, keys, strict=True):
+                kind, prio = kinds.get(key, UNKNOWN_KIND)
+                publish(kind, payload, t)
+                back.append((received, prio, kind, payload, is_text))
+                received += 1
+            session.push_many(t, back)
+
+        return on_message, on_batch if echo else None
 
     async def replay(self, targets: list[Session] | None) -> None:
         """Push the trace's s2c messages at trace time / speed (None: every session)."""

@@ -275,7 +275,7 @@ class LiveServer:
             ws.response.headers = Headers()
         self.play.opened(conn, session, room, self._counter)
         receiver = Receiver(ws, conn, "c2s", envelope, self.recorder,
-                            self.play.on_message(conn, session))
+                            *self.play.on_message(conn, session))
         assert isinstance(ws, SinkConnection)  # the gate's connection class is one
         ws.attach(receiver.sink)
         if self.heartbeat is not None:

@@ -31,19 +31,20 @@ import enum
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
 from wslab import envelopes
+from wslab.batching import ENVELOPE_SLACK
 from wslab.compressor import make_selector
 from wslab.errors import DecodeError
 from wslab.harness.extension import selective_extension
 from wslab.harness.recorder import Recorder
 from wslab.harness.wsadapter import Reassembler, can_write_now, write_frame
-from wslab.pipeline import OutFrame, SendPipeline
+from wslab.pipeline import Incoming, OutFrame, SendPipeline
 from wslab.priority import BACKGROUND, Priority
 from wslab.wire import Opcode
 
@@ -61,6 +62,10 @@ class Lifecycle(enum.Enum):
     """The peer stopped reading for ``slow_timeout_s``: closed with 1008, pushes dropped."""
 
 MessageHook = Callable[[bytes, bool, float, int], None]
+BatchHook = Callable[[list[tuple[bytes, bool]], float, list[int]], None]
+"""Called once per received batch frame: its messages (payload, is_text), the receive
+time and their content keys; where a scenario gives one, it replaces the per-message
+hook for batch frames (an echo pushes the batch back in one call)."""
 """Called per received message: payload, is_text, receive time, content key."""
 
 
@@ -192,6 +197,31 @@ class Session:
         elif pipeline.batcher is not None:
             # The sender sleeps until the deadline it armed; wake it only for an earlier
             # one (a later one costs it one early wake-up, no more).
+            deadline = pipeline.next_deadline()
+            if deadline is not None and (self._armed is None or deadline < self._armed):
+                self._kick()
+
+    def push_many(self, now: float, messages: Sequence[Incoming]) -> None:
+        """Hand over messages that arrived together (each ``(index, priority, type,
+        payload, is_text)``): what :meth:`push` does for each in turn, in one call to the
+        pipeline when no message of them could be shed as a slow consumer's."""
+        pipeline = self._pipeline or self.pipeline
+        limit = self.backlog_limit
+        # push sheds a message only once the unsent backlog reaches the limit; it grows by
+        # at most what this call can release (all held and new bytes, with envelopes)
+        if limit is not None and self.outbox_bytes + pipeline.waiting_bytes \
+                + sum(len(m[3]) for m in messages) \
+                + (pipeline.waiting + len(messages)) * ENVELOPE_SLACK >= limit:
+            for index, priority, type_, payload, is_text in messages:
+                self.push(index, now, priority, type_, payload, is_text)
+            return
+        frames = pipeline.push_many(now, messages)
+        if frames and self.lazy and not self._sending and not self._outbox:
+            frames = self._write_now(frames)
+        if frames:
+            self._queue(frames)
+            self._kick()
+        elif pipeline.batcher is not None:
             deadline = pipeline.next_deadline()
             if deadline is not None and (self._armed is None or deadline < self._armed):
                 self._kick()
@@ -369,19 +399,22 @@ class Receiver:
         envelope: The agreed envelope (None: one message per frame).
         recorder: Where received messages are logged.
         on_message: Called per message: payload, is_text, receive time, content key.
+        on_batch: Called instead, once per batch frame, where given (:data:`BatchHook`).
     """
 
-    __slots__ = ("closing", "conn", "direction", "envelope", "frames", "on_message",
-                 "recorder", "sink", "ws")
+    __slots__ = ("closing", "conn", "direction", "envelope", "frames", "on_batch",
+                 "on_message", "recorder", "sink", "ws")
 
     def __init__(self, ws: Any, conn: str, direction: str, envelope: str | None,
-                 recorder: Recorder, on_message: MessageHook | None = None) -> None:
+                 recorder: Recorder, on_message: MessageHook | None = None,
+                 on_batch: BatchHook | None = None) -> None:
         self.ws = ws
         self.conn = conn
         self.direction = direction
         self.envelope = envelope
         self.recorder = recorder
         self.on_message = on_message
+        self.on_batch = on_batch
         self.frames = 0
         self.closing = False
         self.sink = Reassembler(self._message, self._invalid_text)
@@ -411,7 +444,14 @@ class Receiver:
         keys = self.recorder.on_received_frame(self.conn, self.direction, t, parts,
                                                self.frames)
         self.frames += 1
-        if hook is not None:
+        batch_hook = self.on_batch
+        if batch_hook is not None:
+            try:
+                batch_hook(parts, t, keys)
+            except Exception:
+                log.exception("message hook failed on %s", self.conn)
+                self.close(CloseCode.INTERNAL_ERROR, "internal error")
+        elif hook is not None:
             try:
                 for (part, text), key in zip(parts, keys, strict=True):
                     hook(part, text, t, key)
