@@ -70,10 +70,10 @@ class Both:
         self.received[conn] = frame + 1
         if len(payloads) == 1:
             self.plain.on_received(conn, "s2c", t, payloads[0], frame)
-        else:
+            self.logs[conn].on_received(t, message_key(payloads[0]), frame)
+        else:  # a batch frame: its messages logged in one call, as the load client does
             self.plain.on_received_frame(conn, "s2c", t, [(p, True) for p in payloads], frame)
-        for p in payloads:
-            self.logs[conn].on_received(t, message_key(p), frame)
+            self.logs[conn].on_received_many(t, [message_key(p) for p in payloads], frame)
 
 
 def by_conn(table: pd.DataFrame, conns: list[str]) -> pd.DataFrame:
@@ -158,9 +158,11 @@ def test_growth_past_the_preallocated_size_keeps_every_row(sent_room: int,
         both.send("c-1", list(range(40)), 500.0, 500.1, "batch")
     for n in range(70):
         both.receive("c-2", 600.0 + n, [both.messages[n % 60].payload])
+    both.receive("c-0", 700.0, [m.payload for m in both.messages[:45]])  # grows in one go
     if sent_room == 0:
         assert len(both.logs["c-1"].sent_t) > 16  # it did grow
         assert len(both.logs["c-2"].recv_t) > 16
+        assert len(both.logs["c-0"].recv_t) >= 45
     assert_same(both.cols.sent_frame(), both.plain.sent_frame(), conns, SENT_COLUMNS)
     assert_same(both.cols.received_frame(), both.plain.received_frame(), conns, RECV_COLUMNS)
     assert_same(both.cols.coded_frame(), both.plain.coded_frame(), conns, FRAME_COLUMNS)

@@ -392,8 +392,8 @@ class LoadConnection(WSListener):
                 self.fail(CloseCode.INVALID_DATA, f"bad {self.envelope} envelope: {exc}")
                 return
             crc = CONTENT_HASH
-            for p, _ in parts:
-                self.log.on_received(t, (len(p) << 32) | (crc(p) & LOW32), frame_no)
+            self.log.on_received_many(t, [(len(p) << 32) | (crc(p) & LOW32) for p, _ in parts],
+                                      frame_no)
             got = self.received = self.received + len(parts)
         if self.expect is not None and got >= self.expect and not self.complete.done():
             self.complete.set_result(None)

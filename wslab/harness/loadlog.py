@@ -134,6 +134,16 @@ class ConnectionLog:
         self.recv_frame[n] = frame
         self.recv_n = n + 1
 
+    def on_received_many(self, t: float, keys: list[int], frame: int) -> None:
+        """The messages of one received batch frame, all at ``t``."""
+        n, k = self.recv_n, len(keys)
+        while n + k > len(self.recv_t):
+            self._grow("recv")
+        self.recv_t[n:n + k] = array("d", (t,)) * k
+        self.recv_key[n:n + k] = array("q", keys)
+        self.recv_frame[n:n + k] = array("q", (frame,)) * k
+        self.recv_n = n + k
+
     def column(self, name: str) -> np.ndarray[Any, Any]:
         """A column's filled part as a numpy array (a copy: the log may still grow)."""
         used = {"sent": self.sent_n, "recv": self.recv_n, "coded": self.coded_n}
