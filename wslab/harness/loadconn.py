@@ -51,7 +51,7 @@ from wslab.errors import DecodeError
 from wslab.harness.extension import SelectiveSender, selective_extension
 from wslab.harness.framewriter import FrameWriter
 from wslab.harness.loadlog import ConnectionLog
-from wslab.harness.recorder import CONTENT_HASH, LOW32
+from wslab.harness.recorder import CONTENT_HASH, LOW32, message_keys
 from wslab.pipeline import Incoming, OutFrame, SendPipeline
 from wslab.priority import Priority
 
@@ -391,9 +391,7 @@ class LoadConnection(WSListener):
             except DecodeError as exc:
                 self.fail(CloseCode.INVALID_DATA, f"bad {self.envelope} envelope: {exc}")
                 return
-            crc = CONTENT_HASH
-            self.log.on_received_many(t, [(len(p) << 32) | (crc(p) & LOW32) for p, _ in parts],
-                                      frame_no)
+            self.log.on_received_many(t, message_keys(parts), frame_no)
             got = self.received = self.received + len(parts)
         if self.expect is not None and got >= self.expect and not self.complete.done():
             self.complete.set_result(None)

@@ -20,7 +20,7 @@ receive time minus hand-off time.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -48,6 +48,13 @@ LOW32 = 0xFFFFFFFF
 def message_key(payload: bytes) -> int:
     """A content key for matching: length in the high bits, a 32-bit hash in the low 32."""
     return (len(payload) << 32) | (xxh3_64_intdigest(payload) & LOW32)
+
+
+def message_keys(parts: Sequence[tuple[bytes, bool]]) -> list[int]:
+    """:func:`message_key` of each message of a batch frame (``(payload, is_text)``), with
+    no call per message."""
+    crc = CONTENT_HASH
+    return [(len(p) << 32) | (crc(p) & LOW32) for p, _ in parts]
 
 
 @dataclass(slots=True)
@@ -97,7 +104,7 @@ class Recorder:
             key = (len(p) << 32) | (crc(p) & LOW32)
             self.received.append((conn, direction, t_recv, key, len(p), frame))
             return [key]
-        keys = [(len(p) << 32) | (crc(p) & LOW32) for p, _ in payloads]
+        keys = message_keys(payloads)
         self.received.extend((conn, direction, t_recv, key, len(p), frame)
                              for key, (p, _) in zip(keys, payloads, strict=True))
         return keys
@@ -160,7 +167,7 @@ class CountingRecorder(Recorder):
                           payloads: list[tuple[bytes, bool]], frame: int) -> list[int]:
         """Count the messages of a received frame; return their content keys."""
         self.messages_received += len(payloads)
-        return [message_key(p) for p, _ in payloads]
+        return message_keys(payloads)
 
     def on_received(self, conn: str, direction: str, t_recv: float, payload: bytes,
                     frame: int) -> int:
