@@ -1,10 +1,12 @@
 """Counting RFC 6455 frames in a raw byte stream, as they really crossed the socket.
 
-What lives here: :class:`FrameTally`, an incremental reader of frame *headers* (payloads are
-skipped, never copied) that sorts what it sees into data frames (text, binary,
-continuation) and control frames (close, ping, pong), with their exact wire bytes. Fed the
-bytes a connection wrote or read after its opening handshake, it gives the measured
-``ws_bytes`` and ``frames`` of DESIGN.md section 4, data apart from control. Sans-I/O.
+What lives here: :class:`FrameCounts`, the counters of one direction (also what the load
+client keeps as it parses frames itself), and :class:`FrameTally`, an incremental reader
+of frame *headers* (payloads are skipped, never copied) that sorts what it sees into data
+frames (text, binary, continuation) and control frames (close, ping, pong), with their
+exact wire bytes. Fed the bytes a connection wrote or read after its opening handshake,
+it gives the measured ``ws_bytes`` and ``frames`` of DESIGN.md section 4, data apart from
+control. Sans-I/O.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ _CONTROL: Final = frozenset(map(int, CONTROL_OPCODES))  # plain ints: a lookup p
 
 
 @dataclass(slots=True)
-class FrameTally:
+class FrameCounts:
     """Frames and wire bytes in one direction of one connection.
 
     Attributes:
@@ -36,6 +38,21 @@ class FrameTally:
     compressed_frames: int = 0
     control_frames: int = 0
     control_bytes: int = 0
+
+    def as_dict(self, prefix: str = "") -> dict[str, int]:
+        """The counters by name, each name prefixed (``in_`` / ``out_``: a bench row's)."""
+        return {prefix + name: getattr(self, name) for name in COUNTERS}
+
+
+COUNTERS: Final = ("data_frames", "data_bytes", "data_payload_bytes", "compressed_frames",
+                   "control_frames", "control_bytes")
+"""The counters of :class:`FrameCounts`, in their order."""
+
+
+@dataclass(slots=True)
+class FrameTally(FrameCounts):
+    """:class:`FrameCounts` read off a raw byte stream (:meth:`feed`)."""
+
     _header: bytearray = field(default_factory=bytearray, repr=False)
     _skip: int = 0
 
@@ -116,12 +133,3 @@ class FrameTally:
             self.data_payload_bytes += length
             if b0 & 0x40:
                 self.compressed_frames += 1
-
-    def as_dict(self) -> dict[str, int]:
-        """The public counters."""
-        return {
-            "data_frames": self.data_frames, "data_bytes": self.data_bytes,
-            "data_payload_bytes": self.data_payload_bytes,
-            "compressed_frames": self.compressed_frames,
-            "control_frames": self.control_frames, "control_bytes": self.control_bytes,
-        }

@@ -49,6 +49,7 @@ from wslab.compressor import make_selector
 from wslab.config import TuningConfig
 from wslab.errors import DecodeError
 from wslab.harness.extension import SelectiveSender, selective_extension
+from wslab.harness.frametally import FrameCounts
 from wslab.harness.framewriter import FrameWriter
 from wslab.harness.loadlog import ConnectionLog
 from wslab.harness.recorder import CONTENT_HASH, LOW32, message_keys
@@ -84,23 +85,6 @@ class LoadPlan:
     label_header: str
 
 
-@dataclass(slots=True)
-class Tally:
-    """Frames and bytes one way (headers included in ``*_bytes``): received ones counted as
-    they pass; the data frames sent are summed from the log at the end."""
-
-    data_frames: int = 0
-    data_bytes: int = 0
-    data_payload_bytes: int = 0
-    compressed_frames: int = 0
-    control_frames: int = 0
-    control_bytes: int = 0
-
-    def as_dict(self, prefix: str) -> dict[str, int]:
-        """The counters, names prefixed (``in_`` / ``out_``), as ``FrameTally`` names them."""
-        return {prefix + name: getattr(self, name) for name in self.__slots__}
-
-
 class LoadConnection(WSListener):
     """The listener of one load connection (built by :func:`open_load_connection`)."""
 
@@ -123,7 +107,7 @@ class LoadConnection(WSListener):
         self.heartbeat = (config.scaling.heartbeat_interval_s, config.scaling.heartbeat_timeout_s)
         self.transport: WSTransport | None = None
         self.writer: FrameWriter | None = None
-        self.tally_in, self.tally_out = Tally(), Tally()
+        self.tally_in, self.tally_out = FrameCounts(), FrameCounts()
         self.messages_sent = 0
         self.frames_received = self.received = 0
         self.expect = expect

@@ -331,7 +331,7 @@ class ByteCounter:
         out = {name: getattr(self, name) for name in ("read", "written", "reads", "writes")}
         for prefix, tally in (("in_", self.frames_in), ("out_", self.frames_out)):
             if tally is not None:
-                out.update({prefix + k: v for k, v in tally.as_dict().items()})
+                out.update(tally.as_dict(prefix))
         return out
 
 
