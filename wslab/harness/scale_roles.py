@@ -44,6 +44,20 @@ def fail(message: str) -> int:
 Handler = Callable[[c.Command], Awaitable[Any]]
 
 
+def _write_line(line: str) -> None:
+    sys.stdout.write(line)
+    sys.stdout.flush()
+
+
+async def emit(answer: Any) -> None:
+    """Write one JSON line to stdout without stopping the loop. The orchestrator reads its
+    children's lines in turn, so a line larger than the pipe (a holder's ``ready`` with the
+    open time of each of its 12,500 connections is ~150 KB) can wait a long time to be
+    read; written from the loop it would block it, and every connection's heartbeat with
+    it, until then: the workers then close them all (1011) as dead."""
+    await asyncio.to_thread(_write_line, json.dumps(answer) + "\n")
+
+
 async def _command_loop(handle: Handler) -> None:
     """Answer JSON commands from stdin until ``quit``/``close``, EOF or SIGTERM."""
     loop = asyncio.get_running_loop()
@@ -67,9 +81,9 @@ async def _command_loop(handle: Handler) -> None:
         except Exception as exc:  # answered, so the orchestrator can report it
             answer = {"error": f"{type(exc).__name__}: {exc}"}
         if answer is None:
-            print(json.dumps({"ok": True}), flush=True)
+            await emit({"ok": True})
             return
-        print(json.dumps(answer), flush=True)
+        await emit(answer)
 
 
 def worker_role(args: argparse.Namespace) -> int:
@@ -205,7 +219,7 @@ def holder_role(args: argparse.Namespace) -> int:
         ready = c.Ready(event="ready", opened=stats.opened, failed=stats.failed,
                         first_error=stats.first_error, started=stats.started,
                         done=[round(t, 4) for t in stats.done])
-        print(json.dumps(ready), flush=True)
+        await emit(ready)
 
         async def handle(cmd: c.Command) -> Any:
             return await _holder_command(cmd, client)
