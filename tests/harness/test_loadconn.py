@@ -74,6 +74,24 @@ async def run_client(url: str, config: TuningConfig, tr: Trace | None = None,
 
 # -- against a real wslab LiveServer ----------------------------------------------------
 
+
+def against_live_echo(config: TuningConfig, tr: Trace, **kw: Any
+                      ) -> tuple[LiveServer, LoadClient, ClientResult, Any, Any, Any]:
+    """The load client against a live wslab echo server with the same config; with the
+    integrity counts of both ways (client -> server, server -> client) and the rows of the
+    way back."""
+
+    async def run() -> tuple[LiveServer, LoadClient, ClientResult]:
+        async with LiveServer(config, scenario="echo", trace=tr) as server:
+            client, result = await run_client(f"ws://127.0.0.1:{server.port}/", config, tr,
+                                              **kw)
+        return server, client, result
+
+    server, client, result = asyncio.run(run())
+    _, up = join_stream(client.recorder.sent_frame(), server.recorder.received_frame())
+    rows, down = join_stream(server.recorder.sent_frame(), client.recorder.received_frame())
+    return server, client, result, up, down, rows
+
 DEFLATE = TuningConfig().updated({
     "compression.algorithm": "permessage-deflate", "compression.server_max_window_bits": 10,
     "compression.client_max_window_bits": 9, "compression.server_no_context_takeover": True,
@@ -83,16 +101,8 @@ DEFLATE = TuningConfig().updated({
 
 def test_deflate_with_non_default_parameters_against_the_live_server() -> None:
     tr = trace()
-
-    async def run() -> tuple[LiveServer, LoadClient, ClientResult]:
-        async with LiveServer(DEFLATE, scenario="echo", trace=tr) as server:
-            client, result = await run_client(f"ws://127.0.0.1:{server.port}/", DEFLATE, tr,
-                                              connections=2)
-        return server, client, result
-
-    server, client, result = asyncio.run(run())
-    _, up = join_stream(client.recorder.sent_frame(), server.recorder.received_frame())
-    down_rows, down = join_stream(server.recorder.sent_frame(), client.recorder.received_frame())
+    _server, client, result, up, down, down_rows = against_live_echo(DEFLATE, tr,
+                                                                     connections=2)
     assert up == CLEAN and down == CLEAN
     assert len(down_rows) == 2 * len(tr.messages) and bool(down_rows["delivered"].all())
     for row in result.connections:
@@ -139,15 +149,7 @@ def test_zstd_stream_against_the_live_server() -> None:
     config = TuningConfig().updated({"compression.algorithm": "zstd-stream",
                                      "compression.zstd_window_log": 14})
     tr = trace()
-
-    async def run() -> tuple[LiveServer, LoadClient, ClientResult]:
-        async with LiveServer(config, scenario="echo", trace=tr) as server:
-            client, result = await run_client(f"ws://127.0.0.1:{server.port}/", config, tr)
-        return server, client, result
-
-    server, client, result = asyncio.run(run())
-    _, up = join_stream(client.recorder.sent_frame(), server.recorder.received_frame())
-    rows, down = join_stream(server.recorder.sent_frame(), client.recorder.received_frame())
+    _server, _client, result, up, down, rows = against_live_echo(config, tr)
     assert up == CLEAN and down == CLEAN and len(rows) == len(tr.messages)
     row = result.connections[0]
     assert row["error"] is None
@@ -162,15 +164,7 @@ def test_batching_in_an_envelope_against_the_live_server(envelope: str) -> None:
     config = TuningConfig().updated({"batching.strategy": "time", "batching.interval_ms": 20,
                                      "batching.envelope": envelope})
     tr = trace()
-
-    async def run() -> tuple[LiveServer, LoadClient, ClientResult]:
-        async with LiveServer(config, scenario="echo", trace=tr) as server:
-            client, result = await run_client(f"ws://127.0.0.1:{server.port}/", config, tr)
-        return server, client, result
-
-    server, client, result = asyncio.run(run())
-    _, up = join_stream(client.recorder.sent_frame(), server.recorder.received_frame())
-    rows, down = join_stream(server.recorder.sent_frame(), client.recorder.received_frame())
+    _server, client, result, up, down, rows = against_live_echo(config, tr)
     assert up == CLEAN and down == CLEAN and len(rows) == len(tr.messages)
     row = result.connections[0]
     assert row["subprotocol"] == f"wslab.v1.{envelope}"

@@ -76,8 +76,7 @@ class HeartbeatSchedule(Generic[K]):
         self._live: set[K] = set()
         self._pings: deque[tuple[float, K]] = deque()  # (due, key), due never decreasing
         self._checks: deque[tuple[float, K, float]] = deque()  # (deadline, key, pinged at)
-        self.pings_sent = 0
-        self.expired = 0
+        self.expired = 0  # connections given up on, in all
 
     def __len__(self) -> int:
         return len(self._live)
@@ -116,7 +115,6 @@ class HeartbeatSchedule(Generic[K]):
             pings.append((max(was_due, now) + self.interval_s, key))
             if timeout is not None:
                 checks.append((now + timeout, key, now))
-        self.pings_sent += len(out.ping)
         self.expired += len(out.expired)
         return out
 

@@ -188,18 +188,8 @@ class Session:
         pipeline = self._pipeline or self.pipeline
         # Batches due before this message come out first, each at its deadline (the
         # pipeline's rule), so a timer that fires late cannot change the grouping.
-        frames = pipeline.push(index, t_handoff, priority, type, payload, is_text)
-        if frames and self.lazy and not self._sending and not self._outbox:
-            frames = self._write_now(frames)
-        if frames:
-            self._queue(frames)
-            self._kick()
-        elif pipeline.batcher is not None:
-            # The sender sleeps until the deadline it armed; wake it only for an earlier
-            # one (a later one costs it one early wake-up, no more).
-            deadline = pipeline.next_deadline()
-            if deadline is not None and (self._armed is None or deadline < self._armed):
-                self._kick()
+        self._released(pipeline, pipeline.push(index, t_handoff, priority, type, payload,
+                                               is_text))
 
     def push_many(self, now: float, messages: Sequence[Incoming]) -> None:
         """Hand over messages that arrived together (each ``(index, priority, type,
@@ -215,13 +205,20 @@ class Session:
             for index, priority, type_, payload, is_text in messages:
                 self.push(index, now, priority, type_, payload, is_text)
             return
-        frames = pipeline.push_many(now, messages)
+        self._released(pipeline, pipeline.push_many(now, messages))
+
+    def _released(self, pipeline: SendPipeline, frames: list[OutFrame]) -> None:
+        """What a push released: written at once while the socket keeps up, else queued
+        for the sender task; nothing released, the sender is woken only if the batcher
+        now has an earlier deadline than the one it armed."""
         if frames and self.lazy and not self._sending and not self._outbox:
             frames = self._write_now(frames)
         if frames:
             self._queue(frames)
             self._kick()
         elif pipeline.batcher is not None:
+            # The sender sleeps until the deadline it armed; wake it only for an earlier
+            # one (a later one costs it one early wake-up, no more).
             deadline = pipeline.next_deadline()
             if deadline is not None and (self._armed is None or deadline < self._armed):
                 self._kick()
