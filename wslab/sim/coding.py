@@ -24,7 +24,6 @@ from __future__ import annotations
 import itertools
 import operator
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,101 +112,83 @@ def code_frames(frames: FrameColumns, stream: StreamInput, codecs: StreamCodecs,
     payloads = frames.payload
     nf = len(payloads)
     compressor, decoder = codecs.compressor, codecs.decoder
-    if compressor is None:
-        wires: list[bytes | None] = [None] * nf
-        took: list[int] = [0] * nf
-    else:
-        wires, took = compressor.encode_many(payloads, frames.key)
-    back = [0] * nf
-    same = [True] * nf  # the body the peer reads equals the released payload
-    odd: dict[int, bytes] = {}
-    if verify and compressor is not None:
-        back, same, odd = _read_back(wires, payloads, decoder)
     payload_len = np.fromiter(map(len, payloads), dtype=np.int64, count=nf)
     if compressor is None:
+        wires: list[bytes | None] = [None] * nf
+        took = np.zeros(nf, dtype=np.int64)
+        sent = np.zeros(nf, dtype=bool)
         wire_len = payload_len.copy()
-        compressed = np.zeros(nf, dtype=bool)
-    elif None not in wires:  # every frame compressed
-        wire_len = np.fromiter(map(len, wires), dtype=np.int64, count=nf)  # type: ignore[arg-type]
-        compressed = np.ones(nf, dtype=bool)
-    else:  # some frames went plain: their wire length is their payload's
-        sent = _compressed(wires)
-        compressed = np.asarray(sent, dtype=bool)
-        wire_len = payload_len.copy()
-        wire_len[compressed] = np.fromiter(
-            map(len, itertools.compress(wires, sent)),  # type: ignore[arg-type]
-            dtype=np.int64)
+    else:
+        wired, took_list = compressor.encode_many(payloads, frames.key)
+        wires = wired
+        took = np.asarray(took_list, dtype=np.int64)
+        if None not in wires:  # every frame compressed
+            sent = np.ones(nf, dtype=bool)
+            wire_len = np.fromiter(map(len, wires), dtype=np.int64, count=nf)  # type: ignore[arg-type]
+        else:  # some frames went plain: their wire length is their payload's
+            went = list(map(operator.is_not, wires, itertools.repeat(None)))
+            sent = np.asarray(went, dtype=bool)
+            wire_len = payload_len.copy()
+            wire_len[sent] = np.fromiter(map(len, itertools.compress(wires, went)),  # type: ignore[arg-type]
+                                         dtype=np.int64)
+    back = np.zeros(nf, dtype=np.int64)
+    same = np.ones(nf, dtype=bool)  # the body the peer reads equals the released payload
+    odd: dict[int, bytes] = {}
+    if verify and compressor is not None:
+        back, same, odd = _read_back(wires, payloads, sent, decoder)
     members = len(frames.index)
     if not verify:
         intact = np.ones(members, dtype=bool)
     elif unwrapped is None:  # one message per frame: its payload is the frame's
-        intact = np.asarray(same, dtype=bool)
+        intact = same
     else:
         intact = unwrapped.copy()
         if odd:
             assert envelope is not None
             _recheck(frames, stream, envelope, odd, intact)
-    return CodedFrames(payload_len, wire_len, np.asarray(took, dtype=np.int64),
-                       np.asarray(back, dtype=np.int64), compressed, intact)
+    return CodedFrames(payload_len, wire_len, took, back, sent, intact)
 
 
-def _read_back(wires: list[bytes | None], payloads: list[bytes],
+def _read_back(wires: list[bytes | None], payloads: list[bytes], sent: npt.NDArray[np.bool_],
                decoder: MessageDecoder | None
-               ) -> tuple[list[int], list[bool], dict[int, bytes]]:
-    """Inflate every compressed frame at the peer, timed: the CPU times, whether each body
-    equals the released payload, and the bodies that do not (by frame number)."""
-    back: list[int] = []
-    same: list[bool] = []
+               ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], dict[int, bytes]]:
+    """Inflate every compressed frame (``sent``) at the peer, timed: the CPU times,
+    whether each body equals the released payload, and the bodies that do not (by frame
+    number)."""
+    nf = len(wires)
+    back = np.zeros(nf, dtype=np.int64)
+    same = np.ones(nf, dtype=bool)
     odd: dict[int, bytes] = {}
-    timed, kept = back.append, same.append
+    every = bool(sent.all())
+    where: list[int] = list(range(nf)) if every else np.flatnonzero(sent).tolist()
+    squeezed = wires if every else [wires[k] for k in where]
     if decoder is None:  # compressed bytes reach a peer that cannot inflate them
-        for k, (w, p) in enumerate(zip(wires, payloads, strict=True)):
-            timed(0)
-            kept(w is None or w == p)
-            if w is not None and w != p:
-                odd[k] = w
+        for k, w in zip(where, squeezed, strict=True):
+            if w != payloads[k]:
+                same[k] = False
+                odd[k] = w  # type: ignore[assignment]
         return back, same, odd
     perf = time.perf_counter_ns
     if isinstance(decoder, RunDecoder):  # every compressed frame in one call
-        if None not in wires:
-            bodies, back = decoder.decode_many(wires, perf)  # type: ignore[arg-type]
-            same = list(map(operator.eq, bodies, payloads))
-            where: Sequence[int] = range(len(wires))
-        else:  # only the compressed frames, then each result back to its frame
-            sent = _compressed(wires)
-            where = list(itertools.compress(range(len(wires)), sent))
-            bodies, took = decoder.decode_many(
-                list(itertools.compress(wires, sent)), perf)  # type: ignore[arg-type]
-            times = np.zeros(len(wires), dtype=np.int64)
-            times[where] = took
-            back = times.tolist()
-            matched = np.ones(len(wires), dtype=bool)
-            matched[where] = list(map(operator.eq, bodies,
-                                      itertools.compress(payloads, sent)))
-            same = matched.tolist()
-        if not all(same):
-            odd = {k: b for k, b in zip(where, bodies, strict=True) if not same[k]}
-        return back, same, odd
-    decode = decoder.decode
-    for w, p in zip(wires, payloads, strict=True):
-        if w is None:
-            timed(0)
-            kept(True)
-            continue
-        started = perf()
-        body = decode(w)
-        timed(perf() - started)
-        if body == p:
-            kept(True)
-        else:
-            odd[len(same)] = body
-            kept(False)
+        bodies, took = decoder.decode_many(squeezed, perf)  # type: ignore[arg-type]
+    else:
+        bodies, took = [], []
+        decode = decoder.decode
+        for w in squeezed:
+            started = perf()
+            bodies.append(decode(w))  # type: ignore[arg-type]
+            took.append(perf() - started)
+    originals = payloads if every else [payloads[k] for k in where]
+    matched = np.fromiter(map(operator.eq, bodies, originals), dtype=bool, count=len(where))
+    if every:
+        back[:] = took
+        same = matched
+    else:
+        back[where] = took
+        same[where] = matched
+    if not matched.all():
+        odd = {k: b for k, b, ok in zip(where, bodies, matched.tolist(), strict=True) if not ok}
     return back, same, odd
-
-
-def _compressed(wires: list[bytes | None]) -> list[bool]:
-    """Which frames were compressed (a wire of None went out as it was)."""
-    return list(map(operator.is_not, wires, itertools.repeat(None)))
 
 
 def _recheck(frames: FrameColumns, stream: StreamInput, envelope: str,
