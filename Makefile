@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed-dev
 LABSTAMP := $(VENV)/.installed-lab
 QUICK  ?=
 
-.PHONY: demo test lint typecheck pytest lab app bench soak clean venv os-deps
+.PHONY: demo test lint typecheck pytest lab app bench soak clean venv os-deps native
 
 $(STAMP): pyproject.toml
 	@PYTHON=$(PYTHON) sh scripts/os-deps.sh demo
@@ -27,11 +27,16 @@ $(LABSTAMP): $(STAMP)
 
 venv: $(STAMP)
 
+# The compiled twin of the adaptive selector (scripts/build_native.py: quiet when up to
+# date, one line and plain Python when there is no C compiler)
+native: $(STAMP)
+	@$(PY) scripts/build_native.py
+
 # redis-server, nginx, chromium, node + npm, and the npm packages the tests run against
 os-deps:
 	@PYTHON=$(PYTHON) sh scripts/os-deps.sh test
 
-demo: $(STAMP)
+demo: native
 	$(VENV)/bin/wslab demo
 
 lint: $(STAMP)
@@ -40,7 +45,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: os-deps $(STAMP)
+pytest: os-deps native
 	$(VENV)/bin/pytest
 
 test: os-deps lint typecheck pytest
@@ -52,7 +57,7 @@ NOTEBOOK ?= 02
 app: $(LABSTAMP)
 	$(VENV)/bin/wslab lab --app --notebook $(NOTEBOOK)
 
-bench: $(STAMP)
+bench: native
 	$(PY) benchmarks/run_all.py $(if $(QUICK),--quick,)
 
 MINUTES ?= 10

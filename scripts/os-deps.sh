@@ -2,7 +2,8 @@
 # What `make test` and `make demo` need from the operating system, installed where it can be.
 #
 #   scripts/os-deps.sh test   redis-server, nginx, chromium, node and npm (the suite runs
-#                             them for real), then the npm packages of tests/tune/node
+#                             them for real), gcc and Python's headers (the compiled
+#                             selector), then the npm packages of tests/tune/node
 #   scripts/os-deps.sh demo   only what creating .venv needs
 #
 # Fast and quiet when everything is there (a few `command -v` checks and one file date).
@@ -27,6 +28,14 @@ have() {  # is program $1 in the searched directories?
   PATH=$search command -v "$1" >/dev/null 2>&1
 }
 
+headers() {  # does the interpreter that builds the twin have Python.h?
+  builder=$python
+  [ -x .venv/bin/python ] && builder=.venv/bin/python
+  "$builder" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+    >/dev/null 2>&1
+}
+
 missing() {  # the packages whose programs are absent
   out=""
   if [ "$what" = test ]; then
@@ -35,6 +44,10 @@ missing() {  # the packages whose programs are absent
     have chromium || out="$out chromium"
     have node || out="$out nodejs"
     have npm || out="$out npm"
+    # a C compiler and Python's headers build the adaptive selector's compiled twin
+    # (scripts/build_native.py); without them it runs as plain Python, only slower
+    have gcc || have cc || out="$out gcc"
+    headers || out="$out python3-dev"
   fi
   if [ ! -x .venv/bin/python ] && ! "$python" -m ensurepip --version >/dev/null 2>&1; then
     out="$out python3-venv"  # Debian's python3 cannot create a venv without it

@@ -27,7 +27,8 @@ LAYERS = {
     "wslab": "core",
     **dict.fromkeys([f"wslab.{name}" for name in (
         "traces", "analysis", "codecs", "atomic", "tables", "priority", "batching",
-        "selector", "envelopes", "wire", "link", "metrics", "config", "errors")], "core"),
+        "selector", "compiled", "envelopes", "wire", "link", "metrics", "config",
+        "errors")], "core"),
     "wslab.pipeline": "pipeline",
     "wslab.compressor": "pipeline",
     "wslab.sim": "run",

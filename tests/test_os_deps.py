@@ -20,8 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "os-deps.sh"
-PACKAGES = ("redis-server", "nginx", "chromium", "nodejs", "npm")
-PROGRAMS = ("redis-server", "nginx", "chromium", "node", "npm")
+PACKAGES = ("redis-server", "nginx", "chromium", "nodejs", "npm", "gcc")
+PROGRAMS = ("redis-server", "nginx", "chromium", "node", "npm", "gcc")
 # Records one JSON line per call: the tool's name, its arguments, DEBIAN_FRONTEND.
 RECORDER = """#!/bin/sh
 printf '{"tool": "%s", "args": "%s", "frontend": "%s"}\\n' "$(basename "$0")" "$*" \\

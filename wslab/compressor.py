@@ -10,7 +10,8 @@ without anything in between:
 3. ``selector.observe(key, len(payload), len(compressed))``.
 
 The simulator hands it every frame of a stream at once (:meth:`FrameCompressor.encode_many`,
-the same three steps per frame, in release order, without a call per frame); the live
+the same three steps per frame, in release order, with one selector call per frame: the
+selector's ``step`` books a frame's sizes together with the next frame's decision); the live
 extensions (``harness/extension.py`` for permessage-deflate, ``harness/zstd_extension.py``
 for ``x-wslab-zstd``) call it from their ``encode``, when the library turns that very frame
 into bytes, which is also release order. So one trace and one config give one sequence of
@@ -29,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from wslab.codecs.base import RunEncoder
+from wslab.codecs.base import RunEncoder, Step, fuse
 from wslab.selector import CompressionSelector, Selector
 
 if TYPE_CHECKING:
@@ -69,9 +70,9 @@ class FrameCompressor:
         last_compressed: Whether the latest frame was compressed.
     """
 
-    __slots__ = ("_decide", "_encoder", "_make_encoder", "_observe", "_selector", "bytes_in",
-                 "bytes_out", "compressed", "encode_ns", "frames", "last_compressed",
-                 "last_ns", "last_wire", "plain")
+    __slots__ = ("_decide", "_encoder", "_make_encoder", "_observe", "_selector", "_step",
+                 "bytes_in", "bytes_out", "compressed", "encode_ns", "frames",
+                 "last_compressed", "last_ns", "last_wire", "plain")
 
     def __init__(self, make_encoder: Callable[[], MessageEncoder],
                  selector: Selector | None = None, *, log: bool = False) -> None:
@@ -79,6 +80,7 @@ class FrameCompressor:
         self._encoder: MessageEncoder | None = None
         self._decide: Callable[[str, bytes], bool] | None = None
         self._observe: Callable[[str, int, int], None] | None = None
+        self._step: Step | None = None
         self.selector = selector
         self.compressed = 0
         self.plain = 0
@@ -105,9 +107,16 @@ class FrameCompressor:
     @selector.setter
     def selector(self, selector: Selector | None) -> None:
         self._selector = selector
-        # The selector's two calls, bound once: they run for every frame.
-        self._decide = selector.decide if selector is not None else None
-        self._observe = selector.observe if selector is not None else None
+        # The selector's calls, bound once: they run for every frame. A run of frames
+        # takes one fused call per frame (the selector's own step, else one made of its
+        # two calls); CompressionSelector.step with nothing to book is its decide.
+        if selector is None:
+            self._decide = self._observe = self._step = None
+            return
+        own = selector.step if isinstance(selector, CompressionSelector) else None
+        self._decide = own or selector.decide
+        self._observe = selector.observe
+        self._step = own or fuse(selector.decide, selector.observe)
 
     @property
     def encoder(self) -> MessageEncoder:
@@ -157,26 +166,30 @@ class FrameCompressor:
 
         Per frame the same three steps in the same order as :meth:`encode`, so the
         selector sees each size before the next decision; the counters (and the log) end
-        as :meth:`encode` would leave them. A codec that offers ``encode_many``
+        as :meth:`encode` would leave them. The selector is driven through one fused call
+        per frame (:data:`~wslab.codecs.base.Step`: the previous frame's sizes, then this
+        frame's decision). A codec that offers ``encode_many``
         (:class:`~wslab.codecs.base.RunEncoder`, the deflate encoder) runs the steps
-        itself, given the selector's two calls, so no Python call is made per frame but
-        the selector's.
+        itself, given that call, so no Python call is made per frame but the selector's.
         """
         wires: list[bytes | None] = []
         took: list[int] = []
         if not payloads:
             return wires, took
         perf = time.perf_counter_ns
-        decide, observe = self._decide, self._observe
+        step = self._step
         unbuilt = self._encoder is None
         encoder = self.encoder
         if isinstance(encoder, RunEncoder):  # the codec runs the steps, no call per frame
-            wires, took = encoder.encode_many(payloads, keys, perf, decide, observe)
+            wires, took = encoder.encode_many(payloads, keys, perf, step=step)
         else:
             keep, timed = wires.append, took.append
             encode = encoder.encode
+            booked, squeezed = -1, 0  # sizes of the frame compressed last, not yet booked
+            key = ""
             for payload, key in zip(payloads, keys, strict=True):
-                if decide is not None and not decide(key, payload):
+                if step is not None and not step(key, payload, booked, squeezed):
+                    booked = -1
                     keep(None)
                     timed(0)
                     continue
@@ -184,8 +197,9 @@ class FrameCompressor:
                 data = encode(payload, key)
                 timed(perf() - started)
                 keep(data)
-                if observe is not None:
-                    observe(key, len(payload), len(data))
+                booked, squeezed = len(payload), len(data)
+            if step is not None and booked >= 0:
+                step(key, None, booked, squeezed)  # the last frame's sizes
         if unbuilt and wires.count(None) == len(wires):
             self._encoder = None  # nothing compressed: nothing built, as with encode
         self._count_run(payloads, keys, wires, took)

@@ -2,7 +2,10 @@
 
 What lives here: the :class:`Selector` protocol and :class:`CompressionSelector`, which is
 asked for every frame (``decide``) and told what compression really achieved (``observe``)
-right after that frame is compressed. The caller that keeps that order is
+right after that frame is compressed. Both are done by one method, ``step``, which books
+the sizes of the frame compressed last and then decides the next one: a run of frames
+(the simulator) takes one ``step`` per frame, a live connection ``decide`` and ``observe``
+apart, and the rules below are written once. The caller that keeps that order is
 :class:`wslab.compressor.FrameCompressor`, used by the simulator and by the live extensions
 alike, so the same frames give the same decisions offline and live.
 
@@ -35,9 +38,13 @@ A probe compresses a skipped stream anyway so a type that turned compressible is
 probe that pays replaces the stream's average and resets its gap to ``probe_every``; one
 that does not doubles the gap, up to ``max_probe_every``.
 
+The module has a compiled twin (``wslab/compiled.py``): built from this very source by
+``scripts/build_native.py`` when a C compiler is there, it replaces ``CompressionSelector``
+at import; ``PythonCompressionSelector`` is always the plain one.
+
 What must not live here: compressing (the codec), clocks, randomness, I/O, pandas or
 zstandard. The selector is deterministic: the same calls in the same order give the same
-answers. ``decide`` is on the hot path of every frame, so it does a handful of attribute
+answers. ``step`` is on the hot path of every frame, so it does a handful of attribute
 reads and comparisons and allocates nothing after a key's first frame but a slice of at
 most ``HEAD_BYTES`` (and, for a counted binary payload, a set of at most 16 values).
 """
@@ -214,7 +221,53 @@ class CompressionSelector:
         ``max_ratio``. A skipped stream is probed (compressed anyway) every
         ``probe_every`` .. ``max_probe_every`` skips so that it can change its mind: a
         probe that saves enough replaces the stream's average (see :meth:`observe`).
+        The work is :meth:`step`'s, with nothing to book.
         """
+        return self.step(type, payload)
+
+    def observe(self, type: str, original: int, compressed: int) -> None:
+        """Feed back the real sizes of a message that ``decide`` said to compress.
+
+        Call it right after compressing, before the next ``decide``
+        (:class:`~wslab.compressor.FrameCompressor` does): the sizes are booked to the
+        stream the latest decision was taken in. The work is :meth:`step`'s, with
+        nothing to decide.
+        """
+        self.step(type, None, original, compressed)
+
+    def step(self, type: str, payload: bytes | None, original: int = -1,
+             compressed: int = 0) -> bool:
+        """:meth:`observe` then :meth:`decide` in one call: the one home of both.
+
+        First, when ``original >= 0``, the real sizes of the frame compressed last are
+        booked to the stream it was decided in; then ``payload`` (of type ``type``) is
+        decided, unless it is None (nothing to decide: False). A run of frames thus costs
+        one call per frame (the codec's ``encode_many`` books each frame's sizes with the
+        next frame's decision, and the last frame's alone), and the order of the steps
+        is exactly decide, observe, decide, ... as if made one by one.
+        """
+        if original >= 0:
+            s = self._last
+            if s is None:  # not adaptive, or nothing decided yet
+                pass
+            elif s.steady:
+                # The common case, kept lean (it runs for every compressed frame): a
+                # stream past warm-up that paid, so decide let this frame through. Blend
+                # the sizes into the running averages; the verdict can only turn to
+                # "does not pay".
+                a = self.alpha
+                orig = s.orig
+                orig += a * (original - orig)
+                comp = s.comp
+                comp += a * (compressed - comp)
+                s.orig = orig
+                s.comp = comp
+                if comp > self.max_ratio * orig:
+                    s.pays = False
+            else:
+                self._book(s, original, compressed)
+        if payload is None:
+            return False
         code = self._code
         if code != _ADAPTIVE:
             return code == _ALWAYS or (code == _THRESHOLD and len(payload) >= self.threshold_bytes)
@@ -253,28 +306,8 @@ class CompressionSelector:
             return True
         return False
 
-    def observe(self, type: str, original: int, compressed: int) -> None:
-        """Feed back the real sizes of a message that ``decide`` said to compress.
-
-        Call it right after compressing, before the next ``decide``
-        (:class:`~wslab.compressor.FrameCompressor` does): the sizes are booked to the
-        stream the latest decision was taken in.
-        """
-        s = self._last
-        if s is None:  # not adaptive, or nothing decided yet
-            return
-        if s.steady:
-            # The common case, kept lean (it runs for every compressed frame): a stream
-            # past warm-up that paid, so decide let this frame through. Blend the sizes
-            # into the running averages; the verdict can only turn to "does not pay".
-            a = self.alpha
-            orig = s.orig + a * (original - s.orig)
-            comp = s.comp + a * (compressed - s.comp)
-            s.orig = orig
-            s.comp = comp
-            if comp > self.max_ratio * orig:
-                s.pays = False
-            return
+    def _book(self, s: _Stream, original: int, compressed: int) -> None:
+        """The sizes of a frame of a stream still warming up or being probed."""
         paid = compressed <= self.max_ratio * original
         if s.samples == 0 or (paid and s.probing):
             # A first sample, or a probe that found savings where the average said there
@@ -311,3 +344,18 @@ class CompressionSelector:
         """Forget everything learned (e.g. for a new connection's fresh context)."""
         self._states.clear()
         self._last = None
+
+
+# --- the compiled twin is this source down to here (scripts/build_native.py) ---
+
+PythonCompressionSelector = CompressionSelector
+"""The selector as plain Python, whichever implementation runs (tests hold them together)."""
+
+from wslab.compiled import current_twin  # noqa: E402  (only the pure module loads a twin)
+
+if not TYPE_CHECKING:
+    # This very source compiled (wslab/compiled.py), when built: the same rules, a few times
+    # cheaper per frame, which is most of what ``adaptive`` adds to a simulation.
+    _twin = current_twin(__name__, __file__)
+    if _twin is not None:
+        CompressionSelector = _twin.CompressionSelector

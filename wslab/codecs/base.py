@@ -4,6 +4,10 @@ A codec is a pair: a :class:`MessageEncoder` on the sending side and a
 :class:`MessageDecoder` on the receiving side, one pair per connection and direction. Both
 work on whole messages (the unit a WebSocket compression extension works on) and keep
 whatever state their algorithm carries from message to message. Nothing here does I/O.
+
+Beside them: the optional run interfaces (:class:`RunEncoder`, :class:`RunDecoder`), the
+shapes of the selector calls a run encoder is given (:data:`Decide`, :data:`Observe`,
+:data:`Step`), and :func:`fuse`, which makes a :data:`Step` of a selector's two calls.
 """
 
 from __future__ import annotations
@@ -53,6 +57,29 @@ Decide = Callable[[str, bytes], bool]
 """A selector's ``decide(key, payload)``: compress this frame?"""
 Observe = Callable[[str, int, int], None]
 """A selector's ``observe(key, original, compressed)``: what the frame compressed to."""
+Step = Callable[[str, "bytes | None", int, int], bool]
+"""A selector's ``observe`` and ``decide`` in one call, ``step(key, payload, original,
+compressed)``: book the sizes of the frame compressed last (when ``original >= 0``), then
+decide ``payload`` (None: nothing to decide, False). One call per frame of a run."""
+
+
+def fuse(decide: Decide | None, observe: Observe | None) -> Step | None:
+    """A :data:`Step` made of a selector's two calls (None when both are None), for a
+    selector that has no ``step`` of its own: each booking goes to ``observe`` under the
+    key of the frame decided last, so the calls are those of a frame-by-frame caller."""
+    if decide is None and observe is None:
+        return None
+    last = [""]
+
+    def step(key: str, payload: bytes | None, original: int = -1, compressed: int = 0) -> bool:
+        if original >= 0 and observe is not None:
+            observe(last[0], original, compressed)
+        if payload is None:
+            return False
+        last[0] = key
+        return decide is None or decide(key, payload)
+
+    return step
 
 
 @runtime_checkable
@@ -63,11 +90,13 @@ class RunEncoder(Protocol):
 
     def encode_many(self, payloads: Sequence[bytes], keys: Sequence[str], clock: Clock,
                     decide: Decide | None = None, observe: Observe | None = None,
-                    ) -> tuple[list[bytes | None], list[int]]:
+                    step: Step | None = None) -> tuple[list[bytes | None], list[int]]:
         """Per frame, in order, exactly ``FrameCompressor.encode``'s steps: skip it (None,
         0 ns) unless ``decide(key, payload)``; else :meth:`~MessageEncoder.encode` it,
-        timed by ``clock``, then ``observe(key, len(payload), len(wire))``. Returns the
-        wire bytes (None: sent as it was) and the nanoseconds of each compression."""
+        timed by ``clock``, then ``observe(key, len(payload), len(wire))``. With ``step``
+        (a selector's fused call, see :data:`Step`) the same steps take one call per
+        frame, and ``decide``/``observe`` are not used. Returns the wire bytes (None: sent
+        as it was) and the nanoseconds of each compression."""
         ...
 
 

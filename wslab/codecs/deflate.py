@@ -24,7 +24,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 
-from wslab.codecs.base import Clock, Decide, Observe
+from wslab.codecs.base import Clock, Decide, Observe, Step, fuse
 from wslab.errors import DecodeError, PayloadTooBig
 
 SYNC_FLUSH_TAIL = b"\x00\x00\xff\xff"
@@ -84,16 +84,18 @@ class DeflateEncoder:
 
     def encode_many(self, payloads: Sequence[bytes], keys: Sequence[str], clock: Clock,
                     decide: Decide | None = None, observe: Observe | None = None,
-                    ) -> tuple[list[bytes | None], list[int]]:
+                    step: Step | None = None) -> tuple[list[bytes | None], list[int]]:
         """The frames of a run in order, with the selector's steps around each (see
         :class:`~wslab.codecs.base.RunEncoder`); no Python call per frame but the
-        selector's own (the simulator's hot loop)."""
+        selector's one ``step`` (the simulator's hot loop)."""
         out: list[bytes | None] = []
         took: list[int] = []
         keep, timed = out.append, took.append
         tail = SYNC_FLUSH_TAIL
         sync = zlib.Z_SYNC_FLUSH
-        if decide is None and observe is None and self._compressor is not None:
+        if step is None:
+            step = fuse(decide, observe)
+        if step is None and self._compressor is not None:
             squeeze, drain = self._compressor.compress, self._compressor.flush
             for payload in payloads:  # every frame, one kept context: the tightest loop
                 started = clock()
@@ -106,8 +108,11 @@ class DeflateEncoder:
             return out, took
         kept = self._compressor  # None: no context takeover, a compressor per frame
         compress, flush = (kept.compress, kept.flush) if kept is not None else (None, None)
+        booked, squeezed = -1, 0  # sizes of the frame compressed last, not yet booked
+        key = ""
         for payload, key in zip(payloads, keys, strict=True):
-            if decide is not None and not decide(key, payload):
+            if step is not None and not step(key, payload, booked, squeezed):
+                booked = -1
                 keep(None)
                 timed(0)
                 continue
@@ -122,8 +127,9 @@ class DeflateEncoder:
             data = data[:-4]
             timed(clock() - started)
             keep(data)
-            if observe is not None:
-                observe(key, len(payload), len(data))
+            booked, squeezed = len(payload), len(data)
+        if step is not None and booked >= 0:
+            step(key, None, booked, squeezed)  # the last frame's sizes
         return out, took
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import operator
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,8 +161,9 @@ def _read_back(wires: list[bytes | None], payloads: list[bytes], sent: npt.NDArr
     same = np.ones(nf, dtype=bool)
     odd: dict[int, bytes] = {}
     every = bool(sent.all())
-    where: list[int] = list(range(nf)) if every else np.flatnonzero(sent).tolist()
-    squeezed = wires if every else [wires[k] for k in where]
+    went = sent.tolist()
+    where: Sequence[int] = range(nf) if every else np.flatnonzero(sent).tolist()
+    squeezed = wires if every else list(itertools.compress(wires, went))
     if decoder is None:  # compressed bytes reach a peer that cannot inflate them
         for k, w in zip(where, squeezed, strict=True):
             if w != payloads[k]:
@@ -178,7 +180,7 @@ def _read_back(wires: list[bytes | None], payloads: list[bytes], sent: npt.NDArr
             started = perf()
             bodies.append(decode(w))  # type: ignore[arg-type]
             took.append(perf() - started)
-    originals = payloads if every else [payloads[k] for k in where]
+    originals = payloads if every else list(itertools.compress(payloads, went))
     matched = np.fromiter(map(operator.eq, bodies, originals), dtype=bool, count=len(where))
     if every:
         back[:] = took
