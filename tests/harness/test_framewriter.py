@@ -55,13 +55,13 @@ def payload(n: int) -> bytes:
 @pytest.mark.parametrize("opcode", [Opcode.TEXT, Opcode.BINARY])
 @pytest.mark.parametrize("n", LENGTHS)
 def test_a_frame_parses_back_with_the_librarys_parser(n: int, opcode: Opcode, rsv1: bool) -> None:
-    writes: list[bytes] = []
+    writes: list[bytearray] = []
     writer = FrameWriter(writes.append, burst_bytes=1 << 30)
     body = payload(n)
     writer.add(int(opcode), body, rsv1)
     writer.flush()
     assert len(writes) == 1
-    data = writes[0]
+    data = bytes(writes[0])
     header = 2 + (2 if 126 <= n < 65536 else 8 if n >= 65536 else 0) + 4
     assert len(data) == header + n  # the shortest length encoding, plus the mask
     assert data[1] & 0x80  # masked, as every client frame must be
@@ -76,7 +76,7 @@ def test_a_frame_parses_back_with_the_librarys_parser(n: int, opcode: Opcode, rs
 
 
 def test_a_plain_frame_needs_no_extension_to_parse() -> None:
-    writes: list[bytes] = []
+    writes: list[bytearray] = []
     writer = FrameWriter(writes.append)
     writer.add(1, "héllo".encode())
     writer.flush()
@@ -85,13 +85,13 @@ def test_a_plain_frame_needs_no_extension_to_parse() -> None:
 
 
 def test_every_frame_gets_its_own_masking_key() -> None:
-    writes: list[bytes] = []
+    writes: list[bytearray] = []
     writer = FrameWriter(writes.append, burst_bytes=1 << 30)
     count = 3000  # more than one batch of keys fetched from the OS
     for _ in range(count):
         writer.add(2, b"\0" * 8)
     writer.flush()
-    data = writes[0]
+    data = bytes(writes[0])
     frame_len = 2 + 4 + 8
     assert len(data) == count * frame_len
     keys = [data[i + 2:i + 6] for i in range(0, len(data), frame_len)]
@@ -103,7 +103,7 @@ def test_every_frame_gets_its_own_masking_key() -> None:
 
 
 def test_a_burst_is_written_once_at_flush() -> None:
-    writes: list[bytes] = []
+    writes: list[bytearray] = []
     writer = FrameWriter(writes.append, burst_bytes=1 << 20)
     messages = [payload(n) for n in (5, 200, 0, 1000)]
     for i, m in enumerate(messages):
@@ -116,10 +116,17 @@ def test_a_burst_is_written_once_at_flush() -> None:
     assert [bytes(f.data) for f in parse_all(writes[0])] == messages
     writer.flush()  # nothing more to write
     assert len(writes) == 1
+    # What was handed to the transport (which may hold it until the socket takes it) is
+    # never touched again: the next burst is framed elsewhere.
+    written = bytes(writes[0])
+    writer.add(2, payload(300))
+    writer.flush()
+    assert bytes(writes[0]) == written
+    assert [bytes(f.data) for f in parse_all(writes[1])] == [payload(300)]
 
 
 def test_an_empty_flush_writes_nothing() -> None:
-    writes: list[bytes] = []
+    writes: list[bytearray] = []
     writer = FrameWriter(writes.append)
     writer.flush()
     writer.flush()
@@ -127,7 +134,7 @@ def test_an_empty_flush_writes_nothing() -> None:
 
 
 def test_a_burst_is_written_as_soon_as_it_reaches_burst_bytes() -> None:
-    writes: list[bytes] = []
+    writes: list[bytearray] = []
     frame_len = 2 + 4 + 100
     writer = FrameWriter(writes.append, burst_bytes=3 * frame_len)
     for _ in range(2):
@@ -147,7 +154,7 @@ def test_a_burst_is_written_as_soon_as_it_reaches_burst_bytes() -> None:
 
 
 def test_one_large_frame_past_burst_bytes_is_written_at_once() -> None:
-    writes: list[bytes] = []
+    writes: list[bytearray] = []
     writer = FrameWriter(writes.append, burst_bytes=1024)
     writer.add(2, payload(70000))
     assert len(writes) == 1 and writer.pending == 0

@@ -17,7 +17,9 @@ from wslab.harness.recorder import (
     join_stream,
     message_key,
 )
+from wslab.pipeline import OutFrame
 from wslab.traces.model import Message
+from wslab.wire import Opcode
 
 PRIOS = ("critical", "normal", "background")
 
@@ -62,8 +64,9 @@ class Both:
         self.plain.on_sent_frame(conn, "c2s", pending, frame, flushed)
         self.plain.on_frame_coded(conn, "c2s", frame, key, size,
                                   size if wire is None else wire, compressed)
-        self.logs[conn].on_sent_frame(pending, flushed, key, size,
-                                      size if wire is None else wire, compressed)
+        frame_sent = OutFrame(b"\0" * size, Opcode.TEXT, pending, flushed, "test", key)
+        self.logs[conn].on_sent([frame_sent], [(size if wire is None else wire)
+                                               if compressed else None])
 
     def receive(self, conn: str, t: float, payloads: list[bytes]) -> None:
         frame = self.received[conn]
@@ -194,8 +197,10 @@ def test_sent_frame_totals_count_rfc6455_headers(masked: bool) -> None:
     sizes = [0, 1, 125, 126, 127, 65535, 65536, 70000]
     log = ConnectionLog()
     compressed = [False, True, False, True, False, False, True, False]
-    for n, c in zip(sizes, compressed, strict=True):
-        log.on_sent_frame([], 0.0, "k", n * 2, n, c)
+    frames = [OutFrame(b"\0" * (n * 2 if c else n), Opcode.BINARY, [], 0.0, "test", "k")
+              for n, c in zip(sizes, compressed, strict=True)]
+    assert log.on_sent(frames, [n if c else None
+                                for n, c in zip(sizes, compressed, strict=True)]) == 0
     totals = log.sent_frame_totals(masked)
     assert totals == {
         "data_frames": len(sizes),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from wslab.harness.wsadapter import apply_mask
 
@@ -36,7 +36,7 @@ class FrameWriter:
 
     __slots__ = ("_buffer", "_keys", "_next", "burst_bytes", "bursts", "write")
 
-    def __init__(self, write: Callable[[bytes], object], burst_bytes: int = 65536) -> None:
+    def __init__(self, write: Callable[[bytearray], object], burst_bytes: int = 65536) -> None:
         self.write = write
         self.burst_bytes = burst_bytes
         self._buffer = bytearray()
@@ -47,31 +47,40 @@ class FrameWriter:
 
     def add(self, opcode: int, payload: bytes, rsv1: bool = False) -> None:
         """Frame one whole message (``opcode`` 1 text, 2 binary) into the burst."""
-        n = len(payload)
-        at = self._next
-        if at + 4 > len(self._keys):
-            self._keys = os.urandom(4 * _KEYS)
-            at = 0
-        key = self._keys[at:at + 4]
-        self._next = at + 4
-        buffer = self._buffer
-        first = (0x40 if rsv1 else 0) | opcode
-        if n < 126:
-            buffer += _SHORT[opcode + (3 if rsv1 else 0)][n]
-        elif n < 65536:
-            buffer += struct.pack("!BBH", 0x80 | first, 0xFE, n)
-        else:
-            buffer += struct.pack("!BBQ", 0x80 | first, 0xFF, n)
-        buffer += key
-        buffer += apply_mask(payload, key)
-        if len(buffer) >= self.burst_bytes:
-            self.flush()
+        self.add_all(((opcode, payload, rsv1),))
+
+    def add_all(self, frames: Iterable[tuple[int, bytes, bool]]) -> None:
+        """Frame whole messages, each ``(opcode, payload, rsv1)``, into the burst in turn
+        (written out whenever it reaches ``burst_bytes``): one call for a run of frames."""
+        keys, at, buffer, burst = self._keys, self._next, self._buffer, self.burst_bytes
+        for opcode, payload, rsv1 in frames:
+            n = len(payload)
+            if at + 4 > len(keys):
+                keys = self._keys = os.urandom(4 * _KEYS)
+                at = 0
+            key = keys[at:at + 4]
+            at += 4
+            if n < 126:
+                buffer += _SHORT[opcode + (3 if rsv1 else 0)][n]
+            elif n < 65536:
+                buffer += struct.pack("!BBH", 0x80 | (0x40 if rsv1 else 0) | opcode, 0xFE, n)
+            else:
+                buffer += struct.pack("!BBQ", 0x80 | (0x40 if rsv1 else 0) | opcode, 0xFF, n)
+            buffer += key
+            buffer += apply_mask(payload, key)
+            if len(buffer) >= burst:
+                self._next = at
+                self.flush()
+                buffer = self._buffer
+        self._next = at
 
     def flush(self) -> None:
         """Write what the burst holds (nothing if empty)."""
         if self._buffer:
-            data = bytes(self._buffer)
-            self._buffer.clear()
+            # The buffer itself goes to the transport, which may keep it until the socket
+            # takes it all; a fresh one takes the next burst (no copy of the burst).
+            data = self._buffer
+            self._buffer = bytearray()
             self.bursts += 1
             self.write(data)
 
