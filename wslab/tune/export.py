@@ -1,9 +1,11 @@
 """Export a TuningConfig as files real servers accept: the public entry point.
 
-What lives here: :data:`TARGETS`, the per-target ``render_<target>`` functions (re-exported
-from ``wslab.tune.exporters``: each returns ``{filename: text}`` and never writes, so a
-notebook can preview), :func:`render` (any target, ``all`` included) and :func:`export`,
-which writes all or nothing. What must not live here: the text of any target (see the
+What lives here: :data:`TARGETS`, :data:`TARGET_INFO` (each target's stack and whether
+wslab's tests prove it by running it), the per-target ``render_<target>`` functions
+(re-exported from ``wslab.tune.exporters``: each returns ``{filename: text}`` and never
+writes, so a notebook can preview), :func:`render` (any target, ``all`` included),
+:func:`target_rows` (the targets as a tidy table) and :func:`export`, which writes all or
+nothing. What must not live here: the text of any target (see the
 renderer modules) or starting servers (tests and the harness do that).
 
 Writing: every file of one call is first written into a private staging directory inside
@@ -18,11 +20,13 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
+from wslab.tune.exporters.aiohttp_web import render_aiohttp
 from wslab.tune.exporters.centrifugo import render_centrifugo
 from wslab.tune.exporters.nginx import (
     DEFAULT_LISTEN_PORT,
@@ -30,6 +34,9 @@ from wslab.tune.exporters.nginx import (
     render_nginx,
 )
 from wslab.tune.exporters.node_ws import render_ws
+from wslab.tune.exporters.socketio_node import render_socketio
+from wslab.tune.exporters.socketio_py import render_python_socketio
+from wslab.tune.exporters.uvicorn_fastapi import render_uvicorn
 from wslab.tune.exporters.uwebsockets import render_uwebsockets
 from wslab.tune.exporters.websockets_py import render_websockets
 from wslab.tune.exporters.wslab_yaml import render_wslab
@@ -40,19 +47,60 @@ if TYPE_CHECKING:
 __all__ = [
     "SINGLE_TARGETS",
     "TARGETS",
+    "TARGET_INFO",
+    "TargetInfo",
     "export",
     "render",
+    "render_aiohttp",
     "render_centrifugo",
     "render_nginx",
+    "render_python_socketio",
+    "render_socketio",
+    "render_uvicorn",
     "render_uwebsockets",
     "render_websockets",
     "render_ws",
     "render_wslab",
+    "target_rows",
 ]
 
-SINGLE_TARGETS: tuple[str, ...] = (
-    "wslab", "websockets", "ws", "nginx", "uwebsockets", "centrifugo",
-)
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """One export target: the stack it configures and how wslab's tests check it."""
+
+    stack: str
+    proven_by_running: bool
+    how: str
+
+
+# What each target is, and whether wslab's tests start it and check what it negotiates
+# with a real client (tests/tune/test_export.py, tests/tune/test_export_stacks.py).
+TARGET_INFO: dict[str, TargetInfo] = {
+    "wslab": TargetInfo("wslab itself (wslab.yaml)", True,
+                        "reloaded by wslab; wslab's own server runs it"),
+    "websockets": TargetInfo("python-websockets (asyncio)", True,
+                             "started; negotiation, echo checked"),
+    "uvicorn": TargetInfo("FastAPI / Starlette on uvicorn", True,
+                          "started; negotiation, max size, heartbeat checked"),
+    "aiohttp": TargetInfo("aiohttp.web", True,
+                          "started; negotiation, window and context in fact, max size, "
+                          "heartbeat checked"),
+    "ws": TargetInfo("Node.js ws", True, "started; negotiation, echo checked"),
+    "socketio": TargetInfo("Socket.IO on Node.js (socket.io 4.8)", True,
+                           "started; negotiation, open packet, ping, max size checked"),
+    "python-socketio": TargetInfo("python-socketio (ASGI on uvicorn)", True,
+                                  "started; negotiation, open packet, ping, max size checked"),
+    "nginx": TargetInfo("nginx in front of workers", True,
+                        "nginx -t, and a proxied session"),
+    "uwebsockets": TargetInfo("uWebSockets / uWebSockets.js", False,
+                              "rendered only, not run by wslab's tests (cannot be installed "
+                              "here); presets checked as tables"),
+    "centrifugo": TargetInfo("Centrifugo v6", False,
+                             "rendered only, not run by wslab's tests (cannot be installed "
+                             "here); keys checked as data"),
+}
+SINGLE_TARGETS: tuple[str, ...] = tuple(TARGET_INFO)
 TARGETS: tuple[str, ...] = (*SINGLE_TARGETS, "all")
 
 # Files started directly (`./server.py`, `./server.js`) get the executable bit.
@@ -107,6 +155,10 @@ def render(config: TuningConfig, target: str, *, dictionaries: DictionarySet | N
         "ws": render_ws,
         "nginx": lambda c: render_nginx(c, upstream_port=upstream_port,
                                         listen_port=listen_port),
+        "uvicorn": render_uvicorn,
+        "aiohttp": render_aiohttp,
+        "socketio": render_socketio,
+        "python-socketio": render_python_socketio,
         "uwebsockets": render_uwebsockets,
         "centrifugo": render_centrifugo,
     }
@@ -117,6 +169,22 @@ def render(config: TuningConfig, target: str, *, dictionaries: DictionarySet | N
         for filename, text in renderers[name](config).items():
             files[f"{name}/{filename}"] = text
     return files
+
+
+def target_rows(target: str = "all") -> list[dict[str, object]]:
+    """The targets ``target`` renders, one plain dict each (for tables and ``--json``).
+
+    Returns:
+        Rows with ``target``, ``stack``, ``proven_by_running`` (bool) and ``how``.
+
+    Raises:
+        WslabError: Unknown target.
+    """
+    _check_target(target)
+    names = SINGLE_TARGETS if target == "all" else (target,)
+    return [{"target": name, "stack": TARGET_INFO[name].stack,
+             "proven_by_running": TARGET_INFO[name].proven_by_running,
+             "how": TARGET_INFO[name].how} for name in names]
 
 
 def export(config: TuningConfig, target: str, out_dir: Path, *,

@@ -182,6 +182,13 @@ def ceil_seconds(seconds: float) -> int:
     return math.ceil(seconds)
 
 
+def rendered_only(stack: str) -> str:
+    """The header line of a target wslab's tests can only render, never start."""
+    return (f"Rendered only, not run by wslab's tests: {stack} cannot be installed where "
+            "wslab is built and tested, so this file is checked as text and tables, never "
+            "started. Try it on a staging server before production.")
+
+
 def header_lines(config: TuningConfig, target: str) -> list[str]:
     """The opening lines every exported file carries."""
     comp = config.compression

@@ -32,6 +32,7 @@ from wslab.tune.exporters._common import (
     deflate_plan,
     header_lines,
     limits_section,
+    rendered_only,
     seconds_text,
 )
 
@@ -143,7 +144,7 @@ def render_centrifugo(config: TuningConfig) -> dict[str, str]:
     data = centrifugo_config(config)
     plan = deflate_plan(config)
     comments = comment_block(
-        header_lines(config, "centrifugo"),
+        [*header_lines(config, "centrifugo"), rendered_only("Centrifugo")],
         [
             "",
             "Centrifugo v6 nested keys, checked against the newest v6 source (v6.5.1 or "

@@ -23,7 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wslab.config import TuningConfig
-from wslab.tune.exporters._common import comment_block, deflate_plan, header_lines, limits_section
+from wslab.tune.exporters._common import (
+    comment_block,
+    deflate_plan,
+    header_lines,
+    limits_section,
+    rendered_only,
+)
 
 CPP_FILE = "uws-behavior.hpp"
 JS_FILE = "uws-behavior.js"
@@ -204,7 +210,7 @@ def render_uwebsockets(config: TuningConfig) -> dict[str, str]:
     st = uws_settings(config)
     plan = deflate_plan(config)
     comments = comment_block(
-        header_lines(config, "uwebsockets"),
+        [*header_lines(config, "uwebsockets"), rendered_only("uWebSockets")],
         [""],
         _mapping_table(),
         ["", "uWS's own advice (its docs, as gathered in wslab's field notes): the shared "
