@@ -31,6 +31,7 @@ from wslab.cli import (
     export_cmd,
     lab_cmd,
     live_cmd,
+    probe_cmd,
     recommend_cmd,
     report_cmd,
     scale_cmd,
@@ -56,6 +57,7 @@ app.command("sweep")(sweep_cmd.sweep)
 app.command("bench")(live_cmd.bench)
 app.command("serve")(live_cmd.serve)
 app.command("load")(live_cmd.load)
+app.command("probe")(probe_cmd.probe)
 app.command("scale")(scale_cmd.scale)
 app.command("recommend")(recommend_cmd.recommend)
 app.command("export")(export_cmd.export)
