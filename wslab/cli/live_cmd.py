@@ -41,13 +41,19 @@ def bench(
     duration: Annotated[float | None, typer.Option("--duration", help="seconds of trace")] = 10.0,
     speed: Annotated[float, typer.Option("--speed", help="replay speed factor")] = 1.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    client: Annotated[str, typer.Option(
+        "--client", help="who plays the client side: load (wslab's Python load client) or "
+        "chromium (headless Chromium's own WebSocket, driven by Playwright)")] = "load",
+    chromium: Annotated[str | None, typer.Option(
+        "--chromium", help="--client chromium: the browser executable (default "
+        "$WSLAB_CHROMIUM or /usr/bin/chromium)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Run TRACE live (server, shaper, client in separate processes) beside the simulator."""
     from wslab.harness.bench import BenchOptions, run_bench
 
     options = BenchOptions(link=link, connections=connections, duration=duration, speed=speed,
-                           seed=seed)
+                           seed=seed, client=client, chromium=chromium)
     result = run_bench(trace_path, _config(config_path), options,
                        progress=None if json_out else (lambda m: err.print(f"[dim]{m}[/dim]")))
     if json_out:
@@ -80,6 +86,13 @@ def bench_table(summary: dict[str, Any]) -> Table:
         table.add_row("compress decisions as simulated",
                       f"{decisions['compared'] - decisions['differ']:,} of "
                       f"{decisions['compared']:,} frames", "", "")
+    if summary.get("client") == "chromium":
+        table.add_row("client", str(summary.get("browser")), "", "")
+        table.add_row("offered", str(summary.get("offered") or "none"), "", "")
+        late = summary.get("schedule_late_ms") or {}
+        if late.get("p50") is not None:
+            table.add_row("page late on schedule p50/p99 ms",
+                          f"{late['p50']:.2f} / {late['p99']:.2f}", "", "")
     table.add_row("negotiated", str(summary.get("negotiated") or "none"), "", "")
     table.add_row("subprotocol", str(summary.get("subprotocol") or "none"), "", "")
     table.add_row("server CPU s / RSS KiB",

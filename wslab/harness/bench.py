@@ -16,6 +16,15 @@ client's sockets: payload bytes and data segments, plus 52 bytes of headers per 
 in the wire model; the sockets are on loopback, so segments follow loopback's MSS, and the
 kernel counts include the opening handshake and control frames).
 
+``client="chromium"`` (``--client chromium``) runs the client side in headless Chromium
+instead (``browser_client.py``, in its own process like the load client): the page's
+WebSocket sends the trace's ``c2s`` messages and stamps what arrives, a tap between it and
+the server counts the frames both ways, and the same files come back, so everything below
+holds for it too. Its prediction is ``browser_model.browser_prediction``: the client side
+compressed as Chromium does, with the parameters the handshake agreed; the summary adds
+what Chromium offered (``offered``) beside what was agreed (``negotiated``) and how late
+the page kept its schedule.
+
 Measured and predicted cover the same messages: the client sends only the trace's ``c2s``
 side (the server plays ``s2c``), the prediction simulates the very trace replayed (scaled
 and cut to ``--duration``) once per connection, and with ``zstd-dict`` both replay the
@@ -61,6 +70,8 @@ Progress = Callable[[str], None]
 PREDICTED_KEYS = ("messages", "frames", "payload_bytes", "compressed_bytes", "ws_bytes",
                   "tcp_bytes", "tcp_segments", "compression_ratio", "cpu_us_per_msg",
                   "frames_compressed", "frames_plain")
+CLIENTS = ("load", "chromium")
+"""What can play the client side: the Python load client, or headless Chromium."""
 _PER_CONNECTION = ("messages", "frames", "payload_bytes", "compressed_bytes", "ws_bytes",
                    "tcp_bytes", "tcp_segments", "frames_compressed", "frames_plain")
 
@@ -77,6 +88,9 @@ class BenchOptions:
         speed: Trace time is divided by this (above 0).
         seed: Seed for the shaper's jitter and loss, and for the prediction's link.
         drain_timeout: Longest wait for missing messages at the end, seconds.
+        client: ``load`` (the Python load client) or ``chromium`` (a headless browser).
+        chromium: The browser for ``chromium`` (None: ``$WSLAB_CHROMIUM`` or
+            /usr/bin/chromium).
     """
 
     link: str | None = None
@@ -85,9 +99,13 @@ class BenchOptions:
     speed: float = 1.0
     seed: int = 0
     drain_timeout: float = 5.0
+    client: str = "load"
+    chromium: str | None = None
 
     def __post_init__(self) -> None:
         wrong = []
+        if self.client not in CLIENTS:
+            wrong.append(f"client must be one of {', '.join(CLIENTS)}, got {self.client!r}")
         if self.connections < 1:
             wrong.append(f"connections must be at least 1, got {self.connections}")
         if not (self.speed > 0 and math.isfinite(self.speed)):
@@ -178,6 +196,14 @@ def run_bench(trace_path: str | Path, config: TuningConfig,
         trace, dictionaries = plan.scored, plan.dictionaries
         notes.append(plan.note)
         say(plan.note)
+    if opts.client == "chromium":
+        from wslab.harness.browser_client import chromium_path
+        from wslab.harness.browser_model import browser_support
+
+        chromium = chromium_path(opts.chromium)  # one line now if it is not there
+        for note in browser_support(config):
+            notes.append(note)
+            say(note)
     n_s2c = sum(1 for m in trace.messages if m.dir == "s2c")
     py = sys.executable
     server = shaper = client = None
@@ -207,12 +233,21 @@ def run_bench(trace_path: str | Path, config: TuningConfig,
                 shaper = ShaperProcess(profile, "127.0.0.1", port, seed=opts.seed)
                 port = shaper.port
             say(f"running {opts.connections} connection(s), {len(trace)} messages each")
-            client = _start([py, "-m", "wslab.harness.procs", "client", "--url",
-                             f"ws://127.0.0.1:{port}/", "--config", str(cfg_path), "--trace",
-                             str(tr_path), "--connections", str(opts.connections),
-                             "--c2s-only", "--expect-s2c", str(n_s2c), "--drain-timeout",
-                             str(opts.drain_timeout), "--log-dir", str(work), *extra])
-            client_cpu = ProcessSampler(client.pid)
+            if opts.client == "chromium":
+                client = _start([py, "-m", "wslab.harness.browser_client", "--url",
+                                 f"ws://127.0.0.1:{port}/", "--trace", str(tr_path),
+                                 "--connections", str(opts.connections), "--expect-s2c",
+                                 str(n_s2c), "--drain-timeout", str(opts.drain_timeout),
+                                 "--log-dir", str(work), "--chromium", chromium])
+            else:
+                client = _start([py, "-m", "wslab.harness.procs", "client", "--url",
+                                 f"ws://127.0.0.1:{port}/", "--config", str(cfg_path),
+                                 "--trace", str(tr_path), "--connections",
+                                 str(opts.connections), "--c2s-only", "--expect-s2c",
+                                 str(n_s2c), "--drain-timeout", str(opts.drain_timeout),
+                                 "--log-dir", str(work), *extra])
+            # the browser's CPU is its processes' (driver, Chromium and its children)
+            client_cpu = ProcessSampler(client.pid, children=opts.client == "chromium")
             client_before = client_cpu.sample()
             client_after = client_before
             server_peak_kib = before.rss_kib
@@ -223,7 +258,8 @@ def run_bench(trace_path: str | Path, config: TuningConfig,
                 time.sleep(0.1)
             _, err = client.communicate()
             if client.returncode != 0:
-                raise WslabError("the load client failed: "
+                raise WslabError(f"the {'browser' if opts.client == 'chromium' else 'load'} "
+                                 "client failed: "
                                  f"{(err.strip().splitlines() or ['no output'])[-1]}")
             after = server_cpu.sample()
             say("stopping")
@@ -233,15 +269,41 @@ def run_bench(trace_path: str | Path, config: TuningConfig,
             _stop(server)
         finally:  # on an error or Ctrl-C: nothing more is wanted from them, stop all at once
             lifeline.stop_all([client, shaper.proc if shaper is not None else None, server])
-        predicted = simulate(trace, config, link=profile, seed=opts.seed,
-                             dictionaries=dictionaries)
+        if opts.client == "chromium":
+            predicted = _browser_prediction(work, trace, config, profile, opts.seed)
+        else:
+            predicted = simulate(trace, config, link=profile, seed=opts.seed,
+                                 dictionaries=dictionaries)
         result = _collect(work, predicted, opts.connections, before, after, client_before,
                           client_after)
         result.summary["notes"] = notes + result.summary["notes"]
+        result.summary["client"] = opts.client
+        if opts.client == "chromium":
+            result.summary.update(_browser_figures(work, result.connections))
         result.summary["rss_server_peak_kib"] = server_peak_kib
         result.summary["kib_per_connection"] = ((server_peak_kib - before.rss_kib)
                                                 / opts.connections)
         return result
+
+
+def _browser_prediction(work: Path, trace: Trace, config: TuningConfig, profile: Any,
+                        seed: int) -> SimResult:
+    from wslab.harness.browser_model import browser_prediction
+
+    conns = read_table(work / "client-connections.parquet")
+    agreed = next((str(a) for a in conns.get("extensions", pd.Series(dtype=object)).dropna()),
+                  None)
+    return browser_prediction(trace, config, agreed, link=profile, seed=seed)
+
+
+def _browser_figures(work: Path, conns: pd.DataFrame) -> dict[str, Any]:
+    """What only a browser run has: Chromium's offer, its version, its schedule, its clock."""
+    info = json.loads((work / "client-browser.json").read_text())
+    first = conns.iloc[0] if len(conns) else pd.Series(dtype=object)
+    return {"offered": first.get("offered"), "page_extensions": first.get("page_extensions"),
+            "browser": info["browser"], "schedule_late_ms": info["schedule_late_ms"],
+            "page_clock": info["clock"], "cross_origin_isolated": info["cross_origin_isolated"],
+            "cpu_browser_s": info["cpu_s"]}
 
 
 def _collect(work: Path, sim: SimResult, connections: int, before: Any, after: Any,
