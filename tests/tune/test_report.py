@@ -148,6 +148,13 @@ def test_report_self_contained_and_complete(sweep: tuple[Path, Path, pd.DataFram
         assert f"<h2>{heading}</h2>" in text
     assert "chat.message" in text  # a per-type row from the analysis
     assert "server_max_window_bits" in text  # the chosen config as YAML
+    # Exports: every target with whether wslab's tests run it; uWS and Centrifugo do not.
+    exports = text.split("<h2>Exports</h2>", 1)[1]
+    for target, proven in (("uvicorn", "yes"), ("python-socketio", "yes"),
+                           ("uwebsockets", "no"), ("centrifugo", "no")):
+        row = exports.split(f"<td>{target}</td>", 1)[1].split("</tr>", 1)[0]
+        assert f"<td>{proven}</td>" in row, (target, row)
+    assert "rendered only, not run by wslab's tests" in exports
 
 
 def test_report_without_extras_and_atomic(sweep: tuple[Path, Path, pd.DataFrame],

@@ -1,7 +1,8 @@
 """``wslab export``: write a config as files real servers accept.
 
-What lives here: the typer command function :func:`export` (argument parsing and the
-printed list of files). What must not live here: rendering or writing logic, which is in
+What lives here: the typer command function :func:`export` (argument parsing, the
+printed list of files, and for each target written whether wslab's tests prove it by
+running it). What must not live here: rendering or writing logic, which is in
 :mod:`wslab.tune.export`.
 """
 
@@ -20,7 +21,8 @@ def export(
                                                 help="TuningConfig YAML/JSON to export")],
     target: Annotated[str, typer.Option(
         "--target", "-t",
-        help="wslab | websockets | ws | nginx | uwebsockets | centrifugo | all")] = "all",
+        help="wslab | websockets | uvicorn | aiohttp | ws | socketio | python-socketio | "
+        "nginx | uwebsockets | centrifugo | all")] = "all",
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o",
                                              help="directory to write into")] = Path("out/export"),
     upstream_port: Annotated[int, typer.Option(
@@ -38,6 +40,7 @@ def export(
     from wslab.config import TuningConfig
     from wslab.errors import WslabError
     from wslab.tune.export import export as run_export
+    from wslab.tune.export import target_rows
 
     config = TuningConfig.load(config_path)
     if dictionaries_path is not None and trace is not None:
@@ -58,3 +61,6 @@ def export(
                        upstream_port=upstream_port, listen_port=listen_port)
     for path in paths:
         out.print(f"wrote {path}")
+    for row in target_rows(target):
+        proven = "yes" if row["proven_by_running"] else "no"
+        out.print(f"{row['target']}: proven by running: {proven} ({row['how']})")

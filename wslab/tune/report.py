@@ -8,7 +8,9 @@ per-type compression) and :func:`sim_vs_live`
 exactly once; the page loads nothing from the network. The file is written atomically.
 
 What must not live here: the figures themselves (``report_figures.py``), choosing or
-explaining (``recommend*.py``), command-line parsing.
+explaining (``recommend*.py``), command-line parsing. The closing "Exports" section lists
+every export target with whether wslab's tests prove it by running it (from
+``wslab.tune.export.TARGET_INFO``).
 """
 
 from __future__ import annotations
@@ -253,6 +255,20 @@ def _compression_section(page: _Page, analysis: pd.DataFrame | None) -> None:
     page.raw(_table(analysis[keep]))
 
 
+def _exports_section(page: _Page) -> None:
+    from wslab.tune.export import target_rows
+
+    page.h2("Exports")
+    page.p("wslab export --target T writes the chosen config for each stack below; each "
+           "file states what its target cannot express. \"proven by running\" says whether "
+           "wslab's tests start that stack and check, with a real client, that it negotiates "
+           "the exported parameters.", cls="note")
+    rows = [{"target": r["target"], "stack": r["stack"],
+             "proven by running": "yes" if r["proven_by_running"] else "no", "how": r["how"]}
+            for r in target_rows()]
+    page.raw(_table(pd.DataFrame.from_records(rows)))
+
+
 def write_report(
     results_df: pd.DataFrame,
     out_html: str | Path,
@@ -293,6 +309,7 @@ def write_report(
     _policy_section(page, results_df)
     _live_section(page, tidy)
     _compression_section(page, analysis_df)
+    _exports_section(page)
     path = Path(out_html)
     atomic_write_text(path, page.render())
     return path
