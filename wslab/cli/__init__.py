@@ -21,7 +21,7 @@ from typer import Abort
 try:  # typer >= 0.20 carries its own copy of click
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - older typer on top of click
-    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[no-redef,attr-defined,import-not-found,unused-ignore]
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[no-redef,attr-defined,import-not-found,assignment,unused-ignore]
 from rich.console import Console
 
 from wslab.cli import (

@@ -4,8 +4,9 @@ What lives here: :func:`run_scale` (plan the load, start a private redis-server 
 K workers balanced by ``SO_REUSEPORT`` or by nginx, holder processes spread over 127.0.0.x
 source addresses; ramp, idle with heartbeats, broadcast, direct messages; stop everything
 it started, also on error, Ctrl-C or SIGTERM; on SIGKILL its children die with it, see
-``lifeline.py``), :class:`ScaleOptions` and :class:`ScaleResult`, and :class:`ScaleRun`,
-what one run started. What must not live here: turning what the workers and holders
+``lifeline.py``), :class:`ScaleResult`, and :class:`ScaleRun`,
+what one run started (:class:`ScaleOptions`, what it is asked to do, is re-exported from
+``scale_options.py``). What must not live here: turning what the workers and holders
 reported into the run's figures (``scale_summary.py``: latency, integrity, memory, CPU;
 ``merge_counts`` is re-exported here), the storm and the memory matrix
 (``scale_modes.py``), planning and process plumbing (``loadplan.py``, ``cluster.py``),
@@ -50,43 +51,15 @@ from wslab.harness.loadplan import (
     plan_load,
 )
 from wslab.harness.meter import ProcessSampler
+from wslab.harness.scale_options import NginxConf as NginxConf  # re-exported
+from wslab.harness.scale_options import ScaleOptions as ScaleOptions  # re-exported
 from wslab.harness.scale_summary import Collected, Ramp, Samples, summarise
 from wslab.harness.scale_summary import merge_counts as merge_counts  # re-exported
 
 Progress = Callable[[str], None]
-NginxConf = Callable[[TuningConfig, int, int], str]
-"""Renders ``nginx.conf``: (config, first upstream port, listen port) -> the file's text.
-The caller renders (the exporter is in a layer above the harness)."""
 BALANCERS = ("reuseport", "nginx")
 RAMP_FLOOR = 200.0
 """Connections per second below which waiting for a ramp gives up (beyond ``timeout_s``)."""
-
-
-@dataclass
-class ScaleOptions:
-    """What a scale run does (see :func:`run_scale`)."""
-
-    connections: int = 1000
-    workers: int = 1
-    balancer: str = "reuseport"
-    broker: str | None = None  # None: memory for one worker, redis for several
-    redis_url: str | None = None
-    port: int = 0
-    broadcasts: int = 5
-    message_size: int = 256
-    broadcast_interval_s: float = 0.5
-    directs: int = 20
-    idle_s: float = 3.0
-    rate: float = 0.0
-    shared_broadcast: bool = False
-    gc_freeze: bool = True
-    kill_worker: int | None = None
-    timeout_s: float = 120.0
-    # A broadcast goes out as one prepared frame to every connection that can take it
-    # (``fanout.py``); False sends it through each connection's session.
-    prepared_broadcast: bool = True
-    holders: int | None = None  # holder processes (None: the plan's, at most 4)
-    nginx_conf: NginxConf | None = None  # needed with balancer nginx
 
 
 @dataclass

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from wslab.harness.commands import DirectSent, Ready, Receipts
     from wslab.harness.loadplan import LoadPlan
     from wslab.harness.meter import ProcSample
-    from wslab.harness.scale import ScaleOptions
+    from wslab.harness.scale_options import ScaleOptions
 
 
 @dataclass
