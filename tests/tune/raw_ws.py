@@ -36,8 +36,9 @@ class Frame:
     fin: bool
     rsv1: bool
     opcode: int
-    payload: bytes
+    payload: bytes  # as on the wire (still compressed when rsv1)
     at: float  # time.monotonic() when it was read
+    data: bytes = b""  # the message, inflated (data frames read by data_frame only)
 
     @property
     def close_code(self) -> int | None:
@@ -59,6 +60,9 @@ class RawWebSocket:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.settimeout(timeout)
         self.buffer = b""
+        # One inflater for the connection: it follows a server that keeps its context and
+        # is just as right for one that does not (RFC 7692 7.2.2).
+        self.inflater = zlib.decompressobj(-15)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
                  "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
@@ -124,7 +128,8 @@ class RawWebSocket:
                      time.monotonic())
 
     def data_frame(self, timeout: float = 5.0, *, answer_pings: bool = True) -> Frame:
-        """The next text/binary/close frame; pings on the way are answered (or dropped)."""
+        """The next text/binary/close frame, inflated into ``data``; pings on the way are
+        answered (or dropped)."""
         deadline = time.monotonic() + timeout
         while True:
             frame = self.frame(max(0.05, deadline - time.monotonic()))
@@ -134,6 +139,10 @@ class RawWebSocket:
                 continue
             if frame.opcode == PONG:
                 continue
+            if frame.rsv1:
+                frame.data = self.inflater.decompress(frame.payload + TAIL)
+            else:
+                frame.data = frame.payload
             return frame
 
     def close(self) -> None:
@@ -164,8 +173,7 @@ def engineio_path() -> str:
 
 def open_packet(ws: RawWebSocket, timeout: float = 5.0) -> dict[str, Any]:
     """Read engine.io's open packet ("0{...}") and return its JSON."""
-    frame = ws.data_frame(timeout)
-    text = frame.payload.decode() if not frame.rsv1 else inflate(frame.payload).decode()
+    text = ws.data_frame(timeout).data.decode()
     assert text.startswith("0{"), text
     data: dict[str, Any] = json.loads(text[1:])
     return data
