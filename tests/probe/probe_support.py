@@ -24,6 +24,7 @@ from tune.export_support import (
     start,
     stop,
 )
+
 from wslab.harness.probe import ProbeOptions, run_probe
 from wslab.harness.probe_wire import parse_target
 
