@@ -316,6 +316,35 @@ def test_files_say_where_each_knob_goes() -> None:
             compile(text, name, "exec")
 
 
+ODD = cfg(**{"compression.algorithm": "zstd-dict", "compression.policy": "adaptive",
+             "batching.strategy": "hybrid", "scaling.workers": 3,
+             "scaling.heartbeat_interval_s": None, "scaling.heartbeat_timeout_s": None,
+             "compression.level": -1, "scaling.broker": "redis"})
+
+
+@pytest.mark.parametrize("config", [ODD, CHOSEN["off"].config], ids=["odd", "off"])
+def test_every_new_file_parses_and_states_its_limits(config: TuningConfig,
+                                                     tmp_path: Path) -> None:
+    node = node_and_npm()[0]
+    for target in ("uvicorn", "aiohttp", "socketio", "python-socketio"):
+        for path in export(config, target, tmp_path / target):
+            text = path.read_text()
+            if path.suffix == ".py":
+                compile(text, str(path), "exec")
+            elif path.suffix == ".js":
+                check = subprocess.run([node, "--check", str(path)], capture_output=True,
+                                       text=True, timeout=30)
+                assert check.returncode == 0, check.stderr
+            if path.name != "server.js":
+                assert "cannot express" in text, path
+    uvi = (tmp_path / "uvicorn" / "server.py").read_text()
+    if config is ODD:
+        assert "'ws_ping_interval': None" in uvi and "--ws-ping-interval" not in uvi
+        psio = (tmp_path / "python-socketio" / "server.py").read_text()
+        assert "heartbeat: off cannot be expressed" in psio and "'ping_interval': 25" in psio
+        assert "workers 3" in uvi and "--workers 3" in uvi
+
+
 def test_rendered_only_targets_say_so(tmp_path: Path) -> None:
     files = render(CHOSEN["w12-kept"].config, "all")
     for name in ("uwebsockets/uws-behavior.hpp", "uwebsockets/uws-behavior.js",
