@@ -1,4 +1,4 @@
-"""Helpers for tests/tune/test_export.py: free ports, server processes, npm, nginx, clients.
+"""Helpers for tests/tune/test_export*.py: free ports, server processes, npm, nginx, clients.
 
 Everything here runs on loopback only, with timeouts, and every process it starts is
 stopped by the caller through :func:`stop` (in a ``finally``).
@@ -116,7 +116,8 @@ def python_server(server_py: Path, port: int = 0) -> subprocess.Popen[str]:
 
 
 def ensure_node_ws(npm: str) -> Path:
-    """Install the pinned ``ws`` into tests/tune/node once; the node_modules path.
+    """Install the pinned npm packages (``ws``, ``socket.io``) into tests/tune/node once;
+    the node_modules path.
 
     ``make test`` has done it already (scripts/os-deps.sh, same marker: npm's own record of
     what it installed, newer than the lock file)."""
