@@ -229,7 +229,10 @@ async def main(host: str, port: int) -> None:
     await runner.setup()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        raise SystemExit(f"error: cannot bind {host}:{port}: {exc.strerror}") from None
     site = web.SockSite(runner, sock)
     await site.start()
     bound = sock.getsockname()

@@ -192,7 +192,10 @@ def main() -> None:
     args = parser.parse_args()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        raise SystemExit(f"error: cannot bind {args.host}:{args.port}: {exc.strerror}") from None
     sock.listen(2048)
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(app, ws=TunedWebSocketsProtocol, log_level="warning",
