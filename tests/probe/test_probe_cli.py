@@ -4,8 +4,10 @@ them, and have against recommended, on a websockets server whose config the test
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from probe.probe_support import python_stack
 
 from wslab.cli import run
 from wslab.config import TuningConfig
-from wslab.tune.sweep import memory_estimate_kib
+from wslab.tune.sweep import memory_estimate_kib, run_sweep
 
 HIDDEN = {"deflate": {"server_max_window_bits": 10, "client_max_window_bits": 12},
           "max_size": 50_000, "ping_interval": None, "ping_timeout": None}
@@ -30,7 +32,9 @@ def cli_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
                     str(MESSAGES), "--timeout", "2", "--idle-wait", "0.5", "--size-cap",
                     "200000", "--json", "-o", str(tmp / "report.json")])
     assert code == 0
-    yield json.loads((tmp / "report.json").read_text())
+    report = json.loads((tmp / "report.json").read_text())
+    report["_files"] = {"dir": str(tmp), "trace": str(trace)}
+    yield report
 
 
 def test_trace_replay_beside_the_simulator(cli_report: dict[str, Any]) -> None:
@@ -71,3 +75,24 @@ def test_have_against_recommended(cli_report: dict[str, Any]) -> None:
     assert advice["memory_kib_per_conn"]["have"] == pytest.approx(memory_estimate_kib(have))
     assert advice["memory_kib_per_conn"]["recommended"] == pytest.approx(
         memory_estimate_kib(rec))
+
+
+def test_report_page_has_the_probe_section(cli_report: dict[str, Any]) -> None:
+    tmp = Path(cli_report["_files"]["dir"])
+    run_sweep(cli_report["_files"]["trace"], [{"compression.server_max_window_bits": b}
+                                              for b in (9, 12)],
+              tmp / "results.parquet", workers=1)
+    page = tmp / "report.html"
+    assert run(["report", str(tmp / "results.parquet"), "--probe", str(tmp / "report.json"),
+                "-o", str(page)]) == 0
+    text = html.unescape(page.read_text())
+    assert f"Probe: {cli_report['target']}" in text
+    assert "Probe: have vs recommended" in text and "Probe: config diff" in text
+    assert "trace" in text and f"{MESSAGES} messages" in text
+    bits = HIDDEN["deflate"]["server_max_window_bits"]
+    assert f"<td>s_bits={bits}</td>" in text  # the matrix: the window the server answered
+    assert "<td>scaling.max_size</td>" in text and f"<td>{HIDDEN['max_size']}</td>" in text
+    bad = tmp / "not-a-report.json"
+    bad.write_text("[1, 2]")
+    assert run(["report", str(tmp / "results.parquet"), "--probe", str(bad),
+                "-o", str(tmp / "x.html")]) == 2

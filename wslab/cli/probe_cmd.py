@@ -56,6 +56,9 @@ def probe(
     output: Annotated[Path | None, typer.Option(
         "-o", "--output", help="also write the JSON report here (for wslab report --probe)")
     ] = None,
+    save_recommended: Annotated[Path | None, typer.Option(
+        "--save-recommended", help="write the recommended config here (YAML, or JSON for "
+        ".json), ready for wslab export")] = None,
 ) -> None:
     """Audit URL: handshake, permessage-deflate matrix and RFC 7692 checks, what the server
     really does, and what wslab would recommend instead."""
@@ -80,6 +83,11 @@ def probe(
     if reachable and not no_advice:
         report["advice"] = advise(report, trace or bundled_trace("mixed"), stack=stack,
                                   recommended=want)
+    if save_recommended is not None and "advice" in report:
+        TuningConfig.model_validate(report["advice"]["recommended_config"]).save(
+            save_recommended)
+        report["advice"]["export_command"] = (report["advice"]["export_command"] or "").replace(
+            "recommended.yaml", str(save_recommended)) or None
     if output is not None:
         atomic_write_text(output, json.dumps(json_safe(report), indent=2))
     if as_json:
@@ -92,80 +100,48 @@ def probe(
 
 def show(report: dict[str, Any]) -> None:
     """The report as rich tables, problems last."""
-    hs = report.get("handshake") or {}
-    out.print(f"probe of {report['target']}: HTTP {hs.get('status') or '-'} "
-              f"({hs.get('failure') or hs.get('reason') or ''}), "
-              f"server {hs.get('server') or 'unnamed'}, {report.get('seconds', 0):.1f} s",
-              markup=False)
-    out.print(f"offered: {hs.get('offered')}  answered: {hs.get('extensions') or '-'}  "
-              f"subprotocol: {hs.get('subprotocols_offered') or '-'} -> "
-              f"{hs.get('subprotocol') or '-'}", markup=False)
+    from wslab.tune.probe_report import (
+        LEGEND,
+        advice_rows,
+        behaviour_rows,
+        headline,
+        matrix_rows,
+    )
+
+    lines = headline(report)
+    for line in lines[:-1]:
+        out.print(line, markup=False)
     if report.get("matrix"):
-        out.print(matrix_table(report["matrix"]))
+        out.print(rows_table("offers and answers (RFC 7692, x-wslab-zstd)",
+                             matrix_rows(report), no_wrap=("offer", "outcome", "agreed")))
+        out.print(LEGEND, markup=False)
     if report.get("behaviour"):
-        out.print(behaviour_table(report["behaviour"]))
+        out.print(rows_table("what the server does", behaviour_rows(report)))
     advice = report.get("advice")
     if advice:
-        out.print(advice_table(advice))
+        out.print(rows_table(f"have vs recommended ({advice['messages']} messages of "
+                             f"{Path(advice['trace']).name}, link {advice['link']})",
+                             advice_rows(advice)))
         out.print(advice["diff_text"], markup=False, end="")
         out.print(advice["assumed"], markup=False)
         if advice.get("export_command"):
-            out.print(f"export for {advice['stack']}: wslab recommend ... -o "
-                      f"recommended.yaml; {advice['export_command']}", markup=False)
+            out.print(f"export for {advice['stack']}: {advice['export_command']}",
+                      markup=False)
     for line in report.get("problems") or ():
         out.print(f"PROBLEM {line}", markup=False)
-    if report.get("ok"):
-        out.print("no problem found", markup=False)
+    out.print(lines[-1], markup=False)
 
 
-def matrix_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="permessage-deflate and x-wslab-zstd offers")
-    for column in ("offer", "outcome", "answer", "agreed (server/client bits, resets)",
-                   "flags"):
-        table.add_column(column)
+def rows_table(title: str, rows: list[dict[str, Any]],
+               no_wrap: tuple[str, ...] = ()) -> Table:
+    """A rich table of tidy rows (numbers right-aligned)."""
+    table = Table(title=title)
+    columns = list(rows[0]) if rows else []
+    for column in columns:
+        numeric = any(isinstance(r[column], float | int) and not isinstance(r[column], bool)
+                      for r in rows)
+        table.add_column(column, justify="right" if numeric else "left",
+                         no_wrap=column in no_wrap)
     for row in rows:
-        agreed = row.get("agreed") or {}
-        if "server_max_window_bits" in agreed:
-            resets = "/".join(s for s, k in (("server", "server_no_context_takeover"),
-                                             ("client", "client_no_context_takeover"))
-                              if agreed[k]) or "none"
-            text = (f"{agreed['server_max_window_bits']}/{agreed['client_max_window_bits']}, "
-                    f"resets: {resets}")
-        elif agreed:
-            text = ", ".join(f"{k}={v}" for k, v in agreed.items() if v is not None)
-        else:
-            text = "-"
-        flags = "; ".join(f"{v['check']} ({v['section']})" for v in row["violations"])
-        table.add_row(row["offer"], row["outcome"] + (f" {row['status']}" if
-                                                      row["outcome"] == "refused" else ""),
-                      row.get("answer") or "-", text, flags or row.get("note") or "")
-    return table
-
-
-def behaviour_table(behaviour: dict[str, Any]) -> Table:
-    table = Table(title="what the server does")
-    table.add_column("probe")
-    table.add_column("seen")
-    table.add_column("finding")
-    for name, result in behaviour.items():
-        note = result.get("note", "")
-        if name == "trace" and result.get("observed"):
-            lat = result["latency_ms"]
-            predicted = (result.get("predicted") or {}).get("compression_ratio")
-            note = (f"{result['messages']} messages: p50 {lat['p50']:.2f} / p95 "
-                    f"{lat['p95']:.2f} / p99 {lat['p99']:.2f} ms; ratio "
-                    f"{fmt_value(result['compression_ratio'])} measured, "
-                    f"{fmt_value(predicted)} simulated")
-        table.add_row(name.replace("_", " "), "yes" if result.get("observed") else "no",
-                      note)
-    return table
-
-
-def advice_table(advice: dict[str, Any]) -> Table:
-    table = Table(title=f"have vs recommended ({advice['messages']} messages of "
-                  f"{Path(advice['trace']).name}, link {advice['link']})")
-    for column in ("metric", "have", "recommended"):
-        table.add_column(column, justify="left" if column == "metric" else "right")
-    for row in advice["table"]:
-        table.add_row(row["metric"], fmt_value(row["have"]), fmt_value(row["recommended"]))
+        table.add_row(*(fmt_value(row[c]) for c in columns))
     return table

@@ -29,6 +29,8 @@ def report(
     seed: Seed = 0,
     clients: Clients = "browser",
     title: Annotated[str, typer.Option("--title", help="page title")] = "wslab tuning report",
+    probe: Annotated[Path | None, typer.Option(
+        "--probe", help="a wslab probe report (probe -o FILE) for its own section")] = None,
 ) -> None:
     """Write the frontier, the chosen point, sim vs live and per-type compression as HTML.
 
@@ -51,6 +53,19 @@ def report(
     rec = choose(table, max_p99_ms=max_p99_ms, max_kib_per_conn=max_kib_per_conn,
                  max_cpu_us_per_msg=max_cpu_us_per_msg, objective=objective, trace=loaded,
                  seed=seed, clients=clients, where=str(results))
-    path = write_report(table, output, recommendation=rec, analysis_df=analysis, title=title)
+    probed = None
+    if probe is not None:
+        import json
+
+        from wslab.errors import WslabError
+
+        try:
+            probed = json.loads(probe.read_text())
+        except (OSError, ValueError) as exc:
+            raise WslabError(f"--probe {probe}: not a probe report ({exc})") from None
+        if not isinstance(probed, dict) or "target" not in probed:
+            raise WslabError(f"--probe {probe}: not a probe report (no target)")
+    path = write_report(table, output, recommendation=rec, analysis_df=analysis, title=title,
+                        probe=probed)
     size = path.stat().st_size / 1e6
     out.print(f"wrote {path} ({size:.1f} MB, opens offline)", markup=False)

@@ -20,6 +20,7 @@ Stacks (the first target that ``wslab.tune.export`` knows is named):
 | nginx      | ``nginx``           | nginx                      | the upstream's            |
 | ws         | (sends none)        | ws                         | 6 / 8                     |
 | socket.io  | (sends none)        | socketio-node, socketio    | 6 / 8                     |
+| python-socketio | (its server's)  | python-socketio            | 6 / 8                     |
 
 A probe sees windows, context takeover, a size threshold, limits and heartbeats; it
 cannot see zlib's level or memLevel, so ``have`` takes them from the stack's row (zlib's
@@ -56,6 +57,7 @@ STACKS: tuple[Stack, ...] = (
     Stack("nginx", "nginx", ("nginx",)),
     Stack("ws", None, ("ws",)),
     Stack("socket.io", None, ("socketio-node", "socketio")),
+    Stack("python-socketio", None, ("python-socketio",)),
 )
 UNKNOWN = Stack("unknown", None, ())
 

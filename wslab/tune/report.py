@@ -269,6 +269,19 @@ def _exports_section(page: _Page) -> None:
     page.raw(_table(pd.DataFrame.from_records(rows)))
 
 
+def _probe_section(page: _Page, probe: dict[str, Any] | None) -> None:
+    if not probe:
+        return
+    from wslab.tune.probe_report import probe_parts
+
+    for part in probe_parts(probe):
+        page.h2(part.heading)
+        for note in part.notes:
+            page.p(note, cls="note")
+        if part.table is not None:
+            page.raw(_table(part.table))
+
+
 def write_report(
     results_df: pd.DataFrame,
     out_html: str | Path,
@@ -278,6 +291,7 @@ def write_report(
     sim_vs_live_df: pd.DataFrame | None = None,
     title: str = "wslab tuning report",
     clients: str = "browser",
+    probe: dict[str, Any] | None = None,
 ) -> Path:
     """Write the report page atomically and return its path.
 
@@ -290,6 +304,7 @@ def write_report(
         sim_vs_live_df: A ready :func:`sim_vs_live` table (default: built from the rows).
         title: The page title.
         clients: The client population of the default recommendation.
+        probe: A ``wslab probe`` report (``--json`` / ``-o``) for its own section.
 
     Raises:
         WslabError: If the results table lacks a needed column.
@@ -310,6 +325,7 @@ def write_report(
     _live_section(page, tidy)
     _compression_section(page, analysis_df)
     _exports_section(page)
+    _probe_section(page, probe)
     path = Path(out_html)
     atomic_write_text(path, page.render())
     return path
