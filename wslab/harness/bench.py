@@ -357,6 +357,10 @@ def _collect(work: Path, sim: SimResult, connections: int, before: Any, after: A
     predicted = {k: sim.summary[k] * (connections if k in _PER_CONNECTION else 1)
                  for k in PREDICTED_KEYS if sim.summary.get(k) is not None}
     predicted["latency_ms"] = sim.summary["latency_ms"]
+    predicted["by_dir"] = {
+        d: {k: v * (connections if k in _PER_CONNECTION else 1)
+            for k, v in block.items() if k in PREDICTED_KEYS and v is not None}
+        for d, block in sim.summary.get("by_dir", {}).items()}
     if "dictionary_bytes" in sim.summary:
         predicted["dictionary_bytes"] = sim.summary["dictionary_bytes"]
     predicted["plain_by_key"] = {k: v * connections

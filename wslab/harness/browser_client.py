@@ -13,11 +13,11 @@ Chromium is the system's (``/usr/bin/chromium``, or ``$WSLAB_CHROMIUM``, or ``--
 Playwright never downloads a browser here. Playwright is imported only when a browser run
 starts; without it the run stops with one line saying what to install.
 
-Dying together: this role is tied to ``wslab bench`` (``lifeline``, SIGKILL); Playwright's
-driver (node) leaves when this process's pipe to it closes and closes its browsers; and
-Chromium is started through a launcher (:func:`write_launcher`) that asks the kernel for
-SIGKILL when its parent, the driver, dies, then executes Chromium (the request survives
-``exec``). Chromium's own children (zygote, renderers, network service) end with it.
+Dying together: this role is tied to ``wslab bench`` (``lifeline``, SIGKILL when it dies).
+Playwright's driver (node) leaves when this process's pipe to it closes, closing the
+browsers it launched, and Chromium leaves when its own pipe to the driver
+(``--remote-debugging-pipe``) closes, taking its zygote, renderers and network service
+with it; the tests kill ``wslab bench`` and, apart, the driver, and find no Chromium left.
 
 Clocks: the page stamps times with ``performance.timeOrigin + performance.now()``, the
 system's real-time clock in milliseconds, which the role maps onto ``time.monotonic()``
@@ -109,20 +109,6 @@ def _async_playwright() -> Any:
     return async_playwright
 
 
-def write_launcher(directory: Path, chromium: str) -> Path:
-    """An executable that ties itself to its parent (SIGKILL when it dies), then runs
-    ``chromium`` with the arguments it was given."""
-    path = directory / "chromium-tied"
-    path.write_text(
-        f"#!{sys.executable}\n"
-        "import os, signal, sys\n"
-        "from wslab.harness.lifeline import tie_to_parent\n"
-        "tie_to_parent(os.getppid(), signal.SIGKILL)\n"
-        f"os.execv({chromium!r}, [{chromium!r}, *sys.argv[1:]])\n")
-    path.chmod(0o755)
-    return path
-
-
 @dataclass(frozen=True, slots=True)
 class PageClock:
     """How page stamps map onto this process's ``time.monotonic()``.
@@ -202,7 +188,7 @@ class BrowserRun:
         return list(self.errors)
 
 
-async def run_browser(trace: Trace, options: BrowserOptions, work: Path) -> BrowserRun:
+async def run_browser(trace: Trace, options: BrowserOptions) -> BrowserRun:
     """Start the tap and Chromium, replay ``trace``'s client side, return what was seen."""
     from urllib.parse import urlsplit
 
@@ -222,7 +208,7 @@ async def run_browser(trace: Trace, options: BrowserOptions, work: Path) -> Brow
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(
-                executable_path=str(write_launcher(work, chromium)), args=list(CHROMIUM_ARGS),
+                executable_path=chromium, args=list(CHROMIUM_ARGS),
                 headless=True, handle_sigint=False, handle_sigterm=False,
                 handle_sighup=False, timeout=30_000)
             try:
@@ -364,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                              args.drain_timeout, args.close_timeout, args.chromium)
     try:
         trace = read_trace(args.trace)
-        run = asyncio.run(run_browser(trace, options, Path(args.log_dir)))
+        run = asyncio.run(run_browser(trace, options))
         save_logs(run, trace, Path(args.log_dir))
     except WslabError as exc:
         return _fail(str(exc))

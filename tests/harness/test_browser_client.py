@@ -1,0 +1,273 @@
+"""A real browser as the client: ``wslab bench --client chromium`` against wslab's server.
+
+The configs are ones a browser recommendation can choose (``holdable_config`` for
+``browser`` and no browser rule excludes them), with different server windows, one asking
+the browser for ``client_no_context_takeover``. Each runs live with headless Chromium
+(``/usr/bin/chromium`` through Playwright) and is checked on the wire (the tap's frame
+headers: RSV1 both ways), in the handshake (Chromium's offer, the agreed parameters), for
+integrity, and against the simulator's bytes per direction. Expected values come from the
+configs the tests chose, and from alternatives simulated here that a wrong model would match
+instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psutil
+import pytest
+from services import program
+
+from wslab.config import TuningConfig
+from wslab.harness import lifeline
+from wslab.harness.bench import BenchOptions, BenchResult, run_bench, scaled_trace
+from wslab.harness.browser_model import agreed_configs, browser_prediction
+from wslab.harness.browser_tap import MessageFrames, _with_label
+from wslab.harness.frametally import COUNTERS, FrameTally
+from wslab.link import get_profile
+from wslab.sim import simulate
+from wslab.traces.model import Trace
+from wslab.tune.clients import client_exclusions, holdable_config
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+CHROMIUM_OFFER = "permessage-deflate; client_max_window_bits"
+RUNS = {
+    # mixed: text and binary, the server's window matters (a 15-bit one would send 37 %
+    # fewer bytes), and it compresses at level 1 where Chromium uses 6; sensor: short
+    # binary client messages, the client's context reset
+    "mixed-w10": ("mixed", {"compression.server_max_window_bits": 10,
+                            "compression.level": 1}),
+    "sensor-w13-nct": ("sensor", {"compression.server_max_window_bits": 13,
+                                  "compression.client_no_context_takeover": True}),
+}
+OPTIONS = BenchOptions(connections=2, duration=4.0, speed=10.0, drain_timeout=2.0,
+                       client="chromium")
+
+
+def _config(changes: dict[str, Any]) -> TuningConfig:
+    config = holdable_config(TuningConfig().updated(changes), "browser")
+    row = {f"{section}.{k}": v for section, fields in config.model_dump().items()
+           if isinstance(fields, dict) for k, v in fields.items()}
+    assert client_exclusions(pd.DataFrame([row]), "browser").tolist() == [""]
+    return config
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, tuple[TuningConfig, BenchResult]]:
+    program("chromium", "chromium")
+    out = {}
+    for name, (trace, changes) in RUNS.items():
+        config = _config(changes)
+        out[name] = (config, run_bench(DATA / f"{trace}.jsonl.zst", config, OPTIONS))
+    return out
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_the_browser_negotiates_what_the_server_was_configured_with(
+        runs: dict[str, tuple[TuningConfig, BenchResult]], name: str) -> None:
+    config, result = runs[name]
+    s = result.summary
+    assert s["client"] == "chromium" and s["browser"].startswith("Chromium ")
+    assert s["offered"] == CHROMIUM_OFFER  # what Chromium puts in its request
+    agreed = [p.strip() for p in s["negotiated"].split(";")]
+    bits = config.compression.server_max_window_bits
+    assert agreed[0] == "permessage-deflate"
+    assert f"server_max_window_bits={bits}" in agreed
+    assert not any(p.startswith("client_max_window_bits") for p in agreed)  # 15: absent
+    assert ("client_no_context_takeover" in agreed) == \
+        config.compression.client_no_context_takeover
+    assert s["page_extensions"] == s["negotiated"]  # what the page's WebSocket reports
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_frames_are_compressed_both_ways_and_nothing_is_lost(
+        runs: dict[str, tuple[TuningConfig, BenchResult]], name: str) -> None:
+    _, result = runs[name]
+    s, conns = result.summary, result.connections
+    assert (s["lost"], s["duplicated"], s["reordered"]) == (0, 0, 0)
+    assert s["connection_errors"] == 0 and len(conns) == 2
+    assert s["messages"] == s["predicted"]["messages"]
+    for _, row in conns.iterrows():
+        # Chromium compresses every message it sends; the server (policy always) too.
+        assert row["out_data_frames"] == row["out_compressed_frames"] > 20
+        assert row["in_data_frames"] == row["in_compressed_frames"] > 10
+        assert row["messages_received"] == s["by_dir"]["s2c"]["messages"] / 2
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_bytes_each_way_match_the_simulator_within_one_percent(
+        runs: dict[str, tuple[TuningConfig, BenchResult]], name: str) -> None:
+    _, result = runs[name]
+    s, p = result.summary, result.summary["predicted"]
+    for direction in ("s2c", "c2s"):
+        measured = s["by_dir"][direction]["compressed_bytes"]
+        assert measured == pytest.approx(p["by_dir"][direction]["compressed_bytes"], rel=0.01)
+    assert s["ws_bytes"] == pytest.approx(p["ws_bytes"], rel=0.01)
+
+
+def _predicted(trace: str, config: TuningConfig, agreed: str) -> dict[str, Any]:
+    sim = browser_prediction(scaled_trace(DATA / f"{trace}.jsonl.zst", OPTIONS.speed,
+                                          OPTIONS.duration),
+                             config, agreed, link=get_profile("loopback"))
+    return {d: sim.summary["by_dir"][d]["compressed_bytes"] * OPTIONS.connections
+            for d in ("s2c", "c2s")}
+
+
+def test_the_configured_server_window_is_the_one_used(
+        runs: dict[str, tuple[TuningConfig, BenchResult]]) -> None:
+    # Had the server compressed with a 15-bit window, its bytes would differ by more than
+    # the 1 % the measured ones stay within.
+    config, result = runs["mixed-w10"]
+    wide = _predicted("mixed", config, "permessage-deflate")
+    measured = result.summary["by_dir"]["s2c"]["compressed_bytes"]
+    assert abs(measured - wide["s2c"]) > 0.1 * measured
+
+
+def test_the_model_of_chromiums_compressor_is_the_one_that_fits(
+        runs: dict[str, tuple[TuningConfig, BenchResult]]) -> None:
+    # Browser side compressed like the server (its level 1, as the simulator would for a
+    # custom client): far from what Chromium sent at its level 6.
+    config, result = runs["mixed-w10"]
+    server_cfg, _ = agreed_configs(config, result.summary["negotiated"])
+    trace = scaled_trace(DATA / "mixed.jsonl.zst", OPTIONS.speed, OPTIONS.duration)
+    up = Trace([m for m in trace.messages if m.dir == "c2s"])
+    like_server = simulate(up, server_cfg).summary["compressed_bytes"] * OPTIONS.connections
+    measured = result.summary["by_dir"]["c2s"]["compressed_bytes"]
+    assert abs(measured - like_server) > 0.05 * measured
+    # Browser side compressed as if its context were kept (ignoring the agreed
+    # client_no_context_takeover): far from what Chromium sent.
+    config, result = runs["sensor-w13-nct"]
+    kept = _predicted("sensor", config, "permessage-deflate; server_max_window_bits=13")
+    by_dir = result.summary["by_dir"]["c2s"]
+    measured = by_dir["compressed_bytes"]
+    assert abs(measured - kept["c2s"]) > 0.05 * measured
+    # Short binary messages from an empty window grow, and Chromium sends them compressed
+    # all the same (its predictor always answers "deflate"): so does its model.
+    assert measured > by_dir["payload_bytes"]
+    assert result.summary["frames_plain"] == 0
+
+
+def test_the_page_kept_its_schedule_and_its_clock(
+        runs: dict[str, tuple[TuningConfig, BenchResult]]) -> None:
+    s = runs["mixed-w10"][1].summary
+    assert s["cross_origin_isolated"] is True
+    assert s["page_clock"]["outside_ms"] <= 0.2  # page stamps inside our brackets
+    assert 0 <= s["schedule_late_ms"]["p50"] < 5
+    assert 0 < s["latency_ms"]["p50"] < 50  # loopback, through a browser
+    # Causality: on the one clock the page's stamps were mapped onto, nothing arrives
+    # before it left, either way (a clock off by more than the fastest hop would).
+    messages = runs["mixed-w10"][1].messages
+    for direction in ("s2c", "c2s"):
+        assert messages.loc[messages["dir"] == direction, "latency_ms"].min() > 0
+
+
+def test_a_config_the_page_cannot_run_is_one_line_before_anything_starts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from wslab.cli import run
+
+    config = tmp_path / "hybrid.yaml"
+    config.write_text("batching: {strategy: hybrid}\n")
+    assert run(["bench", str(DATA / "chat.jsonl.zst"), "--client", "chromium",
+                "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "batching.strategy hybrid" in err and "Traceback" not in err
+    assert run(["bench", str(DATA / "chat.jsonl.zst"), "--client", "chromium",
+                "--chromium", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "no Chromium at" in err and "install playwright and chromium" in err
+
+
+def _start_bench() -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
+    """``wslab bench --client chromium`` on a long trace, once Chromium runs under it."""
+    bench = lifeline.popen([sys.executable, "-m", "wslab", "bench",
+                            str(DATA / "game.jsonl.zst"), "--client", "chromium",
+                            "--duration", "60"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           start_new_session=True)
+    family: list[psutil.Process] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        family = psutil.Process(bench.pid).children(recursive=True)
+        if sum("chromium" in _name(p) for p in family) >= 2:  # browser and its children
+            return bench, family
+        time.sleep(0.2)
+    bench.kill()
+    raise AssertionError("Chromium never started under wslab bench")
+
+
+def _all_gone(family: list[psutil.Process]) -> list[str]:
+    _gone, alive = psutil.wait_procs(family, timeout=10)
+    return [_name(p) for p in alive if _status(p) != psutil.STATUS_ZOMBIE]
+
+
+@pytest.mark.parametrize("victim", ["wslab", "driver"])
+def test_the_browser_dies_with_wslab_however_it_is_stopped(victim: str) -> None:
+    # SIGKILL of wslab bench itself, or of Playwright's driver under it (the browser's
+    # parent): no Chromium process outlives it.
+    program("chromium", "chromium")
+    bench, family = _start_bench()
+    try:
+        if victim == "wslab":
+            os.kill(bench.pid, signal.SIGKILL)
+        else:
+            driver = next(p for p in family if _name(p).startswith("node"))
+            driver.kill()
+        assert _all_gone([p for p in family if "chromium" in _name(p)]) == []
+        if victim == "driver":  # the bench saw its client fail and says so in one line
+            assert bench.wait(30) == 2
+            assert bench.stderr is not None
+            assert "the browser client failed" in bench.stderr.read().decode()
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+        bench.wait(5)
+        _all_gone(family)
+
+
+def _status(proc: psutil.Process) -> str:
+    try:
+        return str(proc.status())
+    except psutil.Error:
+        return psutil.STATUS_ZOMBIE  # gone (and reaped) since the wait
+
+
+def _name(proc: psutil.Process) -> str:
+    try:
+        return proc.name()
+    except psutil.Error:
+        return ""
+
+
+def test_the_taps_frame_reader_agrees_with_frametally_on_any_chunking() -> None:
+    def frame(op: int, size: int, rsv1: bool = False, fin: bool = True) -> bytes:
+        b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | op
+        code = size if size < 126 else 126 if size < 65536 else 127
+        ext = b"" if size < 126 else size.to_bytes(2 if size < 65536 else 8, "big")
+        return bytes([b0, 0x80 | code]) + ext + b"mask" + bytes(size)
+
+    stream = (frame(1, 5, True) + frame(9, 4) + frame(2, 300, True, fin=False)
+              + frame(0, 70_000) + frame(1, 126) + frame(1, 0, True))
+    for chunk in (1, 3, 13, 4096, len(stream)):
+        mine, tally = MessageFrames(), FrameTally()
+        for i in range(0, len(stream), chunk):
+            mine.feed(stream[i:i + chunk])
+            tally.feed(stream[i:i + chunk])
+        assert [getattr(mine, c) for c in COUNTERS] == [getattr(tally, c) for c in COUNTERS]
+        assert list(mine.message_bytes) == [5, 70_300, 126, 0]
+        assert list(mine.message_rsv1) == [1, 1, 0, 1]
+
+
+def test_the_tap_labels_the_request_and_drops_its_own_query() -> None:
+    head = (b"GET /?wslab-client=b-1 HTTP/1.1\r\nHost: x\r\nX-Wslab-Client: spoof\r\n"
+            b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
+    out = _with_label(head, "/", "b-1").decode()
+    assert out.startswith("GET / HTTP/1.1\r\n") and out.endswith("\r\n\r\n")
+    assert "X-Wslab-Client: b-1\r\n" in out and "spoof" not in out
+    assert "Sec-WebSocket-Extensions: permessage-deflate\r\n" in out
