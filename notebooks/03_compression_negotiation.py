@@ -163,6 +163,33 @@ for takeover in (True, False):
 panel.set(context_takeover=True)
 
 # %% [markdown]
+# ## 5. Probe a server you already run
+#
+# What does a server *really* negotiate, and does it do what it answered? `wslab probe URL`
+# (here `wslab.lab.probe`) offers every parameter alone, every window from 8 to 15 bits
+# and wslab's zstd extension, each on its own connection, checks every answer against
+# RFC 7692, then watches the server: does a repeated message come back smaller (context
+# takeover in fact), from which size on are messages compressed, how fast are pings
+# answered. The cell starts a python-websockets echo server whose settings the probe is not
+# told, and finds them out:
+
+# %%
+from wslab.lab import echo_server, probe
+
+with echo_server(server_max_window_bits=11, server_no_context_takeover=True) as url:
+    found = probe(url)
+found.server
+
+# %% [markdown]
+# `window_unasked` is the window the server uses when the client states no wish: 11, as
+# configured. `server windows` shows what it answered to each offered window (never more
+# than offered, never more than its own 11). The behaviour table confirms the reset: the
+# second copy of a message is no smaller than the first.
+
+# %%
+found.behaviour
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. A client offers `permessage-deflate; server_no_context_takeover`. A server that

@@ -30,12 +30,13 @@ if TYPE_CHECKING:
     from .batching import BatchingPanel
     from .compression import CompressionPanel
     from .content import ContentPanel
+    from .probing import echo_server, probe
     from .recommend import RecommendPanel
     from .scaling import ScalingPanel
 
 _PANELS = {"BatchingPanel": "batching", "CompressionPanel": "compression",
            "ContentPanel": "content", "RecommendPanel": "recommend",
-           "ScalingPanel": "scaling"}
+           "ScalingPanel": "scaling", "probe": "probing", "echo_server": "probing"}
 """Panels imported on first use: a notebook's panel cell then loads only its own panel
 (the recommend and scaling panels pull in the tuner and the live harness), which keeps
 the first panel of a notebook within its 3 s."""
@@ -63,7 +64,9 @@ __all__ = [
     "TaskRunner",
     "answer_check",
     "bundled_names",
+    "echo_server",
     "fast_mode",
     "load_trace",
+    "probe",
     "speed_up",
 ]
