@@ -34,6 +34,7 @@ from typing import Any
 from wslab.codecs.deflate_params import AgreedDeflate
 from wslab.errors import WslabError
 from wslab.harness import probe_behaviour as behave
+from wslab.harness.probe_conn import ProbeConn
 from wslab.harness.probe_offers import BROWSER_OFFER, OFFERS, Offer, Verdict, judge
 from wslab.harness.probe_trace import client_messages, predict, probe_config, replay
 from wslab.harness.probe_wire import FAILURES, ProbeStepError, Target, open_handshake
@@ -191,14 +192,14 @@ async def probe(target: Target, opts: ProbeOptions) -> dict[str, Any]:
     agreed = _agreed_deflate(summary["agreed"])
     offer = None if agreed is None else (
         BROWSER_OFFER if verdict.agreed else OFFERS[0])
-    conns: list[behave.ProbeConn] = []
+    conns: list[ProbeConn] = []
 
-    async def open_conn() -> behave.ProbeConn:
+    async def open_conn() -> ProbeConn:
         _, shake, raw = await _handshake(target, offer, opts)
         if raw is None:
             raise ProbeStepError("handshake", f"a new connection failed: "
                                  f"{shake['failure'] or shake['status']} {shake['detail']}")
-        conn = behave.ProbeConn(raw, agreed)
+        conn = ProbeConn(raw, agreed)
         conns.append(conn)
         return conn
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from wslab.config import TuningConfig
-from wslab.harness.probe_behaviour import ProbeConn
+from wslab.harness.probe_conn import ProbeConn
 from wslab.harness.probe_wire import ProbeStepError
 from wslab.traces.model import Message, Trace
 from wslab.wire import Opcode
