@@ -64,3 +64,36 @@ def test_wslab_behind_nginx(report: dict[str, Any]) -> None:
     assert behaviour["max_message"]["largest_accepted"] == s.max_size
     assert behaviour["idle"]["ping_interval_s"] == pytest.approx(s.heartbeat_interval_s,
                                                                  abs=0.1)
+
+
+def test_wslab_zstd_extension_is_found() -> None:
+    """A wslab server on zstd-stream: the matrix shows x-wslab-zstd agreed in stream mode
+    with the configured window, and message mode refused (a wslab server accepts its own
+    mode only)."""
+    import asyncio
+
+    from wslab.harness.probe import ProbeOptions
+    from wslab.harness.probe import probe as run
+    from wslab.harness.probe_wire import Target
+    from wslab.harness.server import LiveServer
+
+    config = TuningConfig().updated({"compression.algorithm": "zstd-stream",
+                                     "compression.zstd_window_log": 17})
+    only_matrix = frozenset({"threshold", "takeover", "max_message", "ping", "idle"})
+
+    async def main() -> dict[str, Any]:
+        server = LiveServer(config, port=0, record=False)
+        await server.start()
+        try:
+            return await run(Target("127.0.0.1", server.port, "/"),
+                             ProbeOptions(timeout=2.0, skip=only_matrix))
+        finally:
+            await server.stop()
+
+    report = asyncio.run(main())
+    rows = {r["offer"]: r for r in report["matrix"]}
+    stream = rows["x-wslab-zstd mode=stream"]
+    assert stream["outcome"] == "agreed" and stream["violations"] == []
+    assert stream["agreed"] == {"mode": "stream", "max_window_log": 17, "dict": None}
+    assert rows["x-wslab-zstd mode=message"]["outcome"] == "declined"
+    assert report["server"]["zstd"] == ["stream"]
