@@ -7,7 +7,8 @@ plotting helpers (``figures``), what every panel's controls share (``controls``:
 widths, when a control applies), hidden exercise answers (``answers``) and the panels
 themselves: :class:`ContentPanel`,
 :class:`BatchingPanel`, :class:`CompressionPanel`, :class:`ScalingPanel` and
-:class:`RecommendPanel`. Logic stays in the core packages (``wslab.sim``,
+:class:`RecommendPanel`, plus :func:`probe` and :func:`echo_server` (``probing``: ``wslab
+probe`` as tables, and a server to try it on). Logic stays in the core packages (``wslab.sim``,
 ``wslab.analysis``, ``wslab.tune``, ``wslab.harness``); a panel only wires widgets to them.
 
 Example:
