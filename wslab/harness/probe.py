@@ -289,12 +289,23 @@ async def probe(target: Target, opts: ProbeOptions) -> dict[str, Any]:
                                .rstrip(")"), "detail": text, "offer": "(connection)"})
     report["behaviour"] = results
     report["violations"] = violations
-    problems += [f"{v['offer']}: {v['check']} ({v['section']}): {v['detail']}"
-                 for v in violations]
+    problems += _grouped(violations)
     report["problems"] = problems
     report["ok"] = not problems
     report["seconds"] = round(time.monotonic() - started, 3)
     return report
+
+
+def _grouped(violations: list[dict[str, str]]) -> list[str]:
+    """One line per broken rule and detail, naming the offers it was seen on."""
+    offers: dict[tuple[str, str, str], list[str]] = {}
+    for v in violations:
+        offers.setdefault((v["check"], v["section"], v["detail"]), []).append(v["offer"])
+    lines = []
+    for (check, section, detail), where in offers.items():
+        shown = ", ".join(where[:4]) + (f" and {len(where) - 4} more" if len(where) > 4 else "")
+        lines.append(f"{check} ({section}): {detail}; on {shown}")
+    return lines
 
 
 def _unobservable(agreed: AgreedDeflate | None, echo: dict[str, Any]) -> dict[str, Any]:
