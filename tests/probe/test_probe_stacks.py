@@ -137,6 +137,9 @@ def test_aiohttp_limits_and_heartbeat(aiohttp_reports: dict[str, dict[str, Any]]
     assert behaviour["max_message"]["largest_accepted"] == AIOHTTP["max_msg_size"] - 1
     assert behaviour["max_message"]["refusal"] == "close:1009"
     assert behaviour["idle"]["ping_interval_s"] == pytest.approx(AIOHTTP["heartbeat"], abs=0.15)
+    # aiohttp waits heartbeat / 2 for the pong (web_ws.py: `_pong_heartbeat`), then closes.
+    assert behaviour["idle"]["pong_timeout_s"] == pytest.approx(AIOHTTP["heartbeat"] / 2,
+                                                                abs=0.1)
 
 
 # --- uvicorn (the ASGI server under FastAPI / Starlette) -----------------------------------
@@ -160,4 +163,6 @@ def test_uvicorn_options(uvicorn_report: dict[str, Any]) -> None:
     assert behaviour["max_message"]["largest_accepted"] == UVICORN["ws_max_size"]
     assert behaviour["idle"]["ping_interval_s"] == pytest.approx(UVICORN["ws_ping_interval"],
                                                                  abs=0.1)
+    assert behaviour["idle"]["pong_timeout_s"] == pytest.approx(UVICORN["ws_ping_timeout"],
+                                                                abs=0.1)
     assert "uvicorn" in (uvicorn_report["handshake"]["server"] or "")
