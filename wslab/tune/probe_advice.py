@@ -113,26 +113,13 @@ def export_target(stack: Stack) -> str | None:
 
 def have_config(report: dict[str, Any], stack: Stack) -> TuningConfig:
     """The config the probe report implies (zlib settings from the stack's row)."""
-    server = report.get("server") or {}
+    from wslab.harness.probe_trace import probe_config
+
     behaviour = report.get("behaviour") or {}
-    agreed = server.get("agreed")
-    fields: dict[str, Any] = {"batching.strategy": "none"}
-    if agreed is None:
-        fields["compression.algorithm"] = "none"
-    else:
-        fields.update({
-            "compression.algorithm": "permessage-deflate",
-            "compression.server_max_window_bits": max(9, agreed["server_max_window_bits"]),
-            "compression.client_max_window_bits": max(9, agreed["client_max_window_bits"]),
-            "compression.server_no_context_takeover": agreed["server_no_context_takeover"],
-            "compression.client_no_context_takeover": agreed["client_no_context_takeover"],
-            "compression.level": stack.level, "compression.mem_level": stack.mem_level,
-            "compression.policy": "always", "compression.threshold_bytes": 0,
-        })
-        floor = (behaviour.get("threshold") or {}).get("compressed_from")
-        if floor is not None and floor > 1:
-            fields.update({"compression.policy": "threshold",
-                           "compression.threshold_bytes": floor})
+    floor = (behaviour.get("threshold") or {}).get("compressed_from")
+    config = probe_config((report.get("server") or {}).get("agreed"), floor,
+                          level=stack.level, mem_level=stack.mem_level)
+    fields: dict[str, Any] = {}
     largest = (behaviour.get("max_message") or {})
     if largest.get("observed") and not largest.get("capped") and largest.get("largest_accepted"):
         fields["scaling.max_size"] = largest["largest_accepted"]
@@ -143,7 +130,7 @@ def have_config(report: dict[str, Any], stack: Stack) -> TuningConfig:
         fields["scaling.heartbeat_timeout_s"] = idle["pong_timeout_s"]
     if idle.get("observed") and not idle.get("pinged"):
         fields["scaling.heartbeat_interval_s"] = None
-    return TuningConfig().updated(fields)
+    return config.updated(fields)
 
 
 def recommended_config(trace_path: Path, *, messages: int = 1500, speedup: float = 16.0,
