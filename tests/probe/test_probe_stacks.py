@@ -14,6 +14,13 @@ from typing import Any
 import pytest
 from probe.probe_support import matrix_row, node_ws, probe, python_stack
 
+from wslab.tune.probe_advice import export_target, guess_stack
+
+
+def _target(report: dict[str, Any]) -> str | None:
+    """The export target the advice names for the stack the Server header shows."""
+    return export_target(guess_stack(report["handshake"]["server"]))
+
 # --- python websockets -------------------------------------------------------------------
 
 WEBSOCKETS = {"deflate": {"server_max_window_bits": 11, "client_max_window_bits": 10,
@@ -32,6 +39,7 @@ def test_websockets_windows_and_context_takeover(websockets_report: dict[str, An
     server = websockets_report["server"]
     assert websockets_report["ok"], websockets_report["problems"]
     assert websockets_report["handshake"]["status"] == 101
+    assert _target(websockets_report) == "websockets"
     assert server["window_unasked"] == deflate["server_max_window_bits"]
     assert server["client_window_wish"] == deflate["client_max_window_bits"]
     assert server["forces_server_no_context_takeover"] is True
@@ -89,6 +97,7 @@ def test_node_ws_deflate_options(ws_reports: dict[str, dict[str, Any]]) -> None:
     # offer cannot be accepted, and ws fails the handshake (400) rather than decline it.
     assert matrix_row(report, "permessage-deflate")["outcome"] == "refused"
     assert report["violations"] == []
+    assert _target(report) is None  # ws sends no Server header: --stack ws names it
 
 
 def test_node_ws_threshold_only_without_context_takeover(
@@ -129,6 +138,7 @@ def test_aiohttp_compression_on_and_off(aiohttp_reports: dict[str, dict[str, Any
     assert off["server"]["deflate"] is False
     assert off["handshake"]["extensions"] is None
     assert off["behaviour"]["threshold"]["observed"] is False
+    assert _target(on) == "aiohttp"
 
 
 def test_aiohttp_limits_and_heartbeat(aiohttp_reports: dict[str, dict[str, Any]]) -> None:
@@ -166,3 +176,4 @@ def test_uvicorn_options(uvicorn_report: dict[str, Any]) -> None:
     assert behaviour["idle"]["pong_timeout_s"] == pytest.approx(UVICORN["ws_ping_timeout"],
                                                                 abs=0.1)
     assert "uvicorn" in (uvicorn_report["handshake"]["server"] or "")
+    assert _target(uvicorn_report) == "uvicorn"
