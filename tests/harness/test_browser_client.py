@@ -39,14 +39,17 @@ from wslab.tune.clients import client_exclusions, holdable_config
 DATA = Path(__file__).resolve().parents[2] / "data"
 CHROMIUM_OFFER = "permessage-deflate; client_max_window_bits"
 RUNS = {
-    # mixed: text and binary, the server's window matters (a 15-bit one would send 37 %
-    # fewer bytes), and it compresses at level 1 where Chromium uses 6; sensor: short
-    # binary client messages, the client's context reset
+    # mixed: JSON text, the server's window matters (a 15-bit one would send 37 % fewer
+    # bytes), and it compresses at level 1 where Chromium uses 6; sensor: short binary
+    # client messages, the client's context reset, the server batching (hybrid) in the
+    # length-prefixed envelope, which the page speaks both ways
     "mixed-w10": ("mixed", {"compression.server_max_window_bits": 10,
                             "compression.level": 1}),
     "sensor-w13-nct": ("sensor", {"compression.server_max_window_bits": 13,
-                                  "compression.client_no_context_takeover": True}),
+                                  "compression.client_no_context_takeover": True,
+                                  "batching.strategy": "hybrid"}),
 }
+SUBPROTOCOLS = {"mixed-w10": None, "sensor-w13-nct": "wslab.v1.length-prefixed"}
 OPTIONS = BenchOptions(connections=2, duration=4.0, speed=10.0, drain_timeout=2.0,
                        client="chromium")
 
@@ -84,6 +87,7 @@ def test_the_browser_negotiates_what_the_server_was_configured_with(
     assert ("client_no_context_takeover" in agreed) == \
         config.compression.client_no_context_takeover
     assert s["page_extensions"] == s["negotiated"]  # what the page's WebSocket reports
+    assert s["subprotocol"] == SUBPROTOCOLS[name]
 
 
 @pytest.mark.parametrize("name", list(RUNS))
@@ -110,12 +114,14 @@ def test_bytes_each_way_match_the_simulator_within_one_percent(
         measured = s["by_dir"][direction]["compressed_bytes"]
         assert measured == pytest.approx(p["by_dir"][direction]["compressed_bytes"], rel=0.01)
     assert s["ws_bytes"] == pytest.approx(p["ws_bytes"], rel=0.01)
+    assert s["frames"] == pytest.approx(p["frames"], rel=0.01)  # the server's batches too
 
 
-def _predicted(trace: str, config: TuningConfig, agreed: str) -> dict[str, Any]:
+def _predicted(trace: str, config: TuningConfig, agreed: str,
+               envelope: str | None = None) -> dict[str, Any]:
     sim = browser_prediction(scaled_trace(DATA / f"{trace}.jsonl.zst", OPTIONS.speed,
                                           OPTIONS.duration),
-                             config, agreed, link=get_profile("loopback"))
+                             config, agreed, link=get_profile("loopback"), envelope=envelope)
     return {d: sim.summary["by_dir"][d]["compressed_bytes"] * OPTIONS.connections
             for d in ("s2c", "c2s")}
 
@@ -144,7 +150,8 @@ def test_the_model_of_chromiums_compressor_is_the_one_that_fits(
     # Browser side compressed as if its context were kept (ignoring the agreed
     # client_no_context_takeover): far from what Chromium sent.
     config, result = runs["sensor-w13-nct"]
-    kept = _predicted("sensor", config, "permessage-deflate; server_max_window_bits=13")
+    kept = _predicted("sensor", config, "permessage-deflate; server_max_window_bits=13",
+                      "length-prefixed")
     by_dir = result.summary["by_dir"]["c2s"]
     measured = by_dir["compressed_bytes"]
     assert abs(measured - kept["c2s"]) > 0.05 * measured
@@ -168,20 +175,18 @@ def test_the_page_kept_its_schedule_and_its_clock(
         assert messages.loc[messages["dir"] == direction, "latency_ms"].min() > 0
 
 
-def test_a_config_the_page_cannot_run_is_one_line_before_anything_starts(
+def test_what_a_browser_changes_is_said_before_anything_starts(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from wslab.cli import run
 
-    config = tmp_path / "hybrid.yaml"
-    config.write_text("batching: {strategy: hybrid}\n")
+    config = tmp_path / "zstd.yaml"
+    config.write_text("compression: {algorithm: zstd-stream}\n")
     assert run(["bench", str(DATA / "chat.jsonl.zst"), "--client", "chromium",
-                "--config", str(config)]) == 2
-    err = capsys.readouterr().err
-    assert "batching.strategy hybrid" in err and "Traceback" not in err
-    assert run(["bench", str(DATA / "chat.jsonl.zst"), "--client", "chromium",
-                "--chromium", str(tmp_path / "none")]) == 2
-    err = capsys.readouterr().err
-    assert "no Chromium at" in err and "install playwright and chromium" in err
+                "--config", str(config), "--chromium", str(tmp_path / "none")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert "Chromium cannot speak x-wslab-zstd (zstd-stream)" in lines[0]
+    assert "no Chromium at" in lines[-1] and "install playwright and chromium" in lines[-1]
+    assert not any("starting server" in line or "Traceback" in line for line in lines)
 
 
 def _start_bench() -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:

@@ -60,6 +60,7 @@ from wslab.harness.meter import ProcessSampler
 from wslab.harness.recorder import join_stream, load_coded_frames, load_logs
 from wslab.link import get_profile
 from wslab.metrics import summarise
+from wslab.pipeline import resolve_envelope
 from wslab.sim import SimResult, selector_summary, simulate
 from wslab.tables import read_table
 from wslab.traces.io import read_trace, write_trace
@@ -196,14 +197,16 @@ def run_bench(trace_path: str | Path, config: TuningConfig,
         trace, dictionaries = plan.scored, plan.dictionaries
         notes.append(plan.note)
         say(plan.note)
+    chromium, envelope = "", None
     if opts.client == "chromium":
         from wslab.harness.browser_client import chromium_path
         from wslab.harness.browser_model import browser_support
 
-        chromium = chromium_path(opts.chromium)  # one line now if it is not there
         for note in browser_support(config):
             notes.append(note)
             say(note)
+        chromium = chromium_path(opts.chromium)  # one line now if it is not there
+        envelope = resolve_envelope(config, trace)  # what the server and simulator use
     n_s2c = sum(1 for m in trace.messages if m.dir == "s2c")
     py = sys.executable
     server = shaper = client = None
@@ -238,7 +241,8 @@ def run_bench(trace_path: str | Path, config: TuningConfig,
                                  f"ws://127.0.0.1:{port}/", "--trace", str(tr_path),
                                  "--connections", str(opts.connections), "--expect-s2c",
                                  str(n_s2c), "--drain-timeout", str(opts.drain_timeout),
-                                 "--log-dir", str(work), "--chromium", chromium])
+                                 "--log-dir", str(work), "--chromium", chromium,
+                                 *(["--envelope", envelope] if envelope else [])])
             else:
                 client = _start([py, "-m", "wslab.harness.procs", "client", "--url",
                                  f"ws://127.0.0.1:{port}/", "--config", str(cfg_path),
@@ -270,7 +274,8 @@ def run_bench(trace_path: str | Path, config: TuningConfig,
         finally:  # on an error or Ctrl-C: nothing more is wanted from them, stop all at once
             lifeline.stop_all([client, shaper.proc if shaper is not None else None, server])
         if opts.client == "chromium":
-            predicted = _browser_prediction(work, trace, config, profile, opts.seed)
+            predicted = _browser_prediction(work, trace, config, profile, opts.seed,
+                                            envelope)
         else:
             predicted = simulate(trace, config, link=profile, seed=opts.seed,
                                  dictionaries=dictionaries)
@@ -287,13 +292,14 @@ def run_bench(trace_path: str | Path, config: TuningConfig,
 
 
 def _browser_prediction(work: Path, trace: Trace, config: TuningConfig, profile: Any,
-                        seed: int) -> SimResult:
+                        seed: int, envelope: str | None) -> SimResult:
     from wslab.harness.browser_model import browser_prediction
 
     conns = read_table(work / "client-connections.parquet")
     agreed = next((str(a) for a in conns.get("extensions", pd.Series(dtype=object)).dropna()),
                   None)
-    return browser_prediction(trace, config, agreed, link=profile, seed=seed)
+    return browser_prediction(trace, config, agreed, link=profile, seed=seed,
+                              envelope=envelope)
 
 
 def _browser_figures(work: Path, conns: pd.DataFrame) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from wslab import envelopes
 from wslab.errors import WslabError
 from wslab.harness.browser_page import PAGE
 from wslab.harness.browser_tap import BrowserTap, TappedConnection
@@ -81,6 +82,8 @@ class BrowserOptions:
         drain_timeout: Longest quiet wait for missing messages once sending is done.
         close_timeout: Longest wait for a connection's close event.
         chromium: The browser executable (None: ``$WSLAB_CHROMIUM`` or /usr/bin/chromium).
+        envelope: The ``wslab.v1.*`` envelope the page offers and sends each message in,
+            alone (None: none; the server then batches nothing either).
     """
 
     url: str
@@ -90,6 +93,7 @@ class BrowserOptions:
     drain_timeout: float = 5.0
     close_timeout: float = 10.0
     chromium: str | None = None
+    envelope: str | None = None
 
 
 def chromium_path(explicit: str | None = None) -> str:
@@ -155,19 +159,32 @@ async def page_clock(page: Any, samples: int = CLOCK_SAMPLES) -> PageClock:
                      max(outside))
 
 
+def frame_of(message: Message, envelope: str | None) -> tuple[bytes, bool]:
+    """The payload of the frame the page sends ``message`` in, and whether it is text:
+    the message itself, or the message alone in ``envelope``."""
+    if envelope is None:
+        return message.payload, message.is_text
+    return (envelopes.encode(envelope, [message.payload], [message.is_text]),
+            envelope in envelopes.TEXT_ENVELOPES)
+
+
 def _plan(trace: Trace, options: BrowserOptions, url: str) -> dict[str, Any]:
     import base64
 
-    def payload(m: Message) -> str:
-        return m.payload.decode() if m.is_text else base64.b64encode(m.payload).decode()
+    def data(payload: bytes, is_text: bool) -> str:
+        return payload.decode() if is_text else base64.b64encode(payload).decode()
 
-    send = [[i, m.t, m.is_text, payload(m)] for i, m in enumerate(trace.messages)
-            if m.dir == "c2s"]
+    def payload(m: Message) -> str:
+        return data(m.payload, m.is_text)
+
+    send = [[i, m.t, text, data(frame, text)] for i, m in enumerate(trace.messages)
+            if m.dir == "c2s" for frame, text in [frame_of(m, options.envelope)]]
     lookup = [[i, m.is_text, payload(m)] for i, m in enumerate(trace.messages)
               if m.dir == "s2c"]
     return {"url": url, "labels": [f"b-{n}" for n in range(options.connections)],
             "speed": options.speed, "drainMs": options.drain_timeout * 1e3,
             "closeMs": options.close_timeout * 1e3, "expect": options.expect_s2c,
+            "envelope": options.envelope,
             "send": send, "lookup": lookup}
 
 
@@ -257,7 +274,8 @@ def _percentiles(values: Any) -> dict[str, float | None]:
             "max": float(arr.max())}
 
 
-def recorder_of(run: BrowserRun, trace: Trace) -> tuple[ColumnRecorder, list[dict[str, Any]]]:
+def recorder_of(run: BrowserRun, trace: Trace, envelope: str | None = None,
+                ) -> tuple[ColumnRecorder, list[dict[str, Any]]]:
     """The page's results as the load client's logs: a :class:`ColumnRecorder` (sent
     messages with their wire sizes from the tap, received messages by content key) and one
     row per connection with the columns ``client-connections`` has."""
@@ -291,12 +309,13 @@ def recorder_of(run: BrowserRun, trace: Trace) -> tuple[ColumnRecorder, list[dic
             m = messages[i]
             prio = str(m.priority)
             seq = seqs[prio] = seqs.get(prio, -1) + 1
-            frames.append(_Frame([_Sent(i, seq, t)], t, m.type, m.payload))
+            frames.append(_Frame([_Sent(i, seq, t)], t, m.type, frame_of(m, envelope)[0]))
         log.on_sent(frames, wires)
-        for n, (i, t) in enumerate(zip(recv_index, recv_t.tolist(), strict=True)):
+        recv_frame = page_conn.get("recvFrame") or range(len(recv_index))
+        for i, t, frame in zip(recv_index, recv_t.tolist(), recv_frame, strict=True):
             if i >= 0 and i not in keys:
                 keys[i] = message_key(messages[i].payload)
-            log.on_received(t, keys[i] if i >= 0 else 0, n)
+            log.on_received(t, keys[i] if i >= 0 else 0, int(frame))
         row.update({
             "extensions": tap.agreed if tap is not None else page_conn.get("extensions"),
             "offered": tap.offered if tap is not None else None,
@@ -316,10 +335,11 @@ def recorder_of(run: BrowserRun, trace: Trace) -> tuple[ColumnRecorder, list[dic
     return recorder, rows
 
 
-def save_logs(run: BrowserRun, trace: Trace, directory: Path, prefix: str = "client") -> None:
+def save_logs(run: BrowserRun, trace: Trace, directory: Path, prefix: str = "client",
+              envelope: str | None = None) -> None:
     """Write the load client's files for this run in ``directory``, plus
     ``PREFIX-browser.json`` (Chromium's version, the clock check, the tap's errors)."""
-    recorder, rows = recorder_of(run, trace)
+    recorder, rows = recorder_of(run, trace, envelope)
     recorder.save(directory, prefix)
     write_table(pd.DataFrame(rows), directory / f"{prefix}-connections.parquet")
     late = [v for c in run.page["connections"] for v in c.get("late", [])]
@@ -344,14 +364,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=5.0)
     parser.add_argument("--close-timeout", type=float, default=10.0)
     parser.add_argument("--chromium")
+    parser.add_argument("--envelope", choices=envelopes.ENVELOPES)
     parser.add_argument("--log-dir", required=True)
     args = parser.parse_args(argv)
     options = BrowserOptions(args.url, args.connections, args.speed, args.expect_s2c,
-                             args.drain_timeout, args.close_timeout, args.chromium)
+                             args.drain_timeout, args.close_timeout, args.chromium,
+                             args.envelope)
     try:
         trace = read_trace(args.trace)
         run = asyncio.run(run_browser(trace, options))
-        save_logs(run, trace, Path(args.log_dir))
+        save_logs(run, trace, Path(args.log_dir), envelope=args.envelope)
     except WslabError as exc:
         return _fail(str(exc))
     except Exception as exc:  # Playwright's own errors: a launch or a page that failed

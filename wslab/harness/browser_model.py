@@ -1,8 +1,8 @@
 """What the simulator must know about Chromium to predict a browser run.
 
 What lives here: :data:`CHROMIUM_DEFLATE` (how Chromium compresses what the page sends),
-:func:`browser_support` (what of a config can run with a browser as the client, checked
-before anything starts) and :func:`browser_prediction` (the simulator run beside a live
+:func:`browser_support` (what a browser as the client changes, said before anything
+starts) and :func:`browser_prediction` (the simulator run beside a live
 browser run: the server's side as configured, the browser's side as Chromium compresses,
 both with the parameters the handshake agreed). What must not live here: the browser run
 itself (``browser_client.py``), the bench's orchestration (``bench.py``).
@@ -38,13 +38,11 @@ from typing import TYPE_CHECKING, Any
 from wslab.codecs.deflate_params import DeflateParams
 from wslab.codecs.negotiation import client_check_response
 from wslab.config import TuningConfig
-from wslab.errors import WslabError
 from wslab.metrics import summarise
 from wslab.sim import SimResult, selector_summary, simulate
 from wslab.traces.model import Trace
 
 if TYPE_CHECKING:
-    from wslab.codecs.zstd_dict import DictionarySet
     from wslab.link import LinkProfile
 
 CHROMIUM_OFFER = DeflateParams(client_max_window_bits=True)
@@ -59,16 +57,15 @@ def browser_support(config: TuningConfig) -> list[str]:
     """Notes on what a browser client changes (one line each), or a one-line error for what
     it cannot run at all.
 
-    Raises:
-        WslabError: ``batching.strategy`` is not ``none``: the page sends each message in a
-            frame of its own and speaks no ``wslab.v1.*`` envelope.
+    Nothing of a :class:`TuningConfig` is refused today: zstd falls back to deflate, and
+    with batching the page offers the envelope and sends each message alone in it (a
+    page that batches nothing of its own) while the server batches as configured.
     """
-    if config.batching.strategy != "none":
-        raise WslabError(
-            f"--client chromium: batching.strategy {config.batching.strategy} needs wslab's "
-            "batch envelopes in the page, which sends each message alone; use "
-            "batching.strategy none")
     notes = []
+    if config.batching.strategy != "none":
+        notes.append(f"the page sends each of its messages alone in the envelope "
+                     f"(batching.strategy {config.batching.strategy} holds the server's "
+                     "side only); the prediction of its side does the same")
     algorithm = config.compression.algorithm
     if algorithm.startswith("zstd"):
         notes.append(f"Chromium cannot speak x-wslab-zstd ({algorithm}): the server falls "
@@ -82,13 +79,21 @@ def browser_support(config: TuningConfig) -> list[str]:
     return notes
 
 
-def agreed_configs(config: TuningConfig, agreed: str | None) -> tuple[TuningConfig,
-                                                                        TuningConfig]:
+BATCH_OF_ONE: dict[str, Any] = {"batching.strategy": "count", "batching.max_messages": 1}
+"""The page's side with an envelope: every message released at once, alone in it."""
+
+
+def agreed_configs(config: TuningConfig, agreed: str | None, envelope: str | None = None,
+                   ) -> tuple[TuningConfig, TuningConfig]:
     """The configs that predict each side: (server's, browser's), from the agreed
-    ``Sec-WebSocket-Extensions`` (None or empty: nothing agreed, no compression)."""
+    ``Sec-WebSocket-Extensions`` (None or empty: nothing agreed, no compression) and the
+    envelope the run used (named, since each side's trace alone could choose another)."""
+    if envelope is not None:
+        config = config.updated({"batching.envelope": envelope})
+    page = BATCH_OF_ONE if envelope is not None else {}
     if not agreed:
         plain = config.updated({"compression.algorithm": "none"})
-        return plain, plain
+        return plain, plain.updated(page)
     deal = client_check_response(CHROMIUM_OFFER, agreed)
     windows = {
         "compression.algorithm": "permessage-deflate",
@@ -98,16 +103,16 @@ def agreed_configs(config: TuningConfig, agreed: str | None) -> tuple[TuningConf
         "compression.client_no_context_takeover": deal.client_no_context_takeover,
     }
     server = config.updated(windows)
-    return server, server.updated(CHROMIUM_DEFLATE)
+    return server, server.updated({**CHROMIUM_DEFLATE, **page})
 
 
 def browser_prediction(trace: Trace, config: TuningConfig, agreed: str | None, *,
-                       link: LinkProfile, seed: int = 0,
-                       dictionaries: DictionarySet | None = None) -> SimResult:
+                       link: LinkProfile, seed: int = 0, envelope: str | None = None,
+                       ) -> SimResult:
     """The simulator beside a browser run: ``s2c`` under the server's config, ``c2s``
-    under Chromium's compressor, both with what the handshake agreed; one result."""
-    del dictionaries  # the browser agrees to deflate only: no zstd dictionary is in play
-    server_cfg, browser_cfg = agreed_configs(config, agreed)
+    under Chromium's compressor (each message alone in ``envelope`` if one was agreed),
+    both with what the handshake agreed; one result."""
+    server_cfg, browser_cfg = agreed_configs(config, agreed, envelope)
     parts = []
     for direction, cfg in (("s2c", server_cfg), ("c2s", browser_cfg)):
         part = Trace([m for m in trace.messages if m.dir == direction], trace.meta)
@@ -121,7 +126,7 @@ def browser_prediction(trace: Trace, config: TuningConfig, agreed: str | None, *
     dropped = sum(int(p.summary.get("dropped", 0) or 0) for p in parts)
     summary = summarise(messages, frames, integrity=integrity, dropped=dropped)
     summary.update(selector_summary(frames, server_cfg.compression.algorithm != "none"))
-    summary["envelope"] = None
+    summary["envelope"] = envelope
     summary["link"] = link.name
     notes = [n for p in parts for n in p.notes]
     return SimResult(messages, frames, summary, server_cfg, link, notes)

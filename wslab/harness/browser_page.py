@@ -6,11 +6,13 @@ not live here: Python logic (the plan is built, and the results read, in
 ``browser_client.py``).
 
 The plan (one JSON object): ``url`` (the tap's ws:// URL), ``labels`` (one per
-connection), ``speed``, ``drainMs``, ``closeMs``, ``expect`` (messages each connection
-should receive), ``send`` (the ``c2s`` messages, each ``[trace index, t seconds, is_text,
-text or base64]``) and ``lookup`` (the ``s2c`` messages as ``[trace index, is_text, text or
-base64]``, so a received message is named by the trace index of a message with the same
-content, with no hash in the page).
+connection), ``envelope`` (a ``wslab.v1.*`` envelope to offer as the subprotocol, or null),
+``speed``, ``drainMs``, ``closeMs``, ``expect`` (messages each connection should receive),
+``send`` (one frame per ``c2s`` message, each ``[trace index, t seconds, is_text frame,
+text or base64]``: the message itself, or the message alone in its envelope, built on
+the Python side with ``wslab.envelopes``) and ``lookup`` (the ``s2c`` messages as
+``[trace index, is_text, text or base64]``, so a received message is named by the trace
+index of a message with the same content, with no hash in the page).
 
 What the page does, per connection (all connections share the page's one thread):
 
@@ -21,7 +23,9 @@ What the page does, per connection (all connections share the page's one thread)
 |          | the page sleeps in ``setTimeout`` entered from a ``MessageChannel`` task,  |
 |          | so Chromium's 4 ms clamp of nested timers never applies                    |
 | send     | every message due is sent at once, each stamped just before ``send()``     |
-| receive  | ``onmessage`` stamps ``performance.now()`` first, then names the message   |
+| receive  | ``onmessage`` stamps ``performance.now()`` first, then names the message,  |
+|          | or each message of an envelope (json-array split at its top-level commas, |
+|          | ndjson at newlines, length-prefixed by its flags and LEB128 lengths)       |
 | drain    | until ``expect`` arrived, the peer left, or ``drainMs`` passed quietly     |
 | close    | ``close(1000)``, waiting at most ``closeMs`` for the close event           |
 
@@ -58,12 +62,53 @@ function bytesOf(b64) {
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
   return out;
 }
-function open(url, label) {
+const utf8 = new TextDecoder();
+function jsonArray(s) {
+  const out = [];
+  let depth = 0, inString = false, start = 1;
+  for (let i = 1; i < s.length - 1; i++) {
+    const c = s.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; else if (c === 34) inString = false;
+      continue;
+    }
+    if (c === 34) inString = true;
+    else if (c === 91 || c === 123) depth++;
+    else if (c === 93 || c === 125) depth--;
+    else if (c === 44 && depth === 0) { out.push("t" + s.slice(start, i)); start = i + 1; }
+  }
+  out.push("t" + s.slice(start, s.length - 1));
+  return out;
+}
+function lengthPrefixed(buffer) {
+  const bytes = new Uint8Array(buffer);
+  const out = [];
+  let pos = 0;
+  while (pos < bytes.length) {
+    const text = bytes[pos++] === 1;
+    let length = 0, scale = 1, b = 0;
+    do { b = bytes[pos++]; length += (b & 127) * scale; scale *= 128; } while (b & 128);
+    const part = bytes.subarray(pos, pos + length);
+    out.push(text ? "t" + utf8.decode(part) : "b" + latin1(part));
+    pos += length;
+  }
+  return out;
+}
+// The lookup keys of the messages one frame carries.
+function keysOf(data, envelope) {
+  if (envelope === "json-array") return jsonArray(data);
+  if (envelope === "ndjson") return data.split("\n").map((m) => "t" + m);
+  if (envelope === "length-prefixed") return lengthPrefixed(data);
+  return [typeof data === "string" ? "t" + data : "b" + latin1(data)];
+}
+function open(url, label, envelope) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url + "?wslab-client=" + encodeURIComponent(label));
+    const ws = new WebSocket(url + "?wslab-client=" + encodeURIComponent(label),
+                             envelope ? ["wslab.v1." + envelope] : []);
     ws.binaryType = "arraybuffer";
     const c = {label, ws, sentIndex: [], sentT: [], late: [], recvT: [], recvIndex: [],
-               last: 0, closeCode: null, error: null, closed: null, wake: null};
+               recvFrame: [], frames: 0, last: 0, closeCode: null, error: null,
+               closed: null, wake: null};
     c.closed = new Promise((done) => {
       ws.onclose = (ev) => {
         c.closeCode = ev.code;
@@ -74,13 +119,15 @@ function open(url, label) {
     });
     ws.onerror = () => { c.error = c.error || "error event"; };
     ws.onopen = () => resolve(c);
-    c.onmessage = null;
     ws.onmessage = (ev) => {
       const t = performance.now();
-      const key = typeof ev.data === "string" ? "t" + ev.data : "b" + latin1(ev.data);
-      const index = window.wslabLookup.get(key);
-      c.recvT.push(t);
-      c.recvIndex.push(index === undefined ? -1 : index);
+      const frame = c.frames++;
+      for (const key of keysOf(ev.data, envelope)) {
+        const index = window.wslabLookup.get(key);
+        c.recvT.push(t);
+        c.recvIndex.push(index === undefined ? -1 : index);
+        c.recvFrame.push(frame);
+      }
       c.last = t;
       if (c.wake && c.recvT.length >= c.expect) c.wake();
     };
@@ -132,7 +179,7 @@ window.wslabRun = async function (plan) {
   const conns = [];
   for (const label of plan.labels) {
     try {
-      const c = await open(plan.url, label);
+      const c = await open(plan.url, label, plan.envelope);
       c.expect = plan.expect;
       conns.push(c);
     } catch (err) {
@@ -148,7 +195,7 @@ window.wslabRun = async function (plan) {
     connections: conns.map((c) => c.failed ? {label: c.label, error: c.failed} : {
       label: c.label, extensions: c.ws.extensions, protocol: c.ws.protocol,
       closeCode: c.closeCode, error: c.error, sentIndex: c.sentIndex, sentT: c.sentT,
-      late: c.late, recvT: c.recvT, recvIndex: c.recvIndex,
+      late: c.late, recvT: c.recvT, recvIndex: c.recvIndex, recvFrame: c.recvFrame,
     }),
   };
 };
