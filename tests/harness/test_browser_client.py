@@ -1,8 +1,8 @@
 """A real browser as the client: ``wslab bench --client chromium`` against wslab's server.
 
-The configs are ones a browser recommendation can choose (``holdable_config`` for
-``browser`` and no browser rule excludes them), with different server windows, one asking
-the browser for ``client_no_context_takeover``. Each runs live with headless Chromium
+Two configs are what the recommender chose for ``--clients browser`` from a sweep run here
+(different server windows); a third is hand-picked among those a browser can be held to,
+asking the browser for ``client_no_context_takeover``, with the server batching. Each runs live with headless Chromium
 (``/usr/bin/chromium`` through Playwright) and is checked on the wire (the tap's frame
 headers: RSV1 both ways), in the handshake (Chromium's offer, the agreed parameters), for
 integrity, and against the simulator's bytes per direction. Expected values come from the
@@ -33,28 +33,43 @@ from wslab.harness.browser_tap import MessageFrames, _with_label
 from wslab.harness.frametally import COUNTERS, FrameTally
 from wslab.link import get_profile
 from wslab.sim import simulate
+from wslab.traces.io import write_trace
 from wslab.traces.model import Trace
 from wslab.tune.clients import client_exclusions, holdable_config
+from wslab.tune.recommend import recommend
+from wslab.tune.sweep import run_sweep
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 CHROMIUM_OFFER = "permessage-deflate; client_max_window_bits"
-RUNS = {
-    # mixed: JSON text, the server's window matters (a 15-bit one would send 37 % fewer
-    # bytes), and it compresses at level 1 where Chromium uses 6; sensor: short binary
-    # client messages, the client's context reset, the server batching (hybrid) in the
-    # length-prefixed envelope, which the page speaks both ways
-    "mixed-w10": ("mixed", {"compression.server_max_window_bits": 10,
-                            "compression.level": 1}),
-    "sensor-w13-nct": ("sensor", {"compression.server_max_window_bits": 13,
-                                  "compression.client_no_context_takeover": True,
-                                  "batching.strategy": "hybrid"}),
-}
-SUBPROTOCOLS = {"mixed-w10": None, "sensor-w13-nct": "wslab.v1.length-prefixed"}
 OPTIONS = BenchOptions(connections=2, duration=4.0, speed=10.0, drain_timeout=2.0,
                        client="chromium")
+RUNS = ("recommended", "recommended-55k", "sensor-nct-hybrid")
+"""Two configs ``wslab recommend --clients browser`` chose on the mixed trace (JSON text;
+the second under a 55 KiB memory limit, so a smaller server window), and a hand-picked one
+a browser can be held to (short binary client messages, the client's context reset, the
+server batching in the length-prefixed envelope, which the page speaks both ways)."""
+SUBPROTOCOLS = {"recommended": None, "recommended-55k": None,
+                "sensor-nct-hybrid": "wslab.v1.length-prefixed"}
+TRACES = {"recommended": "mixed", "recommended-55k": "mixed", "sensor-nct-hybrid": "sensor"}
 
 
-def _config(changes: dict[str, Any]) -> TuningConfig:
+def _recommended(tmp: Path) -> tuple[TuningConfig, TuningConfig]:
+    """Sweep server and client windows, deflate and zstd, on the replayed slice of mixed,
+    from a base that compresses at level 1 (Chromium compresses at 6, which the model of
+    its side must be the one to catch); recommend for browsers."""
+    trace = tmp / "mixed.jsonl"
+    write_trace(scaled_trace(DATA / "mixed.jsonl.zst", OPTIONS.speed, OPTIONS.duration), trace)
+    points = [{"compression.algorithm": a, "compression.server_max_window_bits": s,
+               "compression.client_max_window_bits": c}
+              for a in ("permessage-deflate", "zstd-stream") for s in (9, 10, 11)
+              for c in (12, 15)]
+    base = holdable_config(TuningConfig().updated({"compression.level": 1}), "browser")
+    table = run_sweep(trace, points, tmp / "sweep.parquet", base=base, workers=1)
+    return (recommend(table, clients="browser", trace=trace).config,
+            recommend(table, clients="browser", trace=trace, max_kib_per_conn=55).config)
+
+
+def _holdable(changes: dict[str, Any]) -> TuningConfig:
     config = holdable_config(TuningConfig().updated(changes), "browser")
     row = {f"{section}.{k}": v for section, fields in config.model_dump().items()
            if isinstance(fields, dict) for k, v in fields.items()}
@@ -63,16 +78,24 @@ def _config(changes: dict[str, Any]) -> TuningConfig:
 
 
 @pytest.fixture(scope="module")
-def runs() -> dict[str, tuple[TuningConfig, BenchResult]]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[TuningConfig,
+                                                                       BenchResult]]:
     program("chromium", "chromium")
-    out = {}
-    for name, (trace, changes) in RUNS.items():
-        config = _config(changes)
-        out[name] = (config, run_bench(DATA / f"{trace}.jsonl.zst", config, OPTIONS))
-    return out
+    first, limited = _recommended(tmp_path_factory.mktemp("sweep"))
+    for chosen in (first, limited):  # what a browser population gets: deflate, 15-bit
+        assert chosen.compression.algorithm == "permessage-deflate"
+        assert chosen.compression.client_max_window_bits == 15
+    assert limited.compression.server_max_window_bits < first.compression.server_max_window_bits
+    configs = {"recommended": first, "recommended-55k": limited,
+               "sensor-nct-hybrid": _holdable({
+                   "compression.server_max_window_bits": 13,
+                   "compression.client_no_context_takeover": True,
+                   "batching.strategy": "hybrid"})}
+    return {name: (config, run_bench(DATA / f"{TRACES[name]}.jsonl.zst", config, OPTIONS))
+            for name, config in configs.items()}
 
 
-@pytest.mark.parametrize("name", list(RUNS))
+@pytest.mark.parametrize("name", RUNS)
 def test_the_browser_negotiates_what_the_server_was_configured_with(
         runs: dict[str, tuple[TuningConfig, BenchResult]], name: str) -> None:
     config, result = runs[name]
@@ -90,7 +113,7 @@ def test_the_browser_negotiates_what_the_server_was_configured_with(
     assert s["subprotocol"] == SUBPROTOCOLS[name]
 
 
-@pytest.mark.parametrize("name", list(RUNS))
+@pytest.mark.parametrize("name", RUNS)
 def test_frames_are_compressed_both_ways_and_nothing_is_lost(
         runs: dict[str, tuple[TuningConfig, BenchResult]], name: str) -> None:
     _, result = runs[name]
@@ -105,7 +128,7 @@ def test_frames_are_compressed_both_ways_and_nothing_is_lost(
         assert row["messages_received"] == s["by_dir"]["s2c"]["messages"] / 2
 
 
-@pytest.mark.parametrize("name", list(RUNS))
+@pytest.mark.parametrize("name", RUNS)
 def test_bytes_each_way_match_the_simulator_within_one_percent(
         runs: dict[str, tuple[TuningConfig, BenchResult]], name: str) -> None:
     _, result = runs[name]
@@ -130,7 +153,7 @@ def test_the_configured_server_window_is_the_one_used(
         runs: dict[str, tuple[TuningConfig, BenchResult]]) -> None:
     # Had the server compressed with a 15-bit window, its bytes would differ by more than
     # the 1 % the measured ones stay within.
-    config, result = runs["mixed-w10"]
+    config, result = runs["recommended-55k"]
     wide = _predicted("mixed", config, "permessage-deflate")
     measured = result.summary["by_dir"]["s2c"]["compressed_bytes"]
     assert abs(measured - wide["s2c"]) > 0.1 * measured
@@ -140,7 +163,7 @@ def test_the_model_of_chromiums_compressor_is_the_one_that_fits(
         runs: dict[str, tuple[TuningConfig, BenchResult]]) -> None:
     # Browser side compressed like the server (its level 1, as the simulator would for a
     # custom client): far from what Chromium sent at its level 6.
-    config, result = runs["mixed-w10"]
+    config, result = runs["recommended"]
     server_cfg, _ = agreed_configs(config, result.summary["negotiated"])
     trace = scaled_trace(DATA / "mixed.jsonl.zst", OPTIONS.speed, OPTIONS.duration)
     up = Trace([m for m in trace.messages if m.dir == "c2s"])
@@ -149,7 +172,7 @@ def test_the_model_of_chromiums_compressor_is_the_one_that_fits(
     assert abs(measured - like_server) > 0.05 * measured
     # Browser side compressed as if its context were kept (ignoring the agreed
     # client_no_context_takeover): far from what Chromium sent.
-    config, result = runs["sensor-w13-nct"]
+    config, result = runs["sensor-nct-hybrid"]
     kept = _predicted("sensor", config, "permessage-deflate; server_max_window_bits=13",
                       "length-prefixed")
     by_dir = result.summary["by_dir"]["c2s"]
@@ -163,14 +186,14 @@ def test_the_model_of_chromiums_compressor_is_the_one_that_fits(
 
 def test_the_page_kept_its_schedule_and_its_clock(
         runs: dict[str, tuple[TuningConfig, BenchResult]]) -> None:
-    s = runs["mixed-w10"][1].summary
+    s = runs["recommended"][1].summary
     assert s["cross_origin_isolated"] is True
     assert s["page_clock"]["outside_ms"] <= 0.2  # page stamps inside our brackets
     assert 0 <= s["schedule_late_ms"]["p50"] < 5
     assert 0 < s["latency_ms"]["p50"] < 50  # loopback, through a browser
     # Causality: on the one clock the page's stamps were mapped onto, nothing arrives
     # before it left, either way (a clock off by more than the fastest hop would).
-    messages = runs["mixed-w10"][1].messages
+    messages = runs["recommended"][1].messages
     for direction in ("s2c", "c2s"):
         assert messages.loc[messages["dir"] == direction, "latency_ms"].min() > 0
 
