@@ -199,13 +199,14 @@ def run_bench(trace_path: str | Path, config: TuningConfig,
         say(plan.note)
     chromium, envelope = "", None
     if opts.client == "chromium":
-        from wslab.harness.browser_client import chromium_path
+        from wslab.harness.browser_client import check_playwright, chromium_path
         from wslab.harness.browser_model import browser_support
 
         for note in browser_support(config):
             notes.append(note)
             say(note)
-        chromium = chromium_path(opts.chromium)  # one line now if it is not there
+        check_playwright()  # one line now if either is not there
+        chromium = chromium_path(opts.chromium)
         envelope = resolve_envelope(config, trace)  # what the server and simulator use
     n_s2c = sum(1 for m in trace.messages if m.dir == "s2c")
     py = sys.executable

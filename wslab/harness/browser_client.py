@@ -105,6 +105,14 @@ def chromium_path(explicit: str | None = None) -> str:
     return path
 
 
+def check_playwright() -> None:
+    """A one-line error now, before any process starts, when Playwright is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("playwright") is None:
+        raise WslabError(f"--client chromium needs Playwright: {INSTALL_HINT}")
+
+
 def _async_playwright() -> Any:
     try:
         from playwright.async_api import async_playwright

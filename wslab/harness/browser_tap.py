@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 from wslab.harness.frametally import FrameCounts
 from wslab.harness.meter import tcp_info
 from wslab.harness.wiring import CLIENT_HEADER
-from wslab.wire import CONTROL_OPCODES, OPCODE_BITS
+from wslab.wire import CONTROL_OPCODES, OPCODE_BITS, Opcode
 
 LABEL_PARAM = "wslab-client"
 """The query parameter the page names its connection in (the tap turns it into a header)."""
@@ -48,7 +48,7 @@ HEAD_LIMIT = 64 << 10
 HEAD_TIMEOUT_S = 10.0
 """Longest wait for an HTTP head, or for the server to accept the tap's connection."""
 _CONTROL = frozenset(map(int, CONTROL_OPCODES))
-_CONT = 0
+_CONT = int(Opcode.CONT)
 
 
 class MessageFrames(FrameCounts):
