@@ -285,7 +285,9 @@ def run_bench(trace_path: str | Path, config: TuningConfig,
         result.summary["notes"] = notes + result.summary["notes"]
         result.summary["client"] = opts.client
         if opts.client == "chromium":
-            result.summary.update(_browser_figures(work, result.connections))
+            from wslab.harness.browser_logs import browser_figures
+
+            result.summary.update(browser_figures(work, result.connections))
         result.summary["rss_server_peak_kib"] = server_peak_kib
         result.summary["kib_per_connection"] = ((server_peak_kib - before.rss_kib)
                                                 / opts.connections)
@@ -294,23 +296,11 @@ def run_bench(trace_path: str | Path, config: TuningConfig,
 
 def _browser_prediction(work: Path, trace: Trace, config: TuningConfig, profile: Any,
                         seed: int, envelope: str | None) -> SimResult:
+    from wslab.harness.browser_logs import read_agreed
     from wslab.harness.browser_model import browser_prediction
 
-    conns = read_table(work / "client-connections.parquet")
-    agreed = next((str(a) for a in conns.get("extensions", pd.Series(dtype=object)).dropna()),
-                  None)
-    return browser_prediction(trace, config, agreed, link=profile, seed=seed,
+    return browser_prediction(trace, config, read_agreed(work), link=profile, seed=seed,
                               envelope=envelope)
-
-
-def _browser_figures(work: Path, conns: pd.DataFrame) -> dict[str, Any]:
-    """What only a browser run has: Chromium's offer, its version, its schedule, its clock."""
-    info = json.loads((work / "client-browser.json").read_text())
-    first = conns.iloc[0] if len(conns) else pd.Series(dtype=object)
-    return {"offered": first.get("offered"), "page_extensions": first.get("page_extensions"),
-            "browser": info["browser"], "schedule_late_ms": info["schedule_late_ms"],
-            "page_clock": info["clock"], "cross_origin_isolated": info["cross_origin_isolated"],
-            "cpu_browser_s": info["cpu_s"]}
 
 
 def _collect(work: Path, sim: SimResult, connections: int, before: Any, after: Any,
