@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +30,9 @@ def sweep(
                                           help="run the best N points live as well")] = 0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     workers: Annotated[int | None, typer.Option("--workers", min=1)] = None,
+    cluster: Annotated[str | None, typer.Option(
+        "--cluster", help="run the points on Dask: 'local' (a LocalCluster on loopback, "
+        "--workers processes) or a scheduler address tcp://HOST:8786")] = None,
     clients: Annotated[str, typer.Option(
         "--clients", help="browser: start from the client window browsers really use (15 "
         "bits); custom: the base config as given")] = "browser",
@@ -39,6 +43,9 @@ def sweep(
     off, an interval without batching, ...) are simulated once and listed once.
     With --clients browser (the default) the base config's client_max_window_bits is 15,
     the window Firefox and Safari compress with, unless the space varies it.
+
+    With --cluster the points run on Dask workers (the trace travels once to each); the
+    table is the one a local run gives, and an interrupted sweep resumes the same way.
 
     With --validate N the N best points (fewest bytes per message, nothing lost) also run
     live through `wslab bench`, and their rows (mode "live") join the table beside their
@@ -70,10 +77,24 @@ def sweep(
     if link is not None:
         get_profile(link)
         base = base.updated({"link.profile": link})
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeRemainingColumn(), console=err,
-                  transient=False) as bar:
+    if cluster is not None:
+        from wslab.harness.dask_cluster import parse_cluster
+
+        parse_cluster(cluster)  # a malformed address fails here, before any work
+    if cluster is not None and search == "optuna":
+        raise WslabError("--cluster runs grid and random searches; an optuna search runs "
+                         "on this machine (leave out --cluster)")
+    with contextlib.ExitStack() as stack, Progress(
+            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), console=err, transient=False) as bar:
         task = bar.add_task(f"sweep ({search})", total=None)
+        runner = None
+        if cluster is not None:
+            from wslab.tune.sweep_dask import dask_runner
+
+            runner = stack.enter_context(dask_runner(cluster, workers))
+            err.print(f"[dim]Dask: {runner.workers} worker(s); dashboard "
+                      f"{runner.dashboard_link or '(none)'}[/dim]")
 
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
@@ -86,7 +107,7 @@ def sweep(
         else:
             points = load_space_points(space, search, samples, seed)
             table = run_sweep(trace_path, points, output, base=base, seed=seed,
-                              workers=workers, progress=tick)
+                              workers=workers, progress=tick, runner=runner)
     if validate:
         import pandas as pd
 

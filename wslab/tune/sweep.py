@@ -12,6 +12,10 @@ Work goes to the workers in chunks of points that release the same frames
 their released frames, and points whose frames and compression agree share their coded
 frames, with the codec CPU times measured the first time (``wslab/sim/cache.py``).
 
+Where the chunks run is a :class:`ChunkRunner`: by default a process pool on this machine
+(:class:`PoolRunner`); ``sweep_dask.py`` has one that sends them to a Dask cluster. The
+orchestration (resuming, the partial file, the final table) is the same for both.
+
 Requested points are folded by canonical config first (``canonical.py``): points that
 differ only in fields that cannot matter (window bits with compression off, an interval
 without batching, ...) are simulated once and listed once. The row's ``point`` is the
@@ -26,8 +30,9 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import as_completed
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -44,6 +49,9 @@ Progress = Callable[[int, int], None]
 
 _TRACE: Any = None
 _HOLD_OUT = False
+# On a Dask worker: traces loaded by a plugin, by key, and how many loads there were.
+_LOADED: dict[str, tuple[Any, bool]] = {}
+_LOADS = 0
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -171,6 +179,71 @@ def run_points(points: list[dict[str, Any]], base: dict[str, Any],
     return [run_point(point, base, seed) for point in points]
 
 
+def load_on_worker(path: str, key: str, hold_out: bool) -> None:
+    """Load a trace on a Dask worker under ``key`` (the worker plugin calls this once)."""
+    global _LOADS
+    from wslab.traces.io import read_trace
+
+    _LOADED[key] = (read_trace(path), hold_out)
+    _LOADS += 1
+
+
+def forget_on_worker(key: str, hold_out: bool) -> None:
+    """Drop the trace loaded under ``key`` (the plugin's removal calls this)."""
+    _LOADED.pop(key, None)
+
+
+def trace_loads() -> int:
+    """How many times this process loaded a trace through :func:`load_on_worker`."""
+    return _LOADS
+
+
+def run_points_of(key: str, points: list[dict[str, Any]], base: dict[str, Any],
+                  seed: int) -> list[dict[str, Any]]:
+    """:func:`run_points` on the trace loaded under ``key`` (a Dask worker, one thread)."""
+    global _TRACE, _HOLD_OUT
+    _TRACE, _HOLD_OUT = _LOADED[key]
+    return run_points(points, base, seed)
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """What every chunk of one sweep shares."""
+
+    trace_path: str
+    base: dict[str, Any]
+    seed: int
+    hold_out: bool
+
+
+Chunk = list[dict[str, Any]]
+
+
+class ChunkRunner(Protocol):
+    """Runs chunks of points somewhere and yields (chunk index, rows) as each finishes."""
+
+    @property
+    def workers(self) -> int: ...
+
+    def run(self, job: SweepJob, chunks: list[Chunk]) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        ...
+
+
+@dataclass
+class PoolRunner:
+    """Chunks on this machine, a process pool of ``workers`` (the trace loaded once each)."""
+
+    workers: int
+
+    def run(self, job: SweepJob, chunks: list[Chunk]) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        # lifeline: on Ctrl-C the queued points are dropped and the workers stopped at once
+        with process_pool(self.workers, init_worker, (job.trace_path, job.hold_out)) as pool:
+            futures = {pool.submit(run_points, chunk, job.base, job.seed): i
+                       for i, chunk in enumerate(chunks)}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+
+
 def chunk_plan(plan: list[PlannedPoint], base: TuningConfig,
                workers: int) -> list[list[PlannedPoint]]:
     """The planned points in chunks, one worker each, so points that can share frames meet.
@@ -252,6 +325,7 @@ def run_sweep(
     seed: int = 0,
     workers: int | None = None,
     progress: Progress | None = None,
+    runner: ChunkRunner | None = None,
 ) -> pd.DataFrame:
     """Simulate every distinct config the points ask for; write and return the results table.
 
@@ -264,8 +338,9 @@ def run_sweep(
             beside it).
         base: The config the points modify (default: defaults).
         seed: Link seed, the same for every point so points differ only by config.
-        workers: Processes (default: every core).
+        workers: Processes (default: every core); ignored with ``runner``.
         progress: Called with (done, total) as configs finish (total: distinct configs).
+        runner: Where the chunks run (default: a :class:`PoolRunner` on this machine).
     """
     out = Path(out)
     base_config = base or TuningConfig()
@@ -283,21 +358,16 @@ def run_sweep(
     if progress:
         progress(finished, total)
     if todo:
-        workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-        hold_out = holds_dictionaries(points, base_dict)
-        # lifeline: on Ctrl-C the queued points are dropped and the workers stopped at once
-        with open(partial, "a", encoding="utf-8") as sink, process_pool(
-            workers, init_worker, (str(trace_path), hold_out)
-        ) as pool:
-            chunks = chunk_plan(todo, base_config, workers)
-            futures = {pool.submit(run_points, [p.overrides for p in chunk], base_dict,
-                                   seed): chunk
-                       for chunk in chunks}
-            for future in as_completed(futures):
-                for planned, row in zip(futures[future], future.result(), strict=True):
+        if runner is None:
+            runner = PoolRunner(max(1, min(workers or os.cpu_count() or 1, len(todo))))
+        job = SweepJob(str(trace_path), base_dict, seed, holds_dictionaries(points, base_dict))
+        chunks = chunk_plan(todo, base_config, runner.workers)
+        with open(partial, "a", encoding="utf-8") as sink:
+            for index, rows in runner.run(job, [[p.overrides for p in c] for c in chunks]):
+                for planned, row in zip(chunks[index], rows, strict=True):
                     done[planned.key] = row
                     sink.write(json.dumps(row, default=str) + "\n")
-                finished += len(futures[future])
+                finished += len(chunks[index])
                 sink.flush()
                 if progress:
                     progress(finished, total)
