@@ -31,6 +31,7 @@ from wslab.cli import (
     export_cmd,
     lab_cmd,
     live_cmd,
+    plan_cmd,
     probe_cmd,
     recommend_cmd,
     report_cmd,
@@ -59,6 +60,7 @@ app.command("serve")(live_cmd.serve)
 app.command("load")(live_cmd.load)
 app.command("probe")(probe_cmd.probe)
 app.command("scale")(scale_cmd.scale)
+app.command("plan")(plan_cmd.plan)
 app.command("recommend")(recommend_cmd.recommend)
 app.command("export")(export_cmd.export)
 app.command("report")(report_cmd.report)
