@@ -25,6 +25,7 @@ so switching the population compares like with like.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import tempfile
 from collections.abc import Callable
@@ -50,6 +51,7 @@ from wslab.tune.report import sim_vs_live, write_report
 from wslab.tune.validate import best_candidates
 
 from .base import Panel
+from .dask_link import DaskLink
 from .data import fast_mode, head, load_trace, speed_up
 from .recommend_jobs import (
     FAST_GRID,
@@ -117,7 +119,8 @@ class RecommendPanel(Panel[RecommendResult]):
         speedup: Replay the trace this many times faster than recorded.
         points: Sweep points (default: a small grid in fast mode, a moderate one otherwise).
         workdir: Folder for the trace, tables and default exports (default: a temp dir).
-        workers: Sweep processes (default: every core).
+        workers: Sweep processes (default: every core; with ``cluster`` local, its workers).
+        cluster: Run the sweep on Dask: ``local`` or ``tcp://HOST:PORT`` (default: here).
         live_seconds: Trace seconds one live run replays (default 1.5 fast, else 10).
         live_candidates: Candidates :meth:`start_validation` runs (default 1 fast, else 3).
         **kwargs: Passed to :class:`Panel` (``debounce_s``).
@@ -131,7 +134,8 @@ class RecommendPanel(Panel[RecommendResult]):
                  link: str = "4g", messages: int | None = None, speedup: float = 16.0,
                  points: list[dict[str, Any]] | None = None, workdir: str | Path | None = None,
                  workers: int | None = None, live_seconds: float | None = None,
-                 live_candidates: int | None = None, **kwargs: Any) -> None:
+                 live_candidates: int | None = None, cluster: str | None = None,
+                 **kwargs: Any) -> None:
         fast = fast_mode()
         n = messages or (1_000 if fast else 4_000)
         full = load_trace(trace, messages=n) if isinstance(trace, str) else trace
@@ -139,6 +143,8 @@ class RecommendPanel(Panel[RecommendResult]):
         self.link = link
         self.speedup = speedup
         self.workers = workers
+        self.dask = DaskLink(cluster, workers) if cluster else None
+        self.dask_line = W.HTML(self.dask.html() if self.dask else "")
         self.live_seconds = live_seconds or (1.5 if fast else 10.0)
         self.live_candidates = live_candidates or (1 if fast else 3)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="wslab-lab-recommend-"))
@@ -221,7 +227,7 @@ class RecommendPanel(Panel[RecommendResult]):
         b = self.buttons
         return W.VBox([
             self.task_bar(b["Run sweep"], b["Validate live"], b["Write report"]),
-            self.stats, self.figures["frontier"], self.explanation, self.policy,
+            self.dask_line, self.stats, self.figures["frontier"], self.explanation, self.policy,
             W.HBox([W.VBox([W.HTML("<b>chosen config</b>"), self.yaml_area],
                            layout=W.Layout(width="45%")),
                     W.VBox([W.HBox([self.target, self.file]), self.preview],
@@ -246,8 +252,11 @@ class RecommendPanel(Panel[RecommendResult]):
 
     def _sweep(self) -> Sweep:
         self._sweeps += 1  # a sweep cancelled mid-chunk may still be writing its own folder
+        runner = self.dask.runner() if self.dask else None
+        if self.dask:
+            self.dask_line.value = self.dask.html()
         return Sweep(self.trace_path, self.points, self.workdir / f"sweep-{self._sweeps}",
-                     self.config, self.workers)
+                     self.config, self.workers, runner)
 
     def sweep(self) -> pd.DataFrame:
         """Run the sweep now, blocking, with the progress bar (scripts, notebook cells)."""
@@ -263,6 +272,8 @@ class RecommendPanel(Panel[RecommendResult]):
     async def sweep_job(self, progress: Progress) -> pd.DataFrame:
         """The sweep as a background job (see :meth:`Sweep.background`)."""
         progress.note = self._sweep_note()
+        if self.dask and not self.dask.connected:  # a cluster starts off the kernel's loop
+            await asyncio.to_thread(self.dask.runner)
         table = await self._sweep().background(progress)
         self.set_table(table)
         return table

@@ -38,7 +38,7 @@ from wslab.tune.recommend_constraints import CONSTRAINTS
 from wslab.tune.recommend_explain import describe_config, fmt, label
 from wslab.tune.recommend_pareto import integrity_ok, row_config
 from wslab.tune.space import Space, point_key
-from wslab.tune.sweep import point_row, run_sweep
+from wslab.tune.sweep import ChunkRunner, point_row, run_sweep
 from wslab.tune.validate import validate_live
 
 from .figures import COLOURS, figure, widget_of
@@ -106,6 +106,8 @@ class Sweep:
         workdir: Folder for the chunk tables.
         base: The config the points modify.
         workers: Processes per chunk (``None``: every core).
+        runner: Where the chunks' points run (``None``: a process pool here; a Dask
+            cluster's ``DaskRunner``, see ``dask_link.py``).
     """
 
     trace_path: Path
@@ -113,6 +115,7 @@ class Sweep:
     workdir: Path
     base: TuningConfig
     workers: int | None = None
+    runner: ChunkRunner | None = None
 
     def configs(self) -> int:
         """How many distinct configs the points ask for (what the sweep simulates)."""
@@ -124,7 +127,7 @@ class Sweep:
         Points with the same canonical config stay in one chunk, so each config is
         simulated and listed once across the chunks.
         """
-        size = 4 * (self.workers or 2)
+        size = 4 * (self.runner.workers if self.runner else self.workers or 2)
         plan = plan_points(self.points, self.base)
         return [[q for p in plan[i:i + size] for q in p.requested]
                 for i in range(0, len(plan), size)]
@@ -135,7 +138,7 @@ class Sweep:
         parts = self.workdir / "parts"
         parts.mkdir(parents=True, exist_ok=True)
         return run_sweep(self.trace_path, chunk, parts / f"{i:03d}.parquet", base=self.base,
-                         workers=self.workers, progress=report)
+                         workers=self.workers, progress=report, runner=self.runner)
 
     def blocking(self, progress: Progress) -> pd.DataFrame:
         """Every chunk in this thread; returns the whole table."""
