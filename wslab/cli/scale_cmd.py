@@ -23,9 +23,12 @@ def scale(
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=64)] = 1,
     balancer: Annotated[str, typer.Option("--balancer", help="reuseport | nginx")] = "reuseport",
     broker: Annotated[str | None, typer.Option(
-        "--broker", help="memory | redis (default: redis for several workers)")] = None,
+        "--broker", help="memory | redis | redis-cluster (sharded pub/sub); default: "
+                         "redis for several workers")] = None,
     redis: Annotated[str | None, typer.Option(
-        "--redis", help="redis://HOST:PORT (default: start a private redis-server)")] = None,
+        "--redis", "--redis-url",
+        help="redis://HOST:PORT; for redis-cluster one or more seed nodes, comma-separated "
+             "(default: start a private redis-server, or a 3-node cluster)")] = None,
     port: Annotated[int, typer.Option("--port", help="listen port (0: any free one)")] = 0,
     broadcasts: Annotated[int, typer.Option("--broadcasts", min=0)] = 5,
     size: Annotated[int, typer.Option("--size", help="broadcast message bytes")] = 256,

@@ -32,10 +32,13 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
 
 from wslab.errors import WslabError
+
+if TYPE_CHECKING:
+    from wslab.harness.broker_cluster import RedisClusterBroker
 
 Callback = Callable[[bytes], None]
 ReconnectHook = Callable[[], Awaitable[None]]
@@ -344,18 +347,27 @@ class RedisBroker:
                 await client.aclose()
 
 
-async def connect_broker(kind: str, url: str | None = None) -> MemoryBroker | RedisBroker:
-    """A ready broker: ``memory``, or ``redis`` at ``url`` (checked to answer).
+async def connect_broker(kind: str, url: str | None = None
+                         ) -> MemoryBroker | RedisBroker | RedisClusterBroker:
+    """A ready broker: ``memory``; ``redis`` at ``url``; ``redis-cluster`` (sharded
+    pub/sub, ``broker_cluster.py``) at the seed nodes in ``url``. Redis is checked to
+    answer.
 
     Raises:
         WslabError: Unknown kind, no URL for Redis, or Redis unreachable.
     """
     if kind == "memory":
         return MemoryBroker()
-    if kind != "redis":
-        raise WslabError(f"unknown broker {kind!r}; known: memory, redis")
+    if kind not in ("redis", "redis-cluster"):
+        raise WslabError(f"unknown broker {kind!r}; known: memory, redis, redis-cluster")
     if not url:
-        raise WslabError("the redis broker needs a URL (redis://HOST:PORT)")
+        raise WslabError(f"the {kind} broker needs a URL (redis://HOST:PORT)")
+    if kind == "redis-cluster":
+        from wslab.harness.broker_cluster import RedisClusterBroker
+
+        cluster = RedisClusterBroker(url)
+        await cluster.check()
+        return cluster
     broker = RedisBroker(url)
     await broker.check()
     return broker

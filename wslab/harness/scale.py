@@ -80,6 +80,7 @@ class ScaleRun:
         self.say = say
         self.tmp = Path(tempfile.mkdtemp(prefix="wslab-scale-"))
         self.redis: RedisServer | None = None
+        self.redis_nodes: list[Child] = []  # a private Redis Cluster's (redis-cluster)
         self.nginx: NginxFront | None = None
         self.workers: list[Child] = []
         self.holders: list[Child] = []
@@ -91,6 +92,7 @@ class ScaleRun:
         SIGKILL after ``grace`` seconds."""
         nginx = [self.nginx.child] if self.nginx is not None else []
         redis = [self.redis.child] if self.redis is not None else []
+        redis += self.redis_nodes
         if grace is not None:
             stop_children([*self.holders, *nginx, *self.workers, *redis], grace)
         else:
@@ -181,7 +183,7 @@ class ScaleRun:
 
 
 def _check_binaries(opts: ScaleOptions, broker: str) -> None:
-    if broker == "redis" and not opts.redis_url:
+    if broker in ("redis", "redis-cluster") and not opts.redis_url:
         need_binary("redis-server", "redis-server")
     if opts.balancer == "nginx":
         need_binary("nginx", "nginx")
@@ -247,6 +249,13 @@ def _execute(run: ScaleRun, broker: str, plan: LoadPlan) -> ScaleResult:
         say("starting a private redis-server")
         run.redis = RedisServer(run.tmp / "redis")
         redis_url = run.redis.url
+    if broker == "redis-cluster" and redis_url is None:
+        from wslab.harness.redis_cluster import RedisCluster
+
+        say("starting a private 3-node Redis Cluster")
+        cluster = RedisCluster(run.tmp / "redis-cluster")
+        run.redis_nodes = cluster.children()
+        redis_url = cluster.url
     namespace = f"wslab:{uuid.uuid4().hex[:8]}"
     say(f"starting {opts.workers} worker(s) ({opts.balancer}, broker {broker})")
     run.start_workers(broker, redis_url, namespace)

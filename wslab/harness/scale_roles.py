@@ -99,8 +99,14 @@ def worker_role(args: argparse.Namespace) -> int:
             broker = await connect_broker(args.broker, args.redis_url)
         except WslabError as exc:
             return fail(str(exc))
-        registry = (RedisRegistry(broker.redis, args.namespace)  # type: ignore[union-attr]
-                    if args.broker == "redis" else MemoryRegistry())
+        registry: Any = MemoryRegistry()
+        if args.broker == "redis":
+            registry = RedisRegistry(broker.redis, args.namespace)  # type: ignore[union-attr]
+        elif args.broker == "redis-cluster":
+            from wslab.harness.broker_cluster import cluster_registry
+
+            registry = cluster_registry(broker.redis,  # type: ignore[union-attr]
+                                        args.namespace)
         server = LiveServer(config, scenario="echo", host=args.host, port=args.port,
                             reuse_port=args.reuse_port, shared_broadcast=args.shared_broadcast,
                             record=False)  # integrity is counted at the holders
@@ -162,7 +168,7 @@ async def _worker_command(cmd: c.Command, server: LiveServer, node: ClusterNode,
             await node.broadcast(_message("b", cmd.start_seq + i, cmd.size, w=args.worker_id))
         return c.Sent(sent=cmd.count)
     if isinstance(cmd, c.Direct):
-        exclude = args.worker_id if args.broker == "redis" else None
+        exclude = args.worker_id if args.broker in ("redis", "redis-cluster") else None
         targets = await node.registry.sample(cmd.count, exclude)
         routes: dict[str, int] = {}
         for seq, conn in enumerate(targets):
