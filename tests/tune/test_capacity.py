@@ -64,21 +64,30 @@ def test_ports_workers_and_holders_worked_by_hand() -> None:
 
 
 def test_cpu_hosts_and_heartbeat_worked_by_hand() -> None:
-    # 10,000 per worker x 13 us = 130 ms of a worker's CPU per broadcast
-    assert value("fan-out CPU per broadcast, per worker", connections=MILLION) == 130.0
-    # 1/s x 1,000,000 x 13 us = 13 cores; 50,000 pings/s x 41.7 us = 2.085 cores
+    # compression off: 10,000 per worker x 13 us = 130 ms of a worker's CPU per broadcast
+    assert value("fan-out CPU per broadcast, per worker", connections=MILLION,
+                 compression="none") == 130.0
+    # deflate compresses for each connection too: 10,000 x (13 + 16 us) = 290 ms
+    assert value("fan-out CPU per broadcast, per worker", connections=MILLION) == 290.0
+    # off: 1/s x 1,000,000 x 13 us = 13 cores; 50,000 pings/s x 41.7 us = 2.085 cores
+    assert value("server cores busy (fan-out + heartbeat)", connections=MILLION,
+                 compression="none") == pytest.approx(15.085, abs=0.006)
+    # deflate: 1,000,000 x 29 us = 29 cores + 2.085
     assert value("server cores busy (fan-out + heartbeat)", connections=MILLION) == \
-        pytest.approx(15.085, abs=0.006)
-    # 2-core hosts: 100 workers need 100 cores (busy 15.1 / 0.5 = 31 is fewer) -> 50 hosts
+        pytest.approx(31.085, abs=0.006)
+    # 2-core hosts: 100 workers need 100 cores (busy 31.1 / 0.5 = 63 is fewer) -> 50 hosts
     assert value("server hosts", connections=MILLION) == 50
     # 32-core hosts: 100 / 32 -> 4; RAM 50.26 GiB / (24 x 0.75) -> 3; so 4
     assert value("server hosts", connections=MILLION, cores_per_host=32) == 4
     # 16 GiB hosts: 50.26 / 12 = 4.2 -> 5 hosts, more than the 4 the cores need
     assert value("server hosts", connections=MILLION, cores_per_host=32,
                  ram_gib_per_host=16.0) == 5
-    # 20 broadcasts/s: 260 fan-out cores + 2.085 = 262.1 busy; / 0.5 = 525 cores; / 32 = 17
+    # 20 broadcasts/s, off: 260 + 2.085 = 262.1 busy; / 0.5 = 525 cores; / 32 = 16.4 -> 17
     assert value("server hosts", connections=MILLION, cores_per_host=32,
-                 broadcasts_per_s=20.0) == 17
+                 broadcasts_per_s=20.0, compression="none") == 17
+    # deflate: 20 x 29 = 580 + 2.085 = 582.1; / 0.5 = 1,165 cores; / 32 = 36.4 -> 37
+    assert value("server hosts", connections=MILLION, cores_per_host=32,
+                 broadcasts_per_s=20.0) == 37
     # heartbeat at 20 s: 50,000 rounds/s x (ping 2+4 + masked pong 2+4+4 = 16 bytes)
     assert value("heartbeat ping/pong rounds", connections=MILLION) == 50_000
     assert value("heartbeat traffic, WebSocket bytes", connections=MILLION) == 800_000

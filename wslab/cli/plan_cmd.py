@@ -55,6 +55,9 @@ def plan(
     send_us: Annotated[float, typer.Option(
         "--send-us-per-conn", help="worker CPU per connection per broadcast, us")
     ] = cap.SEND_US_PER_CONN,
+    compress_us: Annotated[float, typer.Option(
+        "--compress-us-per-conn", help="deflate: worker CPU to compress one broadcast for "
+        "one connection, us")] = cap.COMPRESS_US_PER_CONN,
     receipt_us: Annotated[float, typer.Option(
         "--receipt-us", help="client CPU per received broadcast, us")] = cap.RECEIPT_US,
     ping_interval: Annotated[float, typer.Option("--ping-interval-s")] = 20.0,
@@ -83,7 +86,8 @@ def plan(
         cores_per_host=cores, cpu_busy_max=cpu_busy, conns_per_worker=per_worker,
         conns_per_holder=per_holder, fd_limit=fd_limit, broadcasts_per_s=broadcasts,
         directs_per_s=directs, message_bytes=message_bytes, compression_ratio=ratio,
-        send_us_per_conn=send_us, receipt_us=receipt_us, ping_interval_s=ping_interval,
+        send_us_per_conn=send_us, compress_us_per_conn=compress_us, receipt_us=receipt_us,
+        ping_interval_s=ping_interval,
         ping_us=ping_us, ports_per_address=ports, source_addresses=sources,
         destinations=destinations, redis_deliveries_per_s=redis, nginx=nginx)
     result = cap.plan_capacity(inputs)

@@ -46,9 +46,14 @@ DEFLATE_MEASURED_AT = (12, 5)  # window bits, memLevel of the row above
 # for one broadcast (256 bytes, prepared frame, compression off) was 138/130/126/133/129 ms
 # with about 10,000 connections each: median 130 ms / 10,000 = 13 us per connection.
 SEND_US_PER_CONN = 13.0
-# The same row: the holders' CPU per broadcast was 724 ms for 50,000 receipts = 14.5 us.
+# bench_scale.py, row "compression CPU per 4 KiB broadcast to 2000, compressed once": its
+# peer, compressing per connection (context takeover), took 32.04 ms per broadcast to 2,000
+# connections = 16 us per connection, on top of the send (4 KiB messages).
+COMPRESS_US_PER_CONN = 16.0
+# The row of SEND_US_PER_CONN: the holders' CPU per broadcast was 724 ms for 50,000
+# receipts = 14.5 us.
 RECEIPT_US = 14.5
-# The same row: 50,000 connections on 5 workers, 10,000 each (scaling.max_connections).
+# That row again: 50,000 connections on 5 workers, 10,000 each (scaling.max_connections).
 CONNS_PER_WORKER = 10_000
 # The same row: 50,000 connections held by 4 holder processes (wslab.harness.loadplan's
 # default, at most 4 holders on this 2-core machine) = 12,500 per holder.
@@ -81,6 +86,7 @@ SOURCES: dict[str, str] = {
     "mem_kib_per_conn": "bench_scale: memory per connection at 10,000 held (13.2 KiB off, "
                         "48.7 KiB default deflate)",
     "send_us_per_conn": "bench_scale: worker CPU per broadcast / connections, 50,000 over 5",
+    "compress_us_per_conn": "bench_scale: deflate per connection, 4 KiB broadcast to 2,000",
     "receipt_us": "bench_scale: holders' CPU per broadcast / receipts, 50,000 over 5",
     "conns_per_worker": "bench_scale: 50,000 over 5 workers",
     "conns_per_holder": "bench_scale: 50,000 over 4 holders",
@@ -117,6 +123,7 @@ class CapacityInputs:
     message_bytes: int = 256
     compression_ratio: float = 1.0  # compressed / original bytes of a broadcast
     send_us_per_conn: float = SEND_US_PER_CONN
+    compress_us_per_conn: float = COMPRESS_US_PER_CONN  # deflate only: per-connection context
     receipt_us: float = RECEIPT_US
     ping_interval_s: float = 20.0  # scaling.heartbeat_interval_s, websockets' default
     ping_us: float = PING_US
@@ -152,7 +159,7 @@ class CapacityInputs:
 
 
 _MAY_BE_ZERO = {"kernel_kib_per_conn", "broadcasts_per_s", "directs_per_s", "send_us_per_conn",
-                "receipt_us", "ping_us", "client_kib_per_conn"}
+                "compress_us_per_conn", "receipt_us", "ping_us", "client_kib_per_conn"}
 
 
 @dataclass
@@ -230,17 +237,19 @@ def plan_capacity(i: CapacityInputs) -> CapacityPlan:
                   f"{FD_SLACK} spare), rounded up", connections=n,
                   conns_per_worker=i.conns_per_worker, fd_limit=i.fd_limit)
     held = n / workers
-    add("fan-out CPU per broadcast, per worker", round(held * i.send_us_per_conn / 1e3, 1),
-        "ms", "connections per worker x worker CPU per connection per broadcast (a floor "
-        "for the broadcast's latency)", conns_per_worker=round(held),
-        send_us_per_conn=i.send_us_per_conn)
+    compress_us = i.compress_us_per_conn if i.compression == "deflate" else 0.0
+    per_send = i.send_us_per_conn + compress_us
+    add("fan-out CPU per broadcast, per worker", round(held * per_send / 1e3, 1), "ms",
+        "connections per worker x (CPU per send + per-connection compression with "
+        "deflate) (a floor for the broadcast's latency)", conns_per_worker=round(held),
+        send_us_per_conn=i.send_us_per_conn, compress_us_per_conn=compress_us)
     pings_per_s = n / i.ping_interval_s
-    fanout_cores = i.broadcasts_per_s * n * i.send_us_per_conn / 1e6
+    fanout_cores = i.broadcasts_per_s * n * per_send / 1e6
     ping_cores = pings_per_s * i.ping_us / 1e6
     busy = add("server cores busy (fan-out + heartbeat)", round(fanout_cores + ping_cores, 2),
-               "cores", "broadcasts/s x connections x CPU per send + pings/s x CPU per "
-               "ping round", broadcasts_per_s=i.broadcasts_per_s,
-               send_us_per_conn=i.send_us_per_conn, ping_interval_s=i.ping_interval_s,
+               "cores", "broadcasts/s x connections x (CPU per send + compression) + pings/s x "
+               "CPU per ping round", broadcasts_per_s=i.broadcasts_per_s,
+               cpu_us_per_conn=per_send, ping_interval_s=i.ping_interval_s,
                ping_us=i.ping_us)
     cores = max(workers, _ceil(busy / i.cpu_busy_max))
     by_cores = _ceil(cores / i.cores_per_host)
