@@ -9,9 +9,7 @@ process that started it, even when that process is killed.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from dask_support import dask_cluster as start_dask
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
@@ -36,7 +35,6 @@ from wslab.tune.sweep_dask import dask_runner
 pytest.importorskip("distributed", reason="Dask distributed is a dev dependency")
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-BIN = Path(sys.executable).parent
 SPACE = {
     "batching.strategy": ["none", "time"],
     "batching.interval_ms": [5, 20],
@@ -47,55 +45,13 @@ SPACE = {
 # with it): these differ between any two runs, local or not. Everything else is exact.
 MEASURED = ("cpu_us_per_msg", "vs_always_cpu_us_per_msg", "latency_p50_ms", "latency_p90_ms",
             "latency_p95_ms", "latency_p99_ms", "latency_max_ms")
-START_TIMEOUT_S = 60.0
-
-
-def _group(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as handle:
-        return subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1; their address."""
-    folder = tmp_path_factory.mktemp("dask")
-    info = folder / "scheduler.json"
-    procs = [_group([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                     "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(info)],
-                    folder / "scheduler.log")]
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not info.exists() or not info.read_text().strip():
-            assert procs[0].poll() is None, (folder / "scheduler.log").read_text()
-            assert time.monotonic() < deadline, "the Dask scheduler did not start"
-            time.sleep(0.2)
-        address = json.loads(info.read_text())["address"]
-        assert address.startswith("tcp://127.0.0.1:")
-        for n in range(2):
-            procs.append(_group([str(BIN / "dask"), "worker", address, "--nworkers", "1",
-                                 "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard",
-                                 "--local-directory", str(folder / f"w{n}")],
-                                folder / f"worker{n}.log"))
-        from distributed import Client
-
-        with Client(address, timeout=START_TIMEOUT_S, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=START_TIMEOUT_S)
+    with start_dask(tmp_path_factory.mktemp("dask")) as address:
         yield address
-    finally:
-        _stop(procs)
 
 
 @pytest.fixture(scope="module")

@@ -55,6 +55,9 @@ def scale(
     holders: Annotated[int | None, typer.Option(
         "--holders", min=1, help="client processes holding the connections (default: "
                                  "one per 5,000, at most 4)")] = None,
+    cluster: Annotated[str | None, typer.Option(
+        "--cluster", help="run the holders on Dask: 'local' (a LocalCluster) or a scheduler "
+                          "address tcp://HOST:PORT; the servers still run here")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Hold many connections over workers and measure ramp, memory, CPU and fan-out."""
@@ -69,6 +72,7 @@ def scale(
                         idle_s=idle, rate=rate, shared_broadcast=shared, gc_freeze=gc_freeze,
                         prepared_broadcast=not session_broadcast, holders=holders,
                         nginx_conf=nginx_conf if balancer == "nginx" else None)
+    opts.cluster = cluster
     say = None if json_out else (lambda m: err.print(f"[dim]{m}[/dim]"))
     summary: dict[str, Any]
     if storm:
@@ -96,10 +100,24 @@ def _table(summary: dict[str, Any]) -> Table:
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in summary.items():
-        if isinstance(value, dict):
+        if key == "clock_offsets":  # holders on Dask: one row each
+            for row in value:
+                table.add_row(f"clock of holder {row['holder']}", _clock(row))
+            continue
+        # a latency measured across clocks carries their remaining uncertainty
+        spread = summary.get(key.replace("_latency_ms", "_latency_uncertainty_ms"))
+        if isinstance(value, dict) and key.endswith("_latency_ms") and spread is not None:
+            value = ", ".join(f"{k} {fmt_value(v)} ± {spread:.3f}" for k, v in value.items())
+        elif isinstance(value, dict):
             value = ", ".join(f"{k} {fmt_value(v)}" for k, v in value.items())
         elif isinstance(value, list) and len(value) > 8:
             value = f"{len(value)} values"
         table.add_row(key, fmt_value(value))
     return table
 
+
+def _clock(row: dict[str, Any]) -> str:
+    where = f"pid {row['pid']} on {row.get('worker') or row['host']}"
+    if row.get("offset_ms") is None:
+        return where
+    return f"{where}: offset {row['offset_ms']:.3f} ± {row['uncertainty_ms']:.3f} ms"

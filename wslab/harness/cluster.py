@@ -1,6 +1,7 @@
 """The processes of a scale run: workers, load holders, a private redis-server, nginx.
 
-What lives here: :class:`Child` (a child process spoken to in JSON lines over
+What lives here: :class:`Channel` (a peer spoken to in JSON lines: ``ask``,
+``read_json``), :class:`Child` (a child process spoken to in JSON lines over
 stdin/stdout, tied to this process by ``lifeline`` so it dies with it even on SIGKILL,
 stopped with its whole process group; :func:`stop_children` stops several at once,
 :func:`python_child` starts one of wslab's own roles), :func:`need_binary`,
@@ -24,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,59 @@ def need_binary(name: str, package: str) -> str:
     return found
 
 
-class Child:
+class Channel:
+    """Something spoken to in JSON lines (``commands.py``): a :class:`Child` over its pipes,
+    or a holder on another machine over a socket (``scale_dask.py``); a run treats both
+    alike. Subclasses say how a line is read and written, and how the peer is stopped."""
+
+    what: str
+    pid: int
+
+    def readline(self, timeout: float) -> str:
+        """The next line (raises :class:`WslabError` if the peer ends or stays silent)."""
+        raise NotImplementedError
+
+    def _write(self, line: str) -> None:
+        """Write one line (with its newline); raise ``OSError`` if the peer is gone."""
+        raise NotImplementedError
+
+    def alive(self) -> bool:
+        """Still there?"""
+        raise NotImplementedError
+
+    def send(self, sig: int = signal.SIGTERM) -> None:
+        """Ask the peer to stop, without waiting."""
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM) -> int | None:
+        """Stop the peer, waiting up to ``timeout``; its exit code if known."""
+        raise NotImplementedError
+
+    def read_json(self, timeout: float) -> dict[str, Any]:
+        """The next line, parsed."""
+        line = self.readline(timeout)
+        try:
+            value = json.loads(line)
+        except ValueError:
+            raise WslabError(f"{self.what} printed {line[:200]!r}, not JSON") from None
+        if isinstance(value, dict) and value.get("error"):
+            raise WslabError(f"{self.what}: {value['error']}")
+        return value if isinstance(value, dict) else {"value": value}
+
+    def ask(self, command: Command, timeout: float = 60.0) -> dict[str, Any]:
+        """Send one command and read one answer (an ``error`` answer raises)."""
+        try:
+            self._write(encode(command) + "\n")
+        except OSError:
+            raise WslabError(f"{self.what} is gone{self._gone()}") from None
+        return self.read_json(timeout)
+
+    def _gone(self) -> str:
+        """What to add to "is gone" (a process's exit code)."""
+        return ""
+
+
+class Child(Channel):
     """A child process in its own process group, spoken to in JSON lines.
 
     Args:
@@ -98,26 +152,13 @@ class Child:
             raise WslabError(f"{self.what} stopped: {self._error_tail()}")
         return line.strip()
 
-    def read_json(self, timeout: float) -> dict[str, Any]:
-        """The next line, parsed."""
-        line = self.readline(timeout)
-        try:
-            value = json.loads(line)
-        except ValueError:
-            raise WslabError(f"{self.what} printed {line[:200]!r}, not JSON") from None
-        if isinstance(value, dict) and value.get("error"):
-            raise WslabError(f"{self.what}: {value['error']}")
-        return value if isinstance(value, dict) else {"value": value}
+    def _gone(self) -> str:
+        return f" (exit code {self.proc.poll()})"
 
-    def ask(self, command: Command, timeout: float = 60.0) -> dict[str, Any]:
-        """Send one command and read one answer (an ``error`` answer raises)."""
+    def _write(self, line: str) -> None:
         assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(encode(command) + "\n")
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise WslabError(f"{self.what} is gone (exit code {self.proc.poll()})") from None
-        return self.read_json(timeout)
+        self.proc.stdin.write(line)
+        self.proc.stdin.flush()
 
     def send(self, sig: int = signal.SIGTERM) -> None:
         """Send ``sig`` to the process group if the process still runs."""
@@ -144,7 +185,7 @@ class Child:
         return self.proc.returncode
 
 
-def stop_children(children: list[Child], timeout: float) -> None:
+def stop_children(children: Sequence[Channel], timeout: float) -> None:
     """Signal every child's group at once, wait for all until one deadline, then SIGKILL
     the groups left (an error stopping one does not keep the others running)."""
     for child in children:

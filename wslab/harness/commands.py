@@ -11,8 +11,8 @@ here: what a command does (the worker's and holder's handlers in ``procs.py``), 
 A command is one JSON object per line, ``{"cmd": NAME, FIELD: VALUE, ...}``; each gets
 exactly one JSON line back, or ``{"error": "..."}``. Workers answer ``broadcast``,
 ``direct``, ``stats``, ``purge`` and ``quit``; holders print a :class:`Ready` line after
-their ramp and then answer ``count``, ``wait``, ``report`` and ``close`` (``quit`` and
-``close`` answer ``{"ok": true}`` and end the process's command loop).
+their ramp and then answer ``count``, ``wait``, ``report``, ``clock`` and ``close``
+(``quit`` and ``close`` answer ``{"ok": true}`` and end the process's command loop).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class Cmd(StrEnum):
     WAIT = "wait"
     REPORT = "report"
     CLOSE = "close"
+    CLOCK = "clock"
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,19 @@ class Close:
     cmd: ClassVar[Cmd] = Cmd.CLOSE
 
 
-Command = Broadcast | Direct | Stats | Purge | Quit | Count | Wait | Report | Close
+@dataclass(frozen=True)
+class Clock:
+    """Holder: its clock's reading now (:class:`Clocked`), for the coordinator's offset
+    estimate (``clock.py``)."""
+
+    cmd: ClassVar[Cmd] = Cmd.CLOCK
+
+
+Command = Broadcast | Direct | Stats | Purge | Quit | Count | Wait | Report | Close | Clock
 COMMANDS: dict[Cmd, type[Command]] = {c.cmd: c for c in (
-    Broadcast, Direct, Stats, Purge, Quit, Count, Wait, Report, Close)}
+    Broadcast, Direct, Stats, Purge, Quit, Count, Wait, Report, Close, Clock)}
 WORKER_COMMANDS = frozenset({Cmd.BROADCAST, Cmd.DIRECT, Cmd.STATS, Cmd.PURGE, Cmd.QUIT})
-HOLDER_COMMANDS = frozenset({Cmd.COUNT, Cmd.WAIT, Cmd.REPORT, Cmd.CLOSE})
+HOLDER_COMMANDS = frozenset({Cmd.COUNT, Cmd.WAIT, Cmd.REPORT, Cmd.CLOSE, Cmd.CLOCK})
 _TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,)}
 
 
@@ -253,6 +262,13 @@ class Receipts(TypedDict):
     closed_early: int
     close_codes: dict[str, int]
     other_messages: int
+
+
+class Clocked(TypedDict):
+    """``clock``'s answer: the holder's ``time.monotonic()`` when it read the command (the
+    clock its receipts are stamped on)."""
+
+    t: float
 
 
 A = TypeVar("A")

@@ -16,6 +16,11 @@ The steps, in order: a redis-server if needed, the workers (and nginx), a CPU an
 baseline, the holders' ramp, idle with heartbeats, an optional worker kill (its
 connections purged from the registry), broadcasts, direct messages, then every holder's
 receipts.
+
+With ``cluster`` set the holders run as tasks on Dask workers (``scale_dask.py``) and are
+spoken to over sockets in the same lines; their clocks are measured right after the ramp
+and after the last receipt, and their times are moved onto this machine's clock before
+the figures are made.
 """
 
 from __future__ import annotations
@@ -28,12 +33,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
 from wslab.harness import commands as c
 from wslab.harness.cluster import (
+    Channel,
     Child,
     NginxFront,
     RedisServer,
@@ -55,6 +61,9 @@ from wslab.harness.scale_options import NginxConf as NginxConf  # re-exported
 from wslab.harness.scale_options import ScaleOptions as ScaleOptions  # re-exported
 from wslab.harness.scale_summary import Collected, Ramp, Samples, summarise
 from wslab.harness.scale_summary import merge_counts as merge_counts  # re-exported
+
+if TYPE_CHECKING:
+    from wslab.harness.scale_dask import DaskHolders
 
 Progress = Callable[[str], None]
 BALANCERS = ("reuseport", "nginx")
@@ -83,7 +92,8 @@ class ScaleRun:
         self.redis_nodes: list[Child] = []  # a private Redis Cluster's (redis-cluster)
         self.nginx: NginxFront | None = None
         self.workers: list[Child] = []
-        self.holders: list[Child] = []
+        self.holders: list[Channel] = []
+        self.remote: DaskHolders | None = None  # holders on Dask (``cluster``)
         self.url = ""
 
     def stop(self, grace: float | None = None) -> None:
@@ -100,6 +110,8 @@ class ScaleRun:
             stop_children(nginx, 10)
             stop_children(self.workers, 15)
             stop_children(redis, 5)
+        if self.remote is not None:  # hangs up on its holders, closes the Dask session
+            self.remote.close()
         import shutil
 
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -156,6 +168,16 @@ class ScaleRun:
             base, extra = divmod(plan.connections, self.opts.holders)
             counts = [base + (i < extra) for i in range(self.opts.holders)]
         addrs = plan.source_addresses
+        if self.opts.cluster:
+            from wslab.harness.scale_dask import DaskHolders
+
+            self.remote = DaskHolders(self.opts.cluster, self.opts.callback_host)
+            self.holders = list(self.remote.start(self.url, self.config, plan.connections,
+                                                  self.opts.holders, addrs, self.opts.rate))
+            self.say("holders on Dask: " + ", ".join(
+                f"{h.what} ({n['connections']} connections)"
+                for h, n in zip(self.holders, self.remote.rows(), strict=True)))
+            return
         for p, n in enumerate(counts):
             mine = addrs[p::len(counts)] or addrs
             args = ["holder", "--url", self.url, "--config", str(cfg_path), "--connections",
@@ -175,7 +197,18 @@ class ScaleRun:
         """Every holder's line once its ramp is over (waiting ``timeout_s`` plus a second
         per RAMP_FLOOR connections: a loaded machine opens 50,000 slowly, not wrongly)."""
         wait = self.opts.timeout_s + self.opts.connections / RAMP_FLOOR
-        return [c.expect(c.Ready, h.read_json(wait), h.what) for h in self.holders]
+        readies = [c.expect(c.Ready, h.read_json(wait), h.what) for h in self.holders]
+        if self.remote is not None:
+            self.remote.clock_before()
+        return readies
+
+    def reports(self) -> list[c.Receipts]:
+        """Every holder's receipts (remote holders' clocks measured once more after)."""
+        reports = [c.expect(c.Receipts, h.ask(c.Report(), timeout=120), h.what)
+                   for h in self.holders]
+        if self.remote is not None:
+            self.remote.clock_after()
+        return reports
 
     def counts(self) -> list[c.Counted]:
         """Every holder's counts now."""
@@ -199,6 +232,10 @@ def _resolve(config: TuningConfig, opts: ScaleOptions) -> tuple[str, LoadPlan]:
         raise WslabError("holders must be between 1 and the number of connections")
     if opts.connections < 1 or opts.workers < 1:
         raise WslabError("connections and workers must be at least 1")
+    if opts.cluster is not None:
+        from wslab.harness.dask_cluster import parse_cluster
+
+        parse_cluster(opts.cluster)  # a malformed address fails before anything starts
     broker = opts.broker or ("redis" if opts.workers > 1 else "memory")
     if broker == "memory" and opts.workers > 1:
         raise WslabError("an in-memory broker cannot fan out across worker processes; "
@@ -265,7 +302,8 @@ def _execute(run: ScaleRun, broker: str, plan: LoadPlan) -> ScaleResult:
     say(f"opening {opts.connections} connections from {plan.client_processes} process(es), "
         f"{len(plan.source_addresses)} source address(es)")
     run.start_holders(plan)
-    ramp = Ramp(run.ready())
+    readies = run.ready()
+    ramp = Ramp(readies)
     time.sleep(1.0)
     held = [s.get("held", 0) for s in run.worker_stats()]
     samples.idle_a = [s.sample() for s in samplers]
@@ -275,7 +313,8 @@ def _execute(run: ScaleRun, broker: str, plan: LoadPlan) -> ScaleResult:
     died = _kill_and_purge(run, held)
     origin = next(w for w in run.workers if w.alive())
     say(f"{opts.broadcasts} broadcast(s) of {opts.message_size} B")
-    holder_samplers = [ProcessSampler(h.pid) for h in run.holders]
+    holder_samplers = [ProcessSampler(h.pid) for h in run.holders
+                       if isinstance(h, Child)]  # a remote holder's pid is not ours
     samples.cpu_a = _sample(samplers, run.workers)
     samples.holders_a = [s.sample() for s in holder_samplers]
     c.expect(c.Sent, origin.ask(c.Broadcast(count=opts.broadcasts, size=opts.message_size,
@@ -295,10 +334,13 @@ def _execute(run: ScaleRun, broker: str, plan: LoadPlan) -> ScaleResult:
         time.sleep(0.05)
     samples.after = _sample(samplers, run.workers)
     stats = run.worker_stats()
-    reports = [c.expect(c.Receipts, h.ask(c.Report(), timeout=120), h.what)
-               for h in run.holders]
+    reports = run.reports()
+    clocks: list[dict[str, Any]] = []
+    if run.remote is not None:  # every holder's times onto this machine's clock
+        readies, reports = run.remote.corrected(readies, reports)
+        ramp, clocks = Ramp(readies), run.remote.rows()
     summary = summarise(opts, broker, plan, ramp, samples,
-                        Collected(held, stats, reports, directs, died))
+                        Collected(held, stats, reports, directs, died, clocks))
     return ScaleResult(summary, plan, stats)
 
 

@@ -42,3 +42,6 @@ class ScaleOptions:
     prepared_broadcast: bool = True
     holders: int | None = None  # holder processes (None: the plan's, at most 4)
     nginx_conf: NginxConf | None = None  # needed with balancer nginx
+    # Holders as tasks on Dask: ``local`` or a scheduler address (None: processes here).
+    cluster: str | None = None
+    callback_host: str = "127.0.0.1"  # where the Dask holders reach this machine

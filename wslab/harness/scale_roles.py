@@ -255,6 +255,8 @@ async def _holder_command(cmd: c.Command, client: HoldClient) -> Any:
         return c.Receipts(receipts=stats.receipts,  # type: ignore[typeddict-item]
                           alive=sorted(client.open), closed_early=stats.closed_early,
                           close_codes=stats.close_codes, other_messages=client.other_messages)
+    if isinstance(cmd, c.Clock):  # the clock every receipt is stamped on
+        return c.Clocked(t=time.monotonic())
     if isinstance(cmd, c.Close):
         await client.close()
         return None

@@ -24,6 +24,14 @@ connections open from ramp to report: each must receive every broadcast once, in
 | ``holder_broadcast_cpu_s``    | the holders' CPU over the same span                     |
 | ``lost`` ... ``reordered``    | broadcasts on connections open from ramp to report      |
 | ``direct_latency_ms``         | every direct-message receipt                            |
+| ``*_latency_uncertainty_ms``  | holders on Dask: the largest clock uncertainty among    |
+|                               | the holders that had receipts of that kind              |
+| ``clock_offsets``             | holders on Dask: host, worker, pid, offset, uncertainty |
+
+Holders on Dask workers stamp receipts on their own host's clock; by the time the figures
+are made every such time has been moved onto the coordinator's clock (``scale_dask.py``),
+and what is left of the clocks' disagreement is the uncertainty reported beside each
+latency figure (None: every holder ran here, on the workers' own clock).
 """
 
 from __future__ import annotations
@@ -88,6 +96,8 @@ class Collected:
     reports: list[Receipts]  # each holder's report
     directs: DirectSent
     died: list[dict[str, Any]]
+    # holders on Dask: where each ran, its clock offset and uncertainty (``scale_dask.py``)
+    clocks: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _cpu(a: Sampled, b: Sampled) -> float:
@@ -142,6 +152,7 @@ def summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, ramp: Ramp, sampl
             by_seq.setdefault(r[3], []).append((r[5] - r[4]) * 1e3)
     b_lat = [lat for lats in by_seq.values() for lat in lats]
     integrity = broadcast_integrity(receipts, alive, opts.broadcasts)
+    clocks = got.clocks
     ramp_s = [t - started for t in done]
     per_second = np.bincount(np.floor(ramp_s).astype(int)).tolist() if ramp_s else []
     live = [i for i, a in enumerate(after) if a is not None]
@@ -174,7 +185,9 @@ def summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, ramp: Ramp, sampl
         "idle_cpu_percent": 100 * idle_cpu / opts.idle_s if opts.idle_s else None,
         "broadcasts": opts.broadcasts, "message_size": opts.message_size,
         "broadcast_interval_s": opts.broadcast_interval_s,
-        "broadcast_latency_ms": percentiles(b_lat), "broadcast_receipts": len(b_lat),
+        "broadcast_latency_ms": percentiles(b_lat),
+        "broadcast_latency_uncertainty_ms": _uncertainty(clocks, receipts, "b"),
+        "broadcast_receipts": len(b_lat),
         "broadcast_p99_ms_each": [round(p, 3) for k in sorted(by_seq)
                                   if (p := percentiles(by_seq[k])["p99"]) is not None],
         # the worker's own part: handing each broadcast to all its connections
@@ -203,6 +216,9 @@ def summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, ramp: Ramp, sampl
         **integrity,
         "directs_sent": directs["sent"], "direct_routes": directs.get("routes", {}),
         "directs_received": len(d_lat), "direct_latency_ms": percentiles(d_lat),
+        "direct_latency_uncertainty_ms": _uncertainty(clocks, receipts, "d"),
+        "clock_uncertainty_ms": max((k["uncertainty_ms"] for k in clocks), default=None),
+        "clock_offsets": clocks,
         "registered": live_stats[0].get("registered") if live_stats else None,
         "broker_publish_failed": sum(s.get("counts", {}).get("broker_publish_failed", 0)
                                      for s in live_stats),
@@ -210,6 +226,16 @@ def summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, ramp: Ramp, sampl
         "connections_lost": sum(r["closed_early"] for r in reports),
         "close_codes": merge_counts([r["close_codes"] for r in reports]),
     }
+
+
+def _uncertainty(clocks: list[dict[str, Any]], receipts: list[list[Any]],
+                 kind: str) -> float | None:
+    """The largest clock uncertainty (ms) among holders with receipts of ``kind``; None
+    when no holder's clock was estimated (all ran on the workers' machine)."""
+    if not clocks:
+        return None
+    holders = {r[0] for r in receipts if r[2] == kind}
+    return max((k["uncertainty_ms"] for k in clocks if k["holder"] in holders), default=0.0)
 
 
 def merge_counts(dicts: list[dict[str, int]]) -> dict[str, int]:
