@@ -68,9 +68,12 @@ def _nothing_left_running(cluster: RedisCluster) -> Iterator[None]:
 
 def _owner_of(name: str, cluster: RedisCluster) -> int:
     """The port of the primary owning ``name``'s hash slot, as the cluster says."""
+    return _owner_of_slot(cluster, key_slot(name.encode()))
+
+
+def _owner_of_slot(cluster: RedisCluster, slot: int) -> int:
     import redis
 
-    slot = key_slot(name.encode())
     client = redis.Redis(host="127.0.0.1", port=cluster.ports[0])
     try:
         shards = client.execute_command("CLUSTER", "SLOTS")
@@ -165,6 +168,59 @@ def test_each_message_is_an_spublish_on_the_owning_shard_only(cluster: RedisClus
     got = asyncio.run(run())
     for channel, messages in got.items():
         assert messages == [b"%s/%d" % (channel.encode(), n) for n in range(per_channel)]
+
+
+def _move_slot(cluster: RedisCluster, slot: int, to_port: int) -> None:
+    """Hand an empty slot to another primary, as resharding does (IMPORTING, MIGRATING,
+    then NODE on every node)."""
+    import redis
+
+    clients = {p: redis.Redis(host="127.0.0.1", port=p) for p in cluster.ports}
+    try:
+        ids = {p: c.execute_command("CLUSTER", "MYID").decode() for p, c in clients.items()}
+        from_port = _owner_of_slot(cluster, slot)
+        clients[to_port].execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING",
+                                         ids[from_port])
+        clients[from_port].execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING",
+                                           ids[to_port])
+        for port in (to_port, from_port, *cluster.ports):
+            clients[port].execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[to_port])
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+def test_a_channel_follows_its_slot_to_another_node(cluster: RedisCluster) -> None:
+    channel = f"t:moving:{os.getpid()}"
+    slot = key_slot(channel.encode())
+    home = _owner_of(channel, cluster)
+    away = next(p for p in cluster.ports if p != home)
+
+    async def run() -> list[bytes]:
+        pub = await connect_broker("redis-cluster", cluster.url)
+        sub = await connect_broker("redis-cluster", cluster.url)
+        got: list[bytes] = []
+        try:
+            await sub.subscribe(channel, got.append)
+            assert await pub.publish(channel, b"before")
+            await _until(lambda: got == [b"before"], 10, "the first message")
+            _move_slot(cluster, slot, away)
+            # The old owner tells the subscriber its shard channel is gone (SUNSUBSCRIBE);
+            # the broker follows it to the new owner.
+            await _until(lambda: _shardnumsub(away, [channel]) == {channel: 1}, 10,
+                         "the subscription on the new owner")
+            assert _shardnumsub(home, [channel]) == {channel: 0}
+            assert sub.counts["rerouted"] == 1
+            for n in range(3):  # the publisher's slot map is stale: MOVED, then followed
+                assert await pub.publish(channel, b"after %d" % n)
+            await _until(lambda: len(got) == 4, 10, "the messages after the move")
+        finally:
+            await pub.close()
+            await sub.close()
+            _move_slot(cluster, slot, home)  # the other tests expect the first layout
+        return got
+
+    assert asyncio.run(run()) == [b"before", b"after 0", b"after 1", b"after 2"]
 
 
 class Workers:
