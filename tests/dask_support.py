@@ -2,7 +2,8 @@
 
 :func:`dask_cluster` starts the scheduler and ``workers`` single-threaded workers, each
 its own process group on 127.0.0.1, waits until they joined, yields the scheduler's
-address, and stops every one of them (SIGTERM, then SIGKILL) however the block ends.
+address, and stops every one of them (SIGTERM, then SIGKILL) however the block ends; they
+also get SIGTERM if the test process dies (``lifeline``).
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from wslab.harness import lifeline
+
 BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 60.0
 
 
 def _group(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
+    # tied to the test process: a pytest killed outright leaves no cluster behind
     with open(log, "wb") as handle:
-        return subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return lifeline.popen(cmd, stdout=handle, stderr=subprocess.STDOUT,
+                              start_new_session=True, death_signal=signal.SIGTERM)
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:

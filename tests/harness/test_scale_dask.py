@@ -113,6 +113,23 @@ def test_4000_connections_over_two_dask_workers_lose_nothing(scheduler: str) -> 
     assert 0 < s["broadcast_latency_ms"]["p50"] <= s["broadcast_latency_ms"]["max"] < 10_000
 
 
+def test_a_local_cluster_holds_and_leaves_nothing_running() -> None:
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    s = run_scale(TuningConfig(), ScaleOptions(connections=200, broadcasts=2, directs=3,
+                                               idle_s=0.2, cluster="local")).summary
+    assert s["opened"] == 200 and s["broadcast_receipts"] == 400 and s["lost"] == 0
+    rows = s["clock_offsets"]
+    assert len({r["worker"] for r in rows}) == len(rows) == 2  # a LocalCluster of 2 cores
+    assert all(abs(r["offset_ms"]) <= r["uncertainty_ms"] + 0.01 for r in rows)
+    assert s["holder_broadcast_cpu_s"] is None  # not sampled: the holders are not ours
+    time.sleep(1.0)
+    # (multiprocessing's resource tracker, started once per process, stays by design)
+    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before
+            and p.status() != psutil.STATUS_ZOMBIE
+            and "resource_tracker" not in " ".join(p.cmdline())]
+    assert not left, [p.cmdline() for p in left]
+
+
 def test_the_cli_prints_the_uncertainty_beside_each_latency(
         scheduler: str, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,6 +147,13 @@ def test_the_cli_prints_the_uncertainty_beside_each_latency(
         assert len(re.findall(r"\d ± \d+\.\d{3}", row)) == 5, row  # p50 .. max, each ±
     assert len(re.findall(r"clock of holder \d", out)) == 2
     assert re.search(r"offset -?\d+\.\d{3} ± \d+\.\d{3} ms", out)
+
+
+def test_more_holders_than_worker_threads_fail_at_once(scheduler: str) -> None:
+    start = time.monotonic()
+    with pytest.raises(WslabError, match=r"3 holders need 3 Dask worker threads.* has 2"):
+        run_scale(TuningConfig(), ScaleOptions(connections=30, holders=3, cluster=scheduler))
+    assert time.monotonic() - start < 20  # not after the callback timeout
 
 
 def test_a_malformed_cluster_fails_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,8 @@
 What lives here, on the coordinator's side: :class:`RemoteHolder` (a holder on a Dask
 worker, spoken to over a TCP socket in the same JSON lines as a local one: a
 :class:`~wslab.harness.cluster.Channel`), :class:`DaskHolders` (the cluster session, the
-listener the holders call back to, one task per holder pinned to a worker in turn), the
+listener the holders call back to, one task per holder pinned to a worker thread, workers
+in turn), the
 clock bursts before the first broadcast and after the last receipt, and the correction of
 the holders' times onto the coordinator's clock. What must not live here: the task on the
 worker (``holder_relay.py``), the offset arithmetic (``clock.py``), the run's steps
@@ -161,17 +162,23 @@ class DaskHolders:
         self.placed: list[Placed] = []
         self._accepted: list[RemoteHolder] = []
 
-    def workers(self) -> list[str]:
-        """The workers' addresses, sorted (holder ``p`` goes to worker ``p mod n``)."""
-        info = self.session.client.scheduler_info(n_workers=-1)
-        return sorted(info.get("workers", {}))
+    def slots(self) -> list[str]:
+        """One entry per worker thread, workers in turn: holder ``p`` runs on slot ``p``.
+        A holder's task holds its thread for the whole run, so there must be enough."""
+        info = self.session.client.scheduler_info(n_workers=-1).get("workers", {})
+        threads = {addr: int(w.get("nthreads", 1)) for addr, w in info.items()}
+        return [addr for turn in range(max(threads.values(), default=0))
+                for addr in sorted(threads) if threads[addr] > turn]
 
     def start(self, url: str, config: TuningConfig, connections: int, holders: int | None,
               sources: list[str], rate: float) -> list[RemoteHolder]:
         """Submit one holder task per share (default: one per worker) and wait until each
         called back; the holders then ramp on their own."""
-        workers = self.workers()
-        n = holders or len(workers)
+        slots = self.slots()
+        n = holders or len(set(slots))
+        if n > len(slots):
+            raise WslabError(f"{n} holders need {n} Dask worker threads (each holds one for "
+                             f"the whole run); the cluster has {len(slots)}")
         if sources and len(sources) < n:  # each holder (each host) its own source addresses
             sources = [f"127.0.0.{2 + i}" for i in range(min(n, 250))]
         base, extra = divmod(connections, n)
@@ -184,7 +191,7 @@ class DaskHolders:
                               sources=sources[p::n] or sources)
             self.futures.append(client.submit(
                 run_holder, (host, port), self.token, spec, key=f"wslab-holder-{p}-"
-                f"{self.token}", workers=[workers[p % len(workers)]],
+                f"{self.token}", workers=[slots[p]],
                 allow_other_workers=False, pure=False))
         got = self._accept(n)
         self.placed = [Placed(h) for h in sorted(got, key=lambda h: h.index)]

@@ -44,4 +44,6 @@ class ScaleOptions:
     nginx_conf: NginxConf | None = None  # needed with balancer nginx
     # Holders as tasks on Dask: ``local`` or a scheduler address (None: processes here).
     cluster: str | None = None
-    callback_host: str = "127.0.0.1"  # where the Dask holders reach this machine
+    # The address the Dask holders call back to (the coordinator's listener). The servers
+    # still listen on loopback, so holders on other hosts need a fleet they can reach.
+    callback_host: str = "127.0.0.1"

@@ -164,7 +164,8 @@ def summarise(opts: ScaleOptions, broker: str, plan: LoadPlan, ramp: Ramp, sampl
             rss_growth += end.rss_kib - base.rss_kib
     idle_cpu = _cpu(samples.idle_a, samples.idle_b)
     bcast_cpu = _cpu(samples.cpu_a, samples.cpu_b)
-    holder_cpu = _cpu(samples.holders_a, samples.holders_b)
+    # holders on Dask run on other hosts: their CPU is not sampled here (None)
+    holder_cpu = _cpu(samples.holders_a, samples.holders_b) if samples.holders_a else None
     live_stats = [s for s in stats if not s.get("dead")]
     directs, died = got.directs, got.died
     return {
