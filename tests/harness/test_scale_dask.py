@@ -156,10 +156,13 @@ def test_more_holders_than_worker_threads_fail_at_once(scheduler: str) -> None:
     assert time.monotonic() - start < 20  # not after the callback timeout
 
 
-def test_a_malformed_cluster_fails_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli_run(["scale", "--cluster", "http://nowhere", "-n", "10"])
+@pytest.mark.parametrize("extra", [[], ["--storm"], ["--memory-matrix"]])
+def test_a_malformed_or_misplaced_cluster_fails_in_one_line(
+        extra: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    where = "local" if extra else "http://nowhere"
+    code = cli_run(["scale", "--cluster", where, "-n", "10", *extra])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "--cluster" in err
+    assert code == 2 and len(err.splitlines()) == 1 and "--cluster" in err, err
 
 
 COORDINATOR = """

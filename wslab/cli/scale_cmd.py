@@ -73,6 +73,11 @@ def scale(
                         prepared_broadcast=not session_broadcast, holders=holders,
                         nginx_conf=nginx_conf if balancer == "nginx" else None)
     opts.cluster = cluster
+    if cluster is not None and (storm or memory):
+        from wslab.errors import WslabError
+
+        raise WslabError("--cluster runs the holders of the main run on Dask; "
+                         "--storm and --memory-matrix run on this machine only")
     say = None if json_out else (lambda m: err.print(f"[dim]{m}[/dim]"))
     summary: dict[str, Any]
     if storm:
