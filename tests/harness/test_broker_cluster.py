@@ -32,8 +32,7 @@ from services import program
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
 from wslab.harness import commands as cmds
-from wslab.harness.broker import connect_broker
-from wslab.harness.broker_cluster import parse_seeds
+from wslab.harness.broker_cluster import connect_cluster_broker, parse_seeds
 from wslab.harness.cluster import Child, free_port, python_child
 from wslab.harness.holder import HoldClient
 from wslab.harness.redis_cluster import ClusterNodeProcess, RedisCluster, cluster_info
@@ -119,8 +118,21 @@ def test_seeds_parse_and_bad_ones_are_one_line() -> None:
             parse_seeds(bad)
     url = f"redis://127.0.0.1:{free_port()}"
     with pytest.raises(WslabError) as info:
-        asyncio.run(connect_broker("redis-cluster", url))
+        asyncio.run(connect_cluster_broker(url))
     assert "cannot reach the Redis Cluster" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_scale_refuses_an_unknown_broker_and_an_unreachable_cluster_in_one_line() -> None:
+    with pytest.raises(WslabError, match=r"unknown broker 'kafka'; known: memory, redis, "
+                                         r"redis-cluster"):
+        run_scale(CONFIG, ScaleOptions(connections=10, workers=2, broker="kafka"))
+    port = free_port()
+    with pytest.raises(WslabError) as info:
+        run_scale(CONFIG, ScaleOptions(connections=10, workers=2, broker="redis-cluster",
+                                       redis_url=f"redis://127.0.0.1:{port}"))
+    message = str(info.value)
+    assert f"cannot reach the Redis Cluster at 127.0.0.1:{port}" in message, message
+    assert "\n" not in message
 
 
 def test_each_message_is_an_spublish_on_the_owning_shard_only(cluster: RedisCluster) -> None:
@@ -135,8 +147,8 @@ def test_each_message_is_an_spublish_on_the_owning_shard_only(cluster: RedisClus
 
     async def run() -> dict[str, list[bytes]]:
         # The publisher knows only the first node, the subscriber only the last.
-        pub = await connect_broker("redis-cluster", f"redis://127.0.0.1:{cluster.ports[0]}")
-        sub = await connect_broker("redis-cluster", f"redis://127.0.0.1:{cluster.ports[2]}")
+        pub = await connect_cluster_broker(f"redis://127.0.0.1:{cluster.ports[0]}")
+        sub = await connect_cluster_broker(f"redis://127.0.0.1:{cluster.ports[2]}")
         got: dict[str, list[bytes]] = {c: [] for c in channels.values()}
         try:
             for channel in channels.values():
@@ -197,8 +209,8 @@ def test_a_channel_follows_its_slot_to_another_node(cluster: RedisCluster) -> No
     away = next(p for p in cluster.ports if p != home)
 
     async def run() -> list[bytes]:
-        pub = await connect_broker("redis-cluster", cluster.url)
-        sub = await connect_broker("redis-cluster", cluster.url)
+        pub = await connect_cluster_broker(cluster.url)
+        sub = await connect_cluster_broker(cluster.url)
         got: list[bytes] = []
         try:
             await sub.subscribe(channel, got.append)

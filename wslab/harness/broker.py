@@ -7,7 +7,8 @@ What lives here: the :class:`Broker` protocol (``publish(channel, data)``,
 that Redis answers before a run starts (a clear one-line error naming the URL otherwise),
 and :func:`jittered_backoff`, the retry delay shared with the reconnecting clients.
 What must not live here: starting ``redis-server`` (``cluster.py``), the connection
-registry (``registry.py``), anything about WebSocket connections.
+registry (``registry.py``), the sharded broker on a Redis Cluster (``broker_cluster.py``,
+which builds on this module), anything about WebSocket connections.
 
 Redis pub/sub is fire-and-forget: a message published while a subscriber is not yet
 subscribed is lost. :meth:`RedisBroker.subscribe` therefore returns only once Redis has
@@ -32,13 +33,10 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from wslab.errors import WslabError
-
-if TYPE_CHECKING:
-    from wslab.harness.broker_cluster import RedisClusterBroker
 
 Callback = Callable[[bytes], None]
 ReconnectHook = Callable[[], Awaitable[None]]
@@ -347,27 +345,18 @@ class RedisBroker:
                 await client.aclose()
 
 
-async def connect_broker(kind: str, url: str | None = None
-                         ) -> MemoryBroker | RedisBroker | RedisClusterBroker:
-    """A ready broker: ``memory``; ``redis`` at ``url``; ``redis-cluster`` (sharded
-    pub/sub, ``broker_cluster.py``) at the seed nodes in ``url``. Redis is checked to
-    answer.
+async def connect_broker(kind: str, url: str | None = None) -> MemoryBroker | RedisBroker:
+    """A ready broker: ``memory``, or ``redis`` at ``url`` (checked to answer).
 
     Raises:
         WslabError: Unknown kind, no URL for Redis, or Redis unreachable.
     """
     if kind == "memory":
         return MemoryBroker()
-    if kind not in ("redis", "redis-cluster"):
-        raise WslabError(f"unknown broker {kind!r}; known: memory, redis, redis-cluster")
+    if kind != "redis":
+        raise WslabError(f"unknown broker {kind!r}; known: memory, redis")
     if not url:
-        raise WslabError(f"the {kind} broker needs a URL (redis://HOST:PORT)")
-    if kind == "redis-cluster":
-        from wslab.harness.broker_cluster import RedisClusterBroker
-
-        cluster = RedisClusterBroker(url)
-        await cluster.check()
-        return cluster
+        raise WslabError("the redis broker needs a URL (redis://HOST:PORT)")
     broker = RedisBroker(url)
     await broker.check()
     return broker

@@ -99,6 +99,19 @@ def cluster_registry(redis: Any, namespace: str) -> Any:
     return RedisRegistry(redis, "{" + namespace + "}")
 
 
+async def connect_cluster_broker(url: str | None) -> RedisClusterBroker:
+    """A ready :class:`RedisClusterBroker` (slot map learnt, every primary connected).
+
+    Raises:
+        WslabError: No or bad seeds, or the cluster unreachable (one line).
+    """
+    if not url:
+        raise WslabError("the redis-cluster broker needs seed nodes (redis://HOST:PORT,...)")
+    broker = RedisClusterBroker(url)
+    await broker.check()
+    return broker
+
+
 @dataclass(eq=False)
 class _Link:
     """The subscriber connection to one primary and the channels subscribed there."""
@@ -157,16 +170,6 @@ class RedisClusterBroker:
     def up(self) -> bool:
         """Whether every node's connection is up."""
         return all(link.up.is_set() for link in self._links.values())
-
-    @property
-    def published(self) -> int:
-        """Messages a shard accepted."""
-        return self.counts["published"]
-
-    @property
-    def delivered(self) -> int:
-        """Messages received from the shards and dispatched."""
-        return self.counts["delivered"]
 
     def owner(self, channel: str) -> str:
         """``host:port`` of the primary owning ``channel``'s slot (from the slot map)."""

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 BALANCERS = ("reuseport", "nginx")
+BROKERS = ("memory", "redis", "redis-cluster")
 RAMP_FLOOR = 200.0
 """Connections per second below which waiting for a ramp gives up (beyond ``timeout_s``)."""
 
@@ -237,6 +238,8 @@ def _resolve(config: TuningConfig, opts: ScaleOptions) -> tuple[str, LoadPlan]:
 
         parse_cluster(opts.cluster)  # a malformed address fails before anything starts
     broker = opts.broker or ("redis" if opts.workers > 1 else "memory")
+    if broker not in BROKERS:
+        raise WslabError(f"unknown broker {broker!r}; known: {', '.join(BROKERS)}")
     if broker == "memory" and opts.workers > 1:
         raise WslabError("an in-memory broker cannot fan out across worker processes; "
                          "use --broker redis")

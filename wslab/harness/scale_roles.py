@@ -88,6 +88,7 @@ async def _command_loop(handle: Handler) -> None:
 
 def worker_role(args: argparse.Namespace) -> int:
     from wslab.harness.broker import connect_broker
+    from wslab.harness.broker_cluster import cluster_registry, connect_cluster_broker
     from wslab.harness.loadplan import raise_nofile
     from wslab.harness.registry import ClusterNode, MemoryRegistry, RedisRegistry
 
@@ -96,17 +97,16 @@ def worker_role(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         try:
-            broker = await connect_broker(args.broker, args.redis_url)
+            broker: Any = (await connect_cluster_broker(args.redis_url)
+                           if args.broker == "redis-cluster"
+                           else await connect_broker(args.broker, args.redis_url))
         except WslabError as exc:
             return fail(str(exc))
         registry: Any = MemoryRegistry()
         if args.broker == "redis":
-            registry = RedisRegistry(broker.redis, args.namespace)  # type: ignore[union-attr]
+            registry = RedisRegistry(broker.redis, args.namespace)
         elif args.broker == "redis-cluster":
-            from wslab.harness.broker_cluster import cluster_registry
-
-            registry = cluster_registry(broker.redis,  # type: ignore[union-attr]
-                                        args.namespace)
+            registry = cluster_registry(broker.redis, args.namespace)
         server = LiveServer(config, scenario="echo", host=args.host, port=args.port,
                             reuse_port=args.reuse_port, shared_broadcast=args.shared_broadcast,
                             record=False)  # integrity is counted at the holders
