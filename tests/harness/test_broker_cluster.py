@@ -18,6 +18,7 @@ lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -120,6 +121,51 @@ def test_seeds_parse_and_bad_ones_are_one_line() -> None:
     with pytest.raises(WslabError) as info:
         asyncio.run(connect_cluster_broker(url))
     assert "cannot reach the Redis Cluster" in str(info.value) and "\n" not in str(info.value)
+
+
+BY_HAND = """
+import sys, tempfile
+from pathlib import Path
+import wslab.harness.redis_cluster as rc
+rc.shutil.which = lambda name: None  # as on a host without redis-cli
+cluster = rc.RedisCluster(Path(tempfile.mkdtemp()))
+print(" ".join(str(c.pid) for c in cluster.children()), cluster.url, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_without_redis_cli_nodes_meet_by_hand_and_die_with_their_parent() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    parent = subprocess.Popen([sys.executable, "-c", BY_HAND], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    pids: list[int] = []
+    try:
+        assert parent.stdout is not None
+        *pid_words, url = parent.stdout.readline().split()
+        pids = [int(p) for p in pid_words]
+        ports = [s[1] for s in parse_seeds(url)]
+        assert len(pids) == 3 and len(ports) == 3
+        for port in ports:
+            info = cluster_info(port)
+            assert info["cluster_state"] == "ok" and info["cluster_known_nodes"] == "3"
+        assert cluster_info(ports[0])["cluster_slots_assigned"] == "16384"
+        parent.send_signal(signal.SIGKILL)  # no chance to stop anything itself
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+                  for p in pids):
+            assert time.monotonic() < deadline, "cluster nodes outlived their parent"
+            time.sleep(0.05)
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(5)
 
 
 def test_scale_refuses_an_unknown_broker_and_an_unreachable_cluster_in_one_line() -> None:
