@@ -11,13 +11,16 @@ against a fake clock with a known offset and lopsided delays.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +35,7 @@ from wslab.cli import run as cli_run
 from wslab.config import TuningConfig
 from wslab.errors import WslabError
 from wslab.harness.clock import Offset, bracket, estimate
+from wslab.harness.holder_relay import HolderSpec, run_holder
 from wslab.harness.scale import ScaleOptions, run_scale
 from wslab.harness.scale_dask import burst, shift_ready, shift_receipts
 
@@ -203,6 +207,34 @@ def test_killing_the_coordinator_leaves_no_holder_running(scheduler: str,
             and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert not left, f"holders outlived a killed coordinator: {left}"
     assert not _holders_under(list(workers.values()))
+
+
+def test_a_task_answers_the_clock_and_starts_no_holder_until_told() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        out: dict[str, Any] = {}
+        spec = HolderSpec(index=0, url="ws://127.0.0.1:9/", config_yaml="{}", connections=5)
+        task = threading.Thread(target=lambda: out.update(
+            run_holder(listener.getsockname()[:2], "tok", spec)))
+        task.start()
+        listener.settimeout(10)
+        conn, _peer = listener.accept()
+        with conn, conn.makefile("rwb") as lines:
+            conn.settimeout(10)
+            hello = json.loads(lines.readline())
+            assert hello["hello"] == "tok" and hello["index"] == 0
+            assert hello["worker"] is None  # not on a Dask worker here
+            sent = time.monotonic()
+            lines.write(b'{"cmd": "clock"}\n')
+            lines.flush()
+            theirs = json.loads(lines.readline())["t"]
+            assert sent <= theirs <= time.monotonic()  # this host's monotonic clock
+            lines.write(b'{"cmd": "count"}\n')
+            lines.flush()
+            assert "not started yet" in json.loads(lines.readline())["error"]
+            assert not _holders_under([os.getpid()])
+        task.join(10)  # hung up before ``start``: no holder, the task returns
+    assert not task.is_alive() and out["exit_code"] is None
+    assert out["stderr"].startswith("not started")
 
 
 # The offset arithmetic, against a clock whose truth the test knows.

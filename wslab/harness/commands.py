@@ -12,7 +12,9 @@ A command is one JSON object per line, ``{"cmd": NAME, FIELD: VALUE, ...}``; eac
 exactly one JSON line back, or ``{"error": "..."}``. Workers answer ``broadcast``,
 ``direct``, ``stats``, ``purge`` and ``quit``; holders print a :class:`Ready` line after
 their ramp and then answer ``count``, ``wait``, ``report``, ``clock`` and ``close``
-(``quit`` and ``close`` answer ``{"ok": true}`` and end the process's command loop).
+(``quit`` and ``close`` answer ``{"ok": true}`` and end the process's command loop). A
+holder on a Dask worker is first its task (``holder_relay.py``), which answers ``clock``
+on the same host's clock until ``start`` starts the holder process.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Cmd(StrEnum):
     REPORT = "report"
     CLOSE = "close"
     CLOCK = "clock"
+    START = "start"
 
 
 @dataclass(frozen=True)
@@ -130,11 +133,21 @@ class Clock:
     cmd: ClassVar[Cmd] = Cmd.CLOCK
 
 
-Command = Broadcast | Direct | Stats | Purge | Quit | Count | Wait | Report | Close | Clock
+@dataclass(frozen=True)
+class Start:
+    """Holder on Dask: its task, which answered ``clock`` until now, starts the holder
+    process (:class:`Started`); the holder's ``ready`` line follows after its ramp."""
+
+    cmd: ClassVar[Cmd] = Cmd.START
+
+
+Command = (Broadcast | Direct | Stats | Purge | Quit | Count | Wait | Report | Close | Clock
+           | Start)
 COMMANDS: dict[Cmd, type[Command]] = {c.cmd: c for c in (
-    Broadcast, Direct, Stats, Purge, Quit, Count, Wait, Report, Close, Clock)}
+    Broadcast, Direct, Stats, Purge, Quit, Count, Wait, Report, Close, Clock, Start)}
 WORKER_COMMANDS = frozenset({Cmd.BROADCAST, Cmd.DIRECT, Cmd.STATS, Cmd.PURGE, Cmd.QUIT})
-HOLDER_COMMANDS = frozenset({Cmd.COUNT, Cmd.WAIT, Cmd.REPORT, Cmd.CLOSE, Cmd.CLOCK})
+HOLDER_COMMANDS = frozenset({Cmd.COUNT, Cmd.WAIT, Cmd.REPORT, Cmd.CLOSE, Cmd.CLOCK,
+                             Cmd.START})
 _TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,)}
 
 
@@ -269,6 +282,13 @@ class Clocked(TypedDict):
     clock its receipts are stamped on)."""
 
     t: float
+
+
+class Started(TypedDict):
+    """``start``'s answer (from a Dask holder's task): the holder process it started."""
+
+    ok: bool
+    pid: int
 
 
 A = TypeVar("A")

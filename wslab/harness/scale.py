@@ -18,8 +18,8 @@ connections purged from the registry), broadcasts, direct messages, then every h
 receipts.
 
 With ``cluster`` set the holders run as tasks on Dask workers (``scale_dask.py``) and are
-spoken to over sockets in the same lines; their clocks are measured right after the ramp
-and after the last receipt, and their times are moved onto this machine's clock before
+spoken to over sockets in the same lines; their clocks are measured before the ramp and
+after the last receipt, and their times are moved onto this machine's clock before
 the figures are made.
 """
 
@@ -198,10 +198,7 @@ class ScaleRun:
         """Every holder's line once its ramp is over (waiting ``timeout_s`` plus a second
         per RAMP_FLOOR connections: a loaded machine opens 50,000 slowly, not wrongly)."""
         wait = self.opts.timeout_s + self.opts.connections / RAMP_FLOOR
-        readies = [c.expect(c.Ready, h.read_json(wait), h.what) for h in self.holders]
-        if self.remote is not None:
-            self.remote.clock_before()
-        return readies
+        return [c.expect(c.Ready, h.read_json(wait), h.what) for h in self.holders]
 
     def reports(self) -> list[c.Receipts]:
         """Every holder's receipts (remote holders' clocks measured once more after)."""

@@ -4,18 +4,17 @@ What lives here, on the coordinator's side: :class:`RemoteHolder` (a holder on a
 worker, spoken to over a TCP socket in the same JSON lines as a local one: a
 :class:`~wslab.harness.cluster.Channel`), :class:`DaskHolders` (the cluster session, the
 listener the holders call back to, one task per holder pinned to a worker thread, workers
-in turn), the
-clock bursts before the first broadcast and after the last receipt, and the correction of
-the holders' times onto the coordinator's clock. What must not live here: the task on the
-worker (``holder_relay.py``), the offset arithmetic (``clock.py``), the run's steps
+in turn), the clock bursts before the ramp and after the last receipt, and the correction
+of the holders' times onto the coordinator's clock. What must not live here: the task on
+the worker (``holder_relay.py``), the offset arithmetic (``clock.py``), the run's steps
 (``scale.py``), starting or reaching a cluster (``dask_cluster.py``).
 
 Clocks: the workers (servers) run on this machine and stamp each message with this
 machine's ``time.monotonic()``; a holder on another host stamps receipts with its own.
-Each holder's offset is measured by round trips of the ``clock`` command right after the
-ramp and again after the last receipt (``clock.bracket``); every receipt and ramp time is
-moved onto this machine's clock, and the uncertainty left is reported per holder and
-beside each latency figure.
+Each holder's offset is measured by round trips of the ``clock`` command before its ramp
+(its task answers, on the same host, then starts it) and again after the last receipt
+(``clock.bracket``); every receipt and ramp time is moved onto this machine's clock, and
+the uncertainty left is reported per holder and beside each latency figure.
 
 The listener binds 127.0.0.1 unless ``ScaleOptions.callback_host`` says otherwise (the
 address of this machine the Dask workers can reach); a connection that does not open with
@@ -59,7 +58,7 @@ class RemoteHolder(Channel):
         self.hello = hello
         self.future = future
         self.index = int(hello["index"])
-        self.pid = int(hello["pid"])
+        self.pid = 0  # the holder process's, once its task started it (``start``)
         self.what = f"holder {self.index} on {hello.get('worker') or hello['host']}"
 
     def readline(self, timeout: float) -> str:
@@ -109,7 +108,7 @@ class Placed:
     def row(self) -> dict[str, Any]:
         h = self.holder.hello
         row = {"holder": self.holder.index, "host": h["host"], "worker": h.get("worker"),
-               "worker_pid": h.get("worker_pid"), "pid": h["pid"],
+               "worker_pid": h.get("worker_pid"), "pid": self.holder.pid,
                "connections": h.get("connections"), "sources": h.get("sources", [])}
         clock = self.offset or self.before
         if clock is not None:
@@ -195,6 +194,11 @@ class DaskHolders:
                 allow_other_workers=False, pure=False))
         got = self._accept(n)
         self.placed = [Placed(h) for h in sorted(got, key=lambda h: h.index)]
+        self.clock_before()  # answered by each task on its host's clock, before any ramp
+        for pl in self.placed:
+            started = c.expect(c.Started, pl.holder.ask(c.Start(), timeout=STOP_WAIT_S * 6),
+                               pl.holder.what)
+            pl.holder.pid = int(started["pid"])
         return [pl.holder for pl in self.placed]
 
     def _accept(self, n: int) -> list[RemoteHolder]:
@@ -230,7 +234,8 @@ class DaskHolders:
                 raise WslabError(f"holder {p} failed on its Dask worker: {future.exception()}")
 
     def clock_before(self) -> None:
-        """The first burst, once every holder is ready (before anything is timed)."""
+        """The first burst, before the holders start (their tasks answer on the same
+        host's clock)."""
         for pl in self.placed:
             pl.before = burst(pl.holder)
 
