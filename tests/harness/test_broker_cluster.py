@@ -172,6 +172,9 @@ def test_scale_refuses_an_unknown_broker_and_an_unreachable_cluster_in_one_line(
     with pytest.raises(WslabError, match=r"unknown broker 'kafka'; known: memory, redis, "
                                          r"redis-cluster"):
         run_scale(CONFIG, ScaleOptions(connections=10, workers=2, broker="kafka"))
+    with pytest.raises(WslabError, match=r"^bad Redis Cluster seed 'http://h:1': want "):
+        run_scale(CONFIG, ScaleOptions(connections=10, workers=2, broker="redis-cluster",
+                                       redis_url="redis://h:2,http://h:1"))
     port = free_port()
     with pytest.raises(WslabError) as info:
         run_scale(CONFIG, ScaleOptions(connections=10, workers=2, broker="redis-cluster",

@@ -237,6 +237,10 @@ def _resolve(config: TuningConfig, opts: ScaleOptions) -> tuple[str, LoadPlan]:
     broker = opts.broker or ("redis" if opts.workers > 1 else "memory")
     if broker not in BROKERS:
         raise WslabError(f"unknown broker {broker!r}; known: {', '.join(BROKERS)}")
+    if broker == "redis-cluster" and opts.redis_url:
+        from wslab.harness.broker_cluster import parse_seeds
+
+        parse_seeds(opts.redis_url)  # a malformed seed list fails before anything starts
     if broker == "memory" and opts.workers > 1:
         raise WslabError("an in-memory broker cannot fan out across worker processes; "
                          "use --broker redis")
