@@ -199,7 +199,14 @@ class RedisClusterBroker:
             return link
         host, _, port = name.rpartition(":")
         link = self._links[name] = _Link(name, host, int(port))
-        await self._connect(link)
+        try:
+            await self._connect(link)
+        except BaseException:  # not kept half-open: the next caller tries afresh
+            del self._links[name]
+            if link.client is not None:
+                with contextlib.suppress(Exception):
+                    await link.client.aclose()
+            raise
         link.up.set()
         link.reader = asyncio.get_running_loop().create_task(self._read(link))
         return link
