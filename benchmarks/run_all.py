@@ -54,6 +54,7 @@ ESTIMATES: dict[str, tuple[float, float]] = {
     "shaper": (4, 10), "sim": (12, 60), "sweep": (26, 60), "traces": (6, 80),
     "events": (5, 25), "zstd": (60, 200), "browser": (420, 1500),
     "browser_client": (80, 250), "sweep_cluster": (75, 200), "scale_dask": (70, 200),
+    "broker_cluster": (17, 60),
 }
 DEFAULT_ESTIMATE = (30.0, 120.0)
 TIMEOUT_S = {True: 600, False: 3600}
