@@ -2,12 +2,12 @@
 
 Two configs are what the recommender chose for ``--clients browser`` from a sweep run here
 (different server windows); a third is hand-picked among those a browser can be held to,
-asking the browser for ``client_no_context_takeover``, with the server batching. Each runs live with headless Chromium
-(``/usr/bin/chromium`` through Playwright) and is checked on the wire (the tap's frame
-headers: RSV1 both ways), in the handshake (Chromium's offer, the agreed parameters), for
-integrity, and against the simulator's bytes per direction. Expected values come from the
-configs the tests chose, and from alternatives simulated here that a wrong model would match
-instead.
+asking the browser for ``client_no_context_takeover``, with the server batching. Each runs
+live with headless Chromium (``/usr/bin/chromium`` through Playwright) and is checked on the
+wire (the tap's frame headers: RSV1 both ways), in the handshake (Chromium's offer, the
+agreed parameters), for integrity, and against the simulator's bytes per direction. Expected
+values come from the configs the tests chose, and from alternatives simulated here that a
+wrong model would match instead.
 """
 
 from __future__ import annotations
