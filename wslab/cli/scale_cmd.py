@@ -58,9 +58,20 @@ def scale(
     cluster: Annotated[str | None, typer.Option(
         "--cluster", help="run the holders on Dask: 'local' (a LocalCluster) or a scheduler "
                           "address tcp://HOST:PORT; the servers still run here")] = None,
+    url: Annotated[str | None, typer.Option(
+        "--url", help="load a server fleet you run (ws://HOST:PORT/PATH) instead of starting "
+                      "wslab's workers: ramp, connections held and closed, close codes")] = None,
+    allow_remote: Annotated[bool, typer.Option(
+        "--allow-remote", help="--url may name another host (only servers you run)")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Hold many connections over workers and measure ramp, memory, CPU and fan-out."""
+    """Hold many connections over workers and measure ramp, memory, CPU and fan-out.
+
+    With --url the servers are yours (a fleet wslab did not start, on this machine or, with
+    --allow-remote, another): the holders -- here or on Dask workers with --cluster -- open,
+    hold and count the connections; broadcasts, directs and server memory need wslab's own
+    workers and are listed as not measured.
+    """
     from wslab.config import TuningConfig
     from wslab.harness.scale import ScaleOptions, run_scale
     from wslab.harness.scale_modes import memory_matrix, run_storm
@@ -73,6 +84,12 @@ def scale(
                         prepared_broadcast=not session_broadcast, holders=holders,
                         nginx_conf=nginx_conf if balancer == "nginx" else None)
     opts.cluster = cluster
+    opts.fleet_url, opts.allow_remote = url, allow_remote
+    if url is not None and (storm or memory):
+        from wslab.errors import WslabError
+
+        raise WslabError("--url loads a fleet you run; --storm and --memory-matrix measure "
+                         "wslab's own workers")
     if cluster is not None and (storm or memory):
         from wslab.errors import WslabError
 

@@ -26,6 +26,7 @@ the figures are made.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import tempfile
 import time
@@ -234,6 +235,16 @@ def _resolve(config: TuningConfig, opts: ScaleOptions) -> tuple[str, LoadPlan]:
         from wslab.harness.dask_cluster import parse_cluster
 
         parse_cluster(opts.cluster)  # a malformed address fails before anything starts
+    if opts.fleet_url is not None:
+        from wslab.harness.scale_fleet import parse_fleet_url
+
+        target = parse_fleet_url(opts.fleet_url, allow_remote=opts.allow_remote)
+        plan = plan_load(opts.connections, 1, max_connections=opts.connections)
+        if plan.problems:
+            raise WslabError("cannot reach the requested load: " + "; ".join(plan.problems))
+        if target.remote:  # 127.0.0.x sources reach only this machine
+            plan = dataclasses.replace(plan, source_addresses=[])
+        return "none", plan
     broker = opts.broker or ("redis" if opts.workers > 1 else "memory")
     if broker not in BROKERS:
         raise WslabError(f"unknown broker {broker!r}; known: {', '.join(BROKERS)}")
@@ -285,6 +296,8 @@ def run_scale(config: TuningConfig, opts: ScaleOptions,
 
 def _execute(run: ScaleRun, broker: str, plan: LoadPlan) -> ScaleResult:
     opts, say = run.opts, run.say
+    if opts.fleet_url is not None:
+        return _execute_fleet(run, plan)
     redis_url = opts.redis_url
     if broker == "redis" and redis_url is None:
         say("starting a private redis-server")
@@ -346,6 +359,25 @@ def _execute(run: ScaleRun, broker: str, plan: LoadPlan) -> ScaleResult:
     summary = summarise(opts, broker, plan, ramp, samples,
                         Collected(held, stats, reports, directs, died, clocks))
     return ScaleResult(summary, plan, stats)
+
+
+def _execute_fleet(run: ScaleRun, plan: LoadPlan) -> ScaleResult:
+    """Load a fleet wslab did not start: ramp, idle with heartbeats, count what held."""
+    from wslab.harness.scale_fleet import fleet_summary, parse_fleet_url
+
+    opts, say = run.opts, run.say
+    run.url = parse_fleet_url(opts.fleet_url or "", allow_remote=opts.allow_remote).url
+    say(f"opening {opts.connections} connections to {run.url}")
+    run.start_holders(plan)
+    readies = run.ready()
+    say(f"{Ramp(readies).opened} open; idling {opts.idle_s:g} s with heartbeats")
+    time.sleep(opts.idle_s)
+    counted = run.counts()
+    clocks: list[dict[str, Any]] = []
+    if run.remote is not None:  # ramp times onto this machine's clock
+        readies, _ = run.remote.corrected(readies, run.reports())
+        clocks = run.remote.rows()
+    return ScaleResult(fleet_summary(opts, plan, Ramp(readies), counted, clocks), plan)
 
 
 def _kill_and_purge(run: ScaleRun, held: list[int]) -> list[dict[str, Any]]:

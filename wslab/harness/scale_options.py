@@ -47,3 +47,7 @@ class ScaleOptions:
     # The address the Dask holders call back to (the coordinator's listener). The servers
     # still listen on loopback, so holders on other hosts need a fleet they can reach.
     callback_host: str = "127.0.0.1"
+    # A server fleet wslab did not start (``ws://HOST:PORT/PATH``): no workers, Redis or
+    # nginx; the holders load it and the run reports what it can (``scale_fleet.py``).
+    fleet_url: str | None = None
+    allow_remote: bool = False  # a fleet on another host (load stays on loopback otherwise)
