@@ -58,6 +58,10 @@ def scale(
     cluster: Annotated[str | None, typer.Option(
         "--cluster", help="run the holders on Dask: 'local' (a LocalCluster) or a scheduler "
                           "address tcp://HOST:PORT; the servers still run here")] = None,
+    callback_host: Annotated[str, typer.Option(
+        "--callback-host", help="with --cluster on other hosts: this machine's address the "
+                                "Dask holders connect back to (default loopback)")
+    ] = "127.0.0.1",
     url: Annotated[str | None, typer.Option(
         "--url", help="load a server fleet you run (ws://HOST:PORT/PATH) instead of starting "
                       "wslab's workers: ramp, connections held and closed, close codes")] = None,
@@ -85,6 +89,7 @@ def scale(
                         nginx_conf=nginx_conf if balancer == "nginx" else None)
     opts.cluster = cluster
     opts.fleet_url, opts.allow_remote = url, allow_remote
+    opts.callback_host = callback_host
     if url is not None and (storm or memory):
         from wslab.errors import WslabError
 
