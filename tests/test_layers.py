@@ -14,8 +14,6 @@ import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 
-import pytest
-
 SOURCE = Path(__file__).resolve().parents[1] / "wslab"
 
 # Bottom to top; a module may import its own layer and the ones below it.
