@@ -27,6 +27,12 @@ MEASURED = ("cpu_us_per_msg", "vs_always_cpu_us_per_msg", "latency_p50_ms", "lat
             "latency_p95_ms", "latency_p99_ms", "latency_max_ms")
 
 
+def _profiling() -> bool:
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
 def _exact(table: pd.DataFrame) -> pd.DataFrame:
     out = table.drop(columns=[c for c in MEASURED if c in table.columns])
     return out.sort_values("point").reset_index(drop=True)
@@ -57,8 +63,12 @@ def test_the_panel_sweeps_on_a_local_cluster_and_links_its_dashboard(tmp_path: P
         assert found is not None and found.group(1).startswith("http://127.0.0.1:")
         with urllib.request.urlopen(found.group(1), timeout=10) as answer:  # the dashboard
             assert answer.status == 200
-        loads = panel.dask.runner().session.client.run(trace_loads)
+        client = panel.dask.runner().session.client
+        loads = client.run(trace_loads)
         assert sum(loads.values()) >= 1  # the points ran on the cluster's workers
+        # the local cluster's workers run without Dask's sampling profiler (it costs a
+        # CPU-bound sweep a tenth of its time)
+        assert set(client.run(_profiling).values()) == {False}
     finally:
         panel.dask.close()
     configs = len(plan_points(panel.points, panel.config))
