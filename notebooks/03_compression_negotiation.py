@@ -178,16 +178,23 @@ from wslab.lab import echo_server, probe
 
 with echo_server(server_max_window_bits=11, server_no_context_takeover=True) as url:
     found = probe(url)
-found.server
+found
 
 # %% [markdown]
-# `window_unasked` is the window the server uses when the client states no wish: 11, as
-# configured. `server windows` shows what it answered to each offered window (never more
-# than offered, never more than its own 11). The behaviour table confirms the reset: the
-# second copy of a message is no smaller than the first.
-
-# %%
-found.behaviour
+# How to read it. The first table is what the server turned out to be configured with: with
+# no wish from the client it compresses with an 11-bit window, as configured, and it resets
+# that window after every message even when nobody asked (`server_no_context_takeover`
+# forced). The server-window row shows its answer to each window offered: never more than
+# offered, never more than its own 11 (8 is declined: zlib has no 8-bit window). The second
+# table is what it does: the repeated message comes back no smaller the second time, the
+# reset in fact. The last lists every offer with the answer and what was agreed; a flag
+# there is an answer that breaks RFC 7692, or one a zlib client cannot honour.
+#
+# To audit your own server, give its URL: `probe("ws://127.0.0.1:PORT/path")` here (loopback
+# only), or `wslab probe ws://127.0.0.1:PORT/` in a terminal (`--allow-remote` for a server
+# you run elsewhere, `--trace T` for your own messages, `--json` for a file). Two slower
+# probes, idle behaviour (server pings, pong timeout) and the largest accepted message, are
+# left out here; `probe(url, skip=frozenset())` runs them too.
 
 # %% [markdown]
 # ## Exercises
@@ -206,6 +213,8 @@ found.behaviour
 #    sensor frames? Then check the ratio and CPU per message.
 # 6. Back on chat, leave *adaptive* unticked and set the threshold to 1,024 bytes (Node
 #    `ws`'s default). What does the policy table say against `always`? Then try 256.
+# 7. Restart the echo server of section 5 with `server_max_window_bits=9` and without
+#    `server_no_context_takeover`. Predict the probe's two first tables before you run it.
 
 # %% [markdown] tags=["answer"]
 # <details class="wslab-answer"><summary><b>Answers</b> (click to open)</summary>
@@ -242,6 +251,10 @@ found.behaviour
 #    compressors *without* context takeover, where a small message alone does not shrink;
 #    with a kept window even short chat messages compress to a quarter — which is why `ws`
 #    ignores its threshold while context takeover is on (ws #1950).
+# 7. The server now compresses with 9 bits when the client asks for no window, and answers
+#    every larger offer with 9 (an offer of 9 gets 9, 8 is still declined); it no longer
+#    resets its window unasked, and the repeated message comes back smaller the second
+#    time: the context is kept.
 #
 # </details>
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import html
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,39 +30,89 @@ QUICK_SKIP = frozenset({"idle", "max_message"})
 """What :func:`probe` leaves out unless asked: the two probes that take seconds."""
 
 
+# What each of the report's server findings means, in the words a table shows.
+SERVER_LABELS = {
+    "deflate": "speaks permessage-deflate",
+    "window_unasked": "server window when the client asks for none (bits)",
+    "client_window_wish": "client window the server asks for (15: no limit asked)",
+    "forces_server_no_context_takeover": "resets its own window after every message, "
+                                         "even unasked",
+    "forces_client_no_context_takeover": "tells the client to reset its window, unasked",
+    "honours_server_no_context_takeover": "resets its window when the client asks",
+    "zstd": "x-wslab-zstd modes agreed",
+    "server_windows": "server window offered -> used (zlib has no 8-bit window: many "
+                      "servers decline 8)",
+}
+HEADINGS = ("what the server is configured with", "what it does",
+            "every offer and its answer (RFC 7692 checked)")
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} -> {v}" for k, v in value.items()) or "none"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "none"
+    return "-" if value is None else str(value)
+
+
+def _html(frame: pd.DataFrame) -> str:
+    """The whole table (no cell cut short), text left-aligned, no index."""
+    with pd.option_context("display.max_colwidth", None):
+        text = frame.to_html(index=False, border=0, justify="left")
+    return text.replace("<td>", '<td style="text-align:left">')
+
+
 @dataclass
 class ProbeTables:
-    """A probe's findings as tables (``report`` is the ``--json`` object)."""
+    """A probe's findings as tables (``report`` is the ``--json`` object); shown in a
+    notebook as the verdict and the three tables in full."""
 
     report: dict[str, Any]
     server: pd.DataFrame
     matrix: pd.DataFrame
     behaviour: pd.DataFrame
 
+    @property
+    def problems(self) -> list[str]:
+        return list(self.report.get("problems") or [])
+
     def _repr_html_(self) -> str:
-        parts = [f"<p><b>{self.report['target']}</b>: "
-                 f"{'no problem found' if self.report.get('ok') else 'problems: '}"
-                 f"{'; '.join(self.report.get('problems') or [])}</p>"]
-        for frame in (self.server, self.behaviour, self.matrix):
-            parts.append(frame.to_html(index=False, border=0))
+        verdict = ("no problem found" if self.report.get("ok")
+                   else "problems: " + "; ".join(html.escape(p) for p in self.problems))
+        parts = [f"<p><b>{html.escape(str(self.report['target']))}</b>: {verdict}</p>"]
+        for heading, frame in zip(HEADINGS, (self.server, self.behaviour, self.matrix),
+                                  strict=True):
+            parts += [f"<p><b>{heading}</b></p>", _html(frame)]
         return "\n".join(parts)
 
 
 def _server_table(report: dict[str, Any]) -> pd.DataFrame:
     server = report.get("server") or {}
-    rows = [(k, v) for k, v in server.items() if k not in ("agreed", "server_windows")]
-    windows = server.get("server_windows") or {}
-    rows.append(("server windows (offered -> used)",
-                 ", ".join(f"{k}->{v}" for k, v in windows.items())))
-    return pd.DataFrame(rows, columns=["finding", "value"]).astype({"value": str})
+    rows = [(SERVER_LABELS.get(k, k), _cell(v)) for k, v in server.items() if k != "agreed"]
+    return pd.DataFrame(rows, columns=["finding", "value"])
+
+
+def _behaviour_table(report: dict[str, Any]) -> pd.DataFrame:
+    rows = [{"probe": r["probe"], "finding": r["finding"]} for r in behaviour_rows(report)]
+    takeover = (report.get("behaviour") or {}).get("context_takeover") or {}
+    sizes = takeover.get("sizes") or []
+    for row in rows:  # the numbers behind the verdict, so a reader can check it
+        if row["probe"] == "context takeover" and len(sizes) == 2:
+            row["finding"] += (f" (a {takeover.get('message_bytes')} B message came back as "
+                               f"{sizes[0]} B, then again as {sizes[1]} B)")
+    return pd.DataFrame.from_records(rows, columns=["probe", "finding"])
 
 
 def probe(url: str, *, timeout: float = 1.0, skip: frozenset[str] = QUICK_SKIP,
           **options: Any) -> ProbeTables:
     """Probe ``url`` (loopback only) and return the findings as tables.
 
-    Runs in a worker thread, so it works inside a notebook whose kernel already runs an
-    event loop. ``options`` are :class:`~wslab.harness.probe.ProbeOptions` fields.
+    The idle and largest-message probes take seconds and are left out unless asked
+    (``skip=frozenset()`` runs every probe). Runs in a worker thread, so it works inside a
+    notebook whose kernel already runs an event loop. ``options`` are
+    :class:`~wslab.harness.probe.ProbeOptions` fields.
     """
     opts = ProbeOptions(timeout=timeout, skip=frozenset(skip), **options)
     target = parse_target(url)
@@ -69,7 +120,7 @@ def probe(url: str, *, timeout: float = 1.0, skip: frozenset[str] = QUICK_SKIP,
         report = pool.submit(run_probe, target, opts).result()
     return ProbeTables(report, _server_table(report),
                        pd.DataFrame.from_records(matrix_rows(report)),
-                       pd.DataFrame.from_records(behaviour_rows(report)))
+                       _behaviour_table(report))
 
 
 @contextmanager
