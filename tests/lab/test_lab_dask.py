@@ -8,6 +8,7 @@ import re
 import urllib.request
 from pathlib import Path
 
+import dask
 import pandas as pd
 import pytest
 
@@ -25,12 +26,6 @@ pytest.importorskip("distributed", reason="Dask distributed is a dev dependency"
 # runs; every other column is exact.
 MEASURED = ("cpu_us_per_msg", "vs_always_cpu_us_per_msg", "latency_p50_ms", "latency_p90_ms",
             "latency_p95_ms", "latency_p99_ms", "latency_max_ms")
-
-
-def _profiling() -> bool:
-    import dask
-
-    return bool(dask.config.get("distributed.worker.profile.enabled"))
 
 
 def _exact(table: pd.DataFrame) -> pd.DataFrame:
@@ -68,7 +63,8 @@ def test_the_panel_sweeps_on_a_local_cluster_and_links_its_dashboard(tmp_path: P
         assert sum(loads.values()) >= 1  # the points ran on the cluster's workers
         # the local cluster's workers run without Dask's sampling profiler (it costs a
         # CPU-bound sweep a tenth of its time)
-        assert set(client.run(_profiling).values()) == {False}
+        profiling = client.run(dask.config.get, "distributed.worker.profile.enabled")
+        assert set(profiling.values()) == {False}
     finally:
         panel.dask.close()
     configs = len(plan_points(panel.points, panel.config))
